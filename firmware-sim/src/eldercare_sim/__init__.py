@@ -1,0 +1,1 @@
+"""eldercare_sim."""
