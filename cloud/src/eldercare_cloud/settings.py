@@ -33,8 +33,20 @@ class CloudSettings(BaseSettings):
     # ingest batching: a batch is committed when it is this big or this old
     ingest_batch_max: int = Field(default=500, ge=1, le=10000)
     ingest_batch_wait_ms: int = Field(default=5, ge=0, le=1000)
+    #: messages received but not yet committed before ingest stops reading the socket
+    ingest_queue_max: int = Field(default=20000, ge=100)
+    mqtt_keepalive_s: int = Field(default=30, ge=5, le=3600)
+    mqtt_reconnect_max_s: float = Field(default=10.0, gt=0, le=300)
+    #: CA bundle for mqtts:// (system CAs when unset)
+    mqtt_tls_ca: Path | None = None
+    #: how long publish_config/publish_command wait for the broker's PUBACK
+    mqtt_publish_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    #: test hook: the process exits (os._exit) right after a commit, before its ack
+    test_exit_after_commit: bool = False
 
     # HTTP API
+    #: CloudService serves the care core's app (eldercare_cloud.app) when present
+    http_enabled: bool = True
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
     secret_key: str = "dev-secret-change-me"
@@ -44,11 +56,41 @@ class CloudSettings(BaseSettings):
     gateway_offline_after_s: int = Field(default=300, ge=5)
     welfare_inactive_hours: float = Field(default=12.0, gt=0)
 
+    # care core: escalation ladder, responders, notifications, live stream
+    tenant: str = "default"
+    ladder_life_safety_timeout_s: int = Field(default=60, ge=1, le=3600)
+    ladder_default_timeout_s: int = Field(default=300, ge=1, le=86400)
+    responder_link_ttl_s: int = Field(default=24 * 3600, ge=60)
+    access_token_ttl_s: int = Field(default=8 * 3600, ge=60)
+    care_poll_s: float = Field(default=1.0, gt=0, le=60)
+    care_rules_interval_s: float = Field(default=30.0, gt=0)
+    notify_max_attempts: int = Field(default=5, ge=1, le=50)
+    notify_retry_base_s: float = Field(default=5.0, ge=0)
+    webhook_timeout_s: float = Field(default=5.0, gt=0)
+    stream_heartbeat_s: float = Field(default=15.0, gt=0)
+    #: how SMS leave the cloud: not at all, an HTTP SMS gateway, or a GSM modem on a serial port
+    sms_provider: Literal["none", "http", "gsm"] = "none"
+    sms_http_url: str | None = None
+    sms_http_token: str | None = None
+    sms_serial_port: str | None = None
+    sms_serial_baud: int = 115200
+    sms_timeout_s: float = Field(default=10.0, gt=0)
+    #: how long the gateway waits for the cloud's ack of an alarm before it texts itself
+    gateway_sms_timeout_s: int = Field(default=60, ge=5, le=3600)
+
     # InfluxDB v2 (telemetry at scale); SQLite is used when no URL is set
     influx_url: str | None = None
     influx_token: str | None = None
     influx_org: str = "eldercare"
     influx_bucket: str = "telemetry"
+    #: keep telemetry in SQLite as well when InfluxDB is configured
+    telemetry_sqlite: bool = True
+    influx_batch_size: int = Field(default=1000, ge=1, le=50000)
+    influx_flush_ms: int = Field(default=500, ge=1, le=60000)
+    #: points buffered for InfluxDB during an outage before the oldest are dropped (counted)
+    influx_max_pending: int = Field(default=200000, ge=1)
+    influx_timeout_ms: int = Field(default=5000, ge=100)
+    influx_retry_max_s: float = Field(default=30.0, gt=0)
 
     @property
     def db_path(self) -> Path:
@@ -66,4 +108,7 @@ class CloudSettings(BaseSettings):
         if self.environment == "production" and self.secret_key in PLACEHOLDER_SECRETS:
             raise ConfigError("ELDERCARE_CLOUD_SECRET_KEY must be set to a real secret in "
                               "production")
+        if self.environment == "production" and self.test_exit_after_commit:
+            raise ConfigError("ELDERCARE_CLOUD_TEST_EXIT_AFTER_COMMIT is a test hook; "
+                              "never set it in production")
         return self
