@@ -1,2 +1,67 @@
+"""``eldercare-edge``: run the home gateway from a settings file.
+
+The settings object is built here, in ``main()``, never at import. SIGTERM and
+SIGINT stop the gateway cleanly (inputs first, then the outbox is flushed and the
+cloud told "offline").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from eldercare_edge.errors import EdgeError
+from eldercare_edge.gateway import Gateway
+from eldercare_edge.settings import EdgeSettings
+
+app = typer.Typer(add_completion=False, help="Eldercare home gateway / 居家养老网关")
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="YAML or TOML settings file")]
+
+
+async def _serve(settings: EdgeSettings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with Gateway(settings):
+        print(f"网关 {settings.gateway_id} 已启动 / gateway started", flush=True)
+        await stop.wait()
+    print(f"网关 {settings.gateway_id} 已停止 / gateway stopped", flush=True)
+
+
+@app.command()
+def run(config: ConfigOpt) -> None:
+    """Run the gateway until SIGTERM or Ctrl-C."""
+    try:
+        settings = EdgeSettings.from_file(config)
+    except EdgeError as exc:
+        typer.echo(f"配置错误 / config error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(_serve(settings))
+    except EdgeError as exc:
+        typer.echo(f"网关错误 / gateway error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+@app.command("show-config")
+def show_config(config: ConfigOpt) -> None:
+    """Print the settings as loaded (file + environment), secrets hidden."""
+    try:
+        settings = EdgeSettings.from_file(config)
+    except EdgeError as exc:
+        typer.echo(f"配置错误 / config error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(settings.model_dump_json(indent=2))
+
+
 def main() -> None:
-    raise SystemExit("not yet implemented")
+    app()

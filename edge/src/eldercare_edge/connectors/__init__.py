@@ -1,0 +1,1 @@
+"""Connectors own I/O (brokers, serial ports, the modem); nothing behind them sees bytes."""

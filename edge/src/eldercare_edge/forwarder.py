@@ -1,0 +1,162 @@
+"""The forwarder: moves records from the outbox to the cloud and deletes them only on an Ack.
+
+* A bounded window of records awaits the cloud's application ack; alarms may
+  always go out, even when telemetry fills the window, so a new alarm never
+  waits behind a backlog.
+* A broker PUBACK means nothing here: a record leaves the outbox only when an
+  ``Ack`` on ``down/ack`` names its id.
+* A record not acked within ``resend_after_s`` is sent again with the same id.
+* On every (re)connect the in-flight set is forgotten and sending starts again
+  from the head of each lane in seq order: per-device order is kept (it is the
+  seq order within a lane) and anything lost with the old connection goes again.
+  The cloud drops the duplicates by id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from eldercare_edge.clock import Clock, aware_now
+from eldercare_edge.connectors.mqtt import Outgoing
+from eldercare_edge.counters import Counters
+from eldercare_edge.outbox import Outbox, OutboxItem, Stored
+from eldercare_protocols.uplink import Ack, Lane, Up, up_topic
+
+log = logging.getLogger(__name__)
+
+
+class Link(Protocol):
+    """What the forwarder needs from a transport (MqttLink fits)."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    def publish(self, msg: Outgoing) -> bool: ...
+
+
+@dataclass
+class _Flight:
+    item: OutboxItem
+    sent_at: float
+
+
+class Forwarder:
+    def __init__(self, gateway_id: str, outbox: Outbox, link: Link, *, window: int,
+                 resend_after_s: float, read_batch: int, clock: Clock, counters: Counters,
+                 on_committed: Callable[[list[Stored]], None] | None = None) -> None:
+        self.gateway_id = gateway_id
+        self.outbox = outbox
+        self.link = link
+        self.window = window
+        self.resend_after_s = resend_after_s
+        self.read_batch = read_batch
+        self.clock = clock
+        self.counters = counters
+        self._on_committed = on_committed
+        self._inflight: OrderedDict[str, _Flight] = OrderedDict()
+        self._cursor: dict[Lane, int] = {}
+        self._wake = asyncio.Event()
+        self.last_cloud_ack: datetime | None = None
+        self._topics = {Lane.ALARM: up_topic(gateway_id, Up.EVENTS),
+                        Lane.EVENT: up_topic(gateway_id, Up.EVENTS),
+                        Lane.TELEMETRY: up_topic(gateway_id, Up.TELEMETRY)}
+
+    # ---------------------------------------------------------------- signals
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def reset(self) -> None:
+        """Forget what is in flight: after a (re)connect everything unacked goes again."""
+        self._inflight.clear()
+        self._cursor.clear()
+        self._wake.set()
+
+    @property
+    def inflight(self) -> int:
+        return len(self._inflight)
+
+    async def on_ack(self, ack: Ack) -> list[Stored]:
+        gone = await self.outbox.ack(ack.ids)
+        for rid in ack.ids:
+            self._inflight.pop(rid, None)
+        self.last_cloud_ack = aware_now(self.clock)
+        self.counters.inc("acked", len(gone))
+        if len(gone) < len(ack.ids):
+            self.counters.inc("acks_for_unknown_ids", len(ack.ids) - len(gone))
+        if gone and self._on_committed is not None:
+            self._on_committed(gone)
+        self._wake.set()
+        return gone
+
+    # ---------------------------------------------------------------- loop
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            if self.link.connected:
+                self._resend_expired()
+                await self._fill()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._next_deadline())
+
+    def _next_deadline(self) -> float:
+        if not self._inflight:
+            return 1.0
+        oldest = next(iter(self._inflight.values())).sent_at
+        return max(0.01, min(1.0, oldest + self.resend_after_s - time.monotonic()))
+
+    def _send(self, item: OutboxItem) -> bool:
+        return self.link.publish(Outgoing(self._topics[item.lane], item.payload, qos=1))
+
+    def _resend_expired(self) -> None:
+        now = time.monotonic()
+        expired = [f for f in self._inflight.values() if now - f.sent_at >= self.resend_after_s]
+        for flight in sorted(expired, key=lambda f: f.item.seq):
+            if not self._send(flight.item):
+                return
+            flight.sent_at = now
+            self._inflight.move_to_end(flight.item.id)
+            self.counters.inc("resent")
+
+    async def _fill(self) -> None:
+        # alarms first and outside the window: they are few and must never wait
+        await self._pump((Lane.ALARM,), self.read_batch)
+        while self.link.connected:
+            room = self.window - len(self._inflight)
+            if room <= 0:
+                return
+            sent = await self._pump((Lane.EVENT, Lane.TELEMETRY), min(room, self.read_batch))
+            if sent == 0:
+                return
+            await self._pump((Lane.ALARM,), self.read_batch)
+
+    async def _pump(self, lanes: tuple[Lane, ...], limit: int) -> int:
+        items = await self.outbox.read_batch(limit, after=self._cursor, lanes=lanes)
+        now = time.monotonic()
+        sent = 0
+        for item in items:
+            if item.id in self._inflight:
+                continue
+            if not self._send(item):
+                break
+            self._inflight[item.id] = _Flight(item, now)
+            self._cursor[item.lane] = max(self._cursor.get(item.lane, 0), item.seq)
+            sent += 1
+        self.counters.inc("sent", sent)
+        return sent
+
+    def oldest_unacked_s(self) -> float | None:
+        if not self._inflight:
+            return None
+        now = aware_now(self.clock)
+        oldest = min(f.item.created for f in self._inflight.values())
+        return max(0.0, (now - oldest).total_seconds())

@@ -1,0 +1,379 @@
+"""The gateway: wires connectors, ingest, rules, outbox, forwarder and SMS together.
+
+Lifecycle is an async context manager with named background tasks:
+
+``ingest``    inbound messages → codecs → rules → outbox (alarms fsync'd, then LED "received")
+``forwarder`` outbox → cloud, delete on Ack (then LED "help coming")
+``downlink``  acks, retained config, commands for devices
+``rules``     time-driven rules (inactivity, door left open, missed heartbeats)
+``sms``       SMS fallback for alarms the cloud has not acknowledged in time
+``health``    periodic health on ``up/state``
+``dongle``    the serial RF dongle, when configured
+
+Shutdown stops the inputs first, stores what was already received, then says
+"offline" to the cloud and closes the databases: nothing a device was told
+"received" and nothing the cloud has not acknowledged is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Coroutine
+from types import TracebackType
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from eldercare_edge import __version__
+from eldercare_edge.clock import Clock, SystemClock, aware_now
+from eldercare_edge.config_store import ConfigStore
+from eldercare_edge.connectors.dongle import SerialDongle
+from eldercare_edge.connectors.modem import GsmModem
+from eldercare_edge.connectors.mqtt import MqttLink, Outgoing
+from eldercare_edge.counters import Counters
+from eldercare_edge.devices import Registry
+from eldercare_edge.forwarder import Forwarder
+from eldercare_edge.ingest import Inbound, Ingest, IngestResult
+from eldercare_edge.outbox import Draft, Outbox, Stored
+from eldercare_edge.records import TelemetryBatcher
+from eldercare_edge.rules import Rules
+from eldercare_edge.settings import EdgeSettings
+from eldercare_edge.sms import Modem, SmsFallback, SmsLedger
+from eldercare_protocols import native, z2m
+from eldercare_protocols.errors import DecodeError
+from eldercare_protocols.uplink import (
+    Ack,
+    Down,
+    DownCommand,
+    GatewayConfig,
+    GatewayState,
+    Lane,
+    Up,
+    encode,
+    gateway_subscriptions,
+    parse_down_topic,
+    up_topic,
+)
+
+log = logging.getLogger(__name__)
+
+INGEST_CHUNK = 1000
+
+
+class Gateway:
+    def __init__(self, settings: EdgeSettings, *, clock: Clock | None = None,
+                 modem: Modem | None = None) -> None:
+        self.settings = settings
+        self.gateway_id = settings.gateway_id
+        self.clock: Clock = clock or SystemClock()
+        self.counters = Counters()
+        self._modem_override = modem
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._inbox: deque[Inbound] = deque()
+        self._inbox_ready = asyncio.Event()
+        self._down: deque[tuple[str, bytes]] = deque()
+        self._down_ready = asyncio.Event()
+        self._started_mono = time.monotonic()
+        self._store = ConfigStore(settings.data_dir / "config.json")
+        self.config: GatewayConfig = self._store.load() or settings.bootstrap_config()
+        self.registry = Registry(self.config)
+        self.rules = Rules(self.config, self.registry, self.clock)
+        self.outbox = Outbox(settings.data_dir / "outbox.sqlite", self.gateway_id,
+                             max_bytes=settings.outbox.max_bytes, clock=self.clock)
+        self.ledger = SmsLedger(settings.data_dir / "sms.sqlite")
+        self.batcher = TelemetryBatcher(self.gateway_id, settings.outbox.telemetry_batch_max,
+                                        settings.outbox.telemetry_flush_s)
+        self.ingest = Ingest(self.gateway_id, self.registry, self.rules, self.counters,
+                             self.clock, self.batcher)
+        self._state_topic = up_topic(self.gateway_id, Up.STATE)
+        cloud = settings.cloud
+        self.cloud = MqttLink(
+            "cloud", cloud, cloud.client_id or f"gw-{self.gateway_id}",
+            subscriptions=gateway_subscriptions(self.gateway_id),
+            on_messages=self._on_down,
+            will=Outgoing(self._state_topic, self._state("offline"), 1, True),
+            birth=lambda: Outgoing(self._state_topic, self._state("online"), 1, True),
+            on_connect=self._on_cloud_connect, on_disconnect=self._on_cloud_disconnect,
+            max_inflight=cloud.mqtt_inflight)
+        self.forwarder = Forwarder(
+            self.gateway_id, self.outbox, self.cloud, window=cloud.inflight_window,
+            resend_after_s=cloud.resend_after_s, read_batch=cloud.read_batch, clock=self.clock,
+            counters=self.counters, on_committed=self._on_committed)
+        subs = native.SUBSCRIPTIONS + (z2m.SUBSCRIPTIONS if settings.z2m.enabled else ())
+        home = settings.home_broker
+        self.home = MqttLink("home", home, home.client_id or f"gw-{self.gateway_id}-home",
+                             subscriptions=subs, on_messages=self._on_home)
+        modem = modem or (GsmModem(settings.modem) if settings.modem else None)
+        self.sms = SmsFallback(
+            gateway_id=self.gateway_id, outbox=self.outbox, ledger=self.ledger, modem=modem,
+            config=lambda: self.config, timeout_s=self._sms_timeout, clock=self.clock,
+            counters=self.counters, put=self.store,
+            retries=settings.modem.retries if settings.modem else 3,
+            retry_delay_s=settings.modem.retry_delay_s if settings.modem else 5.0)
+        self.dongle = (SerialDongle(settings.serial, self._on_serial_line, self.counters)
+                       if settings.serial else None)
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def __aenter__(self) -> Gateway:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        await self.outbox.open()
+        await self.ledger.__aenter__()
+        self._spawn("ingest", self._ingest_loop())
+        self._spawn("downlink", self._downlink_loop())
+        self._spawn("forwarder", self.forwarder.run())
+        self._spawn("rules", self._rules_loop())
+        self._spawn("sms", self.sms.run(self.settings.sms_check_s))
+        self._spawn("health", self._health_loop())
+        if self.dongle is not None:
+            self._spawn("dongle", self.dongle.run())
+        await self.cloud.start()
+        await self.home.start()
+        log.info("gateway %s started (config version %d, %d devices)", self.gateway_id,
+                 self.config.version, len(self.registry.all()))
+
+    async def stop(self) -> None:
+        await self.home.stop()
+        await self._cancel("dongle", "rules", "sms", "health")
+        await self._drain_inbox()
+        flushed = self.batcher.flush(aware_now(self.clock))
+        if flushed is not None:
+            await self.store([flushed])
+        await self._process_down()
+        await self._cancel("ingest", "downlink", "forwarder")
+        await self.cloud.stop(final=[Outgoing(self._state_topic, self._state("offline"), 1,
+                                              True)])
+        await self.ledger.__aexit__(None, None, None)
+        await self.outbox.close()
+        log.info("gateway %s stopped", self.gateway_id)
+
+    def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro, name=f"{self.gateway_id}:{name}")
+        task.add_done_callback(self._task_done)
+        self._tasks[name] = task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.critical("gateway task %s died: %r", task.get_name(), exc, exc_info=exc)
+
+    async def _cancel(self, *names: str) -> None:
+        tasks = [self._tasks.pop(n) for n in names if n in self._tasks]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def wait_connected(self, within_s: float = 10.0) -> bool:
+        return (await self.cloud.wait_connected(within_s)
+                and await self.home.wait_connected(within_s))
+
+    # ---------------------------------------------------------------- inputs
+
+    def _on_home(self, batch: list[tuple[str, bytes]]) -> None:
+        prefix = z2m.BASE_TOPIC + "/"
+        for topic, payload in batch:
+            if topic.startswith(prefix):
+                self._inbox.append(Inbound("z2m", topic, payload))
+            else:
+                self._inbox.append(Inbound("native", topic, payload))
+        self._inbox_ready.set()
+
+    def _on_serial_line(self, line: bytes) -> None:
+        assert self.dongle is not None
+        self._inbox.append(Inbound("serial", self.dongle.topic, line))
+        self._inbox_ready.set()
+
+    def feed(self, msg: Inbound) -> None:
+        """Inject one inbound message as if a connector had received it."""
+        self._inbox.append(msg)
+        self._inbox_ready.set()
+
+    async def _ingest_loop(self) -> None:
+        while True:
+            timeout = self.batcher.flush_s if len(self.batcher) else None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._inbox_ready.wait(), timeout)
+            self._inbox_ready.clear()
+            await self._drain_inbox()
+
+    async def _drain_inbox(self) -> None:
+        while True:
+            result = IngestResult()
+            n = 0
+            while self._inbox and n < INGEST_CHUNK:
+                self.ingest.handle(self._inbox.popleft(), result)
+                n += 1
+            if self.batcher.due():
+                flushed = self.batcher.flush(aware_now(self.clock))
+                if flushed is not None:
+                    result.drafts.append(flushed)
+            if result.drafts:
+                await self.store(result.drafts)
+            if not self._inbox:
+                return
+
+    async def store(self, drafts: list[Draft]) -> list[Stored]:
+        """Put drafts in the outbox; once alarms are on disk, tell their buttons."""
+        stored = await self.outbox.put_many(drafts)
+        for s in stored:
+            if s.lane is Lane.ALARM and s.device_id is not None:
+                self.counters.inc("alarms_stored")
+                self._led(s.device_id, "received")
+        if stored:
+            self.forwarder.wake()
+        return stored
+
+    def _led(self, device_id: str, state: str) -> None:
+        info = self.registry.get(device_id)
+        if info is None or not info.accepts("led") or info.binding.source != "native":
+            return
+        self._command(device_id, "led", {"state": state}, f"led-{uuid.uuid4().hex[:16]}")
+
+    def _command(self, device_id: str, command: str, args: dict[str, Any], cmd_id: str) -> bool:
+        msg = native.DeviceCommand(id=cmd_id[:64], command=command, args=args,
+                                   ts=aware_now(self.clock))
+        ok = self.home.publish(Outgoing(native.topic(device_id, native.Channel.CMD),
+                                        native.encode(msg), qos=1))
+        self.counters.inc("commands_sent" if ok else "commands_unsent")
+        if not ok:
+            log.warning("home broker down: %s for %s not delivered", command, device_id)
+        return ok
+
+    # ---------------------------------------------------------------- cloud side
+
+    def _state(self, status: Literal["online", "offline"]) -> bytes:
+        return encode(GatewayState(gateway_id=self.gateway_id, status=status,
+                                   ts=aware_now(self.clock), version=__version__))
+
+    def _on_cloud_connect(self) -> None:
+        self.forwarder.reset()
+
+    def _on_cloud_disconnect(self) -> None:
+        self.forwarder.reset()
+
+    def _on_committed(self, gone: list[Stored]) -> None:
+        for s in gone:
+            if s.lane is Lane.ALARM and s.device_id is not None:
+                self._led(s.device_id, "help_coming")
+
+    def _on_down(self, batch: list[tuple[str, bytes]]) -> None:
+        self._down.extend(batch)
+        self._down_ready.set()
+
+    async def _downlink_loop(self) -> None:
+        while True:
+            await self._down_ready.wait()
+            self._down_ready.clear()
+            await self._process_down()
+
+    async def _process_down(self) -> None:
+        while self._down:
+            topic, payload = self._down.popleft()
+            try:
+                await self._down_one(topic, payload)
+            except DecodeError as exc:
+                self.counters.inc("malformed_down")
+                preview = exc.preview() if exc.payload else payload[:120].decode(
+                    "utf-8", errors="replace")
+                log.warning("malformed downlink on %s: %s | payload: %s", topic, exc.reason,
+                            preview)
+
+    async def _down_one(self, topic: str, payload: bytes) -> None:
+        gateway_id, channel = parse_down_topic(topic)
+        if gateway_id != self.gateway_id:
+            raise DecodeError(f"downlink for gateway {gateway_id!r}", topic=topic,
+                              payload=payload)
+        obj = native.load_object(payload, topic)
+        if channel is Down.ACK:
+            await self.forwarder.on_ack(native.validate(Ack, obj, payload, topic))
+        elif channel is Down.CONFIG:
+            await self.apply_config(native.validate(GatewayConfig, obj, payload, topic))
+        else:
+            self.relay(native.validate(DownCommand, obj, payload, topic))
+
+    async def apply_config(self, config: GatewayConfig) -> bool:
+        if config.gateway_id != self.gateway_id:
+            self.counters.inc("config_rejected")
+            log.warning("config for gateway %s ignored", config.gateway_id)
+            return False
+        if config.version < self.config.version:
+            self.counters.inc("config_stale")
+            log.info("config version %d older than %d; kept the newer", config.version,
+                     self.config.version)
+            return False
+        await asyncio.to_thread(self._store.save, config)
+        self.config = config
+        self.registry.apply(config)
+        self.rules.apply_config(config)
+        self.counters.inc("config_applied")
+        log.info("applied config version %d (%d devices, %d SMS contacts)", config.version,
+                 len(config.devices), len(config.sms_contacts))
+        return True
+
+    def relay(self, cmd: DownCommand) -> bool:
+        """Pass a cloud command to a device, only if its type accepts that command."""
+        info = self.registry.get(cmd.device_id)
+        reason = None
+        if info is None:
+            reason = "device not bound to this gateway"
+        elif not info.accepts(cmd.command):
+            reason = f"a {info.dtype.name} does not accept {cmd.command!r}"
+        elif info.binding.source != "native":
+            reason = f"commands to {info.binding.source} devices are not supported"
+        if reason is not None:
+            self.counters.inc("commands_rejected")
+            log.warning("command %s (%s) for %s refused: %s", cmd.id, cmd.command,
+                        cmd.device_id, reason)
+            return False
+        try:
+            return self._command(cmd.device_id, cmd.command, cmd.args, cmd.id)
+        except ValidationError as exc:
+            self.counters.inc("commands_rejected")
+            log.warning("command %s cannot be relayed: %s", cmd.id, exc)
+            return False
+
+    def _sms_timeout(self) -> float:
+        return self.settings.sms_timeout_s or float(self.config.sms_timeout_s)
+
+    # ---------------------------------------------------------------- periodic
+
+    async def _rules_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.rules_tick_s)
+            await self.run_rules()
+
+    async def run_rules(self) -> list[Stored]:
+        drafts = self.ingest.tick()
+        return await self.store(drafts) if drafts else []
+
+    async def health(self) -> GatewayState:
+        oldest = await self.outbox.oldest_created()
+        now = aware_now(self.clock)
+        return GatewayState(
+            gateway_id=self.gateway_id, status="health", ts=now, version=__version__,
+            uptime_s=time.monotonic() - self._started_mono, outbox=await self.outbox.depth(),
+            oldest_unacked_s=max(0.0, (now - oldest).total_seconds()) if oldest else None,
+            last_cloud_ack=self.forwarder.last_cloud_ack, devices=self.registry.statuses(),
+            counters=self.counters.snapshot())
+
+    async def _health_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.health_interval_s)
+            if self.cloud.connected:
+                state = await self.health()
+                self.cloud.publish(Outgoing(self._state_topic, encode(state), 1, True))

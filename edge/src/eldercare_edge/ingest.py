@@ -1,0 +1,202 @@
+"""Ingest: raw input from any connector → protocols codecs → rules → outbox drafts.
+
+The connectors hand over bytes and where they came from (an :class:`Inbound`);
+everything after :meth:`Ingest.handle` speaks canonical events. A payload that does
+not decode is one warning naming the topic and a preview of the payload, one counter,
+and nothing else: the loop keeps running.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from pydantic import ValidationError
+
+from eldercare_edge.clock import Clock, aware_now
+from eldercare_edge.counters import Counters
+from eldercare_edge.devices import DeviceInfo, Registry
+from eldercare_edge.outbox import Draft
+from eldercare_edge.records import (
+    TelemetryBatcher,
+    alert_draft,
+    event_draft,
+    telemetry_record,
+    unknown_draft,
+)
+from eldercare_edge.rules import Rules, is_telemetry
+from eldercare_protocols import native, serial_frame, z2m
+from eldercare_protocols.errors import DecodeError
+from eldercare_protocols.events import CanonicalEvent, EventKind
+
+log = logging.getLogger(__name__)
+
+Source = Literal["native", "z2m", "serial"]
+#: kinds any device may report about itself whatever its type
+_LIFECYCLE = frozenset({EventKind.HEARTBEAT, EventKind.DEVICE_ONLINE, EventKind.DEVICE_OFFLINE})
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One message as a connector received it; ``topic`` names the serial port for frames."""
+
+    source: Source
+    topic: str
+    payload: bytes
+
+
+@dataclass
+class IngestResult:
+    drafts: list[Draft] = field(default_factory=list)
+    events: list[CanonicalEvent] = field(default_factory=list)
+
+
+class Ingest:
+    def __init__(self, gateway_id: str, registry: Registry, rules: Rules, counters: Counters,
+                 clock: Clock, batcher: TelemetryBatcher) -> None:
+        self.gateway_id = gateway_id
+        self.registry = registry
+        self.rules = rules
+        self.counters = counters
+        self.clock = clock
+        self.batcher = batcher
+        self.z2m = z2m.Z2MAdapter()
+
+    def handle(self, msg: Inbound, out: IngestResult | None = None) -> IngestResult:
+        out = out or IngestResult()
+        self.counters.inc(f"in_{msg.source}")
+        now = aware_now(self.clock)
+        try:
+            found = self._decode(msg, now, out)
+        except DecodeError as exc:
+            self._malformed(msg, exc)
+            return out
+        if found is None:
+            return out
+        info, events = found
+        for ev in events:
+            self._event(ev, info, now, out)
+        return out
+
+    def _malformed(self, msg: Inbound, exc: DecodeError) -> None:
+        self.counters.inc(f"malformed_{msg.source}")
+        preview = exc.preview() if exc.payload is not None else DecodeError(
+            "", payload=msg.payload).preview()
+        log.warning("malformed %s payload on %s: %s | payload: %s", msg.source, msg.topic,
+                    exc.reason, preview)
+
+    def _unknown(self, msg: Inbound, device_id: str, device_type: str | None, now: datetime,
+                 out: IngestResult) -> None:
+        self.counters.inc("unknown_device_msgs")
+        try:
+            out.drafts.append(unknown_draft(self.gateway_id, device_id=device_id,
+                                            source=msg.source, topic=msg.topic,
+                                            device_type=device_type, received=now))
+        except ValidationError as exc:
+            log.warning("cannot report unknown device %r from %s: %s", device_id, msg.topic, exc)
+
+    # ---------------------------------------------------------------- decoding
+
+    def _decode(self, msg: Inbound, now: datetime, out: IngestResult
+                ) -> tuple[DeviceInfo, list[CanonicalEvent]] | None:
+        if msg.source == "native":
+            return self._native(msg, now, out)
+        if msg.source == "z2m":
+            return self._z2m(msg, now, out)
+        return self._serial(msg, now, out)
+
+    def _native(self, msg: Inbound, now: datetime, out: IngestResult
+                ) -> tuple[DeviceInfo, list[CanonicalEvent]] | None:
+        device_id, decoded = native.decode(msg.topic, msg.payload)
+        info = self.registry.get(device_id)
+        if info is None:
+            self._unknown(msg, device_id, getattr(decoded, "type", None), now, out)
+            return None
+        if isinstance(decoded, native.DeviceCommandAck):
+            self.counters.inc("cmd_acks")
+            log.info("device %s answered command %s: ok=%s %s", device_id, decoded.id,
+                     decoded.ok, decoded.error or "")
+            return None
+        type_name = getattr(decoded, "type", None)
+        if type_name is not None and type_name != info.dtype.name:
+            raise DecodeError(f"device {device_id} is bound as {info.dtype.name}, payload says"
+                              f" {type_name}", topic=msg.topic, payload=msg.payload)
+        return info, native.to_canonical(device_id, decoded)
+
+    def _z2m(self, msg: Inbound, now: datetime, out: IngestResult
+             ) -> tuple[DeviceInfo, list[CanonicalEvent]] | None:
+        parts = msg.topic.split("/")
+        if len(parts) >= 2 and parts[1] == "bridge":
+            self.counters.inc("z2m_bridge")
+            return None
+        friendly, _ = z2m.parse_topic(msg.topic)
+        info = self.registry.by_z2m_name(friendly)
+        if info is None:
+            self._unknown(msg, friendly, None, now, out)
+            return None
+        model = info.z2m_model
+        if model is None:
+            raise DecodeError(f"{info.device_id} is a {info.dtype.name}, which has no"
+                              " Zigbee2MQTT model", topic=msg.topic, payload=msg.payload)
+        return info, self.z2m.decode(msg.topic, msg.payload, model, device_id=info.device_id)
+
+    def _serial(self, msg: Inbound, now: datetime, out: IngestResult
+                ) -> tuple[DeviceInfo, list[CanonicalEvent]] | None:
+        try:
+            frame = serial_frame.decode(msg.payload)
+        except DecodeError as exc:
+            raise DecodeError(exc.reason, topic=msg.topic, payload=msg.payload) from exc
+        info = self.registry.get(frame.device_id)
+        if info is None:
+            self._unknown(msg, frame.device_id, frame.get("type"), now, out)
+            return None
+        try:
+            events = serial_frame.to_canonical(frame, None, line=msg.payload)
+        except DecodeError as exc:
+            raise DecodeError(exc.reason, topic=msg.topic, payload=msg.payload) from exc
+        dtype = info.dtype
+        for ev in events:
+            allowed = dtype.events | dtype.telemetry_kinds | _LIFECYCLE
+            if ev.kind not in allowed:
+                raise DecodeError(f"a {dtype.name} does not report {ev.kind.value!r}",
+                                  topic=msg.topic, payload=msg.payload)
+            if ev.kind in dtype.telemetry_kinds:
+                for name, value in ev.data.items():
+                    m = dtype.measurements.get(name)
+                    if m is None or not isinstance(value, float) or not m.is_valid(value):
+                        raise DecodeError(f"{name}={value!r} is not a valid {dtype.name}"
+                                          " reading", topic=msg.topic, payload=msg.payload)
+        return info, events
+
+    # ---------------------------------------------------------------- events
+
+    def _event(self, ev: CanonicalEvent, info: DeviceInfo, now: datetime,
+               out: IngestResult) -> None:
+        out.events.append(ev)
+        alerts = self.rules.on_event(ev, info)
+        if is_telemetry(ev.kind):
+            rec = telemetry_record(ev, now)
+            if rec is not None:
+                draft = self.batcher.add(rec, now)
+                if draft is not None:
+                    out.drafts.append(draft)
+        elif ev.kind is not EventKind.HEARTBEAT:
+            try:
+                out.drafts.append(event_draft(self.gateway_id, ev, now))
+            except ValidationError as exc:
+                self.counters.inc("invalid_records")
+                log.warning("event from %s cannot be enveloped: %s", ev.device_id, exc)
+        for alert in alerts:
+            self.counters.inc(f"alert_{alert.kind.value}")
+            out.drafts.append(alert_draft(self.gateway_id, alert, now))
+
+    def tick(self) -> list[Draft]:
+        now = aware_now(self.clock)
+        drafts = []
+        for alert in self.rules.tick():
+            self.counters.inc(f"alert_{alert.kind.value}")
+            log.info("rule %s raised %s for %s", alert.rule, alert.kind.value, alert.device_id)
+            drafts.append(alert_draft(self.gateway_id, alert, now))
+        return drafts

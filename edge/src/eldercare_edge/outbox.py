@@ -1,0 +1,378 @@
+"""The store-and-forward outbox: SQLite (WAL) through aiosqlite, three verbs.
+
+``put`` a record, ``read_batch`` what should go next, ``ack`` the ids the cloud
+committed. Nothing else deletes a record, except eviction of the oldest telemetry
+under the disk cap, which queues a :class:`GapRecord` so the cloud knows.
+
+Why the details are what they are:
+
+* Lanes. Life-safety alarms have their own lane, read before any backlog, never
+  evicted; a transaction that holds an alarm runs with ``PRAGMA synchronous=FULL``
+  so the WAL is fsync'd before ``put`` returns and the device may be told
+  "received". Other lanes commit with ``synchronous=NORMAL`` (durable against a
+  process crash, cheaper on flash).
+* ``seq`` is per gateway and monotonic across restarts: it lives in the ``meta``
+  table and moves in the same transaction as the rows it numbers. The record id
+  ``{gateway_id}-{seq}`` is fixed at ``put`` time, so a resend carries the same id
+  and the cloud can drop the duplicate.
+* Storage never sees a transport: it stores encoded bytes and a lane; the
+  forwarder decides topics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import aiosqlite
+
+from eldercare_edge.clock import Clock, SystemClock, aware_now
+from eldercare_edge.errors import OutboxError
+from eldercare_protocols.uplink import GapRecord, Lane, encode
+
+log = logging.getLogger(__name__)
+
+#: lanes in the order a batch is read: alarms always before any backlog
+LANE_ORDER: tuple[Lane, ...] = (Lane.ALARM, Lane.EVENT, Lane.TELEMETRY)
+
+Builder = Callable[[int, str], bytes]
+"""Builds the encoded record once the outbox has given it its ``seq`` and ``id``."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox(
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    lane TEXT NOT NULL,
+    device_id TEXT,
+    created REAL NOT NULL,
+    size INTEGER NOT NULL,
+    items INTEGER NOT NULL DEFAULT 1,
+    first_ts REAL,
+    last_ts REAL,
+    payload BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_lane_seq ON outbox(lane, seq);
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS once_keys(key TEXT PRIMARY KEY, record_id TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A record waiting for its seq and id.
+
+    ``once_key``: a draft with a key already stored (ever) is dropped, e.g. one
+    "unknown device seen" per device across restarts. ``items``, ``first_ts`` and
+    ``last_ts`` describe telemetry batches for the gap record if they are evicted.
+    """
+
+    lane: Lane
+    build: Builder
+    device_id: str | None = None
+    once_key: str | None = None
+    items: int = 1
+    first_ts: datetime | None = None
+    last_ts: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Stored:
+    seq: int
+    id: str
+    lane: Lane
+    device_id: str | None
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    seq: int
+    id: str
+    lane: Lane
+    device_id: str | None
+    created: datetime
+    payload: bytes
+
+
+def record_id(gateway_id: str, seq: int) -> str:
+    """Stable idempotency id; zero-padded so even short gateway ids meet the 8-char minimum."""
+    return f"{gateway_id}-{seq:06d}"
+
+
+def _ts(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+def _dt(value: float) -> datetime:
+    return datetime.fromtimestamp(value, UTC)
+
+
+class Outbox:
+    """One SQLite file per gateway; one connection, one writer at a time."""
+
+    def __init__(self, path: Path, gateway_id: str, *, max_bytes: int = 50_000_000,
+                 clock: Clock | None = None) -> None:
+        self.path = path
+        self.gateway_id = gateway_id
+        self.max_bytes = max_bytes
+        self._clock = clock or SystemClock()
+        self._db: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+        self._next_seq = 1
+        self._bytes = 0
+        self._sync_mode = ""
+        self.evicted_records = 0
+        self.evicted_items = 0
+        self.over_cap_puts = 0
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def __aenter__(self) -> Outbox:
+        await self.open()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db = await aiosqlite.connect(self.path, isolation_level=None)
+        except (sqlite3.Error, OSError) as exc:
+            raise OutboxError(f"cannot open outbox {self.path}: {exc}") from exc
+        self._db = db
+        mode = await (await db.execute("PRAGMA journal_mode=WAL")).fetchone()
+        if mode is None or str(mode[0]).lower() != "wal":
+            raise OutboxError(f"outbox {self.path} refused WAL mode (got {mode})")
+        await self._set_sync("FULL")
+        await db.executescript(_SCHEMA)
+        row = await (await db.execute("SELECT value FROM meta WHERE key='next_seq'")).fetchone()
+        top = await (await db.execute("SELECT MAX(seq) FROM outbox")).fetchone()
+        stored_next = int(row[0]) if row else 1
+        highest = int(top[0]) if top and top[0] is not None else 0
+        # never hand out a seq twice, even if meta were somehow behind the rows
+        self._next_seq = max(stored_next, highest + 1)
+        size = await (await db.execute("SELECT COALESCE(SUM(size), 0) FROM outbox")).fetchone()
+        self._bytes = int(size[0]) if size else 0
+
+    async def close(self) -> None:
+        if self._db is not None:
+            db, self._db = self._db, None
+            await db.close()
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise OutboxError("outbox is not open")
+        return self._db
+
+    @property
+    def next_seq(self) -> int:
+        return self._next_seq
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    async def _set_sync(self, mode: str) -> None:
+        if self._sync_mode != mode:
+            await self.db.execute(f"PRAGMA synchronous={mode}")
+            self._sync_mode = mode
+
+    # ---------------------------------------------------------------- put
+
+    async def put(self, draft: Draft) -> Stored | None:
+        """Store one record; returns None only for a ``once_key`` already stored."""
+        stored = await self.put_many([draft])
+        return stored[0] if stored else None
+
+    async def put_many(self, drafts: Sequence[Draft]) -> list[Stored]:
+        """Store drafts in one transaction; alarms make it a fully fsync'd one."""
+        if not drafts:
+            return []
+        async with self._lock:
+            db = self.db
+            has_alarm = any(d.lane is Lane.ALARM for d in drafts)
+            await self._set_sync("FULL" if has_alarm else "NORMAL")
+            seq0 = self._next_seq
+            bytes0 = self._bytes
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                stored, rows, once = await self._number(drafts)
+                await db.executemany(
+                    "INSERT INTO outbox(seq, id, lane, device_id, created, size, items,"
+                    " first_ts, last_ts, payload) VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+                if once:
+                    await db.executemany(
+                        "INSERT INTO once_keys(key, record_id) VALUES (?, ?)", once)
+                if self._bytes > self.max_bytes:
+                    await self._evict(has_alarm)
+                await db.execute(
+                    "INSERT INTO meta(key, value) VALUES('next_seq', ?)"
+                    " ON CONFLICT(key) DO UPDATE SET value=excluded.value", (self._next_seq,))
+                await db.execute("COMMIT")
+            except BaseException as exc:
+                self._next_seq, self._bytes = seq0, bytes0
+                await self._rollback()
+                if isinstance(exc, sqlite3.Error):
+                    raise OutboxError(f"outbox write failed: {exc}") from exc
+                raise
+            return stored
+
+    async def _number(self, drafts: Sequence[Draft]
+                      ) -> tuple[list[Stored], list[tuple[Any, ...]], list[tuple[str, str]]]:
+        now = aware_now(self._clock).timestamp()
+        stored: list[Stored] = []
+        rows: list[tuple[Any, ...]] = []
+        once: list[tuple[str, str]] = []
+        keys = [d.once_key for d in drafts if d.once_key]
+        known: set[str] = set()
+        if keys:
+            marks = ",".join("?" * len(keys))
+            cur = await self.db.execute(f"SELECT key FROM once_keys WHERE key IN ({marks})", keys)
+            known = {str(r[0]) for r in await cur.fetchall()}
+        for d in drafts:
+            if d.once_key is not None:
+                if d.once_key in known:
+                    continue
+                known.add(d.once_key)
+            seq = self._next_seq
+            rid = record_id(self.gateway_id, seq)
+            payload = d.build(seq, rid)
+            self._next_seq += 1
+            self._bytes += len(payload)
+            rows.append((seq, rid, d.lane.value, d.device_id, now, len(payload), d.items,
+                         _ts(d.first_ts), _ts(d.last_ts), payload))
+            if d.once_key is not None:
+                once.append((d.once_key, rid))
+            stored.append(Stored(seq, rid, d.lane, d.device_id))
+        return stored, rows, once
+
+    async def _rollback(self) -> None:
+        try:
+            await self.db.execute("ROLLBACK")
+        except sqlite3.Error as exc:  # nothing more to undo; the first error is the one raised
+            log.debug("rollback after a failed write: %s", exc)
+
+    async def _evict(self, has_alarm: bool) -> None:
+        """Drop the oldest telemetry until under the cap; queue one gap record for them."""
+        db = self.db
+        need = self._bytes - self.max_bytes + 512  # room for the gap record itself
+        cur = await db.execute(
+            "SELECT seq, size, items, first_ts, last_ts, created FROM outbox"
+            " WHERE lane='telemetry' ORDER BY seq")
+        victims: list[tuple[int, int, int, float, float]] = []
+        freed = 0
+        async for seq, size, items, first_ts, last_ts, created in cur:
+            if freed >= need:
+                break
+            victims.append((int(seq), int(size), int(items), float(first_ts or created),
+                            float(last_ts or created)))
+            freed += int(size)
+        await cur.close()
+        if not victims:
+            self.over_cap_puts += 1
+            log.warning("outbox over its cap (%d > %d bytes) with no telemetry left to evict;"
+                        " keeping alarms and events", self._bytes, self.max_bytes)
+            return
+        await db.executemany("DELETE FROM outbox WHERE seq=?", [(v[0],) for v in victims])
+        self._bytes -= freed
+        dropped = sum(v[2] for v in victims)
+        self.evicted_records += len(victims)
+        self.evicted_items += dropped
+        seq = self._next_seq
+        rid = record_id(self.gateway_id, seq)
+        gap = GapRecord(id=rid, seq=seq, gateway_id=self.gateway_id,
+                        gateway_ts=aware_now(self._clock), dropped=dropped,
+                        first_seq=victims[0][0], last_seq=victims[-1][0],
+                        oldest_ts=_dt(min(v[3] for v in victims)),
+                        newest_ts=_dt(max(v[4] for v in victims)))
+        payload = encode(gap)
+        self._next_seq += 1
+        self._bytes += len(payload)
+        await db.execute(
+            "INSERT INTO outbox(seq, id, lane, device_id, created, size, items, payload)"
+            " VALUES (?,?,?,?,?,?,1,?)",
+            (seq, rid, Lane.EVENT.value, None, aware_now(self._clock).timestamp(), len(payload),
+             payload))
+        log.warning("outbox cap of %d bytes reached: evicted %d telemetry records (%d readings),"
+                    " queued gap record %s", self.max_bytes, len(victims), dropped, rid)
+
+    # ---------------------------------------------------------------- read / ack
+
+    async def read_batch(self, limit: int, after: Mapping[Lane, int] | None = None,
+                         lanes: Sequence[Lane] = LANE_ORDER) -> list[OutboxItem]:
+        """Up to ``limit`` records, alarms first, then events, then telemetry, each in seq
+        order; ``after`` skips what the caller already has in flight per lane."""
+        out: list[OutboxItem] = []
+        after = after or {}
+        for lane in (lane for lane in LANE_ORDER if lane in lanes):
+            room = limit - len(out)
+            if room <= 0:
+                break
+            cur = await self.db.execute(
+                "SELECT seq, id, device_id, created, payload FROM outbox"
+                " WHERE lane=? AND seq>? ORDER BY seq LIMIT ?",
+                (lane.value, after.get(lane, 0), room))
+            for seq, rid, device_id, created, payload in await cur.fetchall():
+                out.append(OutboxItem(int(seq), str(rid), lane, device_id, _dt(created),
+                                      bytes(payload)))
+        return out
+
+    async def ack(self, ids: Iterable[str]) -> list[Stored]:
+        """Delete what the cloud committed; returns the records that were still here."""
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return []
+        gone: list[Stored] = []
+        async with self._lock:
+            await self._set_sync("NORMAL")
+            db = self.db
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                for i in range(0, len(wanted), 500):
+                    chunk = wanted[i:i + 500]
+                    marks = ",".join("?" * len(chunk))
+                    cur = await db.execute(
+                        f"DELETE FROM outbox WHERE id IN ({marks})"
+                        " RETURNING seq, id, lane, device_id, size", chunk)
+                    for seq, rid, lane, device_id, size in await cur.fetchall():
+                        gone.append(Stored(int(seq), str(rid), Lane(lane), device_id))
+                        self._bytes -= int(size)
+                await db.execute("COMMIT")
+            except BaseException:
+                await self._rollback()
+                raise
+        gone.sort(key=lambda s: s.seq)
+        return gone
+
+    # ---------------------------------------------------------------- inspection
+
+    async def depth(self) -> dict[Lane, int]:
+        cur = await self.db.execute("SELECT lane, COUNT(*) FROM outbox GROUP BY lane")
+        counts = {Lane(lane): int(n) for lane, n in await cur.fetchall()}
+        return {lane: counts.get(lane, 0) for lane in LANE_ORDER}
+
+    async def oldest_created(self) -> datetime | None:
+        row = await (await self.db.execute("SELECT MIN(created) FROM outbox")).fetchone()
+        return None if row is None or row[0] is None else _dt(float(row[0]))
+
+    async def alarms_older_than(self, when: datetime, limit: int = 100) -> list[OutboxItem]:
+        """Alarms still waiting for the cloud since before ``when`` (for the SMS fallback)."""
+        cur = await self.db.execute(
+            "SELECT seq, id, device_id, created, payload FROM outbox"
+            " WHERE lane='alarm' AND created<=? ORDER BY seq LIMIT ?",
+            (when.timestamp(), limit))
+        return [OutboxItem(int(s), str(i), Lane.ALARM, d, _dt(c), bytes(p))
+                for s, i, d, c, p in await cur.fetchall()]
+
+    async def contains(self, record_id_: str) -> bool:
+        cur = await self.db.execute("SELECT 1 FROM outbox WHERE id=?", (record_id_,))
+        return await cur.fetchone() is not None
