@@ -1,0 +1,42 @@
+"""The deployment file is valid for docker-compose (no Docker engine needed for `config`)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {"HEALTHCHECK_PASSWORD": "x", "INFLUX_ADMIN_PASSWORD": "x", "INFLUX_TOKEN": "x",
+       "GRAFANA_ADMIN_PASSWORD": "x", "CLOUD_SECRET_KEY": "x", "CLOUD_MQTT_PASSWORD": "x",
+       "PATH": "/usr/local/bin:/usr/bin:/bin"}
+
+
+def _compose() -> str:
+    exe = shutil.which("docker-compose")
+    if exe is None:
+        pytest.fail("docker-compose is not installed: the README's test command installs it")
+    return exe
+
+
+def test_compose_config_is_valid_and_complete() -> None:
+    res = subprocess.run([_compose(), "-f", str(ROOT / "docker-compose.yml"), "config"],
+                         capture_output=True, text=True, env=ENV, timeout=120, check=False)
+    assert res.returncode == 0, res.stderr
+    services = yaml.safe_load(res.stdout)["services"]
+    assert {"mosquitto", "influxdb", "grafana", "cloud", "edge", "simulator"} <= set(services)
+    assert services["cloud"]["environment"]["ELDERCARE_CLOUD_ENVIRONMENT"] == "production"
+    for name in ("cloud", "edge", "simulator"):
+        dockerfile = ROOT / services[name]["build"]["dockerfile"]
+        assert dockerfile.exists(), dockerfile
+
+
+def test_compose_refuses_missing_secrets() -> None:
+    env = {"PATH": ENV["PATH"]}
+    res = subprocess.run([_compose(), "-f", str(ROOT / "docker-compose.yml"), "config"],
+                         capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert res.returncode != 0
+    assert "set " in res.stderr
