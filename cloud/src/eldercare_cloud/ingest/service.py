@@ -1,0 +1,304 @@
+"""The ingest service: receive uplink records, commit them in batches, then ack.
+
+The order that makes the alarm path lossless (DESIGN.md, invariant 1):
+
+1. a message arrives from the broker (QoS 1) and waits in memory;
+2. the committer decodes a batch (bad payloads and unregistered gateways are counted,
+   logged once with their topic and dropped: nothing is acked for them);
+3. the batch is stored in one fsync'd SQLite transaction (ids already stored are
+   ignored);
+4. only then is an ``Ack`` naming every id of the batch (duplicates included) published
+   to each gateway, which deletes those records from its outbox.
+
+A crash anywhere before 4 means no ack: the gateway resends and step 3 ignores what it
+already has. Telemetry for InfluxDB leaves after the commit on its own queue, so a
+time-series outage never delays an alarm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+import sqlite3
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack, suppress
+from datetime import UTC, datetime
+from types import TracebackType
+
+from eldercare_cloud.db import Database
+from eldercare_cloud.errors import StorageError
+from eldercare_cloud.ingest.models import CommitInfo, IngestCounters
+from eldercare_cloud.ingest.mqtt import MqttConnection, MqttOptions
+from eldercare_cloud.ingest.store import IngestStore, Received
+from eldercare_cloud.settings import CloudSettings
+from eldercare_cloud.telemetry.influx import InfluxWriter
+from eldercare_protocols.errors import DecodeError
+from eldercare_protocols.uplink import (
+    CLOUD_SUBSCRIPTION,
+    Ack,
+    Down,
+    DownCommand,
+    GatewayConfig,
+    decode_uplink,
+    down_topic,
+    encode,
+    parse_up_topic,
+)
+
+log = logging.getLogger(__name__)
+
+CommitListener = Callable[[CommitInfo], Awaitable[None] | None]
+
+#: exit status of the test hook ELDERCARE_CLOUD_TEST_EXIT_AFTER_COMMIT
+TEST_EXIT_CODE = 86
+#: the protocol allows at most this many ids in one Ack
+ACK_MAX_IDS = 5000
+#: how often an unknown gateway id is looked up again (the CLI registers from elsewhere)
+_REGISTRY_RECHECK_S = 1.0
+_UNREGISTERED_WARN_EVERY_S = 60.0
+
+
+def subscription(settings: CloudSettings) -> str:
+    """``$share/{group}/ec/v1/+/up/#`` lets several ingest workers split the load."""
+    if settings.mqtt_shared_group:
+        return f"$share/{settings.mqtt_shared_group}/{CLOUD_SUBSCRIPTION}"
+    return CLOUD_SUBSCRIPTION
+
+
+def mqtt_options(settings: CloudSettings) -> MqttOptions:
+    host, port = settings.mqtt_host_port
+    return MqttOptions(
+        host=host, port=port, client_id=settings.mqtt_client_id,
+        username=settings.mqtt_username, password=settings.mqtt_password,
+        tls=settings.mqtt_url.startswith("mqtts://"), tls_ca=settings.mqtt_tls_ca,
+        keepalive_s=settings.mqtt_keepalive_s, reconnect_max_s=settings.mqtt_reconnect_max_s)
+
+
+class IngestService:
+    """Subscribes to every gateway's uplink, commits, acks; publishes configs and commands."""
+
+    def __init__(self, settings: CloudSettings, db: Database, *,
+                 store: IngestStore | None = None) -> None:
+        self.settings = settings
+        self.db = db
+        self._own_store = store is None
+        self.store = store or IngestStore(
+            db, telemetry_sqlite=settings.telemetry_sqlite or not settings.influx_url)
+        self.counters = IngestCounters()
+        #: notified after every commit; ``last_event_rowid`` is then up to date
+        self.committed = asyncio.Condition()
+        self.last_event_rowid = 0
+        self.influx: InfluxWriter | None = None
+        self._pending: deque[tuple[str, bytes, datetime, float]] = deque()
+        self._pending_urgent = 0
+        self._wake = asyncio.Event()
+        self._listeners: list[CommitListener] = []
+        self._known: set[str] = set()
+        self._checked: dict[str, float] = {}
+        self._warned: dict[str, float] = {}
+        self._stack = AsyncExitStack()
+        self._committer: asyncio.Task[None] | None = None
+        self._busy = False
+        self.mqtt = MqttConnection(mqtt_options(settings), [(subscription(settings), 1)],
+                                   self._on_message, name="ingest")
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def __aenter__(self) -> IngestService:
+        try:
+            if self._own_store:
+                await self._stack.enter_async_context(self.store)
+            self.last_event_rowid = (await self.store.max_rowids())["events"]
+            self._known = await self.store.gateway_ids()
+            if self.settings.influx_url:
+                self.influx = await self._stack.enter_async_context(InfluxWriter(self.settings))
+            self._committer = asyncio.create_task(self._commit_loop(), name="ingest-commit")
+            await self.mqtt.start()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        """Stop reading, commit and ack what was received, then disconnect."""
+        self.mqtt.pause_reading()
+        if self._committer is not None:
+            deadline = time.monotonic() + 10
+            while (self._pending or self._busy) and time.monotonic() < deadline:
+                self._wake.set()
+                await asyncio.sleep(0.01)
+            # let the acks of the last batch reach the socket before DISCONNECT
+            await asyncio.sleep(0)
+            self._committer.cancel()
+            await asyncio.gather(self._committer, return_exceptions=True)
+        await self.mqtt.stop()
+        await self._stack.aclose()
+
+    async def wait_connected(self, timeout_s: float = 10.0) -> bool:
+        return await self.mqtt.wait_connected(timeout_s)
+
+    # -- for the care core -------------------------------------------------------------
+
+    def add_commit_listener(self, listener: CommitListener) -> Callable[[], None]:
+        """``listener(info)`` runs after each commit (after its acks were handed to the MQTT
+        client), in commit order; it may be async. Keep it short: the next batch waits."""
+        self._listeners.append(listener)
+
+        def remove() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+        return remove
+
+    async def wait_for_event_rowid(self, after: int, timeout_s: float) -> int:
+        """Return the max committed event rowid once it exceeds ``after`` (or at timeout)."""
+        async with self.committed:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self.committed.wait_for(lambda: self.last_event_rowid > after), timeout_s)
+        return self.last_event_rowid
+
+    async def publish_config(self, gateway_id: str, config: GatewayConfig) -> None:
+        """Retained, QoS 1: a gateway that connects later still gets it."""
+        if config.gateway_id != gateway_id:
+            raise ValueError(f"config names gateway {config.gateway_id!r}, not {gateway_id!r}")
+        await self.mqtt.publish_confirmed(
+            down_topic(gateway_id, Down.CONFIG), encode(config), qos=1, retain=True,
+            timeout_s=self.settings.mqtt_publish_timeout_s)
+
+    async def publish_command(self, gateway_id: str, command: DownCommand) -> None:
+        await self.mqtt.publish_confirmed(
+            down_topic(gateway_id, Down.CMD), encode(command), qos=1,
+            timeout_s=self.settings.mqtt_publish_timeout_s)
+
+    def note_gateway_registered(self, gateway_id: str) -> None:
+        """Registration in this process: accept the gateway without waiting for a lookup."""
+        self._known.add(gateway_id)
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    # -- receive -----------------------------------------------------------------------
+
+    def _on_message(self, topic: str, payload: bytes, retain: bool) -> None:
+        self._pending.append((topic, payload, datetime.now(UTC), time.monotonic()))
+        if topic.endswith("/up/events"):
+            self._pending_urgent += 1
+        self._wake.set()
+        if len(self._pending) >= self.settings.ingest_queue_max:
+            # the broker keeps queueing for our session; the gateways keep their outboxes
+            self.mqtt.pause_reading()
+
+    async def _commit_loop(self) -> None:
+        batch_max = self.settings.ingest_batch_max
+        wait_s = self.settings.ingest_batch_wait_ms / 1000
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                if wait_s and self._pending_urgent == 0 and len(self._pending) < batch_max:
+                    # telemetry only: give the batch a moment to fill; alarms never wait
+                    remaining = self._pending[0][3] + wait_s - time.monotonic()
+                    if remaining > 0:
+                        await asyncio.sleep(remaining)
+                raw = [self._pending.popleft()
+                       for _ in range(min(batch_max, len(self._pending)))]
+                self._pending_urgent -= sum(1 for t, *_ in raw if t.endswith("/up/events"))
+                if not self.mqtt.reading and (
+                        len(self._pending) <= self.settings.ingest_queue_max // 2):
+                    self.mqtt.resume_reading()
+                self._busy = True
+                try:
+                    await self._process(raw)
+                finally:
+                    self._busy = False
+
+    async def _process(self, raw: list[tuple[str, bytes, datetime, float]]) -> None:
+        items: list[Received] = []
+        for topic, payload, received_at, _ in raw:
+            self.counters.received += 1
+            try:
+                gateway_id, _channel = parse_up_topic(topic)
+                if not await self._registered(gateway_id):
+                    self._reject_unregistered(gateway_id, topic, payload)
+                    continue
+                _, msg = decode_uplink(topic, payload)
+            except DecodeError as exc:
+                self.counters.rejected_bad_payload += 1
+                log.warning("rejected uplink on %s: %s; payload: %s", topic, exc.reason,
+                            exc.preview() or payload[:120].decode("utf-8", "replace"))
+                continue
+            items.append(Received(gateway_id, msg, received_at))
+        if not items:
+            return
+        try:
+            info = await self.store.commit(items)
+        except (sqlite3.Error, StorageError) as exc:
+            # nothing is acked: every gateway resends and the next commit may succeed
+            self.counters.commit_failures += 1
+            log.error("commit of %d uplink messages failed, not acked: %s", len(items), exc)
+            return
+        if self.settings.test_exit_after_commit and info.acks:
+            log.warning("test hook: exiting after commit, before the ack")
+            logging.shutdown()
+            os._exit(TEST_EXIT_CODE)
+        self._publish_acks(info)
+        c = self.counters
+        c.batches += 1
+        c.committed += info.records - info.duplicates
+        c.duplicates += info.duplicates
+        c.telemetry_points += len(info.telemetry)
+        c.gateway_states += len(items) - info.records
+        if self.influx is not None and info.telemetry:
+            self.influx.submit(info.telemetry)
+        self.last_event_rowid = info.event_rowid
+        async with self.committed:
+            self.committed.notify_all()
+        for listener in list(self._listeners):
+            try:
+                result = listener(info)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                # a care-core bug must not stop the alarm path; it resumes from its cursor
+                log.exception("commit listener %r failed", listener)
+
+    def _publish_acks(self, info: CommitInfo) -> None:
+        for gateway_id, ids in info.acks.items():
+            topic = down_topic(gateway_id, Down.ACK)
+            for i in range(0, len(ids), ACK_MAX_IDS):
+                ack = Ack(ids=ids[i:i + ACK_MAX_IDS], committed_at=info.committed_at)
+                if self.mqtt.publish(topic, encode(ack), qos=1):
+                    self.counters.acks_published += 1
+                else:
+                    log.warning("ack to %s dropped (client queue full); the gateway resends",
+                                gateway_id)
+
+    async def _registered(self, gateway_id: str) -> bool:
+        if gateway_id in self._known:
+            return True
+        now = time.monotonic()
+        if now - self._checked.get(gateway_id, -_REGISTRY_RECHECK_S) < _REGISTRY_RECHECK_S:
+            return False
+        self._checked[gateway_id] = now
+        if await self.store.gateway(gateway_id) is not None:
+            self._known.add(gateway_id)
+            self._checked.pop(gateway_id, None)
+            return True
+        return False
+
+    def _reject_unregistered(self, gateway_id: str, topic: str, payload: bytes) -> None:
+        self.counters.rejected_unregistered += 1
+        now = time.monotonic()
+        if now - self._warned.get(gateway_id, -_UNREGISTERED_WARN_EVERY_S) >= \
+                _UNREGISTERED_WARN_EVERY_S:
+            self._warned[gateway_id] = now
+            log.warning("rejected uplink from unregistered gateway %r on %s (%d rejected so "
+                        "far, this warning repeats at most once a minute); payload: %s",
+                        gateway_id, topic, self.counters.rejected_unregistered,
+                        payload[:120].decode("utf-8", "replace"))

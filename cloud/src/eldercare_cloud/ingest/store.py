@@ -1,0 +1,427 @@
+"""Storage of everything ingest receives: one transaction per batch, reads by cursor.
+
+Writes go through the shared ``Database`` (its write lock and BEGIN IMMEDIATE), reads
+through a separate read-only connection: in WAL mode that connection sees only
+committed rows, so a reader can never act on a row of a batch that is still being
+written (and might roll back).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Literal
+
+import aiosqlite
+
+from eldercare_cloud.db import Database
+from eldercare_cloud.errors import StorageError
+from eldercare_cloud.ingest import schema
+from eldercare_cloud.ingest.credentials import (
+    MIN_SECRET_LENGTH,
+    generate_secret,
+    hash_secret,
+    verify_secret,
+)
+from eldercare_cloud.ingest.errors import RegistrationError
+from eldercare_cloud.ingest.models import (
+    CommitInfo,
+    GatewayLogEntry,
+    GatewayRecord,
+    StoredEvent,
+    StoredGap,
+    StoredSmsReport,
+    StoredTelemetry,
+    StoredUnknownDevice,
+    TelemetryPoint,
+)
+from eldercare_cloud.ingest.timefmt import from_db, from_db_opt, to_db, to_db_opt, utcnow
+from eldercare_cloud.telemetry import sqlite as telemetry_sqlite
+from eldercare_protocols.events import EventKind
+from eldercare_protocols.uplink import (
+    GATEWAY_ID_RE,
+    EventEnvelope,
+    GapRecord,
+    GatewayState,
+    Lane,
+    SmsReport,
+    TelemetryBatch,
+    UnknownDeviceSeen,
+)
+
+UplinkMessage = (EventEnvelope | GapRecord | SmsReport | UnknownDeviceSeen | TelemetryBatch
+                 | GatewayState)
+
+_EVENT_COLUMNS = ("rowid, id, gateway_id, seq, device_id, kind, test, lane, rule, source, data,"
+                  " device_ts, device_seq, gateway_ts, received_at, committed_at")
+_LOG_COLUMNS = "rowid, gateway_id, status, reason, ts, received_at"
+_GATEWAY_COLUMNS = ("id, created_at, online, last_seen, last_birth_at, last_will_at,"
+                    " last_health_at, last_health, version")
+#: SQLite's default limit of host parameters is 32766; stay far below it
+_IN_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Received:
+    """A decoded uplink message with the gateway of its topic and the cloud receive time."""
+
+    gateway_id: str
+    msg: UplinkMessage
+    received_at: datetime
+
+
+def _json(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+def _event(r: Sequence[Any]) -> StoredEvent:
+    return StoredEvent(
+        rowid=r[0], id=r[1], gateway_id=r[2], seq=r[3], device_id=r[4], kind=EventKind(r[5]),
+        test=bool(r[6]), lane=Lane(r[7]), rule=r[8], source=r[9], data=json.loads(r[10]),
+        device_ts=from_db_opt(r[11]), device_seq=r[12], gateway_ts=from_db(r[13]),
+        received_at=from_db(r[14]), committed_at=from_db(r[15]))
+
+
+def _log(r: Sequence[Any]) -> GatewayLogEntry:
+    return GatewayLogEntry(rowid=r[0], gateway_id=r[1], status=r[2], reason=r[3],
+                           ts=from_db_opt(r[4]), received_at=from_db(r[5]))
+
+
+def _gateway(r: Sequence[Any]) -> GatewayRecord:
+    return GatewayRecord(
+        id=r[0], created_at=from_db(r[1]), online=bool(r[2]), last_seen=from_db_opt(r[3]),
+        last_birth_at=from_db_opt(r[4]), last_will_at=from_db_opt(r[5]),
+        last_health_at=from_db_opt(r[6]),
+        last_health=GatewayState.model_validate_json(r[7]) if r[7] else None, version=r[8])
+
+
+class IngestStore:
+    """The ingest tables: the registry of gateways, committed records, gateway log."""
+
+    def __init__(self, db: Database, *, telemetry_sqlite: bool = True) -> None:
+        self.db = db
+        self.telemetry_sqlite = telemetry_sqlite
+        self._reader: aiosqlite.Connection | None = None
+
+    async def __aenter__(self) -> IngestStore:
+        await self.open()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        """Migrate the ingest and telemetry components and open the read connection."""
+        await self.db.migrate("ingest", schema.MIGRATIONS)
+        await self.db.migrate("telemetry", telemetry_sqlite.MIGRATIONS)
+        self._reader = await aiosqlite.connect(self.db.path)
+        await self._reader.execute("PRAGMA query_only=ON")
+        await self._reader.execute("PRAGMA busy_timeout=5000")
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            await self._reader.close()
+            self._reader = None
+
+    @property
+    def reader(self) -> aiosqlite.Connection:
+        if self._reader is None:
+            raise StorageError("ingest store is not open")
+        return self._reader
+
+    # -- registry --------------------------------------------------------------------
+
+    async def add_gateway(self, gateway_id: str, secret: str | None = None) -> str:
+        """Register a gateway; return its secret (generated when None). Only the hash is
+        stored, so the caller must hand the secret over now."""
+        if not GATEWAY_ID_RE.match(gateway_id):
+            raise RegistrationError(f"invalid gateway id {gateway_id!r}: letters, digits, "
+                                    "'_' and '-', up to 64 characters")
+        if secret is None:
+            secret = generate_secret()
+        elif len(secret) < MIN_SECRET_LENGTH:
+            raise RegistrationError(f"a gateway secret needs at least {MIN_SECRET_LENGTH} "
+                                    "characters")
+        secret_hash = hash_secret(secret)
+        async with self.db.transaction() as conn:
+            cur = await conn.execute("SELECT 1 FROM gateways WHERE id = ?", (gateway_id,))
+            if await cur.fetchone() is not None:
+                raise RegistrationError(f"gateway {gateway_id!r} is already registered")
+            await conn.execute(
+                "INSERT INTO gateways(id, secret_hash, created_at) VALUES (?, ?, ?)",
+                (gateway_id, secret_hash, to_db(utcnow())))
+        return secret
+
+    async def verify_gateway(self, gateway_id: str, secret: str) -> bool:
+        cur = await self.reader.execute("SELECT secret_hash FROM gateways WHERE id = ?",
+                                        (gateway_id,))
+        row = await cur.fetchone()
+        return row is not None and verify_secret(str(row[0]), secret)
+
+    async def gateway_ids(self) -> set[str]:
+        cur = await self.reader.execute("SELECT id FROM gateways")
+        return {str(r[0]) for r in await cur.fetchall()}
+
+    async def gateway(self, gateway_id: str) -> GatewayRecord | None:
+        cur = await self.reader.execute(
+            f"SELECT {_GATEWAY_COLUMNS} FROM gateways WHERE id = ?", (gateway_id,))
+        row = await cur.fetchone()
+        return _gateway(row) if row is not None else None
+
+    async def gateways(self) -> list[GatewayRecord]:
+        cur = await self.reader.execute(f"SELECT {_GATEWAY_COLUMNS} FROM gateways ORDER BY id")
+        return [_gateway(r) for r in await cur.fetchall()]
+
+    # -- reads by cursor -------------------------------------------------------------
+
+    async def events_after(self, cursor: int, limit: int = 500) -> list[StoredEvent]:
+        cur = await self.reader.execute(
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE rowid > ? ORDER BY rowid LIMIT ?",
+            (cursor, limit))
+        return [_event(r) for r in await cur.fetchall()]
+
+    async def event(self, record_id: str) -> StoredEvent | None:
+        cur = await self.reader.execute(f"SELECT {_EVENT_COLUMNS} FROM events WHERE id = ?",
+                                        (record_id,))
+        row = await cur.fetchone()
+        return _event(row) if row is not None else None
+
+    async def gateway_log_after(self, cursor: int, limit: int = 500) -> list[GatewayLogEntry]:
+        cur = await self.reader.execute(
+            f"SELECT {_LOG_COLUMNS} FROM gateway_log WHERE rowid > ? ORDER BY rowid LIMIT ?",
+            (cursor, limit))
+        return [_log(r) for r in await cur.fetchall()]
+
+    async def gaps_after(self, cursor: int, limit: int = 500) -> list[StoredGap]:
+        cur = await self.reader.execute(
+            "SELECT rowid, id, gateway_id, seq, dropped, first_seq, last_seq, oldest_ts,"
+            " newest_ts, reason, gateway_ts, received_at, committed_at FROM gaps"
+            " WHERE rowid > ? ORDER BY rowid LIMIT ?", (cursor, limit))
+        return [StoredGap(rowid=r[0], id=r[1], gateway_id=r[2], seq=r[3], dropped=r[4],
+                          first_seq=r[5], last_seq=r[6], oldest_ts=from_db(r[7]),
+                          newest_ts=from_db(r[8]), reason=r[9], gateway_ts=from_db(r[10]),
+                          received_at=from_db(r[11]), committed_at=from_db(r[12]))
+                for r in await cur.fetchall()]
+
+    async def sms_reports_after(self, cursor: int, limit: int = 500) -> list[StoredSmsReport]:
+        cur = await self.reader.execute(
+            "SELECT rowid, id, gateway_id, seq, alarm_id, recipient, status, attempts, sent_at,"
+            " error, gateway_ts, received_at, committed_at FROM sms_reports"
+            " WHERE rowid > ? ORDER BY rowid LIMIT ?", (cursor, limit))
+        return [StoredSmsReport(rowid=r[0], id=r[1], gateway_id=r[2], seq=r[3], alarm_id=r[4],
+                                to=r[5], status=r[6], attempts=r[7], sent_at=from_db_opt(r[8]),
+                                error=r[9], gateway_ts=from_db(r[10]),
+                                received_at=from_db(r[11]), committed_at=from_db(r[12]))
+                for r in await cur.fetchall()]
+
+    async def unknown_devices_after(self, cursor: int,
+                                    limit: int = 500) -> list[StoredUnknownDevice]:
+        cur = await self.reader.execute(
+            "SELECT rowid, id, gateway_id, seq, device_id, source, topic, device_type,"
+            " gateway_ts, received_at, committed_at FROM unknown_devices"
+            " WHERE rowid > ? ORDER BY rowid LIMIT ?", (cursor, limit))
+        return [StoredUnknownDevice(rowid=r[0], id=r[1], gateway_id=r[2], seq=r[3],
+                                    device_id=r[4], source=r[5], topic=r[6], device_type=r[7],
+                                    gateway_ts=from_db(r[8]), received_at=from_db(r[9]),
+                                    committed_at=from_db(r[10]))
+                for r in await cur.fetchall()]
+
+    async def telemetry(self, device_id: str, since: datetime | None = None,
+                        limit: int = 1000) -> list[StoredTelemetry]:
+        return await telemetry_sqlite.read(self.reader, device_id, since, limit)
+
+    async def telemetry_batch_count(self) -> int:
+        cur = await self.reader.execute("SELECT COUNT(*) FROM telemetry_batches")
+        row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    # -- the write path --------------------------------------------------------------
+
+    async def commit(self, items: Sequence[Received]) -> CommitInfo:
+        """Store one batch in one fsync'd transaction; ids already stored are ignored.
+
+        Returns what was new and, per gateway, every record id to ack (duplicates too: the
+        gateway did not get our earlier ack, or it would not have resent).
+        """
+        now = utcnow()
+        committed = to_db(now)
+        events: list[tuple[Any, ...]] = []
+        gaps: list[tuple[Any, ...]] = []
+        sms: list[tuple[Any, ...]] = []
+        unknown: list[tuple[Any, ...]] = []
+        batches: list[tuple[TelemetryBatch, str]] = []
+        states: list[tuple[str, GatewayState, str]] = []
+        last_seen: dict[str, str] = {}
+        acks: dict[str, list[str]] = {}
+        records = 0
+        for item in items:
+            msg, gw = item.msg, item.gateway_id
+            received = to_db(item.received_at)
+            last_seen[gw] = max(received, last_seen.get(gw, ""))
+            if isinstance(msg, GatewayState):
+                states.append((gw, msg, received))
+                continue
+            records += 1
+            acks.setdefault(gw, []).append(msg.id)
+            if isinstance(msg, EventEnvelope):
+                events.append((
+                    msg.id, gw, msg.seq, msg.device_id, msg.kind.value, int(msg.test),
+                    msg.lane.value, msg.rule, msg.source, _json(msg.data),
+                    to_db_opt(msg.device_ts), msg.device_seq, to_db(msg.gateway_ts), received,
+                    committed))
+            elif isinstance(msg, TelemetryBatch):
+                batches.append((msg, received))
+            elif isinstance(msg, GapRecord):
+                gaps.append((msg.id, gw, msg.seq, msg.dropped, msg.first_seq, msg.last_seq,
+                             to_db(msg.oldest_ts), to_db(msg.newest_ts), msg.reason,
+                             to_db(msg.gateway_ts), received, committed))
+            elif isinstance(msg, SmsReport):
+                sms.append((msg.id, gw, msg.seq, msg.alarm_id, msg.to, msg.status,
+                            msg.attempts, to_db_opt(msg.sent_at), msg.error,
+                            to_db(msg.gateway_ts), received, committed))
+            else:
+                unknown.append((msg.id, gw, msg.seq, msg.device_id, msg.source, msg.topic,
+                                msg.device_type, to_db(msg.gateway_ts), received, committed))
+
+        async with self.db.transaction() as conn:
+            before = await self._max_rowids(conn)
+            if events:
+                await conn.executemany(
+                    "INSERT OR IGNORE INTO events(id, gateway_id, seq, device_id, kind, test,"
+                    " lane, rule, source, data, device_ts, device_seq, gateway_ts, received_at,"
+                    " committed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", events)
+            if gaps:
+                await conn.executemany(
+                    "INSERT OR IGNORE INTO gaps(id, gateway_id, seq, dropped, first_seq,"
+                    " last_seq, oldest_ts, newest_ts, reason, gateway_ts, received_at,"
+                    " committed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", gaps)
+            if sms:
+                await conn.executemany(
+                    "INSERT OR IGNORE INTO sms_reports(id, gateway_id, seq, alarm_id, recipient,"
+                    " status, attempts, sent_at, error, gateway_ts, received_at, committed_at)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", sms)
+            if unknown:
+                await conn.executemany(
+                    "INSERT OR IGNORE INTO unknown_devices(id, gateway_id, seq, device_id,"
+                    " source, topic, device_type, gateway_ts, received_at, committed_at)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?)", unknown)
+            points = await self._commit_telemetry(conn, batches, committed)
+            changes = await self._apply_states(conn, states)
+            if last_seen:
+                await conn.executemany(
+                    "UPDATE gateways SET last_seen = ? WHERE id = ?"
+                    " AND (last_seen IS NULL OR last_seen < ?)",
+                    [(ts, gw, ts) for gw, ts in last_seen.items()])
+            after = await self._max_rowids(conn)
+            new_events: list[StoredEvent] = []
+            if after["events"] > before["events"]:
+                cur = await conn.execute(
+                    f"SELECT {_EVENT_COLUMNS} FROM events WHERE rowid > ? ORDER BY rowid",
+                    (before["events"],))
+                new_events = [_event(r) for r in await cur.fetchall()]
+        new_records = (len(new_events) + (after["gaps"] - before["gaps"])
+                       + (after["sms_reports"] - before["sms_reports"])
+                       + (after["unknown_devices"] - before["unknown_devices"])
+                       + (after["telemetry_batches"] - before["telemetry_batches"]))
+        return CommitInfo(
+            committed_at=now, events=tuple(new_events), gateway_changes=tuple(changes),
+            event_rowid=after["events"], gateway_log_rowid=after["gateway_log"],
+            gap_rowid=after["gaps"], sms_rowid=after["sms_reports"],
+            unknown_rowid=after["unknown_devices"], records=records,
+            duplicates=records - new_records, telemetry=tuple(points), acks=acks)
+
+    async def max_rowids(self) -> dict[str, int]:
+        """The current cursor of every table (committed rows only)."""
+        return await self._max_rowids(self.reader)
+
+    @staticmethod
+    async def _max_rowids(conn: aiosqlite.Connection) -> dict[str, int]:
+        tables = ("events", "gateway_log", "gaps", "sms_reports", "unknown_devices",
+                  "telemetry_batches")
+        cur = await conn.execute(
+            "SELECT " + ", ".join(f"(SELECT COALESCE(MAX(rowid), 0) FROM {t})" for t in tables))
+        row = await cur.fetchone()
+        assert row is not None
+        return {t: int(v) for t, v in zip(tables, row, strict=True)}
+
+    async def _commit_telemetry(self, conn: aiosqlite.Connection,
+                                batches: list[tuple[TelemetryBatch, str]],
+                                committed: str) -> list[TelemetryPoint]:
+        if not batches:
+            return []
+        ids = [b.id for b, _ in batches]
+        existing: set[str] = set()
+        for i in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[i:i + _IN_CHUNK]
+            cur = await conn.execute(
+                f"SELECT id FROM telemetry_batches WHERE id IN ({','.join('?' * len(chunk))})",
+                chunk)
+            existing.update(str(r[0]) for r in await cur.fetchall())
+        new_batches: list[tuple[Any, ...]] = []
+        rows: list[tuple[str, TelemetryPoint]] = []
+        for batch, received in batches:
+            if batch.id in existing:
+                continue
+            existing.add(batch.id)  # the same batch twice in one commit
+            new_batches.append((batch.id, batch.gateway_id, batch.seq, len(batch.records),
+                                to_db(batch.gateway_ts), received, committed))
+            rows.extend((batch.id, TelemetryPoint(
+                gateway_id=batch.gateway_id, device_id=r.device_id, kind=r.kind.value, ts=r.ts,
+                values=r.values, device_seq=r.device_seq)) for r in batch.records)
+        if new_batches:
+            await conn.executemany(
+                "INSERT INTO telemetry_batches(id, gateway_id, seq, records, gateway_ts,"
+                " received_at, committed_at) VALUES (?,?,?,?,?,?,?)", new_batches)
+        if self.telemetry_sqlite:
+            await telemetry_sqlite.insert(conn, rows)
+        return [p for _, p in rows]
+
+    async def _apply_states(self, conn: aiosqlite.Connection,
+                            states: list[tuple[str, GatewayState, str]]
+                            ) -> list[GatewayLogEntry]:
+        """Track online/offline; log transitions only (a retained birth seen again after an
+        ingest restart is not news)."""
+        if not states:
+            return []
+        gws = sorted({gw for gw, _, _ in states})
+        cur = await conn.execute(
+            f"SELECT id, online FROM gateways WHERE id IN ({','.join('?' * len(gws))})", gws)
+        online = {str(r[0]): bool(r[1]) for r in await cur.fetchall()}
+        log: list[tuple[str, str, str, str | None, str]] = []
+        for gw, st, received in states:
+            was = online.get(gw, False)
+            if st.status == "online":
+                await conn.execute(
+                    "UPDATE gateways SET online = 1, last_birth_at = ?,"
+                    " version = COALESCE(?, version) WHERE id = ?", (received, st.version, gw))
+                now_online, reason = True, "birth"
+            elif st.status == "offline":
+                await conn.execute(
+                    "UPDATE gateways SET online = 0, last_will_at = ? WHERE id = ?",
+                    (received, gw))
+                now_online, reason = False, "will"
+            else:
+                await conn.execute(
+                    "UPDATE gateways SET online = 1, last_health_at = ?, last_health = ?,"
+                    " version = COALESCE(?, version) WHERE id = ?",
+                    (received, st.model_dump_json(exclude_none=True), st.version, gw))
+                now_online, reason = True, "health"
+            online[gw] = now_online
+            if now_online != was:
+                status: Literal["online", "offline"] = "online" if now_online else "offline"
+                log.append((gw, status, reason, to_db_opt(st.ts), received))
+        if not log:
+            return []
+        cur = await conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM gateway_log")
+        row = await cur.fetchone()
+        first = int(row[0]) if row else 0
+        await conn.executemany(
+            "INSERT INTO gateway_log(gateway_id, status, reason, ts, received_at)"
+            " VALUES (?,?,?,?,?)", log)
+        cur = await conn.execute(
+            f"SELECT {_LOG_COLUMNS} FROM gateway_log WHERE rowid > ? ORDER BY rowid", (first,))
+        return [_log(r) for r in await cur.fetchall()]

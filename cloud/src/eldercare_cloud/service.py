@@ -1,0 +1,129 @@
+"""The whole cloud process: one database, ingest, and (when present) the care core's app.
+
+``CloudService`` is what ``eldercare-cloud run`` and ``scripts/run.py`` start. The HTTP
+app comes from ``eldercare_cloud.app.create_app`` when that module exists, so ingest
+runs on its own while the care core is being built, and ``http_enabled=false`` runs an
+ingest-only worker (several of them can share ``$share/...``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import logging
+import signal
+from collections.abc import Iterator
+from contextlib import AsyncExitStack, contextmanager, suppress
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+
+from eldercare_cloud.db import Database
+from eldercare_cloud.ingest import IngestService, IngestStore
+from eldercare_cloud.settings import CloudSettings
+
+log = logging.getLogger(__name__)
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn inside our process: the process owns SIGINT/SIGTERM (run_until_signalled,
+    scripts/run.py), so uvicorn must neither take them over nor re-raise them."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class CloudService:
+    def __init__(self, settings: CloudSettings) -> None:
+        self.settings = settings
+        self.db = Database(settings.db_path)
+        self.store = IngestStore(
+            self.db, telemetry_sqlite=settings.telemetry_sqlite or not settings.influx_url)
+        self.ingest = IngestService(settings, self.db, store=self.store)
+        self.app: Any = None
+        self.http_url: str | None = None
+        self._server: uvicorn.Server | None = None
+        self._server_task: asyncio.Task[None] | None = None
+        self._stack = AsyncExitStack()
+
+    async def __aenter__(self) -> CloudService:
+        try:
+            await self._stack.enter_async_context(self.db)
+            await self._stack.enter_async_context(self.store)
+            await self._stack.enter_async_context(self.ingest)
+            if self.settings.http_enabled:
+                self.app = self._create_app()
+                if self.app is not None:
+                    await self._start_http()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self._stack.aclose()
+
+    def _create_app(self) -> Any:
+        try:
+            module = importlib.import_module("eldercare_cloud.app")
+        except ModuleNotFoundError as exc:
+            if exc.name != "eldercare_cloud.app":
+                raise  # the app exists but something it imports is missing: say so
+            log.info("no eldercare_cloud.app yet: running ingest only")
+            return None
+        create_app = module.create_app
+        offered = {"db": self.db, "ingest": self.ingest, "store": self.store}
+        params = inspect.signature(create_app).parameters
+        kwargs = {k: v for k, v in offered.items() if k in params}
+        return create_app(self.settings, **kwargs)
+
+    async def _start_http(self) -> None:
+        config = uvicorn.Config(self.app, host=self.settings.http_host,
+                                port=self.settings.http_port, log_level="warning",
+                                lifespan="on")
+        server = _EmbeddedServer(config)
+        self._server = server
+        self._server_task = asyncio.create_task(server.serve(), name="http")
+        self._stack.push_async_callback(self._stop_http)
+        for _ in range(500):  # bounded: 10 s
+            if server.started or self._server_task.done():
+                break
+            await asyncio.sleep(0.02)
+        if self._server_task.done() or not server.started:
+            await self._stop_http()
+            raise RuntimeError(f"HTTP server did not start on {self.settings.http_host}:"
+                               f"{self.settings.http_port}")
+        port = self.settings.http_port
+        for srv in server.servers:
+            for sock in srv.sockets:
+                port = int(sock.getsockname()[1])
+        self.http_url = f"http://{self.settings.http_host}:{port}"
+        log.info("HTTP API on %s", self.http_url)
+
+    async def _stop_http(self) -> None:
+        if self._server is not None and self._server_task is not None:
+            self._server.should_exit = True
+            with suppress(asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(self._server_task), 10)
+            if not self._server_task.done():
+                self._server_task.cancel()
+            self._server = None
+
+
+async def run_until_signalled(settings: CloudSettings) -> None:
+    """Run the cloud until SIGINT or SIGTERM, then shut down cleanly (commit, ack, close)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with CloudService(settings) as cloud:
+        host, port = settings.mqtt_host_port
+        log.info("cloud ingest subscribed at %s:%d, database %s", host, port, settings.db_path)
+        if cloud.http_url:
+            log.info("console and API: %s", cloud.http_url)
+        await stop.wait()
+        log.info("stopping")
