@@ -6,9 +6,9 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from eldercare_edge.gateway import Gateway
 from eldercare_edge.settings import EdgeSettings
 from eldercare_protocols import native
 from eldercare_protocols.uplink import CLOUD_SUBSCRIPTION, Ack, decode_uplink, encode
@@ -38,13 +39,16 @@ async def wait_for(cond: Callable[[], bool | Awaitable[bool]], timeout: float = 
         await asyncio.sleep(0.02)
 
 
-def settings_for(tmp: Path, broker_port: int | None, **over: Any) -> EdgeSettings:
-    url = f"mqtt://127.0.0.1:{broker_port or 1}"
+def settings_for(tmp: Path, home_port: int, cloud_port: int | None = None,
+                 **over: Any) -> EdgeSettings:
+    """Settings for a test gateway; the cloud broker defaults to the home broker."""
+    home = f"mqtt://127.0.0.1:{home_port}"
+    cloud = f"mqtt://127.0.0.1:{cloud_port or home_port}"
     base: dict[str, Any] = {
         "gateway_id": GW,
         "data_dir": tmp / "gw",
-        "home_broker": {"url": url, "reconnect_min_s": 1, "reconnect_max_s": 1},
-        "cloud": {"url": url, "reconnect_min_s": 1, "reconnect_max_s": 1,
+        "home_broker": {"url": home, "reconnect_min_s": 1, "reconnect_max_s": 1},
+        "cloud": {"url": cloud, "reconnect_min_s": 1, "reconnect_max_s": 1,
                   "resend_after_s": 5.0},
         "outbox": {"telemetry_flush_s": 0.2},
         "home": {
@@ -198,7 +202,8 @@ def led_states(device: Client, device_id: str) -> list[str]:
     return out
 
 
-@dataclass
-class Counter:
-    n: int = 0
-    ids: list[str] = field(default_factory=list)
+@asynccontextmanager
+async def running(settings: EdgeSettings, **kw: Any) -> AsyncIterator[Gateway]:
+    async with Gateway(settings, **kw) as gw:
+        assert await gw.wait_connected(10), "gateway did not connect to its brokers"
+        yield gw

@@ -91,6 +91,9 @@ class MqttLink:
         client.on_connect = self._paho_connect
         client.on_disconnect = self._paho_disconnect
         client.on_message = self._paho_message
+        client.on_subscribe = self._paho_subscribe
+        self._sub_mid: int | None = None
+        self._stopping = False
         self._client = client
 
     # ---------------------------------------------------------------- lifecycle
@@ -107,6 +110,7 @@ class MqttLink:
         self._client.loop_start()
 
     async def wait_connected(self, within_s: float) -> bool:
+        """Connected and subscribed (the SUBACK is in), or False after ``within_s``."""
         if self._connected_async is None:
             return False
         try:
@@ -122,6 +126,7 @@ class MqttLink:
                      for m in final]
             for info in infos:
                 await asyncio.to_thread(info.wait_for_publish, flush_s)
+        self._stopping = True
         self._client.disconnect()
         await asyncio.to_thread(self._client.loop_stop)
 
@@ -147,20 +152,29 @@ class MqttLink:
         if self._birth is not None:
             birth = self._birth()
             client.publish(birth.topic, birth.payload, qos=birth.qos, retain=birth.retain)
-        if self._subscriptions:
-            client.subscribe([(t, 1) for t in self._subscriptions])
         self.connects += 1
         self._connected.set()
         log.info("%s: connected to %s", self.name, self.settings.url)
-        self._call(self._set_connected, True)
+        if self._subscriptions:
+            # "ready" waits for the SUBACK: a message published before it would be missed
+            _, self._sub_mid = client.subscribe([(t, 1) for t in self._subscriptions])
+        else:
+            self._call(self._set_connected, True)
         if self._on_connect_cb is not None:
             self._call(self._on_connect_cb)
+
+    def _paho_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any,
+                        properties: Any) -> None:
+        if mid == self._sub_mid:
+            self._call(self._set_connected, True)
 
     def _paho_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any,
                          reason: Any, properties: Any) -> None:
         was = self._connected.is_set()
         self._connected.clear()
-        if was:
+        if was and self._stopping:
+            log.info("%s: disconnected from %s", self.name, self.settings.url)
+        elif was:
             self.disconnects += 1
             log.warning("%s: disconnected from %s: %s", self.name, self.settings.url, reason)
         self._call(self._set_connected, False)
