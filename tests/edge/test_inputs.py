@@ -1,0 +1,112 @@
+"""Inputs other than native MQTT: the serial RF dongle (pty) and Zigbee2MQTT topics."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from conftest import Broker
+from eldercare_sim.clock import SimClock
+from eldercare_sim.dongle import SimDongle
+from eldercare_sim.home import SimHome
+
+from eldercare_edge.clock import FakeClock
+from eldercare_protocols.events import EventKind
+from eldercare_protocols.uplink import EventEnvelope, Lane, TelemetryBatch, UnknownDeviceSeen
+
+from .helpers import Client, CloudAcker, clients, running, settings_for, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def kinds_of(cloud: CloudAcker, device: str) -> list[EventKind]:
+    return [e.kind for e in cloud.records(EventEnvelope) if e.device_id == device]
+
+
+async def test_dongle_frames_become_events_and_corrupt_ones_are_counted(
+        tmp_path: Path, mosquitto: Broker, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    cloud = CloudAcker(mosquitto.port)
+    with clients(cloud), SimDongle({"rf-btn": "call_button", "rf-vit": "vitals_monitor",
+                                    "rf-stranger": "door_contact"}) as dongle:
+        settings = settings_for(tmp_path, mosquitto.port, serial={"port": dongle.port,
+                                                                  "reopen_s": 0.2})
+        async with running(settings) as gw:
+            assert gw.dongle is not None
+            await wait_for(lambda: gw.dongle is not None and gw.dongle.opened.is_set())
+            dongle.send_corrupt(6)
+            dongle.send_event("rf-btn", "sos", button="red")
+            dongle.send_telemetry("rf-vit", "vitals", heart_rate=71, spo2=98)
+            dongle.send_state("rf-btn", battery=88)
+            for _ in range(3):
+                dongle.send_event("rf-stranger", "door_open")
+            await wait_for(lambda: EventKind.SOS in kinds_of(cloud, "rf-btn"), what="sos")
+            await wait_for(lambda: gw.counters.get("malformed_serial") == 6, what="corrupt")
+            await wait_for(lambda: bool(cloud.records(TelemetryBatch)), what="telemetry")
+            await wait_for(lambda: bool(cloud.records(UnknownDeviceSeen)), what="unknown")
+            sos = [e for e in cloud.records(EventEnvelope) if e.kind is EventKind.SOS][0]
+            assert sos.source == "serial" and sos.lane is Lane.ALARM and sos.device_seq
+            rec = cloud.records(TelemetryBatch)[0].records[0]
+            assert rec.device_id == "rf-vit" and rec.values == {"heart_rate": 71, "spo2": 98}
+            info = gw.registry.get("rf-btn")
+            assert info is not None and info.battery == 88 and info.online
+            await wait_for(lambda: gw.counters.get("unknown_device_msgs") == 3)
+            unknown = cloud.records(UnknownDeviceSeen)
+            assert len(unknown) == 1 and unknown[0].source == "serial"
+            assert kinds_of(cloud, "rf-stranger") == []
+            warned = [r.getMessage() for r in caplog.records if "malformed serial" in
+                      r.getMessage()]
+            assert len(warned) == 6 and all(f"serial:{dongle.port}" in w for w in warned)
+
+
+async def test_z2m_door_contact_true_means_closed_through_the_gateway(
+        tmp_path: Path, mosquitto: Broker) -> None:
+    """Raw bridge payloads: `contact: false` is an open door, an unchanged report is nothing."""
+    cloud = CloudAcker(mosquitto.port)
+    bridge = Client(mosquitto.port, "z2m-bridge")
+    clock = FakeClock(datetime(2026, 3, 2, 4, 0, tzinfo=UTC))   # 12:00 in Hangzhou
+    with clients(cloud, bridge):
+        async with running(settings_for(tmp_path, mosquitto.port,
+                                        home={"extra": {"routine": {"door_open_max_s": 30}}}),
+                           clock=clock) as gw:
+            topic = "zigbee2mqtt/front_door"
+            for body in (b'{"contact":true,"battery":90,"linkquality":120}',
+                         b'{"contact":false,"battery":90}',
+                         b'{"contact":false,"battery":90,"linkquality":99}'):
+                bridge.publish(topic, body)
+            await wait_for(lambda: EventKind.DOOR_OPEN in kinds_of(cloud, "zdoor"))
+            clock.advance(31)
+            await wait_for(lambda: EventKind.DOOR_LEFT_OPEN in kinds_of(cloud, "zdoor"),
+                           what="door left open")
+            bridge.publish(topic, b'{"contact":true}')
+            await wait_for(lambda: kinds_of(cloud, "zdoor")[-1] is EventKind.DOOR_CLOSE)
+            assert kinds_of(cloud, "zdoor") == [EventKind.DOOR_CLOSE, EventKind.DOOR_OPEN,
+                                                EventKind.DOOR_LEFT_OPEN, EventKind.DOOR_CLOSE]
+            assert all(e.source in {"z2m", "gateway"} for e in cloud.records(EventEnvelope))
+            bridge.publish(f"{topic}/availability", b'{"state":"offline"}')
+            await wait_for(lambda: EventKind.DEVICE_OFFLINE in kinds_of(cloud, "zdoor"))
+            info = gw.registry.get("zdoor")
+            assert info is not None and info.online is False
+
+
+async def test_z2m_door_from_the_simulated_home(tmp_path: Path, mosquitto: Broker) -> None:
+    cloud = CloudAcker(mosquitto.port)
+    with clients(cloud):
+        async with SimHome(mosquitto.url, "h1", devices=[("h1-door", "door_contact")],
+                           z2m=True, clock=SimClock()) as home:
+            model = home.z2m_model("h1-door")
+            assert model is not None
+            devices = [{"device_id": "h1-door", "type": "door_contact", "source": "z2m",
+                        "z2m_name": "h1-door", "z2m_model": model}]
+            async with running(settings_for(tmp_path, mosquitto.port,
+                                             home={"devices": devices})) as gw:
+                await home.door("h1-door", True)
+                await wait_for(lambda: EventKind.DOOR_OPEN in kinds_of(cloud, "h1-door"),
+                               what="open from the simulated Zigbee door")
+                await home.door("h1-door", False)
+                await wait_for(lambda: kinds_of(cloud, "h1-door")[-1] is EventKind.DOOR_CLOSE)
+                opens = kinds_of(cloud, "h1-door").count(EventKind.DOOR_OPEN)
+                assert opens == 1
+                assert gw.counters.get("malformed_z2m") == 0
