@@ -20,10 +20,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as paho
 import pytest
@@ -143,6 +141,7 @@ class Client:
     def subscribe(self, topic: str) -> bool:
         """True when the SUBACK granted the subscription."""
         _, mid = self.client.subscribe(topic, qos=1)
+        assert mid is not None
         with self.suback_event:
             assert self.suback_event.wait_for(lambda: mid in self.subacks, WAIT_S), "no SUBACK"
         return not any(rc.is_failure for rc in self.subacks[mid])
