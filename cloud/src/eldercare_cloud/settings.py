@@ -51,6 +51,8 @@ class CloudSettings(BaseSettings):
     http_port: int = Field(default=8080, ge=0, le=65535)
     secret_key: str = "dev-secret-change-me"
     public_base_url: str = "http://127.0.0.1:8080"
+    #: the console and phone-page files (eldercare_cloud.web); None = the repo's dashboards/
+    dashboards_dir: Path | None = None
 
     # gateway health (cloud rules)
     gateway_offline_after_s: int = Field(default=300, ge=5)

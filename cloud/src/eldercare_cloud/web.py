@@ -1,0 +1,120 @@
+"""The operator console and the responders' phone page, served by the cloud itself.
+
+Monitoring-centre PCs are often cut off from the internet, so everything the pages
+need (HTML, CSS, ES modules, the schematic care map, the alert beep, which is
+synthesised with WebAudio) comes from this server; nothing is loaded from a CDN.
+There is no build step: the files in ``dashboards/`` are what the browser runs, so
+a change to them is live on the next reload.
+
+Routes (none of them in the OpenAPI: they are pages, not API):
+
+- ``/`` and ``/console`` → ``/console/``, the operator console;
+- ``/respond/{alert_id}?token=…``, the page a responder's signed link opens
+  (``care.links.link_url`` builds those links); the page calls
+  ``/api/v1/respond/{alert_id}`` with the token, the link is the only credential;
+- ``/family/``, a family member's view of their elder (with an account);
+- ``/ui/…``, the static files themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
+
+from eldercare_cloud.errors import ConfigError
+from eldercare_cloud.settings import CloudSettings
+
+log = logging.getLogger(__name__)
+
+#: the repository's dashboards/ folder, when the cloud runs from a checkout
+DEFAULT_DASHBOARDS_DIR = Path(__file__).resolve().parents[3] / "dashboards"
+
+#: the pages, relative to the dashboards folder
+CONSOLE_PAGE = Path("console/index.html")
+RESPOND_PAGE = Path("family/respond.html")
+FAMILY_PAGE = Path("family/index.html")
+
+#: pages and modules change with a deployment, not between reloads of one session; "no-cache"
+#: still lets the browser keep a copy, it only revalidates (ETag) before using it
+_NO_CACHE = {"Cache-Control": "no-cache"}
+#: the pages read nothing from other origins; a responder page must not leak its token
+_PAGE_HEADERS = {
+    **_NO_CACHE,
+    "Content-Security-Policy": ("default-src 'self'; img-src 'self' data:; "
+                                "style-src 'self' 'unsafe-inline'; connect-src 'self'; "
+                                "frame-ancestors 'none'"),
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+class _Static(StaticFiles):
+    """Static files that revalidate (no stale console after an upgrade) and say what they are."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers.update(_NO_CACHE)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
+def dashboards_dir(settings: CloudSettings) -> Path:
+    """Where the pages are: ``settings.dashboards_dir`` or the repository's dashboards/."""
+    return (settings.dashboards_dir or DEFAULT_DASHBOARDS_DIR).resolve()
+
+
+def mount_console(app: FastAPI, settings: CloudSettings) -> bool:
+    """Serve the console and the phone page from ``app``; False when there is nothing to serve.
+
+    An explicitly configured folder that lacks the console is a configuration error (a
+    typo would otherwise leave a monitoring centre with a blank screen and a green health
+    check); a missing default folder (a wheel installed without the checkout, an
+    ingest-only worker) only logs, because the API is still useful without the pages.
+    """
+    root = dashboards_dir(settings)
+    if not (root / CONSOLE_PAGE).is_file():
+        if settings.dashboards_dir is not None:
+            raise ConfigError(f"ELDERCARE_CLOUD_DASHBOARDS_DIR={settings.dashboards_dir} has no "
+                              f"{CONSOLE_PAGE}")
+        log.warning("no console pages at %s: serving the API only (set "
+                    "ELDERCARE_CLOUD_DASHBOARDS_DIR)", root)
+        return False
+
+    def page(relative: Path) -> Response:
+        path = root / relative
+        if not path.is_file():
+            return PlainTextResponse(f"page {relative} is missing", status_code=404)
+        return FileResponse(path, media_type="text/html; charset=utf-8", headers=_PAGE_HEADERS)
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> Response:
+        return RedirectResponse("/console/", status_code=307)
+
+    @app.get("/console", include_in_schema=False)
+    async def console_slash() -> Response:
+        return RedirectResponse("/console/", status_code=307)
+
+    @app.get("/console/", include_in_schema=False)
+    async def console() -> Response:
+        return page(CONSOLE_PAGE)
+
+    @app.get("/respond/{alert_id}", include_in_schema=False)
+    async def respond(alert_id: str) -> Response:
+        # the page reads the alert id from its own path and the token from its query
+        return page(RESPOND_PAGE)
+
+    @app.get("/family", include_in_schema=False)
+    async def family_slash() -> Response:
+        return RedirectResponse("/family/", status_code=307)
+
+    @app.get("/family/", include_in_schema=False)
+    async def family() -> Response:
+        return page(FAMILY_PAGE)
+
+    app.mount("/ui", _Static(directory=root, html=False), name="ui")
+    return True
