@@ -87,3 +87,7 @@ def gateway_list(as_json: bool = typer.Option(False, "--json")) -> None:
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -262,7 +262,7 @@ class MqttConnection:
         info = self._client.publish(topic, payload, qos=qos, retain=retain)
         if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
             raise PublishError(topic, paho.error_string(info.rc))
-        if info.is_published():
+        if info.rc == paho.MQTT_ERR_SUCCESS and info.is_published():
             return
         fut: asyncio.Future[None] = self._loop.create_future()
         self._pending_pubacks[info.mid] = fut
