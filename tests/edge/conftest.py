@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from conftest import Broker, start_mosquitto  # the shared fixtures' module (tests/conftest.py)
 
 

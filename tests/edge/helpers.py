@@ -24,10 +24,10 @@ from eldercare_protocols.uplink import CLOUD_SUBSCRIPTION, Ack, decode_uplink, e
 GW = "gw-test-01"
 
 
-async def wait_for(cond: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0,
+async def wait_for(cond: Callable[[], bool | Awaitable[bool]], within_s: float = 10.0,
                    what: str = "condition") -> None:
     """Poll a condition until it holds or the deadline passes (never a bare sleep)."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within_s
     while True:
         value = cond()
         if not isinstance(value, bool):
@@ -35,7 +35,7 @@ async def wait_for(cond: Callable[[], bool | Awaitable[bool]], timeout: float = 
         if value:
             return
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            raise AssertionError(f"timed out after {within_s}s waiting for {what}")
         await asyncio.sleep(0.02)
 
 
@@ -195,7 +195,7 @@ def clients(*items: Client) -> Iterator[None]:
 
 def led_states(device: Client, device_id: str) -> list[str]:
     out = []
-    for topic, payload in device.received(f"eldercare/{device_id}/cmd"):
+    for _topic, payload in device.received(f"eldercare/{device_id}/cmd"):
         obj = json.loads(payload)
         if obj.get("command") == "led":
             out.append(obj["args"]["state"])

@@ -11,8 +11,8 @@ import logging
 from pathlib import Path
 
 import pytest
-from conftest import Broker
 
+from conftest import Broker
 from eldercare_protocols.events import EventKind
 from eldercare_protocols.uplink import (
     DownCommand,
@@ -24,6 +24,8 @@ from eldercare_protocols.uplink import (
     UnknownDeviceSeen,
     encode,
 )
+from eldercare_sim.clock import SimClock
+from eldercare_sim.home import SimHome
 
 from .helpers import (
     GW,
@@ -253,3 +255,30 @@ async def test_malformed_payloads_on_every_input_are_counted_and_logged(
             dev.publish("eldercare/btn-1/event", event_payload("call_button", "sos", 2))
             await wait_for(lambda: bool(envelopes(cloud, EventKind.SOS)))
             assert gw.counters.get("alarms_stored") == 1
+
+
+async def test_simulated_button_led_and_last_will(tmp_path: Path, mosquitto: Broker) -> None:
+    """The simulator's button: LED received → help coming; its Last Will is device offline,
+    never person inactivity."""
+    cloud = CloudAcker(mosquitto.port)
+    devices = [{"device_id": "h1-btn", "type": "call_button"},
+               {"device_id": "h1-door", "type": "door_contact"}]
+    with clients(cloud):
+        async with running(settings_for(tmp_path, mosquitto.port, home={"devices": devices})
+                           ) as gw:
+            home = SimHome(mosquitto.url, "h1", devices=[("h1-btn", "call_button"),
+                                                         ("h1-door", "door_contact")],
+                           clock=SimClock())
+            async with home:
+                assert await home.press("h1-btn", "red")
+                await wait_for(lambda: home.led_state("h1-btn") == "help_coming",
+                               what="help coming on the button")
+                leds = [c.args.get("state") for c in home.commands if c.command == "led"]
+                assert leds == ["received", "help_coming"]
+                await home.kill()
+                await wait_for(lambda: {"h1-btn", "h1-door"} <= {
+                    e.device_id for e in envelopes(cloud, EventKind.DEVICE_OFFLINE)},
+                    what="Last Wills seen as device offline")
+            assert envelopes(cloud, EventKind.INACTIVITY) == []
+            info = gw.registry.get("h1-btn")
+            assert info is not None and info.online is False

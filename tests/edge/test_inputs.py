@@ -7,14 +7,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import Broker
-from eldercare_sim.clock import SimClock
-from eldercare_sim.dongle import SimDongle
-from eldercare_sim.home import SimHome
 
+from conftest import Broker
 from eldercare_edge.clock import FakeClock
 from eldercare_protocols.events import EventKind
 from eldercare_protocols.uplink import EventEnvelope, Lane, TelemetryBatch, UnknownDeviceSeen
+from eldercare_sim.clock import SimClock
+from eldercare_sim.dongle import SimDongle
+from eldercare_sim.home import SimHome
 
 from .helpers import Client, CloudAcker, clients, running, settings_for, wait_for
 
@@ -46,7 +46,7 @@ async def test_dongle_frames_become_events_and_corrupt_ones_are_counted(
             await wait_for(lambda: gw.counters.get("malformed_serial") == 6, what="corrupt")
             await wait_for(lambda: bool(cloud.records(TelemetryBatch)), what="telemetry")
             await wait_for(lambda: bool(cloud.records(UnknownDeviceSeen)), what="unknown")
-            sos = [e for e in cloud.records(EventEnvelope) if e.kind is EventKind.SOS][0]
+            sos = next(e for e in cloud.records(EventEnvelope) if e.kind is EventKind.SOS)
             assert sos.source == "serial" and sos.lane is Lane.ALARM and sos.device_seq
             rec = cloud.records(TelemetryBatch)[0].records[0]
             assert rec.device_id == "rf-vit" and rec.values == {"heart_rate": 71, "spo2": 98}

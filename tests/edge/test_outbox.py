@@ -142,7 +142,7 @@ async def test_every_alarm_whose_put_returned_survives_sigkill(tmp_path: Path) -
     script.write_text(CRASH_WRITER)
     confirmed: list[str] = []
     for _round in range(3):
-        proc = subprocess.Popen([sys.executable, str(script), str(path)],
+        proc = subprocess.Popen([sys.executable, str(script), str(path)],  # noqa: ASYNC220
                                 stdout=subprocess.PIPE, text=True)
         assert proc.stdout is not None
         deadline = time.monotonic() + 20

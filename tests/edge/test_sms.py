@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Broker
-from eldercare_sim.modem import SimModem
 
+from conftest import Broker
 from eldercare_edge.clock import FakeClock
 from eldercare_edge.sms import compose
 from eldercare_protocols.events import EventKind
 from eldercare_protocols.uplink import EventEnvelope, GatewayConfig, SmsReport
+from eldercare_sim.modem import SimModem
 
 from .helpers import (
     GW,
@@ -71,7 +71,7 @@ async def test_one_sms_per_contact_when_the_cloud_is_silent_and_none_after_resta
                 assert NAME in s["text"] and ADDRESS in s["text"]
                 assert "按下紧急呼叫按钮" in s["text"]
             reports = cloud.records(SmsReport)
-            alarm = [e for e in cloud.records(EventEnvelope) if e.kind is EventKind.SOS][0]
+            alarm = next(e for e in cloud.records(EventEnvelope) if e.kind is EventKind.SOS)
             assert {r.alarm_id for r in reports} == {alarm.id}
             assert all(r.status == "sent" and r.attempts == 1 for r in reports)
             # the alarm is still unacked; a restart must not text anyone again

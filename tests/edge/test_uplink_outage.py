@@ -6,14 +6,14 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from conftest import Broker
 
+from conftest import Broker
 from eldercare_protocols.events import EventKind
 from eldercare_protocols.uplink import EventEnvelope, TelemetryBatch
 
 from .helpers import (
-    CloudAcker,
     Client,
+    CloudAcker,
     clients,
     event_payload,
     running,
@@ -63,7 +63,7 @@ async def test_cloud_broker_restart_every_alarm_once_in_order_before_telemetry(
             assert depth["alarm"] == 100 and depth["telemetry"] >= 1
 
             cloud_broker.start()
-            await wait_for(lambda: gw.outbox.size_bytes == 0, timeout=30,
+            await wait_for(lambda: gw.outbox.size_bytes == 0, within_s=30,
                            what="backlog drained after the restart")
 
     after = cloud.seen[mark:]

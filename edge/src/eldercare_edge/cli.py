@@ -29,8 +29,10 @@ async def _serve(settings: EdgeSettings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with Gateway(settings):
+    async with Gateway(settings) as gw:
         print(f"网关 {settings.gateway_id} 已启动 / gateway started", flush=True)
+        if await gw.home.wait_connected(10):
+            print("已连接家庭 MQTT / home broker connected", flush=True)
         await stop.wait()
     print(f"网关 {settings.gateway_id} 已停止 / gateway stopped", flush=True)
 

@@ -1,0 +1,111 @@
+"""``eldercare-edge run --config FILE`` as a process, and the settings loader."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import Broker
+from eldercare_edge.errors import SettingsError
+from eldercare_edge.outbox import Outbox
+from eldercare_edge.settings import EdgeSettings
+from eldercare_protocols.events import EventKind
+from eldercare_protocols.uplink import EventEnvelope, GatewayState
+
+from .helpers import GW, Client, CloudAcker, clients, event_payload, wait_for
+
+SCRIPT = Path(sys.executable).parent / "eldercare-edge"
+
+
+def write_config(tmp_path: Path, port: int, suffix: str = ".yaml") -> Path:
+    body = {
+        "gateway_id": GW,
+        "data_dir": str(tmp_path / "data"),
+        "home_broker": {"url": f"mqtt://127.0.0.1:{port}"},
+        "cloud": {"url": f"mqtt://127.0.0.1:{port}", "username": GW, "password": "s3cret"},
+        "home": {"resident": {"name": "张秀英", "address": "杭州市西湖区"},
+                 "devices": [{"device_id": "btn-1", "type": "call_button"}]},
+    }
+    path = tmp_path / f"edge{suffix}"
+    if suffix == ".yaml":
+        path.write_text(yaml.safe_dump(body, allow_unicode=True), encoding="utf-8")
+    else:
+        path.write_text(
+            f'gateway_id = "{GW}"\ndata_dir = "{tmp_path / "data"}"\n'
+            f'[home_broker]\nurl = "mqtt://127.0.0.1:{port}"\n'
+            f'[cloud]\nurl = "mqtt://127.0.0.1:{port}"\nresend_after_s = 7.5\n',
+            encoding="utf-8")
+    return path
+
+
+def test_yaml_toml_and_env_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    s = EdgeSettings.from_file(write_config(tmp_path, 1883))
+    assert s.gateway_id == GW and s.cloud.username == GW and s.cloud.port == 1883
+    assert s.bootstrap_config().resident is not None
+    t = EdgeSettings.from_file(write_config(tmp_path, 1884, ".toml"))
+    assert t.cloud.resend_after_s == 7.5 and t.home_broker.port == 1884
+    monkeypatch.setenv("ELDERCARE_EDGE_CLOUD__RESEND_AFTER_S", "2.5")
+    monkeypatch.setenv("ELDERCARE_EDGE_GATEWAY_ID", "gw-from-env")
+    e = EdgeSettings.from_file(write_config(tmp_path, 1884, ".toml"))
+    assert e.cloud.resend_after_s == 2.5 and e.gateway_id == "gw-from-env"
+
+
+def test_bad_settings_are_refused_with_a_reason(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="does not exist"):
+        EdgeSettings.from_file(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("gateway_id: 'no spaces allowed'\n")
+    with pytest.raises(SettingsError, match="gateway_id"):
+        EdgeSettings.from_file(bad)
+    prod = tmp_path / "prod.yaml"
+    prod.write_text("gateway_id: gw-1\nenvironment: production\n"
+                    "cloud: {url: 'mqtts://cloud.example:8883', password: changeme}\n")
+    with pytest.raises(SettingsError, match="placeholder"):
+        EdgeSettings.from_file(prod)
+
+
+@pytest.mark.integration
+async def test_run_process_and_clean_sigterm_keeps_unacked_alarms(
+        tmp_path: Path, mosquitto: Broker) -> None:
+    config = write_config(tmp_path, mosquitto.port)
+    cloud = CloudAcker(mosquitto.port, acking=False)
+    watcher = Client(mosquitto.port, "watcher", (f"ec/v1/{GW}/up/state",))
+    button = Client(mosquitto.port, "btn-1")
+    proc = subprocess.Popen([str(SCRIPT), "run", "--config", str(config)],  # noqa: ASYNC220
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        with clients(cloud, watcher, button):
+            assert proc.stdout is not None
+            seen = b""
+            for _ in range(200):
+                line = await asyncio.to_thread(proc.stdout.readline)
+                seen += line
+                if not line or b"home broker connected" in line:
+                    break
+            assert b"home broker connected" in seen, seen.decode()
+            await wait_for(lambda: any(GatewayState.model_validate_json(p).status == "online"
+                                       for _, p in watcher.received() if p),
+                           what="birth message")
+            button.publish("eldercare/btn-1/event", event_payload("call_button", "sos", 1))
+            await wait_for(lambda: any(e.kind is EventKind.SOS
+                                       for e in cloud.records(EventEnvelope)), what="alarm")
+            proc.send_signal(signal.SIGTERM)
+            out, _ = await asyncio.to_thread(proc.communicate, timeout=20)
+            assert proc.returncode == 0, (seen + out).decode()
+            assert "已停止" in out.decode()
+            await wait_for(lambda: GatewayState.model_validate_json(
+                watcher.received()[-1][1]).status == "offline", what="offline state")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+    async with Outbox(tmp_path / "data" / "outbox.sqlite", GW) as ob:
+        assert (await ob.depth())["alarm"] == 1   # not acked, so still there
