@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(mosquitto docker-compose chromium fonts-noto-cjk)
+APT_PACKAGES=(mosquitto docker-compose chromium fonts-noto-cjk victoria-metrics)
 
 need=()
 for pkg in "${APT_PACKAGES[@]}"; do
