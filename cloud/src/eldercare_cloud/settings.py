@@ -41,7 +41,7 @@ class CloudSettings(BaseSettings):
     mqtt_tls_ca: Path | None = None
     #: how long publish_config/publish_command wait for the broker's PUBACK
     mqtt_publish_timeout_s: float = Field(default=10.0, gt=0, le=120)
-    #: test hook: the process exits (os._exit) right after a commit, before its ack
+    #: test hook: the process SIGKILLs itself right after a commit, before its ack
     test_exit_after_commit: bool = False
 
     # HTTP API
@@ -60,6 +60,8 @@ class CloudSettings(BaseSettings):
 
     # care core: escalation ladder, responders, notifications, live stream
     tenant: str = "default"
+    #: load the demo district (杭州市西湖区) at start-up; idempotent
+    demo_data: bool = False
     ladder_life_safety_timeout_s: int = Field(default=60, ge=1, le=3600)
     ladder_default_timeout_s: int = Field(default=300, ge=1, le=86400)
     responder_link_ttl_s: int = Field(default=24 * 3600, ge=60)
@@ -69,6 +71,9 @@ class CloudSettings(BaseSettings):
     notify_max_attempts: int = Field(default=5, ge=1, le=50)
     notify_retry_base_s: float = Field(default=5.0, ge=0)
     webhook_timeout_s: float = Field(default=5.0, gt=0)
+    #: the key receivers use to check webhook signatures; derived from secret_key when empty
+    #: (never the secret_key itself: a receiver holding that could forge tokens and links)
+    webhook_secret: str = ""
     stream_heartbeat_s: float = Field(default=15.0, gt=0)
     #: how SMS leave the cloud: not at all, an HTTP SMS gateway, or a GSM modem on a serial port
     sms_provider: Literal["none", "http", "gsm"] = "none"
@@ -104,6 +109,15 @@ class CloudSettings(BaseSettings):
         if parsed.scheme not in {"mqtt", "mqtts"} or not parsed.hostname:
             raise ConfigError(f"mqtt_url must look like mqtt://HOST:PORT, got {self.mqtt_url!r}")
         return parsed.hostname, parsed.port or (8883 if parsed.scheme == "mqtts" else 1883)
+
+    @property
+    def effective_webhook_secret(self) -> str:
+        if self.webhook_secret:
+            return self.webhook_secret
+        import hashlib
+        import hmac
+
+        return hmac.new(self.secret_key.encode(), b"webhook", hashlib.sha256).hexdigest()
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> CloudSettings:

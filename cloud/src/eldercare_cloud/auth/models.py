@@ -1,0 +1,92 @@
+"""Who is asking: roles, the principal a request acts as, and the user API models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Role(StrEnum):
+    #: everything in their tenant, including users and the audit log
+    ADMIN = "admin"
+    #: monitoring-centre staff: alerts, residents and dispatch in their districts
+    OPERATOR = "operator"
+    #: a relative: only their own elder(s)
+    FAMILY = "family"
+    #: volunteers and community grid workers: only alerts offered to them
+    VOLUNTEER = "volunteer"
+    WORKER = "worker"
+    #: gateways and devices in their districts; no medical data
+    INSTALLER = "installer"
+
+
+ALL_ROLES: tuple[Role, ...] = tuple(Role)
+STAFF: tuple[Role, ...] = (Role.ADMIN, Role.OPERATOR)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller, with the ids that bound what they may see (resolved once per request)."""
+
+    user_id: str
+    username: str
+    role: Role
+    tenant: str
+    district_ids: frozenset[str] = field(default_factory=frozenset)
+    resident_ids: frozenset[str] = field(default_factory=frozenset)
+    contact_ids: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def actor(self) -> str:
+        return f"user:{self.user_id}"
+
+
+Username = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{3,64}$")]
+RefId = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: Username
+    password: str = Field(min_length=8, max_length=256)
+    role: Role
+    display_name: str = Field(default="", max_length=64)
+    district_ids: list[RefId] = Field(default_factory=list, max_length=50)
+    resident_ids: list[RefId] = Field(default_factory=list, max_length=50)
+    #: contacts (volunteer, grid worker, relative) this account answers for
+    contact_ids: list[RefId] = Field(default_factory=list, max_length=50)
+
+
+class UserUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    password: str | None = Field(default=None, min_length=8, max_length=256)
+    display_name: str | None = Field(default=None, max_length=64)
+    active: bool | None = None
+    district_ids: list[RefId] | None = Field(default=None, max_length=50)
+    resident_ids: list[RefId] | None = Field(default=None, max_length=50)
+    contact_ids: list[RefId] | None = Field(default=None, max_length=50)
+
+
+class UserPublic(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    id: str
+    username: str
+    role: Role
+    tenant: str
+    display_name: str
+    active: bool
+    district_ids: list[str]
+    resident_ids: list[str]
+    contact_ids: list[str]
+    created_at: datetime
+
+
+class Token(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+    role: Role

@@ -1,0 +1,215 @@
+"""Accounts, argon2 password hashes and bearer tokens.
+
+Tokens are signed and short-lived, and carry the user's ``token_version``: changing a
+password or deactivating the account bumps it, which revokes every token issued before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from datetime import timedelta
+
+import aiosqlite
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from eldercare_cloud.auth.models import Principal, Role, Token, UserCreate, UserPublic, UserUpdate
+from eldercare_cloud.auth.signing import sign, verify
+from eldercare_cloud.care.clock import Clock, iso, parse_iso
+from eldercare_cloud.db import Database
+from eldercare_cloud.errors import (
+    AuthenticationError,
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+)
+
+MIGRATIONS: list[str] = [
+    """
+CREATE TABLE users (
+    id TEXT PRIMARY KEY,
+    username TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    role TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    active INTEGER NOT NULL DEFAULT 1,
+    token_version INTEGER NOT NULL DEFAULT 1,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE user_districts (
+    user_id TEXT NOT NULL REFERENCES users(id),
+    district_id TEXT NOT NULL,
+    PRIMARY KEY (user_id, district_id)
+);
+CREATE TABLE user_residents (
+    user_id TEXT NOT NULL REFERENCES users(id),
+    resident_id TEXT NOT NULL,
+    PRIMARY KEY (user_id, resident_id)
+)
+""",
+]
+
+TOKEN_PURPOSE = "access"
+#: verified against when the username is unknown, so both paths cost one argon2 verify
+_DUMMY_HASH = PasswordHasher().hash("not-a-real-password")
+
+
+class UserService:
+    def __init__(self, db: Database, clock: Clock, secret_key: str, tenant: str,
+                 token_ttl_s: int) -> None:
+        self._db = db
+        self._clock = clock
+        self._secret = secret_key
+        self._tenant = tenant
+        self._ttl = token_ttl_s
+        self._hasher = PasswordHasher()
+
+    async def migrate(self) -> None:
+        await self._db.migrate("auth", MIGRATIONS)
+
+    async def _hash(self, password: str) -> str:
+        return await asyncio.to_thread(self._hasher.hash, password)
+
+    async def create(self, body: UserCreate, tenant: str | None = None) -> UserPublic:
+        tenant = tenant or self._tenant
+        await self._check_links(body.role, body.district_ids, body.resident_ids,
+                                body.contact_ids, tenant)
+        user_id = f"U-{secrets.token_hex(5)}"
+        password_hash = await self._hash(body.password)
+        async with self._db.transaction() as conn:
+            cur = await conn.execute("SELECT 1 FROM users WHERE username = ?", (body.username,))
+            if await cur.fetchone() is not None:
+                raise ConflictError(f"user {body.username} already exists")
+            await conn.execute(
+                "INSERT INTO users(id, username, password_hash, role, tenant, display_name,"
+                " created_at) VALUES (?,?,?,?,?,?,?)",
+                (user_id, body.username, password_hash, body.role.value, tenant,
+                 body.display_name, iso(self._clock.now())))
+            await _set_links(conn, user_id, body.district_ids, body.resident_ids,
+                             body.contact_ids)
+        return await self.get(user_id, tenant)
+
+    async def update(self, user_id: str, body: UserUpdate, tenant: str) -> UserPublic:
+        current = await self.get(user_id, tenant)
+        await self._check_links(
+            current.role,
+            body.district_ids if body.district_ids is not None else current.district_ids,
+            body.resident_ids if body.resident_ids is not None else current.resident_ids,
+            body.contact_ids if body.contact_ids is not None else current.contact_ids, tenant)
+        password_hash = await self._hash(body.password) if body.password else None
+        async with self._db.transaction() as conn:
+            if password_hash is not None:
+                await conn.execute("UPDATE users SET password_hash = ?,"
+                                   " token_version = token_version + 1 WHERE id = ?",
+                                   (password_hash, user_id))
+            if body.display_name is not None:
+                await conn.execute("UPDATE users SET display_name = ? WHERE id = ?",
+                                   (body.display_name, user_id))
+            if body.active is not None:
+                await conn.execute("UPDATE users SET active = ?, token_version = token_version"
+                                   " + 1 WHERE id = ?", (int(body.active), user_id))
+            if body.district_ids is not None:
+                await conn.execute("DELETE FROM user_districts WHERE user_id = ?", (user_id,))
+                await _set_links(conn, user_id, body.district_ids, [], [])
+            if body.resident_ids is not None:
+                await conn.execute("DELETE FROM user_residents WHERE user_id = ?", (user_id,))
+                await _set_links(conn, user_id, [], body.resident_ids, [])
+            if body.contact_ids is not None:
+                await conn.execute("UPDATE contacts SET user_id = NULL WHERE user_id = ?",
+                                   (user_id,))
+                await _set_links(conn, user_id, [], [], body.contact_ids)
+        return await self.get(user_id, tenant)
+
+    async def _check_links(self, role: Role, district_ids: list[str], resident_ids: list[str],
+                           contact_ids: list[str], tenant: str) -> None:
+        conn = self._db.conn
+        if role in (Role.OPERATOR, Role.INSTALLER) and not district_ids:
+            raise InvalidRequestError(f"a {role.value} needs at least one district")
+        if role is Role.FAMILY and not resident_ids:
+            raise InvalidRequestError("a family account needs at least one resident")
+        for district_id in district_ids:
+            cur = await conn.execute("SELECT 1 FROM districts WHERE id = ? AND tenant = ?",
+                                     (district_id, tenant))
+            if await cur.fetchone() is None:
+                raise InvalidRequestError(f"district {district_id} does not exist")
+        for resident_id in resident_ids:
+            cur = await conn.execute(
+                "SELECT 1 FROM residents r JOIN households h ON h.id = r.household_id"
+                " JOIN communities c ON c.id = h.community_id JOIN districts d"
+                " ON d.id = c.district_id WHERE r.id = ? AND d.tenant = ?", (resident_id, tenant))
+            if await cur.fetchone() is None:
+                raise InvalidRequestError(f"resident {resident_id} does not exist")
+        for contact_id in contact_ids:
+            cur = await conn.execute("SELECT 1 FROM contacts WHERE id = ?", (contact_id,))
+            if await cur.fetchone() is None:
+                raise InvalidRequestError(f"contact {contact_id} does not exist")
+
+    async def get(self, user_id: str, tenant: str) -> UserPublic:
+        cur = await self._db.conn.execute("SELECT * FROM users WHERE id = ? AND tenant = ?",
+                                          (user_id, tenant))
+        row = await cur.fetchone()
+        if row is None:
+            raise NotFoundError(f"user {user_id} not found")
+        return await self._public(row)
+
+    async def list(self, tenant: str) -> list[UserPublic]:
+        cur = await self._db.conn.execute("SELECT * FROM users WHERE tenant = ? ORDER BY"
+                                          " username", (tenant,))
+        return [await self._public(r) for r in await cur.fetchall()]
+
+    async def _public(self, row: aiosqlite.Row) -> UserPublic:
+        links = await self._links(row["id"])
+        return UserPublic(id=row["id"], username=row["username"], role=Role(row["role"]),
+                          tenant=row["tenant"], display_name=row["display_name"],
+                          active=bool(row["active"]), district_ids=sorted(links[0]),
+                          resident_ids=sorted(links[1]), contact_ids=sorted(links[2]),
+                          created_at=parse_iso(row["created_at"]))
+
+    async def _links(self, user_id: str) -> tuple[set[str], set[str], set[str]]:
+        conn = self._db.conn
+        out: list[set[str]] = []
+        for sql in ("SELECT district_id FROM user_districts WHERE user_id = ?",
+                    "SELECT resident_id FROM user_residents WHERE user_id = ?",
+                    "SELECT id FROM contacts WHERE user_id = ?"):
+            cur = await conn.execute(sql, (user_id,))
+            out.append({r[0] for r in await cur.fetchall()})
+        return out[0], out[1], out[2]
+
+    async def authenticate(self, username: str, password: str) -> Token:
+        cur = await self._db.conn.execute("SELECT * FROM users WHERE username = ?", (username,))
+        row = await cur.fetchone()
+        stored = row["password_hash"] if row is not None else _DUMMY_HASH
+        try:
+            await asyncio.to_thread(self._hasher.verify, stored, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            raise AuthenticationError("wrong username or password") from None
+        if row is None or not row["active"]:
+            raise AuthenticationError("wrong username or password")
+        expires = self._clock.now() + timedelta(seconds=self._ttl)
+        token = sign(self._secret, TOKEN_PURPOSE, {"sub": row["id"], "v": row["token_version"]},
+                     expires)
+        return Token(access_token=token, expires_in=self._ttl, role=Role(row["role"]))
+
+    async def principal(self, token: str) -> Principal:
+        claims = verify(self._secret, TOKEN_PURPOSE, token, self._clock.now())
+        cur = await self._db.conn.execute("SELECT * FROM users WHERE id = ?",
+                                          (str(claims.get("sub")),))
+        row = await cur.fetchone()
+        if row is None or not row["active"] or row["token_version"] != claims.get("v"):
+            raise AuthenticationError("token revoked")
+        districts, residents, contacts = await self._links(row["id"])
+        return Principal(user_id=row["id"], username=row["username"], role=Role(row["role"]),
+                         tenant=row["tenant"], district_ids=frozenset(districts),
+                         resident_ids=frozenset(residents), contact_ids=frozenset(contacts))
+
+
+async def _set_links(conn: aiosqlite.Connection, user_id: str, district_ids: list[str],
+                     resident_ids: list[str], contact_ids: list[str]) -> None:
+    for d in set(district_ids):
+        await conn.execute("INSERT OR IGNORE INTO user_districts VALUES (?, ?)", (user_id, d))
+    for r in set(resident_ids):
+        await conn.execute("INSERT OR IGNORE INTO user_residents VALUES (?, ?)", (user_id, r))
+    for c in set(contact_ids):
+        await conn.execute("UPDATE contacts SET user_id = ? WHERE id = ?", (user_id, c))

@@ -1,0 +1,434 @@
+"""The care engine: turns what ingest committed into alerts, and moves ladders on time.
+
+It tails ingest's committed events and gateway log by rowid and keeps its cursors in
+``care_cursors``; alerts are created and the cursor advanced in one transaction, so a
+crash between ingest's commit and ours loses nothing and repeats nothing. Commit
+notifications only wake it up; the cursor is the truth.
+
+Timers live in ``ladder_runs.due_at``: the loop sleeps until the earliest due time (or a
+wake-up), so a restart picks up exactly where the database says it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, Protocol
+
+import aiosqlite
+
+from eldercare_cloud.care import ladder as L
+from eldercare_cloud.care.alerts import AlertSpec
+from eldercare_cloud.care.clock import Clock, iso, parse_iso
+from eldercare_cloud.care.models import DEVICE_SUBJECT_ALERTS, EVENT_ALERTS, AlertKind
+from eldercare_cloud.care.service import CareService
+from eldercare_cloud.db import Database
+from eldercare_cloud.errors import CloudError
+from eldercare_cloud.ingest.models import (
+    GatewayLogEntry,
+    GatewayRecord,
+    StoredEvent,
+    StoredTelemetry,
+)
+from eldercare_cloud.notify.dispatcher import Dispatcher
+from eldercare_cloud.registry import RegistryService
+from eldercare_cloud.settings import CloudSettings
+from eldercare_protocols.events import ACTIVITY_KINDS, EventKind
+from eldercare_protocols.uplink import GatewayConfig
+
+log = logging.getLogger(__name__)
+
+BATCH = 200
+
+
+class IngestReader(Protocol):
+    """What the engine reads of ingest's committed data (``IngestStore`` provides it)."""
+
+    async def events_after(self, cursor: int, limit: int = 500) -> list[StoredEvent]: ...
+
+    async def gateway_log_after(self, cursor: int,
+                                limit: int = 500) -> list[GatewayLogEntry]: ...
+
+    async def gateways(self) -> list[GatewayRecord]: ...
+
+    async def telemetry(self, device_id: str, since: datetime | None = None,
+                        limit: int = 1000) -> list[StoredTelemetry]: ...
+
+
+class IngestLink(Protocol):
+    """What the engine asks of the running ingest (``IngestService`` provides it)."""
+
+    def add_commit_listener(self, listener: Callable[[Any], None]) -> Callable[[], None]: ...
+
+    async def publish_config(self, gateway_id: str, config: GatewayConfig) -> None: ...
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where an event happened, resolved through the registry's bindings."""
+
+    resident_id: str | None
+    household_id: str | None
+    district_id: str | None
+    room: str | None
+
+
+class CareEngine:
+    def __init__(self, settings: CloudSettings, db: Database, clock: Clock,
+                 registry: RegistryService, care: CareService, dispatcher: Dispatcher,
+                 store: IngestReader | None, link: IngestLink | None) -> None:
+        self._settings = settings
+        self._db = db
+        self._clock = clock
+        self._registry = registry
+        self._care = care
+        self._dispatcher = dispatcher
+        self._store = store
+        self._link = link
+        self._wake = asyncio.Event()
+        self._deliver_wake = asyncio.Event()
+        self._tick_lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._unlisten: Callable[[], None] | None = None
+        self._next_rules: datetime | None = None
+        self._next_config_try: datetime | None = None
+        self.failures = 0
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def __aenter__(self) -> CareEngine:
+        await self._dispatcher.recover()
+        if self._link is not None:
+            self._unlisten = self._link.add_commit_listener(lambda _info: self.wake())
+        self._tasks = [asyncio.create_task(self._loop(), name="care-engine"),
+                       asyncio.create_task(self._deliver_loop(), name="care-notify")]
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self._unlisten is not None:
+            self._unlisten()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    def wake(self) -> None:
+        self._wake.set()
+        self._deliver_wake.set()
+
+    async def _loop(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self.tick()
+            except (CloudError, sqlite3.Error, aiosqlite.Error):
+                self.failures += 1
+                log.exception("care engine tick failed; retrying")
+            deadline = await self._next_deadline()
+            await self._clock.sleep_until(deadline, self._wake)
+
+    async def _deliver_loop(self) -> None:
+        while True:
+            self._deliver_wake.clear()
+            try:
+                while await self._dispatcher.deliver_due():
+                    pass
+            except (CloudError, sqlite3.Error, aiosqlite.Error):
+                self.failures += 1
+                log.exception("notification delivery failed; retrying")
+            deadline = await self._dispatcher.next_due()
+            poll = self._clock.now() + timedelta(seconds=self._settings.care_poll_s * 5)
+            await self._clock.sleep_until(min(deadline, poll) if deadline else poll,
+                                          self._deliver_wake)
+
+    async def _next_deadline(self) -> datetime:
+        now = self._clock.now()
+        candidates = [now + timedelta(seconds=self._settings.care_poll_s)]
+        due = await L.next_due(self._db.conn)
+        if due is not None:
+            candidates.append(due)
+        if self._next_rules is not None:
+            candidates.append(self._next_rules)
+        return min(candidates)
+
+    # -- one pass ----------------------------------------------------------------------
+
+    async def tick(self) -> None:
+        """Everything that is due now: new ingest rows, rules, ladder timers, configs."""
+        async with self._tick_lock:
+            await self.pull_ingest()
+            now = self._clock.now()
+            if self._next_rules is None or now >= self._next_rules:
+                await self.run_rules()
+                self._next_rules = now + timedelta(seconds=self._settings.care_rules_interval_s)
+            await self.run_due()
+            await self.publish_configs()
+        self._deliver_wake.set()
+
+    async def _cursor(self, name: str) -> int:
+        cur = await self._db.conn.execute("SELECT value FROM care_cursors WHERE name = ?",
+                                          (name,))
+        row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    @staticmethod
+    async def _set_cursor(conn: aiosqlite.Connection, name: str, value: int) -> None:
+        await conn.execute("INSERT INTO care_cursors(name, value) VALUES (?, ?) ON CONFLICT(name)"
+                           " DO UPDATE SET value = excluded.value", (name, value))
+
+    async def pull_ingest(self) -> int:
+        """Process committed events and gateway transitions after our cursors."""
+        if self._store is None:
+            return 0
+        done = 0
+        for _ in range(1000):  # bounded: 200k rows per pass, the rest next pass
+            cursor = await self._cursor("events")
+            rows = await self._store.events_after(cursor, BATCH)
+            if not rows:
+                break
+            async with self._db.transaction() as conn:
+                for ev in rows:
+                    await self._handle_event(conn, ev)
+                await self._set_cursor(conn, "events", rows[-1].rowid)
+            self._care.committed()
+            done += len(rows)
+        for _ in range(1000):
+            cursor = await self._cursor("gateway_log")
+            entries = await self._store.gateway_log_after(cursor, BATCH)
+            if not entries:
+                break
+            async with self._db.transaction() as conn:
+                for entry in entries:
+                    await self._handle_gateway_log(conn, entry)
+                await self._set_cursor(conn, "gateway_log", entries[-1].rowid)
+            self._care.committed()
+            done += len(entries)
+        return done
+
+    async def _where(self, conn: aiosqlite.Connection, gateway_id: str,
+                     device_id: str | None) -> Where:
+        household_id = resident_id = room = None
+        if device_id is not None:
+            cur = await conn.execute("SELECT household_id, resident_id, room FROM devices"
+                                     " WHERE id = ?", (device_id,))
+            d = await cur.fetchone()
+            if d is not None:
+                household_id, resident_id, room = d["household_id"], d["resident_id"], d["room"]
+        if household_id is None:
+            cur = await conn.execute("SELECT household_id FROM gateway_bindings WHERE id = ?",
+                                     (gateway_id,))
+            g = await cur.fetchone()
+            household_id = g["household_id"] if g is not None else None
+        district_id = None
+        if household_id is not None:
+            cur = await conn.execute(
+                "SELECT c.district_id FROM households h JOIN communities c"
+                " ON c.id = h.community_id WHERE h.id = ?", (household_id,))
+            h = await cur.fetchone()
+            district_id = h[0] if h is not None else None
+            if resident_id is None:
+                cur = await conn.execute("SELECT id FROM residents WHERE household_id = ?"
+                                         " ORDER BY id LIMIT 1", (household_id,))
+                r = await cur.fetchone()
+                resident_id = r[0] if r is not None else None
+        return Where(resident_id, household_id, district_id, room)
+
+    async def _handle_event(self, conn: aiosqlite.Connection, ev: StoredEvent) -> None:
+        if ev.test:
+            return  # recorded by ingest; a test press never becomes an alarm
+        now = self._clock.now()
+        where = await self._where(conn, ev.gateway_id, ev.device_id)
+        if ev.kind in ACTIVITY_KINDS:
+            seen = iso(ev.device_ts or ev.gateway_ts)
+            await conn.execute(
+                "INSERT INTO care_gateway_watch(gateway_id, last_activity_at) VALUES (?, ?)"
+                " ON CONFLICT(gateway_id) DO UPDATE SET last_activity_at ="
+                " MAX(COALESCE(last_activity_at, ''), excluded.last_activity_at)",
+                (ev.gateway_id, seen))
+        kind = EVENT_ALERTS.get(ev.kind)
+        if kind is not None:
+            if where.household_id is None:
+                log.warning("alarm %s (%s) from gateway %s device %s is not bound to a"
+                            " household; raising it unscoped", ev.id, ev.kind, ev.gateway_id,
+                            ev.device_id)
+            spec = AlertSpec(
+                kind=kind, subject=self._subject(kind, ev.gateway_id, ev.device_id, where),
+                source="gateway", resident_id=where.resident_id,
+                household_id=where.household_id, district_id=where.district_id,
+                gateway_id=ev.gateway_id, device_id=ev.device_id, room=where.room,
+                raised_at=ev.device_ts, received_at=ev.gateway_ts,
+                committed_at=ev.committed_at,
+                detail={"record_id": ev.id, "device_id": ev.device_id, "rule": ev.rule,
+                        "data": ev.data})
+            await self._care.raise_alert(conn, spec, now, record_id=ev.id, cursor=ev.rowid)
+        elif ev.kind is EventKind.CANCEL and where.resident_id is not None:
+            await self._care.cancel_requested(conn, where.resident_id, now,
+                                              {"record_id": ev.id, "device_id": ev.device_id})
+        elif ev.kind in (EventKind.GAS_CLEAR, EventKind.SMOKE_CLEAR):
+            alarm = AlertKind.GAS_ALARM if ev.kind is EventKind.GAS_CLEAR else AlertKind.SMOKE_ALARM
+            await self._care.system_note(
+                conn, self._subject(alarm, ev.gateway_id, ev.device_id, where), alarm,
+                "探测器报告浓度已恢复正常（仍需人工确认）", now)
+        elif ev.kind is EventKind.DEVICE_ONLINE:
+            await self._care.system_note(conn, f"device:{ev.device_id}",
+                                         AlertKind.DEVICE_OFFLINE, "设备已恢复在线", now)
+
+    @staticmethod
+    def _subject(kind: AlertKind, gateway_id: str, device_id: str | None, where: Where) -> str:
+        if kind in DEVICE_SUBJECT_ALERTS and device_id is not None:
+            return f"device:{device_id}"
+        if kind is AlertKind.GATEWAY_OFFLINE:
+            return f"gateway:{gateway_id}"
+        if where.resident_id is not None:
+            return f"resident:{where.resident_id}"
+        if where.household_id is not None:
+            return f"household:{where.household_id}"
+        return f"gateway:{gateway_id}"
+
+    async def _gateway_alert(self, conn: aiosqlite.Connection, gateway_id: str,
+                             why: str, now: datetime, since: datetime | None) -> None:
+        where = await self._where(conn, gateway_id, None)
+        spec = AlertSpec(kind=AlertKind.GATEWAY_OFFLINE, subject=f"gateway:{gateway_id}",
+                         source="cloud", resident_id=where.resident_id,
+                         household_id=where.household_id, district_id=where.district_id,
+                         gateway_id=gateway_id, raised_at=since,
+                         detail={"why": why, "since": iso(since) if since else None})
+        await self._care.raise_alert(conn, spec, now)
+
+    async def _handle_gateway_log(self, conn: aiosqlite.Connection,
+                                  entry: GatewayLogEntry) -> None:
+        now = self._clock.now()
+        if entry.status == "offline":
+            await self._gateway_alert(conn, entry.gateway_id, f"last will ({entry.reason})",
+                                      now, entry.ts or entry.received_at)
+            await conn.execute(
+                "INSERT INTO care_gateway_watch(gateway_id, offline_alerted_for) VALUES (?, ?)"
+                " ON CONFLICT(gateway_id) DO UPDATE SET offline_alerted_for ="
+                " excluded.offline_alerted_for", (entry.gateway_id, iso(entry.received_at)))
+        else:
+            await self._care.system_note(conn, f"gateway:{entry.gateway_id}",
+                                         AlertKind.GATEWAY_OFFLINE, "网关已恢复在线", now)
+
+    # -- cloud rules ---------------------------------------------------------------------
+
+    async def run_rules(self) -> None:
+        """Silent gateways (no health for N minutes) and quiet homes (no activity for N hours)."""
+        if self._store is None:
+            return
+        now = self._clock.now()
+        records = {g.id: g for g in await self._store.gateways()}
+        bound = await self._registry.bound_gateways()
+        offline_after = timedelta(seconds=self._settings.gateway_offline_after_s)
+        quiet_after = timedelta(hours=self._settings.welfare_inactive_hours)
+        changed = False
+        async with self._db.transaction() as conn:
+            for b in bound:
+                rec = records.get(b["id"])
+                if rec is None or not rec.online:
+                    continue  # never seen, or offline: the Last Will already raised it
+                cur = await conn.execute("SELECT * FROM care_gateway_watch WHERE gateway_id = ?",
+                                         (b["id"],))
+                watch = await cur.fetchone()
+                last_seen = rec.last_seen or rec.created_at
+                if now - last_seen > offline_after:
+                    marker = iso(last_seen)
+                    if watch is None or watch["offline_alerted_for"] != marker:
+                        await self._gateway_alert(conn, b["id"], "no health report", now,
+                                                  last_seen)
+                        await self._watch(conn, b["id"], "offline_alerted_for", marker)
+                        changed = True
+                    continue
+                activity = (watch["last_activity_at"] if watch is not None else None)
+                reference = activity or b["bound_at"]
+                if now - parse_iso(reference) > quiet_after and (
+                        watch is None or watch["welfare_alerted_for"] != reference):
+                    for resident_id in await self._registry.residents_of_household(
+                            b["household_id"]):
+                        spec = AlertSpec(
+                            kind=AlertKind.WELFARE_CHECK, subject=f"resident:{resident_id}",
+                            source="cloud", resident_id=resident_id,
+                            household_id=b["household_id"], district_id=b["district_id"],
+                            gateway_id=b["id"],
+                            detail={"why": "no activity", "last_activity_at": activity,
+                                    "hours": self._settings.welfare_inactive_hours})
+                        await self._care.raise_alert(conn, spec, now)
+                    await self._watch(conn, b["id"], "welfare_alerted_for", reference)
+                    changed = True
+        if changed:
+            self._care.committed()
+
+    @staticmethod
+    async def _watch(conn: aiosqlite.Connection, gateway_id: str, column: str,
+                     value: str) -> None:
+        await conn.execute(
+            f"INSERT INTO care_gateway_watch(gateway_id, {column}) VALUES (?, ?)"
+            f" ON CONFLICT(gateway_id) DO UPDATE SET {column} = excluded.{column}",
+            (gateway_id, value))
+
+    # -- ladder timers -------------------------------------------------------------------
+
+    async def run_due(self) -> int:
+        """Advance every run whose step timed out; each in its own transaction."""
+        now = self._clock.now()
+        moved = 0
+        for alert_id in await L.due_alerts(self._db.conn, now):
+            async with self._db.transaction() as conn:
+                if await L.process_due(conn, alert_id, now, self._care.ctx):
+                    moved += 1
+        if moved:
+            self._care.committed()
+        return moved
+
+    # -- gateway configs -----------------------------------------------------------------
+
+    async def publish_configs(self) -> int:
+        if self._link is None:
+            return 0
+        now = self._clock.now()
+        if self._next_config_try is not None and now < self._next_config_try:
+            return 0
+        published = 0
+        for gateway_id, version in await self._registry.pending_configs():
+            config = await self._registry.build_gateway_config(
+                gateway_id, self._settings.gateway_sms_timeout_s)
+            if config is None:
+                continue
+            try:
+                await self._link.publish_config(gateway_id, config)
+            except CloudError as exc:
+                log.warning("config v%d for gateway %s not published: %s", version,
+                            gateway_id, exc)
+                await self._registry.mark_published(gateway_id, version, str(exc))
+                self._next_config_try = now + timedelta(
+                    seconds=self._settings.care_rules_interval_s)
+                return published
+            await self._registry.mark_published(gateway_id, version, None)
+            published += 1
+        self._next_config_try = None
+        return published
+
+    async def recent_vitals(self, device_ids: Sequence[str], since: datetime,
+                            limit: int = 200) -> list[StoredTelemetry]:
+        if self._store is None:
+            return []
+        out: list[StoredTelemetry] = []
+        for device_id in device_ids:
+            out += await self._store.telemetry(device_id, since=since, limit=limit)
+        return sorted(out, key=lambda t: t.ts)[-limit:]
+
+    async def gateway_record(self, gateway_id: str) -> GatewayRecord | None:
+        if self._store is None:
+            return None
+        for g in await self._store.gateways():
+            if g.id == gateway_id:
+                return g
+        return None
