@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 
@@ -103,13 +104,17 @@ class SimClock:
             if self._speed > 0:
                 timer = loop.call_later(remaining / self._speed, _resolve, fut)
             if interrupt is not None:
-                interrupt.add_done_callback(lambda _f, fut=fut: _resolve(fut))
+                interrupt.add_done_callback(_resolver(fut))
             try:
                 await fut
             finally:
                 self._waiters.discard(key)
                 if timer is not None:
                     timer.cancel()
+
+
+def _resolver(fut: asyncio.Future[None]) -> Callable[[asyncio.Future[None]], None]:
+    return lambda _done: _resolve(fut)
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:

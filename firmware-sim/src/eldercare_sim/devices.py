@@ -17,7 +17,6 @@ from typing import Any, ClassVar
 from eldercare_protocols.catalogue import DeviceType, device_type
 from eldercare_protocols.events import EventKind
 from eldercare_protocols.native import DeviceCommand, DeviceCommandAck, StateReason
-
 from eldercare_sim.battery import Battery
 from eldercare_sim.geo import Route, distance_m, home_position
 from eldercare_sim.render import NativeRenderer, Outgoing, Renderer
@@ -69,8 +68,8 @@ class SimDevice:
         self.resident = resident or Resident(self.rng)
         self.heartbeat_s = self.dtype.heartbeat_s * heartbeat_scale
         caps = {c.name for c in self.dtype.capabilities}
-        self.battery: Battery | None = Battery(level=self.rng.uniform(70, 100)) if "battery" in caps \
-            else None
+        self.battery: Battery | None = (
+            Battery(level=self.rng.uniform(70, 100)) if "battery" in caps else None)
         self.firmware = FIRMWARE
         self.props: dict[str, Any] = {}
         self.seq = 0

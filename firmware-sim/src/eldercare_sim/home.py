@@ -13,17 +13,13 @@ pir, radar, gps (see :data:`eldercare_sim.devices.SHORT_NAMES`).
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from types import MappingProxyType, TracebackType
 from typing import Any, TypeVar
 
-from eldercare_protocols import native
-from eldercare_protocols.errors import DecodeError
-from eldercare_protocols.native import Channel, DeviceCommand
-from eldercare_protocols.z2m import BASE_TOPIC
-
+from eldercare_protocols.native import DeviceCommand
 from eldercare_sim.clock import SimClock
 from eldercare_sim.devices import (
     BedSensor,
@@ -39,15 +35,16 @@ from eldercare_sim.devices import (
     _Alarm,
 )
 from eldercare_sim.household import Household
-from eldercare_sim.mqtt import BrokerAddress, MqttConnection, Will
-from eldercare_sim.render import NativeRenderer, Outgoing, Z2MRenderer
+from eldercare_sim.links import Links
+from eldercare_sim.mqtt import BrokerAddress, MqttConnection
+from eldercare_sim.render import Outgoing, Z2MRenderer
 from eldercare_sim.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
-D = TypeVar("D", bound=SimDevice)
+__all__ = ["SimHome"]
 
-BRIDGE_STATE = f"{BASE_TOPIC}/bridge/state"
+D = TypeVar("D", bound=SimDevice)
 
 
 class SimHome:
@@ -64,11 +61,8 @@ class SimHome:
         self.tap = tap
         self.house = Household(home_id, self.sched, devices=devices, seed=seed, z2m=z2m,
                                heartbeat_scale=heartbeat_scale, z2m_renderer=Z2MRenderer())
-        self._conns: dict[str, MqttConnection] = {}
-        self._bridge: MqttConnection | None = None
+        self.links: Links | None = None
         self._task: asyncio.Task[None] | None = None
-        self.decode_errors = 0
-        self.commands: list[DeviceCommand] = []
 
     # ------------------------------------------------------------------ introspection
 
@@ -92,109 +86,40 @@ class SimHome:
         return self.house.models.get(device_id)
 
     def connection(self, device_id: str) -> MqttConnection:
-        conn = self._conns.get(device_id) or (
-            self._bridge if device_id in self.house.models else None)
-        if conn is None:
-            raise KeyError(f"{device_id} has no connection")
-        return conn
+        """The MQTT connection the device publishes on (a bridge's for a Zigbee device)."""
+        self.device(device_id)
+        if self.links is None:
+            raise RuntimeError("the home is not running")
+        return self.links.route[device_id]
+
+    @property
+    def commands(self) -> list[DeviceCommand]:
+        """Commands the gateway sent to this home's devices, in arrival order."""
+        return self.links.commands if self.links else []
 
     # ------------------------------------------------------------------ lifecycle
 
     async def __aenter__(self) -> SimHome:
-        if self.house.models:
-            self._bridge = MqttConnection(
-                self.broker, f"zigbee2mqtt-{self.home_id}",
-                will=Will(BRIDGE_STATE, b'{"state":"offline"}', 1, True))
-        for dev_id in self.house.devices:
-            if dev_id not in self.house.models:
-                self._conns[dev_id] = self._native_connection(dev_id)
-        conns = list(self._conns.values()) + ([self._bridge] if self._bridge else [])
-        try:
-            await asyncio.gather(*(c.connect() for c in conns))
-        except BaseException:
-            for c in conns:
-                c.kill()
-            raise
-        if self._bridge is not None:
-            self._bridge.publish(BRIDGE_STATE, b'{"state":"online"}', 1, True)
-        for dev in self.house.devices.values():
-            self._wire(dev)
+        self.links = Links(self.broker, self.sched, [self.house], tap=self.tap)
+        await self.links.connect()
         self.sched.call(lambda: self.house.start(routine=self.routine))
         self._task = asyncio.create_task(self.sched.run(), name=f"sim-home-{self.home_id}")
-        await self._drain()
+        await self.links.drain()
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         await self._stop_scheduler()
-        self.sched.call(self.house.shutdown)
-        await self._drain(timeout=2.0)
-        await asyncio.gather(*(c.disconnect() for c in self._all_conns()),
-                             return_exceptions=True)
+        if self.links is not None:
+            self.sched.call(self.house.shutdown)
+            await self.links.close()
 
     async def _stop_scheduler(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
-
-    def _all_conns(self) -> list[MqttConnection]:
-        return list(self._conns.values()) + ([self._bridge] if self._bridge else [])
-
-    def _native_connection(self, dev_id: str) -> MqttConnection:
-        will = NativeRenderer.will(dev_id)
-        conn = MqttConnection(self.broker, dev_id, will=Will(will.topic, will.payload, 1, True),
-                              on_message=lambda t, p: self._on_command(dev_id, t, p))
-        conn.subscribe(native.topic(dev_id, Channel.CMD), 1)
-        return conn
-
-    def _wire(self, dev: SimDevice) -> None:
-        conn = self.connection(dev.device_id)
-
-        def publish(m: Outgoing) -> None:
-            if self.tap is not None:
-                self.tap(m)
-            conn.publish(m.topic, m.payload, m.qos, m.retain)
-
-        dev.publish = publish
-        dev.on_dead = self._died
-
-    def _died(self, dev: SimDevice) -> None:
-        conn = self._conns.get(dev.device_id)
-        if conn is not None:
-            conn.kill()  # the broker notices the silence: the Will says offline
-        elif self._bridge is not None:
-            self._bridge.publish(f"{BASE_TOPIC}/{dev.device_id}/availability",
-                                 b'{"state":"offline"}', 1, True)
-
-    def _on_command(self, dev_id: str, topic: str, payload: bytes) -> None:
-        dev = self.house.devices[dev_id]
-        try:
-            _, msg = native.decode(topic, payload)
-        except DecodeError as exc:
-            self.decode_errors += 1
-            log.warning("%s: ignoring bad command on %s: %s (%s)", dev_id, topic, exc.reason,
-                        exc.preview())
-            return
-        if not isinstance(msg, DeviceCommand):
-            return
-        self.commands.append(msg)
-        acks: list[Any] = []
-        self.sched.call(lambda: acks.append(dev.handle_command(msg)))
-        if dev.running:
-            self._conns[dev_id].publish(native.topic(dev_id, Channel.CMD_ACK),
-                                        native.encode(acks[0]), 1, False)
-
-    async def _drain(self, timeout: float = 5.0) -> None:
-        await asyncio.gather(*(c.drain(timeout) for c in self._all_conns() if c.connected))
-
-    async def _flush(self, dev: SimDevice) -> None:
-        conn = self._conns.get(dev.device_id) or self._bridge
-        if conn is not None and conn.connected:
-            await conn.drain()
 
     def _dev(self, device_id: str, cls: type[D]) -> D:
         dev = self.device(device_id)
@@ -205,7 +130,8 @@ class SimHome:
     async def _do(self, dev: SimDevice, fn: Callable[[], Any]) -> Any:
         out: list[Any] = []
         self.sched.call(lambda: out.append(fn()))
-        await self._flush(dev)
+        if self.links is not None:
+            await self.links.drain_device(dev.device_id)
         return out[0]
 
     # ------------------------------------------------------------------ what a person does
@@ -219,7 +145,7 @@ class SimHome:
         dev = self._dev(device_id, CallButton)
         await self._do(dev, dev.cancel)
 
-    async def door(self, device_id: str, open: bool) -> bool:  # noqa: A002 - the API's word
+    async def door(self, device_id: str, open: bool) -> bool:
         dev = self._dev(device_id, DoorContact)
         return bool(await self._do(dev, lambda: dev.set_open(open)))
 
@@ -280,39 +206,29 @@ class SimHome:
         (A Zigbee device has no connection of its own: the bridge marks it offline.)"""
         dev = self.device(device_id)
         dev.stop()
-        self._died(dev)
+        if self.links is not None:
+            self.links.gone(dev)
         await asyncio.sleep(0)
 
     async def replug(self, device_id: str) -> None:
         """Power the device back on: it reconnects and boots."""
         dev = self.device(device_id)
-        if dev.running:
+        if dev.running or self.links is None:
             return
         dev.dead = False
-        if device_id in self._conns:
-            old = self._conns[device_id]
-            old.kill()
-            conn = self._native_connection(device_id)
-            self._conns[device_id] = conn
-            await conn.connect()
-            self._wire(dev)
-        self.sched.call(dev.start)
-        await self._flush(dev)
+        await self.links.revive(dev)
+        await self._do(dev, dev.start)
 
     async def kill(self) -> None:
         """Every connection dropped without DISCONNECT (the simulator process died)."""
         await self._stop_scheduler()
         self.house.stop()
-        for conn in self._all_conns():
-            conn.kill()
+        if self.links is not None:
+            self.links.kill_all()
         await asyncio.sleep(0)
 
     async def outage(self, seconds: float) -> None:
         """Lose the broker for ``seconds`` of simulated time, then reconnect with backoff."""
-        for conn in self._all_conns():
-            conn.drop()
-        self.sched.after(seconds, lambda: [c.resume() for c in self._all_conns()])
+        if self.links is not None:
+            self.links.outage(seconds)
         await asyncio.sleep(0)
-
-    def describe(self) -> str:
-        return json.dumps(dict(self.devices), indent=2)

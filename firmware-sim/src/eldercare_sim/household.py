@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Any
 
 from eldercare_protocols.catalogue import CATALOGUE, device_type
-
 from eldercare_sim.devices import (
     CHINA,
     SHORT_NAMES,

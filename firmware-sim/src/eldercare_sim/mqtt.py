@@ -8,6 +8,7 @@ all run on one thread. Reconnection uses exponential backoff like firmware does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 from collections.abc import Callable
@@ -84,6 +85,8 @@ class MqttConnection:
         self._held = False
         self._resumed: asyncio.Event | None = None
         self._waiting: dict[int, asyncio.Future[None]] = {}
+        self._idle: asyncio.Event | None = None
+        self._idle_below = 1
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -91,7 +94,7 @@ class MqttConnection:
     def connected(self) -> bool:
         return self._connected is not None and self._connected.is_set()
 
-    async def connect(self, timeout: float = 5.0) -> None:
+    async def connect(self, wait_s: float = 5.0) -> None:
         self._loop = asyncio.get_running_loop()
         self._connected = asyncio.Event()
         self._closing = False
@@ -103,10 +106,10 @@ class MqttConnection:
             self._teardown()
             raise BrokerUnreachable(f"cannot reach broker {self.broker}: {_reason(exc)}") from exc
         try:
-            rc = await asyncio.wait_for(self._connack, timeout)
+            rc = await asyncio.wait_for(self._connack, wait_s)
         except TimeoutError as exc:
             self._teardown()
-            raise BrokerUnreachable(f"broker {self.broker} did not answer CONNECT in {timeout:g} s"
+            raise BrokerUnreachable(f"broker {self.broker} did not answer CONNECT in {wait_s:g} s"
                                     ) from exc
         if rc != 0:
             self._teardown()
@@ -149,10 +152,8 @@ class MqttConnection:
         client = self._client
         sock = client.socket() if client is not None else None
         if isinstance(sock, socket.socket):
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             if client is not None:
                 # let paho notice the dead socket on its next read
                 self._on_readable()
@@ -167,10 +168,8 @@ class MqttConnection:
             sock = client.socket()
             if sock is not None and self._loop is not None:
                 self._forget_socket(sock)
-                try:
+                with contextlib.suppress(OSError):
                     sock.close()
-                except OSError:
-                    pass
         if self._connected is not None:
             self._connected.clear()
         for fut in self._waiting.values():
@@ -197,7 +196,7 @@ class MqttConnection:
         return info.mid
 
     async def publish_wait(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False,
-                           timeout: float = 5.0) -> None:
+                           wait_s: float = 5.0) -> None:
         """Publish and wait until the broker acknowledged (or the bytes left, for QoS 0)."""
         assert self._loop is not None
         fut: asyncio.Future[None] = self._loop.create_future()
@@ -206,10 +205,10 @@ class MqttConnection:
             raise SimError(f"not connected to {self.broker}")
         self._waiting[mid] = fut
         try:
-            await asyncio.wait_for(fut, timeout)
+            await asyncio.wait_for(fut, wait_s)
         except TimeoutError as exc:
             raise SimError(f"broker {self.broker} did not acknowledge the message in "
-                           f"{timeout:g} s") from exc
+                           f"{wait_s:g} s") from exc
         finally:
             self._waiting.pop(mid, None)
 
@@ -223,11 +222,20 @@ class MqttConnection:
         """Messages handed to paho that the broker has not taken yet."""
         return self.published - self.completed
 
-    async def drain(self, timeout: float = 10.0) -> None:
-        assert self._loop is not None
-        deadline = self._loop.time() + timeout
-        while self.outstanding > 0 and self._loop.time() < deadline:
-            await asyncio.sleep(0.01)
+    async def drain(self, wait_s: float = 10.0, below: int = 1) -> bool:
+        """Wait until fewer than ``below`` messages are queued (by default: none);
+        False on timeout."""
+        if self.outstanding < below:
+            return True
+        self._idle_below = below
+        if self._idle is None:
+            self._idle = asyncio.Event()
+        self._idle.clear()
+        try:
+            await asyncio.wait_for(self._idle.wait(), wait_s)
+        except TimeoutError:
+            return False
+        return True
 
     # ------------------------------------------------------------------ paho wiring
 
@@ -271,10 +279,8 @@ class MqttConnection:
 
     def _on_unregister_write(self, client: paho.Client, _ud: Any, sock: Any) -> None:
         assert self._loop is not None
-        try:
+        with contextlib.suppress(ValueError, OSError):
             self._loop.remove_writer(sock)
-        except (ValueError, OSError):
-            pass
 
     def _on_readable(self) -> None:
         if self._client is not None:
@@ -313,6 +319,8 @@ class MqttConnection:
     def _on_publish(self, client: paho.Client, _ud: Any, mid: int, _reason: Any,
                     _props: Any) -> None:
         self.completed += 1
+        if self._idle is not None and self.outstanding < self._idle_below:
+            self._idle.set()
         fut = self._waiting.get(mid)
         if fut is not None and not fut.done():
             fut.set_result(None)
@@ -345,6 +353,15 @@ class MqttConnection:
                 delay = min(delay * 2, 30.0)
                 continue
             return
+
+    async def wait_connected(self, wait_s: float = 30.0) -> bool:
+        if self._connected is None:
+            return False
+        try:
+            await asyncio.wait_for(self._connected.wait(), wait_s)
+        except TimeoutError:
+            return False
+        return True
 
     async def _connected_wait(self) -> None:
         assert self._connected is not None

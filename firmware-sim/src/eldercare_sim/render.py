@@ -23,7 +23,6 @@ from eldercare_protocols.native import (
     StateReason,
 )
 from eldercare_protocols.z2m import BASE_TOPIC
-
 from eldercare_sim.errors import UnsupportedInMode
 
 if TYPE_CHECKING:

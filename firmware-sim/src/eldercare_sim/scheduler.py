@@ -55,6 +55,7 @@ class Scheduler:
         self.pause: Callable[[], Awaitable[None]] | None = None
         self.yield_every = 200
         self.dispatched = 0
+        self._holds: list[Awaitable[None]] = []
 
     # ------------------------------------------------------------------ time
 
@@ -87,6 +88,23 @@ class Scheduler:
             callback()
         finally:
             self._current = None
+
+    def position(self) -> float:
+        """How far the simulation has got: the clock, or the oldest overdue event when
+        the callbacks cannot keep up with the clock's speed."""
+        now = self.clock.monotonic()
+        for timer in self._heap[:1]:
+            if not timer.cancelled and timer.when < now:
+                return timer.when
+        return now
+
+    def hold(self, work: Awaitable[None]) -> None:
+        """Finish ``work`` (a reconnect, say) before the next callback runs.
+
+        A callback cannot await; this is how it makes the simulation wait for I/O
+        that must happen at its point in simulated time.
+        """
+        self._holds.append(work)
 
     def pending(self) -> int:
         return sum(1 for t in self._heap if not t.cancelled)
@@ -129,6 +147,13 @@ class Scheduler:
                 self._current = None
             self.dispatched += 1
             since_yield += 1
+            if self._holds:
+                holds, self._holds = self._holds, []
+                for work in holds:
+                    try:
+                        await work
+                    except Exception:
+                        log.exception("simulated I/O on hold failed")
             if since_yield >= self.yield_every:
                 since_yield = 0
                 if self.pause is not None:
