@@ -67,3 +67,54 @@ def gateway_factory(mosquitto: Broker) -> Iterator[Callable[..., GatewayClient]]
     yield make
     for gw in made:
         gw.close()
+
+
+# --- care core (cloud care helper) --------------------------------------------------------
+
+from datetime import UTC, datetime  # noqa: E402
+
+import httpx  # noqa: E402
+from care_support import (  # noqa: E402
+    Care,
+    Running,
+    care_settings,
+    copy_template,
+    demo_template,
+    login,
+    open_care,
+    serve,
+)
+
+from eldercare_cloud.care.clock import ManualClock  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def care_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """The demo district and one account per role, built once and copied per test."""
+    return demo_template(tmp_path_factory.mktemp("care-template"))
+
+
+@pytest.fixture
+def care_db(tmp_path: Path, care_template: tuple[Path, dict[str, str]]) -> Path:
+    return copy_template(care_template[0], tmp_path / "db")
+
+
+@pytest.fixture
+async def care(tmp_path: Path, care_db: Path,
+               care_template: tuple[Path, dict[str, str]]) -> AsyncIterator[Care]:
+    clock = ManualClock(datetime.now(UTC))
+    async with open_care(care_db, care_settings(tmp_path), clock, care_template[1]) as c:
+        yield c
+
+
+@pytest.fixture
+async def care_http(tmp_path: Path, care_db: Path,
+                    care_template: tuple[Path, dict[str, str]]) -> AsyncIterator[Running]:
+    """The app on a real loopback port (engine driven by hand), logged in as every role."""
+    clock = ManualClock(datetime.now(UTC))
+    async with serve(care_db, care_settings(tmp_path), clock, care_template[1]) as running:
+        async with httpx.AsyncClient(base_url=running.url) as client:
+            for username in ("admin", "operator", "operator_other", "family", "volunteer",
+                             "worker", "installer"):
+                running.tokens[username] = await login(client, username)
+        yield running
