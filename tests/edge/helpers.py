@@ -103,12 +103,15 @@ def state_payload(device_type: str, reason: str = "heartbeat", online: bool = Tr
 class Client:
     """A plain paho client on its own thread: a device, a Z2M bridge or the test's eyes."""
 
-    def __init__(self, port: int, client_id: str, subscribe: tuple[str, ...] = ()) -> None:
+    def __init__(self, port: int, client_id: str, subscribe: tuple[str, ...] = (),
+                 persistent: bool = False) -> None:
         self.messages: list[tuple[str, bytes]] = []
         self._lock = threading.Lock()
         self._subs = subscribe
         self._ready = threading.Event()
-        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                             clean_session=not persistent)
+        self.c.reconnect_delay_set(1, 1)
         self.c.on_connect = self._on_connect
         self.c.on_message = self._on_message
         self.c.connect("127.0.0.1", port)
@@ -151,13 +154,13 @@ class CloudAcker(Client):
     """Stands in for the cloud ingest: records every uplink message and (when ``acking``)
     publishes an Ack naming each record id, as the real cloud does after its commit."""
 
-    def __init__(self, port: int, acking: bool = True) -> None:
+    def __init__(self, port: int, acking: bool = True, persistent: bool = False) -> None:
         self.acking = acking
         self.seen: list[Seen] = []
         self.acked: list[str] = []
         self.malformed: list[tuple[str, bytes]] = []
         self.ack_filter: Callable[[str], bool] = lambda rid: True
-        super().__init__(port, "stand-in-cloud", (CLOUD_SUBSCRIPTION,))
+        super().__init__(port, "stand-in-cloud", (CLOUD_SUBSCRIPTION,), persistent)
 
     def handle(self, topic: str, payload: bytes) -> None:
         if not payload:

@@ -32,6 +32,8 @@ from eldercare_protocols.uplink import Ack, Lane, Up, up_topic
 
 log = logging.getLogger(__name__)
 
+_RANK = {Lane.ALARM: 0, Lane.EVENT: 1, Lane.TELEMETRY: 2}
+
 
 class Link(Protocol):
     """What the forwarder needs from a transport (MqttLink fits)."""
@@ -120,7 +122,8 @@ class Forwarder:
     def _resend_expired(self) -> None:
         now = time.monotonic()
         expired = [f for f in self._inflight.values() if now - f.sent_at >= self.resend_after_s]
-        for flight in sorted(expired, key=lambda f: f.item.seq):
+        # alarms first here too, then seq order within each lane
+        for flight in sorted(expired, key=lambda f: (_RANK[f.item.lane], f.item.seq)):
             if not self._send(flight.item):
                 return
             flight.sent_at = now

@@ -1,0 +1,415 @@
+"""Gateway benchmark: ingest rate, CPU and RSS, and backlog drain after a cloud outage.
+
+Run from the repository root::
+
+    uv run python bench/bench_gateway.py [--messages 40000] [--backlog 20000]
+
+Everything runs on 127.0.0.1: two Mosquitto brokers started here (home and cloud),
+the gateway as its own process (``eldercare-edge run``) so its CPU and memory are
+its own, paho clients as devices, and a stand-in cloud that acks every record in
+batches (as the cloud ingest does after its commit).
+
+Baseline, measured in the same run: a bare QoS 1 relay through Mosquitto (publisher →
+broker → relay client → broker → subscriber), the floor any gateway pays for two hops.
+Targets (issue 4): ingest >= 2,000 device msg/s within one core, RSS <= 150 MB;
+backlog drain >= 5,000 records/s with alarms first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from eldercare_protocols import native
+from eldercare_protocols.events import EventKind
+from eldercare_protocols.uplink import CLOUD_SUBSCRIPTION, Ack, encode
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+GW = "gw-bench"
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+# ---------------------------------------------------------------- infrastructure
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Broker:
+    def __init__(self, root: Path, name: str, persistent: bool = False) -> None:
+        self.port = free_port()
+        self.dir = root / name
+        self.dir.mkdir(parents=True)
+        self.conf = self.dir / "mosquitto.conf"
+        # the cloud broker keeps sessions across its restart, as a production one does
+        keep = (f"user {getpass.getuser()}\npersistence true\n"
+                f"persistence_location {self.dir}/\n") if persistent else "persistence false\n"
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\n{keep}"
+                             "allow_anonymous true\nmax_queued_messages 1000000\n"
+                             "max_inflight_messages 1000\n")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = (self.dir / "mosquitto.log").open("ab")
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=log,
+                                     stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("mosquitto did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(5)
+
+
+def client(port: int, cid: str, inflight: int = 1000) -> mqtt.Client:
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cid)
+    c.max_inflight_messages_set(inflight)
+    c.max_queued_messages_set(0)
+    ready = threading.Event()
+    c.on_connect = lambda *a: ready.set()
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    if not ready.wait(10):
+        raise RuntimeError(f"{cid} did not connect")
+    return c
+
+
+def wait_until(cond: Any, limit: float, what: str) -> None:
+    deadline = time.monotonic() + limit
+    while not cond():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def proc_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK
+
+
+def proc_mem_mb(pid: int, key: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+# ---------------------------------------------------------------- baseline
+
+def baseline_relay(port: int, n: int) -> float:
+    """msgs/s through publisher → Mosquitto → relay client → Mosquitto → subscriber, QoS 1."""
+    got = threading.Event()
+    count = [0]
+    sink = client(port, "bl-sink")
+    relay = client(port, "bl-relay")
+    done_sub = threading.Event()
+
+    def on_sink(c: mqtt.Client, u: Any, m: mqtt.MQTTMessage) -> None:
+        count[0] += 1
+        if count[0] >= n:
+            got.set()
+
+    def on_relay(c: mqtt.Client, u: Any, m: mqtt.MQTTMessage) -> None:
+        c.publish("bench/out", m.payload, qos=1)
+
+    sink.on_message = on_sink
+    relay.on_message = on_relay
+    sink.on_subscribe = lambda *a: done_sub.set()
+    sink.subscribe("bench/out", qos=1)
+    done_sub.wait(5)
+    done_sub.clear()
+    relay.on_subscribe = lambda *a: done_sub.set()
+    relay.subscribe("bench/in", qos=1)
+    done_sub.wait(5)
+    pub = client(port, "bl-pub")
+    payload = b"x" * 180
+    t0 = time.perf_counter()
+    for _ in range(n):
+        pub.publish("bench/in", payload, qos=1)
+    if not got.wait(120):
+        raise RuntimeError(f"baseline relay: only {count[0]} of {n} arrived")
+    dt = time.perf_counter() - t0
+    for c in (sink, relay, pub):
+        c.disconnect()
+        c.loop_stop()
+    return n / dt
+
+
+# ---------------------------------------------------------------- stand-in cloud
+
+@dataclass
+class Cloud:
+    """Acks every record in batches; remembers the order records first arrived in."""
+
+    port: int
+    records: int = 0
+    readings: int = 0
+    order: list[str] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
+    first_at: float | None = None
+    last_at: float = 0.0
+
+    def start(self) -> None:
+        self._pending: list[str] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-cloud",
+                             clean_session=False)
+        self.c.reconnect_delay_set(1, 1)
+        self.c.max_inflight_messages_set(1000)
+        ready = threading.Event()
+
+        def on_connect(c: mqtt.Client, *a: Any) -> None:
+            c.subscribe(CLOUD_SUBSCRIPTION, qos=1)
+
+        self.c.on_connect = on_connect
+        self.c.on_subscribe = lambda *a: ready.set()
+        self.c.on_message = self._on_message
+        self.c.connect("127.0.0.1", self.port)
+        self.c.loop_start()
+        if not ready.wait(10):
+            raise RuntimeError("cloud did not subscribe")
+        self._t = threading.Thread(target=self._acker, daemon=True)
+        self._t.start()
+
+    def _on_message(self, c: mqtt.Client, u: Any, m: mqtt.MQTTMessage) -> None:
+        if "/up/state" in m.topic:
+            return
+        obj = json.loads(m.payload)
+        rid = obj["id"]
+        with self._lock:
+            if rid not in self.seen:
+                self.seen.add(rid)
+                self.records += 1
+                self.last_at = time.perf_counter()
+                if self.first_at is None:
+                    self.first_at = self.last_at
+                kind = obj.get("type")
+                if kind == "telemetry":
+                    self.readings += len(obj["records"])
+                    self.order.append("telemetry")
+                elif kind == "event":
+                    self.readings += 1
+                    lane = "alarm" if obj["kind"] in {"sos", "fall", "gas_alarm",
+                                                      "smoke_alarm", "vitals_alarm"} \
+                        and not obj.get("test") else "event"
+                    self.order.append(lane)
+                else:
+                    self.order.append(kind)
+            self._pending.append(rid)
+
+    def _acker(self) -> None:
+        while not self._stop.wait(0.005):
+            with self._lock:
+                ids, self._pending = self._pending, []
+            for i in range(0, len(ids), 2000):
+                ack = Ack(ids=ids[i:i + 2000], committed_at=datetime.now(UTC))
+                self.c.publish(f"ec/v1/{GW}/down/ack", encode(ack), qos=1)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.c.disconnect()
+        self.c.loop_stop()
+
+
+# ---------------------------------------------------------------- devices
+
+def device_messages(n: int, alarms: int, seed_seq: int = 0) -> list[tuple[str, bytes]]:
+    """A mix: vital-sign telemetry from 10 monitors, door events from 5 doors, and alarms."""
+    now = datetime.now(UTC)
+    out: list[tuple[str, bytes]] = []
+    door_state: dict[str, bool] = {}
+    alarm_every = max(1, n // max(1, alarms)) if alarms else 0
+    for i in range(n):
+        seq = seed_seq + i
+        if alarm_every and i % alarm_every == 0:
+            dev = f"btn-{i % 5}"
+            out.append((native.topic(dev, native.Channel.EVENT), native.encode(
+                native.DeviceEvent(seq=seq, ts=now, type="call_button", kind=EventKind.SOS))))
+        elif i % 4 == 0:
+            dev = f"door-{i % 5}"
+            door_state[dev] = not door_state.get(dev, False)
+            kind = EventKind.DOOR_OPEN if door_state[dev] else EventKind.DOOR_CLOSE
+            out.append((native.topic(dev, native.Channel.EVENT), native.encode(
+                native.DeviceEvent(seq=seq, ts=now, type="door_contact", kind=kind))))
+        else:
+            dev = f"vit-{i % 10}"
+            out.append((native.topic(dev, native.Channel.TELEMETRY), native.encode(
+                native.DeviceTelemetry(seq=seq, ts=now, type="vitals_monitor",
+                                       kind=EventKind.VITALS,
+                                       values={"heart_rate": 60 + i % 30, "spo2": 97}))))
+    return out
+
+
+def publish_all(port: int, msgs: list[tuple[str, bytes]], clients_n: int = 4) -> None:
+    cs = [client(port, f"bench-dev-{i}") for i in range(clients_n)]
+    infos = []
+    for i, (topic, payload) in enumerate(msgs):
+        infos.append(cs[i % clients_n].publish(topic, payload, qos=1))
+    for info in infos[-clients_n:]:
+        info.wait_for_publish(60)
+    for c in cs:
+        c.disconnect()
+        c.loop_stop()
+
+
+# ---------------------------------------------------------------- the gateway process
+
+def write_config(root: Path, home: int, cloud: int) -> Path:
+    devices = ([{"device_id": f"btn-{i}", "type": "call_button"} for i in range(5)]
+               + [{"device_id": f"door-{i}", "type": "door_contact"} for i in range(5)]
+               + [{"device_id": f"vit-{i}", "type": "vitals_monitor"} for i in range(10)])
+    cfg = {
+        "gateway_id": GW, "data_dir": str(root / "gw"), "log_level": "ERROR",
+        "home_broker": {"url": f"mqtt://127.0.0.1:{home}", "reconnect_min_s": 1,
+                        "reconnect_max_s": 1},
+        "cloud": {"url": f"mqtt://127.0.0.1:{cloud}", "reconnect_min_s": 1,
+                  "reconnect_max_s": 1, "inflight_window": 5000, "read_batch": 1000,
+                  "mqtt_inflight": 1000, "resend_after_s": 60},
+        "outbox": {"telemetry_flush_s": 0.2, "max_bytes": 500_000_000},
+        "home": {"resident": {"name": "测试", "address": "杭州"}, "devices": devices,
+                 "extra": {"routine": {"door_open_max_s": 3600}}},
+    }
+    path = root / "edge.json.yaml"
+    path.write_text(json.dumps(cfg))  # JSON is valid YAML
+    return path
+
+
+def start_gateway(config: Path) -> subprocess.Popen[bytes]:
+    exe = Path(sys.executable).parent / "eldercare-edge"
+    proc = subprocess.Popen([str(exe), "run", "--config", str(config)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError("gateway exited early")
+        if b"home broker connected" in line:
+            threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep draining
+            return proc
+    raise RuntimeError("gateway did not connect to the home broker")
+
+
+def outbox_rows(root: Path) -> dict[str, int]:
+    db = sqlite3.connect(f"file:{root / 'gw' / 'outbox.sqlite'}?mode=ro", uri=True, timeout=5)
+    try:
+        rows = db.execute("SELECT lane, COUNT(*) FROM outbox GROUP BY lane").fetchall()
+    finally:
+        db.close()
+    return {str(lane): int(n) for lane, n in rows}
+
+
+# ---------------------------------------------------------------- main
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--messages", type=int, default=40_000, help="device messages for ingest")
+    ap.add_argument("--backlog", type=int, default=20_000, help="device messages in the outage")
+    ap.add_argument("--alarms", type=int, default=500, help="alarms among the outage backlog")
+    args = ap.parse_args()
+
+    root = Path(tempfile.mkdtemp(prefix="bench-gw-"))
+    home, cloud_b = Broker(root, "home"), Broker(root, "cloud", persistent=True)
+    home.start()
+    cloud_b.start()
+    gw: subprocess.Popen[bytes] | None = None
+    cloud = Cloud(cloud_b.port)
+    try:
+        base = baseline_relay(home.port, args.messages)
+        print(f"baseline  bare QoS 1 relay through Mosquitto: {base:,.0f} msg/s")
+
+        cloud.start()
+        gw = start_gateway(write_config(root, home.port, cloud_b.port))
+        wait_until(lambda: cloud.c.is_connected(), 10, "cloud")
+        msgs = device_messages(args.messages, alarms=args.messages // 200)
+        expected = len(msgs)
+        cpu0, t0 = proc_cpu_s(gw.pid), time.perf_counter()
+        publish_all(home.port, msgs)
+        wait_until(lambda: cloud.readings >= expected, 300, "every device message uplinked")
+        dt = time.perf_counter() - t0
+        cpu = proc_cpu_s(gw.pid) - cpu0
+        rate = expected / dt
+        rss = proc_mem_mb(gw.pid, "VmHWM")
+        print(f"ingest    {expected:,} device msgs in {dt:.2f}s = {rate:,.0f} msg/s "
+              f"(target >= 2,000); gateway CPU {cpu / dt * 100:.0f}% of one core; "
+              f"peak RSS {rss:.0f} MB (target <= 150)")
+        print(f"          ratio ingest / baseline relay = {rate / base:.2f}")
+        wait_until(lambda: sum(outbox_rows(root).values()) == 0, 60, "outbox drained")
+
+        # ---- outage: the cloud broker goes away, devices keep talking
+        cloud_b.stop()
+        mark_records = cloud.records
+        backlog = device_messages(args.backlog, alarms=args.alarms, seed_seq=10_000_000)
+        publish_all(home.port, backlog)
+        # wait for the gateway to have stored everything (the rows stop growing)
+        last, still = -1, 0
+        while still < 5:
+            rows = sum(outbox_rows(root).values())
+            still = still + 1 if rows == last else 0
+            last = rows
+            time.sleep(0.2)
+        depth = outbox_rows(root)
+        records = sum(depth.values())
+        cloud.order.clear()
+        cloud.first_at = None
+        cloud_b.start()
+        t1 = time.perf_counter()
+        wait_until(lambda: cloud.records - mark_records >= records, 300, "backlog drained")
+        total = time.perf_counter() - t1
+        assert cloud.first_at is not None
+        drain = cloud.last_at - cloud.first_at
+        order = cloud.order[:]
+        alarms_first = ("alarm" not in order[order.index("telemetry"):]) \
+            if "telemetry" in order else True
+        last_alarm = max((i for i, k in enumerate(order) if k == "alarm"), default=-1)
+        drain_rate = records / drain
+        print(f"drain     {records:,} records ({depth}) in {drain:.2f}s from the first to the "
+              f"last arrival = {drain_rate:,.0f} records/s (target >= 5,000); "
+              f"{total:.2f}s including broker start and reconnect")
+        print(f"          alarms first: {alarms_first} (last alarm at position "
+              f"{last_alarm + 1} of {len(order)})")
+        print(f"          ratio drain / baseline relay = {drain_rate / base:.2f}")
+    finally:
+        if gw is not None and gw.poll() is None:
+            gw.send_signal(signal.SIGTERM)
+            try:
+                gw.wait(20)
+            except subprocess.TimeoutExpired:
+                gw.kill()
+        if hasattr(cloud, "c"):
+            cloud.stop()
+        home.stop()
+        cloud_b.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
