@@ -109,3 +109,11 @@ async def test_run_process_and_clean_sigterm_keeps_unacked_alarms(
             proc.wait(5)
     async with Outbox(tmp_path / "data" / "outbox.sqlite", GW) as ob:
         assert (await ob.depth())["alarm"] == 1   # not acked, so still there
+
+
+def test_the_example_config_loads() -> None:
+    example = Path(__file__).resolve().parents[2] / "edge" / "examples" / "edge.yaml"
+    s = EdgeSettings.from_file(example)
+    cfg = s.bootstrap_config()
+    assert cfg.resident is not None and cfg.routine.door_open_max_s == 600
+    assert {d.source for d in cfg.devices} == {"native", "z2m", "serial"}
