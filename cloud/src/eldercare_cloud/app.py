@@ -15,6 +15,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from eldercare_cloud.api import console_support
 from eldercare_cloud.api.deps import Services, public
 from eldercare_cloud.api.routes import (
     alerts,
@@ -48,6 +49,7 @@ from eldercare_cloud.notify.factory import channels_from_settings
 from eldercare_cloud.registry import RegistryService
 from eldercare_cloud.settings import CloudSettings
 from eldercare_cloud.stream import StreamHub
+from eldercare_cloud.web import mount_console
 
 API_PREFIX = "/api/v1"
 
@@ -161,7 +163,9 @@ def create_app(settings: CloudSettings, db: Database | None = None, ingest: Any 
 
     for module in (auth, users, registry, ladders, alerts, responder, stream, audit):
         api.include_router(module.router)
+    api.include_router(console_support.router)
     app.include_router(api)
+    mount_console(app, settings)
     return app
 
 

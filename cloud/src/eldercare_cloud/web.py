@@ -19,6 +19,8 @@ Routes (none of them in the OpenAPI: they are pages, not API):
 from __future__ import annotations
 
 import logging
+import secrets
+from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -26,6 +28,10 @@ from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse,
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from eldercare_cloud.auth.models import Role, UserCreate, UserUpdate
+from eldercare_cloud.auth.users import UserService
+from eldercare_cloud.care.clock import SystemClock
+from eldercare_cloud.db import Database
 from eldercare_cloud.errors import ConfigError
 from eldercare_cloud.settings import CloudSettings
 
@@ -118,3 +124,53 @@ def mount_console(app: FastAPI, settings: CloudSettings) -> bool:
 
     app.mount("/ui", _Static(directory=root, html=False), name="ui")
     return True
+
+
+# -- the one-command demo ------------------------------------------------------------------
+
+DEMO_OPERATOR = "demo-operator"
+
+
+@dataclass(frozen=True)
+class ConsoleLogin:
+    url: str
+    username: str
+    password: str
+
+    def banner(self) -> str:
+        """What the run command prints, so a newcomer can log in at once."""
+        return (f"控制台 Console:   {self.url}\n"
+                f"值班员 Operator:  {self.username} / {self.password}\n"
+                f"(demo login; the password is new on every start)")
+
+
+async def demo_operator_login(db: Database, settings: CloudSettings, http_url: str, *,
+                              username: str = DEMO_OPERATOR,
+                              password: str | None = None) -> ConsoleLogin:
+    """Load the demo district (idempotent) and give the demo operator a fresh password.
+
+    Called by the run command after the cloud is up (``scripts/run.py``). The password is
+    generated on every start unless given, and printed once: there is no well-known
+    password to forget to change. Refused in production, where operators are created
+    with ``eldercare-cloud user add``.
+    """
+    if settings.environment == "production":
+        raise ConfigError("the demo operator is for development and demos, not production")
+    from eldercare_cloud.demo import data, load_demo
+
+    await load_demo(db, tenant=settings.tenant)
+    users = UserService(db, SystemClock(), settings.secret_key, settings.tenant,
+                        settings.access_token_ttl_s)
+    await users.migrate()
+    password = password or secrets.token_urlsafe(9)
+    existing = next((u for u in await users.list(settings.tenant) if u.username == username),
+                    None)
+    if existing is None:
+        await users.create(UserCreate(username=username, password=password, role=Role.OPERATOR,
+                                      display_name="演示值班员",
+                                      district_ids=[str(data.DISTRICT["id"])]))
+    else:
+        await users.update(existing.id, UserUpdate(password=password, active=True),
+                           settings.tenant)
+    return ConsoleLogin(url=f"{http_url.rstrip('/')}/console/", username=username,
+                        password=password)

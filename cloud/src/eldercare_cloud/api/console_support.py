@@ -1,0 +1,445 @@
+"""Read models the operator console needs at a glance: fleet health, the care map, and a
+family member's view of their elder.
+
+These are aggregates over what other components own (the registry's households and
+devices, ingest's gateway records and test events, the care core's open alerts and
+activity watch), read in a few scoped queries instead of one audited resident card per
+household. Every query applies the caller's scope in SQL (``auth.scope``), so a
+household outside it is never fetched. Nothing here writes, except the audit record of a
+family member's read.
+
+Ingest's ``gateways`` and ``events`` tables are read directly (one query each instead of
+a call per gateway); ``last_health`` is decoded with the protocols model, as ingest
+stored it.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any
+
+import aiosqlite
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from eldercare_cloud.api.deps import CurrentUser, ServicesDep, roles
+from eldercare_cloud.auth.models import Principal, Role
+from eldercare_cloud.auth.scope import district_clause, in_clause, resident_clause
+from eldercare_cloud.care.clock import opt_parse
+from eldercare_cloud.care.models import (
+    MAINTENANCE_ALERTS,
+    OPEN_STATES,
+    AlertPublic,
+    Severity,
+)
+from eldercare_cloud.errors import NotFoundError
+from eldercare_cloud.registry.models import CommunityPublic, Coordinates
+from eldercare_protocols.catalogue import CATALOGUE
+from eldercare_protocols.uplink import DeviceStatus, GatewayState
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/console", tags=["console"])
+
+#: below this a battery needs changing when the catalogue gives no threshold of its own
+DEFAULT_LOW_BATTERY = 20.0
+_SEVERITY_RANK = {Severity.CRITICAL: 0, Severity.HIGH: 1, Severity.MEDIUM: 2, Severity.LOW: 3}
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class DeviceProblem(StrEnum):
+    OFFLINE = "offline"
+    LOW_BATTERY = "low_battery"
+    #: no walk test or self-test within the window (or ever)
+    NOT_TESTED = "not_tested"
+    #: the gateway is online but its health report does not mention the device
+    NOT_REPORTED = "not_reported"
+    #: the device's own state is unknown because its gateway is offline
+    GATEWAY_OFFLINE = "gateway_offline"
+
+
+class GatewayHealth(_Out):
+    id: str
+    label: str
+    household_id: str | None
+    community_id: str | None
+    district_id: str | None
+    address: str | None
+    registered: bool
+    online: bool | None
+    last_seen: datetime | None
+    last_health_at: datetime | None
+    last_will_at: datetime | None
+    version: str | None
+    #: records waiting in the gateway's outbox by lane, from its last health report
+    outbox: dict[str, int]
+    oldest_unacked_s: float | None
+
+
+class DeviceHealth(_Out):
+    id: str
+    type: str
+    gateway_id: str | None
+    household_id: str | None
+    community_id: str | None
+    resident_id: str | None
+    resident_name: str | None
+    address: str | None
+    room: str | None
+    online: bool | None
+    battery: float | None
+    rssi: int | None
+    last_seen: datetime | None
+    last_test_at: datetime | None
+    problems: list[DeviceProblem]
+
+
+class FleetSummary(_Out):
+    gateways: int
+    gateways_offline: int
+    devices: int
+    devices_offline: int
+    low_battery: int
+    not_tested: int
+
+
+class FleetHealth(_Out):
+    generated_at: datetime
+    tested_within_days: int
+    summary: FleetSummary
+    gateways: list[GatewayHealth]
+    devices: list[DeviceHealth]
+
+
+class MapState(StrEnum):
+    ALERT = "alert"
+    DEVICE = "device"
+    OK = "ok"
+
+
+class MapResident(_Out):
+    id: str
+    name: str
+
+
+class HouseholdPin(_Out):
+    id: str
+    community_id: str
+    district_id: str
+    address: str
+    coordinates: Coordinates | None
+    residents: list[MapResident]
+    state: MapState
+    open_alerts: int
+    top_severity: Severity | None
+    alert_ids: list[str]
+    device_problems: int
+    last_activity_at: datetime | None
+
+
+class CareMap(_Out):
+    generated_at: datetime
+    communities: list[CommunityPublic]
+    households: list[HouseholdPin]
+
+
+class ElderStatus(_Out):
+    """What a relative sees first: did anything move today, are the devices all right,
+    is anything happening now."""
+
+    resident_id: str
+    name: str
+    address: str
+    last_activity_at: datetime | None
+    gateway_online: bool | None
+    devices_ok: bool
+    device_problems: list[DeviceHealth]
+    open_alerts: list[AlertPublic]
+
+
+# -- queries -------------------------------------------------------------------------------
+
+def _low_battery_threshold(device_type: str) -> float:
+    dtype = CATALOGUE.get(device_type)
+    measurement = dtype.measurements.get("battery") if dtype else None
+    if measurement is not None and measurement.normal_low is not None:
+        return float(measurement.normal_low)
+    return DEFAULT_LOW_BATTERY
+
+
+def _health(raw: str | None, gateway_id: str) -> GatewayState | None:
+    if not raw:
+        return None
+    try:
+        return GatewayState.model_validate_json(raw)
+    except ValidationError as exc:
+        log.warning("gateway %s: stored health report does not decode (%s): %.200s",
+                    gateway_id, exc.error_count(), raw)
+        return None
+
+
+Scope = tuple[str, list[Any]]
+
+
+def _staff_scope(p: Principal) -> Scope:
+    """Households in the districts the caller works in (as a clause on ``c.district_id``)."""
+    return district_clause(p, "c.district_id")
+
+
+async def _gateways(conn: aiosqlite.Connection, scope: Scope) -> list[GatewayHealth]:
+    clause, params = scope
+    cur = await conn.execute(
+        "SELECT b.id, b.label, b.household_id, h.address, h.community_id, c.district_id,"
+        " g.id AS registered, g.online, g.last_seen, g.last_health_at, g.last_will_at,"
+        " g.last_health, g.version"
+        " FROM gateway_bindings b LEFT JOIN households h ON h.id = b.household_id"
+        " LEFT JOIN communities c ON c.id = h.community_id"
+        " LEFT JOIN gateways g ON g.id = b.id"
+        f" WHERE {clause} ORDER BY b.id", params)
+    out = []
+    for r in await cur.fetchall():
+        health = _health(r["last_health"], r["id"])
+        out.append(GatewayHealth(
+            id=r["id"], label=r["label"], household_id=r["household_id"],
+            community_id=r["community_id"], district_id=r["district_id"], address=r["address"],
+            registered=r["registered"] is not None,
+            online=None if r["registered"] is None or r["last_seen"] is None
+            else bool(r["online"]),
+            last_seen=opt_parse(r["last_seen"]), last_health_at=opt_parse(r["last_health_at"]),
+            last_will_at=opt_parse(r["last_will_at"]), version=r["version"],
+            outbox={str(k): v for k, v in health.outbox.items()} if health else {},
+            oldest_unacked_s=health.oldest_unacked_s if health else None))
+    return out
+
+
+async def _states(conn: aiosqlite.Connection,
+                  gateway_ids: list[str]) -> dict[str, dict[str, DeviceStatus]]:
+    clause, params = in_clause("id", gateway_ids)
+    cur = await conn.execute(f"SELECT id, last_health FROM gateways WHERE {clause}", params)
+    out: dict[str, dict[str, DeviceStatus]] = {}
+    for r in await cur.fetchall():
+        health = _health(r["last_health"], r["id"])
+        out[r["id"]] = dict(health.devices) if health else {}
+    return out
+
+
+async def _last_tests(conn: aiosqlite.Connection, device_ids: list[str]) -> dict[str, datetime]:
+    """The newest walk test (test=1) or self-test per device, from what ingest committed."""
+    out: dict[str, datetime] = {}
+    for i in range(0, len(device_ids), 500):
+        clause, params = in_clause("device_id", device_ids[i:i + 500])
+        cur = await conn.execute(
+            "SELECT device_id, MAX(COALESCE(device_ts, gateway_ts)) FROM events"
+            f" WHERE {clause} AND (test = 1 OR kind = 'self_test') GROUP BY device_id", params)
+        for device_id, ts in await cur.fetchall():
+            parsed = opt_parse(ts)
+            if parsed is not None:
+                out[str(device_id)] = parsed
+    return out
+
+
+async def _devices(conn: aiosqlite.Connection, scope: Scope, gateways: list[GatewayHealth],
+                   now: datetime, tested_within: timedelta,
+                   household_ids: list[str] | None = None) -> list[DeviceHealth]:
+    clause, params = scope
+    sql = ("SELECT d.id, d.type, d.gateway_id, d.household_id, h.community_id, d.resident_id,"
+           " r.name AS resident_name, h.address, d.room"
+           " FROM devices d JOIN households h ON h.id = d.household_id"
+           " JOIN communities c ON c.id = h.community_id"
+           " LEFT JOIN residents r ON r.id = d.resident_id"
+           f" WHERE {clause}")
+    if household_ids is not None:
+        hh_clause, hh_params = in_clause("d.household_id", household_ids)
+        sql += f" AND {hh_clause}"
+        params = [*params, *hh_params]
+    cur = await conn.execute(sql + " ORDER BY d.household_id, d.id", params)
+    rows = await cur.fetchall()
+    by_gateway = {g.id: g for g in gateways}
+    states = await _states(conn, sorted({r["gateway_id"] for r in rows if r["gateway_id"]}))
+    tests = await _last_tests(conn, [r["id"] for r in rows])
+    out = []
+    for r in rows:
+        gw = by_gateway.get(r["gateway_id"]) if r["gateway_id"] else None
+        status = states.get(r["gateway_id"] or "", {}).get(r["id"])
+        problems: list[DeviceProblem] = []
+        gateway_down = gw is not None and gw.online is False
+        if gateway_down:
+            problems.append(DeviceProblem.GATEWAY_OFFLINE)
+        elif status is not None and not status.online:
+            problems.append(DeviceProblem.OFFLINE)
+        elif status is None and gw is not None and gw.online:
+            problems.append(DeviceProblem.NOT_REPORTED)
+        battery = status.battery if status else None
+        if battery is not None and battery < _low_battery_threshold(r["type"]):
+            problems.append(DeviceProblem.LOW_BATTERY)
+        last_test = tests.get(r["id"])
+        if last_test is None or now - last_test > tested_within:
+            problems.append(DeviceProblem.NOT_TESTED)
+        out.append(DeviceHealth(
+            id=r["id"], type=r["type"], gateway_id=r["gateway_id"],
+            household_id=r["household_id"], community_id=r["community_id"],
+            resident_id=r["resident_id"], resident_name=r["resident_name"],
+            address=r["address"], room=r["room"],
+            online=None if gateway_down or status is None else status.online,
+            battery=battery, rssi=status.rssi if status else None,
+            last_seen=status.last_seen if status else None, last_test_at=last_test,
+            problems=problems))
+    return out
+
+
+#: device problems that colour a household on the map (an untested device is for the board)
+_MAP_PROBLEMS = frozenset({DeviceProblem.OFFLINE, DeviceProblem.LOW_BATTERY,
+                           DeviceProblem.GATEWAY_OFFLINE})
+
+
+async def _last_activity(conn: aiosqlite.Connection,
+                         household_ids: list[str]) -> dict[str, datetime]:
+    """The care engine's per-gateway activity watch, by household."""
+    clause, params = in_clause("b.household_id", household_ids)
+    cur = await conn.execute(
+        "SELECT b.household_id, MAX(w.last_activity_at) FROM gateway_bindings b"
+        " JOIN care_gateway_watch w ON w.gateway_id = b.id"
+        f" WHERE {clause} GROUP BY b.household_id", params)
+    out: dict[str, datetime] = {}
+    for household_id, ts in await cur.fetchall():
+        parsed = opt_parse(ts)
+        if parsed is not None:
+            out[str(household_id)] = parsed
+    return out
+
+
+# -- routes --------------------------------------------------------------------------------
+
+TestedWithin = Annotated[int, Query(ge=1, le=3650,
+                                    description="a device not tested for longer is flagged")]
+
+
+@router.get("/fleet", response_model=FleetHealth,
+            **roles(Role.ADMIN, Role.OPERATOR, Role.INSTALLER))
+async def fleet(services: ServicesDep, user: CurrentUser,
+                tested_within_days: TestedWithin = 30) -> FleetHealth:
+    """Gateways offline, devices offline, low batteries, devices not tested recently."""
+    now = services.clock.now()
+    conn = services.db.conn
+    gateways = await _gateways(conn, _staff_scope(user))
+    devices = await _devices(conn, _staff_scope(user), gateways, now,
+                             timedelta(days=tested_within_days))
+    summary = FleetSummary(
+        gateways=len(gateways),
+        gateways_offline=sum(1 for g in gateways if g.online is False),
+        devices=len(devices),
+        devices_offline=sum(1 for d in devices if DeviceProblem.OFFLINE in d.problems),
+        low_battery=sum(1 for d in devices if DeviceProblem.LOW_BATTERY in d.problems),
+        not_tested=sum(1 for d in devices if DeviceProblem.NOT_TESTED in d.problems))
+    return FleetHealth(generated_at=now, tested_within_days=tested_within_days,
+                       summary=summary, gateways=gateways, devices=devices)
+
+
+@router.get("/map", response_model=CareMap, **roles(Role.ADMIN, Role.OPERATOR))
+async def care_map(services: ServicesDep, user: CurrentUser,
+                   community_id: Annotated[str | None, Query(max_length=64)] = None) -> CareMap:
+    """Households with their coordinates and state: open alert, device problem, all well."""
+    now = services.clock.now()
+    conn = services.db.conn
+    communities = await services.registry.list_communities(user)
+    clause, params = _staff_scope(user)
+    sql = ("SELECT h.id, h.community_id, c.district_id, h.address, h.latitude, h.longitude"
+           " FROM households h JOIN communities c ON c.id = h.community_id"
+           f" WHERE {clause}")
+    if community_id is not None:
+        sql += " AND h.community_id = ?"
+        params = [*params, community_id]
+    cur = await conn.execute(sql + " ORDER BY h.id", params)
+    households = await cur.fetchall()
+    ids = [r["id"] for r in households]
+
+    residents: dict[str, list[MapResident]] = {}
+    rclause, rparams = in_clause("household_id", ids)
+    cur = await conn.execute(f"SELECT id, household_id, name FROM residents WHERE {rclause}"
+                             " ORDER BY id", rparams)
+    for r in await cur.fetchall():
+        residents.setdefault(r["household_id"], []).append(MapResident(id=r["id"],
+                                                                       name=r["name"]))
+
+    states = [s.value for s in OPEN_STATES]
+    aclause, aparams = in_clause("household_id", ids)
+    cur = await conn.execute(
+        f"SELECT id, household_id, kind, COALESCE(severity_override, severity) AS severity"
+        f" FROM alerts WHERE {aclause} AND status IN ({','.join('?' for _ in states)})",
+        (*aparams, *states))
+    alerts: dict[str, list[Any]] = {}
+    for r in await cur.fetchall():
+        alerts.setdefault(r["household_id"], []).append(r)
+
+    gateways = await _gateways(conn, _staff_scope(user))
+    devices = await _devices(conn, _staff_scope(user), gateways, now, timedelta(days=3650),
+                             household_ids=ids)
+    problems: dict[str, int] = {}
+    for d in devices:
+        if d.household_id and _MAP_PROBLEMS.intersection(d.problems):
+            problems[d.household_id] = problems.get(d.household_id, 0) + 1
+    activity = await _last_activity(conn, ids)
+
+    pins = []
+    for h in households:
+        open_alerts = alerts.get(h["id"], [])
+        care_alerts = [a for a in open_alerts if a["kind"] not in
+                       {k.value for k in MAINTENANCE_ALERTS}]
+        n_problems = problems.get(h["id"], 0)
+        state = (MapState.ALERT if care_alerts else
+                 MapState.DEVICE if n_problems or open_alerts else MapState.OK)
+        severities = [Severity(a["severity"]) for a in open_alerts]
+        coords = (Coordinates(latitude=h["latitude"], longitude=h["longitude"])
+                  if h["latitude"] is not None and h["longitude"] is not None else None)
+        pins.append(HouseholdPin(
+            id=h["id"], community_id=h["community_id"], district_id=h["district_id"],
+            address=h["address"], coordinates=coords, residents=residents.get(h["id"], []),
+            state=state, open_alerts=len(open_alerts),
+            top_severity=min(severities, key=_SEVERITY_RANK.__getitem__) if severities
+            else None,
+            alert_ids=[a["id"] for a in open_alerts], device_problems=n_problems,
+            last_activity_at=activity.get(h["id"])))
+    return CareMap(generated_at=now, communities=communities, households=pins)
+
+
+@router.get("/residents/{resident_id}/status", response_model=ElderStatus,
+            **roles(Role.ADMIN, Role.OPERATOR, Role.FAMILY))
+async def elder_status(services: ServicesDep, user: CurrentUser,
+                       resident_id: str) -> ElderStatus:
+    """The family page's summary of their elder (also the card's "last activity")."""
+    now = services.clock.now()
+    conn = services.db.conn
+    clause, params = resident_clause(user, "r.id", "c.district_id")
+    cur = await conn.execute(
+        "SELECT r.id, r.name, r.household_id, h.address FROM residents r"
+        " JOIN households h ON h.id = r.household_id"
+        " JOIN communities c ON c.id = h.community_id"
+        f" WHERE r.id = ? AND {clause}", (resident_id, *params))
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFoundError(f"resident {resident_id} not found")
+    household_id = row["household_id"]
+    # scoped to this one household (already checked against the caller's scope above): a
+    # relative sees their elder's devices through this summary only, never the fleet board
+    scope: Scope = ("h.id = ?", [household_id])
+    gateways = await _gateways(conn, scope)
+    devices = [d for d in await _devices(conn, scope, gateways, now, timedelta(days=3650))
+               if d.resident_id in (None, resident_id)]
+    trouble = [d for d in devices if _MAP_PROBLEMS.intersection(d.problems)]
+    activity = await _last_activity(conn, [household_id])
+    await services.audit.record(tenant=user.tenant, actor=user.actor, actor_name=user.username,
+                                role=user.role.value, action="read_status",
+                                record_type="resident", record_id=resident_id,
+                                reason="elder status")
+    open_alerts = await services.care.open_alerts_of(resident_id)
+    return ElderStatus(
+        resident_id=resident_id, name=row["name"], address=row["address"],
+        last_activity_at=activity.get(household_id),
+        gateway_online=(all(g.online for g in gateways) if gateways and
+                        all(g.online is not None for g in gateways) else None),
+        devices_ok=not trouble, device_problems=trouble, open_alerts=open_alerts)
