@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from conftest import Broker
+from eldercare_edge.errors import OutboxError
+from eldercare_edge.gateway import Gateway
 from eldercare_protocols.events import EventKind
 from eldercare_protocols.uplink import (
     DownCommand,
@@ -282,3 +284,12 @@ async def test_simulated_button_led_and_last_will(tmp_path: Path, mosquitto: Bro
             assert envelopes(cloud, EventKind.INACTIVITY) == []
             info = gw.registry.get("h1-btn")
             assert info is not None and info.online is False
+
+
+async def test_a_gateway_that_cannot_open_its_outbox_fails_cleanly(tmp_path: Path,
+                                                                   mosquitto: Broker) -> None:
+    settings = settings_for(tmp_path, mosquitto.port)
+    (settings.data_dir / "outbox.sqlite").mkdir(parents=True)   # a directory, not a file
+    with pytest.raises(OutboxError):
+        async with Gateway(settings):
+            pass

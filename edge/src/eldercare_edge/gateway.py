@@ -121,7 +121,11 @@ class Gateway:
     # ---------------------------------------------------------------- lifecycle
 
     async def __aenter__(self) -> Gateway:
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()   # whatever did start is cancelled and closed
+            raise
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
