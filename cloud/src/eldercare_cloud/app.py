@@ -15,7 +15,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from eldercare_cloud.api import console_support
+from eldercare_cloud.api import console_support, installer
 from eldercare_cloud.api.deps import Services, public
 from eldercare_cloud.api.routes import (
     alerts,
@@ -164,6 +164,7 @@ def create_app(settings: CloudSettings, db: Database | None = None, ingest: Any 
     for module in (auth, users, registry, ladders, alerts, responder, stream, audit):
         api.include_router(module.router)
     api.include_router(console_support.router)
+    api.include_router(installer.router)
     app.include_router(api)
     mount_console(app, settings)
     return app
