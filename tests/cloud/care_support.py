@@ -26,6 +26,8 @@ import uvicorn
 from eldercare_cloud.api.deps import Services
 from eldercare_cloud.app import build_services, create_app, migrate
 from eldercare_cloud.auth.models import Role, UserCreate
+from eldercare_cloud.auth.signing import sign
+from eldercare_cloud.auth.users import TOKEN_PURPOSE
 from eldercare_cloud.care.clock import ManualClock
 from eldercare_cloud.db import Database
 from eldercare_cloud.demo import load_demo
@@ -283,6 +285,13 @@ class Running:
 
     def auth(self, username: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[username]}"}
+
+
+def mint_tokens(user_ids: dict[str, str], ttl_s: int = 3600) -> dict[str, str]:
+    """Bearer tokens as /auth/token issues them, without paying for argon2 every test."""
+    expires = datetime.now(UTC) + timedelta(seconds=ttl_s)
+    return {name: sign(SECRET, TOKEN_PURPOSE, {"sub": uid, "v": 1}, expires)
+            for name, uid in user_ids.items()}
 
 
 async def login(client: httpx.AsyncClient, username: str) -> str:
