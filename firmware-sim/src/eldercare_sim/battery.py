@@ -28,7 +28,7 @@ class Battery:
 
     @property
     def low(self) -> bool:
-        return self.level < self.low_threshold
+        return self.reported < self.low_threshold
 
     def elapse(self, sim_now: float) -> None:
         """Drain for the simulated time since the last call."""

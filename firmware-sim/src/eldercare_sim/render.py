@@ -151,7 +151,7 @@ class Z2MRenderer:
     def telemetry(self, dev: SimDevice, kind: EventKind, values: dict[str, float]
                   ) -> list[Outgoing]:
         if kind is EventKind.GAS_LEVEL:
-            return [self._publish(dev, gas_density=values.get("lel", 0.0), **dev.z2m_levels())]
+            return [self._publish(dev, **dev.z2m_levels())]  # gas_density = the reading
         if kind is EventKind.PRESENCE:
             return [self._publish(dev, **dev.z2m_levels())]
         raise UnsupportedInMode(f"a Zigbee {dev.type_name} cannot report {kind.value!r}")

@@ -1,0 +1,3 @@
+from eldercare_sim.cli import main
+
+main()
