@@ -326,7 +326,8 @@ async def _step_event(conn: aiosqlite.Connection, run: Run, alert: aiosqlite.Row
                          {"alert_id": alert["id"], "step_index": run.step_index,
                           "position": run.position, "kind": step.kind.value,
                           "reason": reason, "due_at": iso(run.due_at) if run.due_at else None},
-                         alert_id=alert["id"], district_id=alert["district_id"])
+                         alert_id=alert["id"], district_id=alert["district_id"],
+                         resident_id=alert["resident_id"])
 
 
 async def due_alerts(conn: aiosqlite.Connection, now: datetime) -> list[str]:
