@@ -18,7 +18,7 @@ async def list_audit(services: ServicesDep, user: CurrentUser,
                      record_type: Annotated[str | None, Query(max_length=32)] = None,
                      record_id: Annotated[str | None, Query(max_length=64)] = None,
                      actor: Annotated[str | None, Query(max_length=80)] = None,
-                     before_id: Annotated[int | None, Query(ge=1)] = None,
+                     before_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
                      limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[AuditEntry]:
     return await services.audit.entries(user.tenant, record_type=record_type,
                                         record_id=record_id, actor=actor, limit=limit,

@@ -27,7 +27,7 @@ READERS = (Role.ADMIN, Role.OPERATOR, Role.FAMILY, Role.VOLUNTEER, Role.WORKER)
 async def stream(request: Request, services: ServicesDep, user: CurrentUser,
                  last_event_id: Annotated[str | None, Header(alias="Last-Event-ID",
                                                              max_length=20)] = None,
-                 after: Annotated[int | None, Query(ge=0)] = None) -> StreamingResponse:
+                 after: Annotated[int | None, Query(ge=0, le=2**62)] = None) -> StreamingResponse:
     hub = services.hub
     if last_event_id is not None:
         if not last_event_id.strip().isdigit():
