@@ -254,13 +254,17 @@ async function start() {
     if (severityOf(e.detail) === "critical") toast(t("toast.new_critical"), true);
     if (!state.selected) pick(e.detail.id);
   });
-  // follow first (from now), then load: nothing that happens in between is missed
+  // connect the stream first (it starts from "now"), then load the queue: whatever
+  // happens in between arrives as events and is applied after the load
   let buffered = [];
   let loaded = false;
+  let live;
+  const connected = new Promise((resolve) => { live = resolve; });
   state.stream = follow("/api/v1/stream", {
     onEvent: (type, data) => (loaded ? onStreamEvent(type, data) : buffered.push([type, data])),
-    onState: setConn,
+    onState: (s) => { setConn(s); if (s === "live") live(); },
   });
+  await Promise.race([connected, new Promise((r) => setTimeout(r, 5000))]);
   await store.load();
   loaded = true;
   for (const [type, data] of buffered) onStreamEvent(type, data);

@@ -7,7 +7,7 @@ import { t, tx } from "../shared/i18n.js";
 import { age, ago, clock, full, secondsSince, stamp, timer } from "../shared/time.js";
 import { choices, openModal, textarea, toast } from "./dialogs.js";
 import { assignedName, isOverdue, offerSummary, stepLabel } from "./queue.js";
-import { CLOSED, severityOf } from "./store.js";
+import { severityOf } from "./store.js";
 
 export const CLOSURE_CODES = ["false_alarm", "helped_at_home", "taken_to_hospital",
   "ambulance_called", "no_answer_forced_entry", "device_fault", "other"];
@@ -120,7 +120,7 @@ export class DetailPane {
     }, label, h("kbd", {}, key.toUpperCase()));
     return h("div", { class: "actions", role: "toolbar", "aria-label": t("detail.actions") },
       btn("ack", "a", t("action.acknowledge"), () => this.acknowledge(), unacked ? "primary" : "", !unacked),
-      btn("dispatch", "d", t("action.dispatch"), () => this.dispatch()),
+      btn("dispatch", "d", t("action.dispatch"), () => this.dispatch(), "", !dispatchable(alert)),
       btn("call120", "e", t("action.call120"), () => this.call120(), "danger"),
       btn("note", "n", t("action.note"), () => this.note()),
       btn("takeover", "t", t("action.takeover"), () => this.takeover(), "", Boolean(alert.taken_over_by)),
@@ -150,7 +150,7 @@ export class DetailPane {
 
   async dispatch(contactId = null) {
     const alert = this.alert;
-    if (!alert) return;
+    if (!alert || !dispatchable(alert)) return;
     await this.loadCard();
     const contacts = (this.card && this.card.contacts) || [];
     const offers = new Map(((this.detail && this.detail.offers) || []).map((o) => [o.contact_id, o]));
@@ -177,7 +177,10 @@ export class DetailPane {
       title: t("dispatch.title", { name: alert.resident_name || "" }), ok: t("dispatch.send"),
       body, submit: async (form) => {
         const note = String(form.get("note") || "").trim();
-        await this.post("dispatch", { contact_id: form.get("contact_id"), note });
+        const updated = await api(`/api/v1/console/alerts/${enc(alert.id)}/dispatch`, {
+          method: "POST", body: { contact_id: form.get("contact_id"), note } });
+        this.store.upsert(updated);
+        await this.store.refresh(alert.id).catch(() => {});
       },
     });
     if (ok) toast(t("toast.dispatched"));
@@ -347,7 +350,7 @@ export class DetailPane {
         h("div", { class: "cbtns" },
           h("a", { class: "tel", href: `tel:${c.phone}`, title: t("call.dial") }, c.phone),
           alert ? h("button", { onclick: () => this.callOutcome(c), class: "call-outcome" }, t("call.called")) : null,
-          alert && !CLOSED.has(alert.status)
+          alert && dispatchable(alert)
             ? h("button", { onclick: () => this.dispatch(c.id), class: "dispatch-one" }, t("action.dispatch_short")) : null),
         h("div", { class: "cmeta" }, tx("channel", c.preferred_channel),
           c.notes ? ` · ${c.notes}` : "")));
@@ -442,6 +445,11 @@ export class DetailPane {
   }
 }
 
+/** Someone can still be sent: nobody has accepted yet (the server answers 409 otherwise). */
+function dispatchable(alert) {
+  return ["open", "acknowledged", "cancel_requested"].includes(alert.status) && !alert.assigned_contact_id;
+}
+
 function fmtNum(v) {
   return Number.isInteger(v) ? String(v) : v.toFixed(1);
 }
@@ -469,6 +477,10 @@ function timelineText(e) {
     case "ladder_exhausted": return t("timeline.exhausted");
     case "task": return tx("task", d.task);
     case "repeat": return t("timeline.repeat");
+    case "opened": return t("timeline.opened", { kind: tx("kind", d.kind) || "" });
+    case "notification": return t("timeline.notification", { channel: tx("channel", d.channel),
+      status: tx("delivery", d.status) }) + (d.error ? `（${d.error}）` : "");
+    case "dispatched": return `${who}${t("timeline.dispatched", { name: d.name || "" })}${d.note ? `：${d.note}` : ""}`;
     case "takeover": return `${who}${t("timeline.takeover")}${d.note ? `：${d.note}` : ""}`;
     case "severity": return `${who}${t("timeline.severity", { to: tx("severity", d.to) })}`;
     default:

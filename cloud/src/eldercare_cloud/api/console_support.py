@@ -1,12 +1,16 @@
-"""Read models the operator console needs at a glance: fleet health, the care map, and a
-family member's view of their elder.
+"""What the operator console needs beyond the care core's API: fleet health, the care
+map, a family member's view of their elder (read models), and dispatching a responder.
 
 These are aggregates over what other components own (the registry's households and
 devices, ingest's gateway records and test events, the care core's open alerts and
 activity watch), read in a few scoped queries instead of one audited resident card per
 household. Every query applies the caller's scope in SQL (``auth.scope``), so a
-household outside it is never fetched. Nothing here writes, except the audit record of a
-family member's read.
+household outside it is never fetched. The only writes are the audit record of a
+family member's read and a dispatch.
+
+Dispatch is the operator's own step beside the ladder: after a phone call ("I can go")
+the operator sends one named contact the same signed link the ladder would, in one
+transaction with its timeline entry and stream events, like every alert change.
 
 Ingest's ``gateways`` and ``events`` tables are read directly (one query each instead of
 a call per gateway); ``last_health`` is decoded with the protocols model, as ingest
@@ -22,20 +26,32 @@ from typing import Annotated, Any
 
 import aiosqlite
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from eldercare_cloud.api.deps import CurrentUser, ServicesDep, roles
 from eldercare_cloud.auth.models import Principal, Role
-from eldercare_cloud.auth.scope import district_clause, in_clause, resident_clause
-from eldercare_cloud.care.clock import opt_parse
+from eldercare_cloud.auth.scope import alert_clause, district_clause, in_clause, resident_clause
+from eldercare_cloud.care import alerts as A
+from eldercare_cloud.care.clock import iso, opt_parse
+from eldercare_cloud.care.links import link_token, link_url
 from eldercare_cloud.care.models import (
     MAINTENANCE_ALERTS,
     OPEN_STATES,
+    UNASSIGNED_STATES,
+    AlertKind,
     AlertPublic,
+    AlertStatus,
     Severity,
 )
-from eldercare_cloud.errors import NotFoundError
-from eldercare_cloud.registry.models import CommunityPublic, Coordinates
+from eldercare_cloud.errors import ConflictError, InvalidRequestError, NotFoundError
+from eldercare_cloud.notify import messages
+from eldercare_cloud.notify.outbox import enqueue
+from eldercare_cloud.registry.models import (
+    CommunityPublic,
+    ContactChannel,
+    ContactPublic,
+    Coordinates,
+)
 from eldercare_protocols.catalogue import CATALOGUE
 from eldercare_protocols.uplink import DeviceStatus, GatewayState
 
@@ -443,3 +459,93 @@ async def elder_status(services: ServicesDep, user: CurrentUser,
         gateway_online=(all(g.online for g in gateways) if gateways and
                         all(g.online is not None for g in gateways) else None),
         devices_ok=not trouble, device_problems=trouble, open_alerts=open_alerts)
+
+
+# -- dispatch ------------------------------------------------------------------------------
+
+#: ``ladder_offers.step_index`` of an offer the operator made (the ladder's steps are 0..n)
+DISPATCH_STEP = -1
+
+
+class DispatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    contact_id: str = Field(min_length=1, max_length=64)
+    note: str = Field(default="", max_length=500)
+
+
+def _channel(contact: ContactPublic) -> str:
+    """The contact's preferred channel when it can reach them, else SMS (as the ladder)."""
+    if contact.preferred_channel is ContactChannel.WEBHOOK and contact.webhook_url:
+        return "webhook"
+    if contact.preferred_channel is ContactChannel.APP and contact.user_id:
+        return "app"
+    return "sms"
+
+
+@router.post("/alerts/{alert_id}/dispatch", response_model=AlertPublic,
+             **roles(Role.ADMIN, Role.OPERATOR))
+async def dispatch(services: ServicesDep, user: CurrentUser, alert_id: str,
+                   body: DispatchRequest) -> AlertPublic:
+    """Send one of the resident's contacts the responder link now (they said they can go).
+
+    The ladder keeps running: the alert is someone's only when they accept on the link
+    page. A contact who had declined is asked again (the operator has just spoken to
+    them); one who already holds a link gets a fresh one. 409 once someone has accepted.
+    """
+    now = services.clock.now()
+    contact = await services.registry.contact(body.contact_id)
+    clause, params = alert_clause(user)
+    async with services.db.transaction() as conn:
+        cur = await conn.execute(f"{A.ALERT_SELECT} WHERE a.id = ? AND {clause}",
+                                 (alert_id, *params))
+        row = await cur.fetchone()
+        if row is None:
+            raise NotFoundError(f"alert {alert_id} not found")
+        status = A.require_open(row)
+        if contact is None or row["resident_id"] is None or (
+                contact.resident_id != row["resident_id"]):
+            raise InvalidRequestError(f"contact {body.contact_id} is not a contact of this"
+                                      " alert's resident")
+        if status not in UNASSIGNED_STATES or row["assigned_contact_id"] is not None:
+            raise ConflictError(f"alert {alert_id} was already accepted by a responder")
+        channel = _channel(contact)
+        await conn.execute(
+            "INSERT INTO ladder_offers(alert_id, step_index, contact_id, name, relation,"
+            " channel, status, offered_at) VALUES (?,?,?,?,?,?,'offered',?)"
+            " ON CONFLICT(alert_id, contact_id) DO UPDATE SET status = 'offered',"
+            " responded_at = NULL, channel = excluded.channel",
+            (alert_id, DISPATCH_STEP, contact.id, contact.name, contact.relation.value, channel,
+             iso(now)))
+        token = link_token(services.settings.secret_key, alert_id, contact.id,
+                           now + timedelta(seconds=services.settings.responder_link_ttl_s))
+        url = link_url(services.settings.public_base_url, alert_id, token)
+        text = messages.offer_text(row["resident_name"] or "居民", row["address"] or "",
+                                   AlertKind(row["kind"]), url,
+                                   status is AlertStatus.CANCEL_REQUESTED)
+        if body.note:
+            text = f"{text}（{body.note}）"
+        address = {"sms": contact.phone, "webhook": contact.webhook_url or "",
+                   "app": contact.user_id or ""}[channel]
+        await enqueue(conn, alert_id=alert_id, contact_id=contact.id, channel=channel,
+                      address=address, body=text, link=url, now=now,
+                      payload={"type": "offer", "alert": A.public_json(row),
+                               "contact_id": contact.id, "link": url, "text": text})
+        await A.add_timeline(conn, alert_id, now, A.Actor(user.actor, user.username),
+                             "dispatched", None, None,
+                             {"contact_id": contact.id, "name": contact.name,
+                              "relation": contact.relation.value, "channel": channel,
+                              "note": body.note})
+        await A.touch(conn, alert_id, now)
+        row = await A.load(conn, alert_id)
+        assert row is not None
+        await services.hub.append(conn, "offer", {
+            "alert": A.public_json(row), "contact_id": contact.id, "name": contact.name,
+            "relation": contact.relation.value, "link": url if channel == "app" else None},
+            alert_id=alert_id, district_id=row["district_id"],
+            resident_id=row["resident_id"], contact_ids=[contact.id])
+        await services.hub.append(conn, "alert.updated", {"alert": A.public_json(row)},
+                                  alert_id=alert_id, district_id=row["district_id"],
+                                  resident_id=row["resident_id"],
+                                  contact_ids=await A.offered_contacts(conn, alert_id))
+    services.care.committed()
+    return A.to_public(row)

@@ -1,0 +1,1 @@
+"""Browser tests of the operator console and the phone pages (tests/console)."""
