@@ -110,7 +110,7 @@ class GsmModemChannel:
         deadline = time.monotonic() + self._timeout
         buf = b""
         while time.monotonic() < deadline:
-            buf += port.read(64)
+            buf += port.read(max(1, port.in_waiting))
             if b">" in buf:
                 return
             if b"ERROR" in buf:
@@ -121,7 +121,7 @@ class GsmModemChannel:
         deadline = time.monotonic() + timeout
         buf = b""
         while time.monotonic() < deadline:
-            buf += port.read(256)
+            buf += port.read(max(1, port.in_waiting))
             lines = [ln.strip() for ln in buf.decode("latin-1").split("\r\n") if ln.strip()]
             for line in lines:
                 if line == "OK":
