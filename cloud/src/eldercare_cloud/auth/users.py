@@ -7,6 +7,7 @@ password or deactivating the account bumps it, which revokes every token issued 
 from __future__ import annotations
 
 import asyncio
+import functools
 import secrets
 from datetime import timedelta
 
@@ -52,8 +53,13 @@ CREATE TABLE user_residents (
 ]
 
 TOKEN_PURPOSE = "access"
-#: verified against when the username is unknown, so both paths cost one argon2 verify
-_DUMMY_HASH = PasswordHasher().hash("not-a-real-password")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the username is unknown, so both paths cost one argon2 verify
+    (computed on first use: hashing at import would slow every command-line start)."""
+    return PasswordHasher().hash("not-a-real-password")
 
 
 class UserService:
@@ -180,7 +186,7 @@ class UserService:
     async def authenticate(self, username: str, password: str) -> Token:
         cur = await self._db.conn.execute("SELECT * FROM users WHERE username = ?", (username,))
         row = await cur.fetchone()
-        stored = row["password_hash"] if row is not None else _DUMMY_HASH
+        stored = row["password_hash"] if row is not None else _dummy_hash()
         try:
             await asyncio.to_thread(self._hasher.verify, stored, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
