@@ -44,7 +44,7 @@ export class DeviceBoard {
     const gwOffline = gateways.filter((g) => g.online === false);
     const gwNever = gateways.filter((g) => g.online === null);
     clear(this.root).append(
-      this.panel("gateways-offline", t("devices.gateways_offline"), gwOffline.length,
+      this.panel("gateways-offline", t("devices.gateways_offline"), gwOffline.length + gwNever.length,
         [t("devices.col_gateway"), t("devices.col_address"), t("devices.col_last_seen")],
         [...gwOffline, ...gwNever].map((g) => ({
           key: g.id, household: g.household_id,

@@ -18,6 +18,8 @@ const VITALS = [
   ["systolic", 90, 180], ["diastolic", 50, 110], ["body_temperature", 35.5, 38.5],
 ];
 const LOW_BATTERY = 20;
+/** each read of a card is audited, so it is re-read every two minutes, not continuously */
+const CARD_REFRESH_MS = 120000;
 
 const enc = encodeURIComponent;
 
@@ -29,6 +31,10 @@ export class DetailPane {
     this.residentId = null;
     this.card = null;
     this.cardFor = null;
+    // device states, vitals and last activity move on: re-read the shown card now and then
+    setInterval(() => {
+      if (this.residentId && !document.hidden) this.loadCard(true).catch(() => {});
+    }, CARD_REFRESH_MS);
   }
 
   get alert() { return this.alertId ? this.store.get(this.alertId) : null; }
@@ -57,9 +63,12 @@ export class DetailPane {
     if (!force && this.cardFor === rid && this.card) return;
     const reason = this.alertId ? `alert ${this.alertId}` : "care map";
     try {
-      const card = await api(`/api/v1/residents/${enc(rid)}/card?hours=24&reason=${enc(reason)}`);
+      const [card, status] = await Promise.all([
+        api(`/api/v1/residents/${enc(rid)}/card?hours=24&reason=${enc(reason)}`),
+        api(`/api/v1/console/residents/${enc(rid)}/status`).catch(() => null),
+      ]);
       if (this.residentId !== rid) return;
-      this.card = card;
+      this.card = { ...card, last_activity_at: status ? status.last_activity_at : null };
       this.cardFor = rid;
     } catch (err) {
       this.card = null;

@@ -72,7 +72,7 @@ export class CareMap {
       const ys = pts.map((p) => p[1]);
       const x0 = Math.min(...xs) - 45;
       const y0 = Math.min(...ys) - 45;
-      const x1 = Math.max(...xs) + 45;
+      const x1 = Math.max(...xs) + 115; // room for the names to the right of the dots
       const y1 = Math.max(...ys) + 40;
       const dim = this.community && this.community !== c.id;
       svg.append(s("rect", { x: x0, y: y0, width: x1 - x0, height: y1 - y0, rx: 24,

@@ -61,6 +61,9 @@ export function sparkline(points, { width = 220, height = 56, low = null, high =
   let vmin = Math.min(...vals);
   let vmax = Math.max(...vals);
   if (vmax - vmin < 1e-9) { vmin -= 1; vmax += 1; }
+  const margin = (vmax - vmin) * 0.15; // the band never fills the whole chart
+  vmin -= margin;
+  vmax += margin;
   const t0 = pts[0].t;
   const t1 = pts[pts.length - 1].t === t0 ? t0 + 1 : pts[pts.length - 1].t;
   const x = (t) => pad + ((t - t0) / (t1 - t0)) * (width - 2 * pad);

@@ -304,6 +304,16 @@ def test_a_forged_link_shows_a_clear_message(stack: ConsoleStack, browser: Any) 
 def test_family_member_sees_their_elder(stack: ConsoleStack, browser: Any,
                                         artifacts: Path) -> None:
     stack.add_user("family-wang", "family-pass-123", "family", resident_ids=["R-XH-001"])
+    # she opened her door a moment ago: "last activity" is news a daughter looks for first
+    stack.publish_event(GW1, "door-xh001", EventKind.DOOR_OPEN)
+    token = stack.token("family-wang", "family-pass-123")
+
+    def activity_seen() -> bool:
+        with stack.http() as client:
+            status = client.get("/api/v1/console/residents/R-XH-001/status",
+                                headers={"Authorization": f"Bearer {token}"}).json()
+        return status["last_activity_at"] is not None
+    wait_until(activity_seen, 15, "the door event counted as activity")
     ctx = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
     page = ctx.new_page()
     errors = page_errors(page)
@@ -315,6 +325,7 @@ def test_family_member_sees_their_elder(stack: ConsoleStack, browser: Any,
     elder = page.locator(".elder[data-resident='R-XH-001']")
     text = elder.inner_text()
     assert NAME1 in text and "最近活动" in text and "设备" in text
+    assert "刚刚" in text  # the door, just now
     assert page.locator(".elder").count() == 1  # only their own elder
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     page.screenshot(path=str(artifacts / "family-page.png"), full_page=True)
