@@ -130,6 +130,19 @@ def test_claim_pair_walk_test_report(platform: Platform) -> None:
                "the revoked gateway to be refused by the broker", poll=0.2)
     assert gateway.proc.poll() is None  # it keeps running (and retrying), but is shut out
 
+    # -- a walk-test now fails: the step times out, is retried once, then marked ✗
+    failed = platform.install("walk-test", "--gateway", GW, "--simulate", "--config",
+                              str(config), "--device", "btn-flow-01", "--timeout", "1",
+                              "--retries", "1", "--no-input")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "✗" in failed.stdout and "(第2次 / try 2)" in failed.stdout
+    assert "0 passed, 1 failed, 0 skipped" in failed.stdout
+    second = platform.install("report", "--gateway", GW, "--out", str(out))
+    assert second.returncode == 0 and "not all passed" in second.stdout
+    unbound = platform.install("walk-test", "--gateway", GW, "--device", "btn-nowhere",
+                               "--no-input")
+    assert unbound.returncode == 2 and "not bound" in unbound.stderr
+
 
 def test_tool_without_login_or_cloud_fails_cleanly(tmp_path: Path) -> None:
     import os

@@ -172,9 +172,8 @@ def test_config_port_command_serves_and_persists(tmp_path: Path) -> None:
     """``eldercare-sim config-port --state FILE`` as a process: configure it, stop it with
     SIGTERM, and the settings are in its state file."""
     state = tmp_path / "dev.json"
-    code = ("import typer; from eldercare_sim.config_port import config_port_command; "
-            "typer.run(config_port_command)")
-    proc = subprocess.Popen([sys.executable, "-c", code, "--state", str(state)],
+    sim = Path(sys.executable).parent / "eldercare-sim"
+    proc = subprocess.Popen([str(sim), "config-port", "--state", str(state)],
                             stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None

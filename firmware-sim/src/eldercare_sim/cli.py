@@ -25,6 +25,7 @@ from eldercare_protocols.catalogue import CATALOGUE
 from eldercare_protocols.errors import ProtocolError
 from eldercare_protocols.native import Channel, DeviceEvent
 from eldercare_sim import scenario as sc
+from eldercare_sim.config_port import config_port_command
 from eldercare_sim.devices import BUTTON_KIND, PRESSES
 from eldercare_sim.errors import SimError
 from eldercare_sim.fleet import Progress
@@ -254,6 +255,9 @@ def dongle(
     d = _guard(lambda: SimDongle(bound, seed=seed, heartbeat_s=heartbeat or None,
                                  events_s=events or None))
     _guard(lambda: _serve_until_signal(d))
+
+
+app.command("config-port")(config_port_command)  # a device in configuration mode (installer)
 
 
 def main() -> None:

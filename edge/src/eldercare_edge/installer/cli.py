@@ -346,6 +346,8 @@ def walk_test(
                                          help="unattended retries per step")] = 1,
     config_wait: Annotated[float, typer.Option(
         "--config-wait", help="wait for the gateway to get its device list, s")] = 30.0,
+    only: Annotated[list[str] | None, typer.Option(
+        "--device", help="test only this device (repeatable)")] = None,
     no_input: NoInput = False,
 ) -> None:
     """Step through every bound device and wait for each event to arrive in the cloud."""
@@ -362,6 +364,11 @@ def walk_test(
 
     c = run(client)
     devices = run(lambda: c.get(f"/installer/gateways/{gateway}/devices"))
+    if only:
+        unknown = sorted(set(only) - {d["device_id"] for d in devices})
+        if unknown:
+            raise fail(UsageError(f"not bound to {gateway}: {', '.join(unknown)}"))
+        devices = [d for d in devices if d["device_id"] in only]
     run(lambda: require_devices(devices, gateway))
     if not run(lambda: wait_config_published(c, gateway, config_wait)):
         raise fail(InstallerError(f"the cloud has not delivered the device list to {gateway} "
