@@ -10,6 +10,7 @@ queue instead of unbounded memory). Reconnects with capped exponential backoff.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import ssl
@@ -184,6 +185,9 @@ class MqttConnection:
     def _on_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
         assert self._loop is not None
         self._sock = sock
+        # acks are small and latency-critical: no Nagle delay (paho does not set this)
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self._reading:
             self._loop.add_reader(sock, self._read)
         self._misc = self._loop.create_task(self._misc_loop(), name=f"{self.name}-misc")

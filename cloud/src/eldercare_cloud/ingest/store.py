@@ -287,6 +287,12 @@ class IngestStore:
                 unknown.append((msg.id, gw, msg.seq, msg.device_id, msg.source, msg.topic,
                                 msg.device_type, to_db(msg.gateway_ts), received, committed))
 
+        # every await below is a hop to the database thread: the statements are arranged
+        # so that an alarm-only batch costs six of them (BEGIN, cursors, INSERT, last seen,
+        # read back, COMMIT), which is most of the commit's latency besides the fsync
+        touched = {"events": bool(events), "gaps": bool(gaps), "sms_reports": bool(sms),
+                   "unknown_devices": bool(unknown), "telemetry_batches": bool(batches),
+                   "gateway_log": bool(states)}
         async with self.db.transaction() as conn:
             before = await self._max_rowids(conn)
             if events:
@@ -316,13 +322,18 @@ class IngestStore:
                     "UPDATE gateways SET last_seen = ? WHERE id = ?"
                     " AND (last_seen IS NULL OR last_seen < ?)",
                     [(ts, gw, ts) for gw, ts in last_seen.items()])
-            after = await self._max_rowids(conn)
             new_events: list[StoredEvent] = []
-            if after["events"] > before["events"]:
-                cur = await conn.execute(
+            if events:
+                new_events = [_event(r) for r in await conn.execute_fetchall(
                     f"SELECT {_EVENT_COLUMNS} FROM events WHERE rowid > ? ORDER BY rowid",
-                    (before["events"],))
-                new_events = [_event(r) for r in await cur.fetchall()]
+                    (before["events"],))]
+            after = dict(before)
+            after["events"] = new_events[-1].rowid if new_events else before["events"]
+            if changes:
+                after["gateway_log"] = changes[-1].rowid
+            if any(touched[t] for t in ("gaps", "sms_reports", "unknown_devices",
+                                        "telemetry_batches")):
+                after.update(await self._max_rowids(conn))
         new_records = (len(new_events) + (after["gaps"] - before["gaps"])
                        + (after["sms_reports"] - before["sms_reports"])
                        + (after["unknown_devices"] - before["unknown_devices"])
@@ -342,10 +353,8 @@ class IngestStore:
     async def _max_rowids(conn: aiosqlite.Connection) -> dict[str, int]:
         tables = ("events", "gateway_log", "gaps", "sms_reports", "unknown_devices",
                   "telemetry_batches")
-        cur = await conn.execute(
+        [row] = await conn.execute_fetchall(
             "SELECT " + ", ".join(f"(SELECT COALESCE(MAX(rowid), 0) FROM {t})" for t in tables))
-        row = await cur.fetchone()
-        assert row is not None
         return {t: int(v) for t, v in zip(tables, row, strict=True)}
 
     async def _commit_telemetry(self, conn: aiosqlite.Connection,
@@ -357,10 +366,9 @@ class IngestStore:
         existing: set[str] = set()
         for i in range(0, len(ids), _IN_CHUNK):
             chunk = ids[i:i + _IN_CHUNK]
-            cur = await conn.execute(
+            existing.update(str(r[0]) for r in await conn.execute_fetchall(
                 f"SELECT id FROM telemetry_batches WHERE id IN ({','.join('?' * len(chunk))})",
-                chunk)
-            existing.update(str(r[0]) for r in await cur.fetchall())
+                chunk))
         new_batches: list[tuple[Any, ...]] = []
         rows: list[tuple[str, TelemetryPoint]] = []
         for batch, received in batches:
@@ -388,9 +396,8 @@ class IngestStore:
         if not states:
             return []
         gws = sorted({gw for gw, _, _ in states})
-        cur = await conn.execute(
-            f"SELECT id, online FROM gateways WHERE id IN ({','.join('?' * len(gws))})", gws)
-        online = {str(r[0]): bool(r[1]) for r in await cur.fetchall()}
+        online = {str(r[0]): bool(r[1]) for r in await conn.execute_fetchall(
+            f"SELECT id, online FROM gateways WHERE id IN ({','.join('?' * len(gws))})", gws)}
         log: list[tuple[str, str, str, str | None, str]] = []
         for gw, st, received in states:
             was = online.get(gw, False)
@@ -416,12 +423,11 @@ class IngestStore:
                 log.append((gw, status, reason, to_db_opt(st.ts), received))
         if not log:
             return []
-        cur = await conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM gateway_log")
-        row = await cur.fetchone()
-        first = int(row[0]) if row else 0
+        [(first,)] = await conn.execute_fetchall(
+            "SELECT COALESCE(MAX(rowid), 0) FROM gateway_log")
         await conn.executemany(
             "INSERT INTO gateway_log(gateway_id, status, reason, ts, received_at)"
             " VALUES (?,?,?,?,?)", log)
-        cur = await conn.execute(
-            f"SELECT {_LOG_COLUMNS} FROM gateway_log WHERE rowid > ? ORDER BY rowid", (first,))
-        return [_log(r) for r in await cur.fetchall()]
+        return [_log(r) for r in await conn.execute_fetchall(
+            f"SELECT {_LOG_COLUMNS} FROM gateway_log WHERE rowid > ? ORDER BY rowid",
+            (int(first),))]

@@ -1,0 +1,326 @@
+"""Cloud ingest throughput, each record committed to SQLite (fsync) before its ack.
+
+Run from the repository root::
+
+    uv run python bench/bench_cloud_ingest.py [--records 40000] [--window 2000] [--quick]
+
+Everything runs on 127.0.0.1: a Mosquitto started here, the cloud as its own process
+(``eldercare-cloud run``, ingest only) on a fresh SQLite file, and a load generator that
+plays 8 gateways: it keeps at most ``--window`` records unacknowledged (as a gateway's
+in-flight window does) and counts the ids named by the cloud's ``Ack`` messages. A record
+counts only when its ack arrived, and the cloud acks only after its commit returned.
+
+Baseline, measured in the same run with the same generator and window: a bare QoS 1
+relay through the same Mosquitto (a process that echoes each message to the down topic,
+no decoding, no storage). Target (issue 4): >= 10,000 records/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shlex
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from eldercare_protocols.events import EventKind
+from eldercare_protocols.uplink import (
+    Ack,
+    EventEnvelope,
+    TelemetryBatch,
+    TelemetryRecord,
+    Up,
+    encode,
+    up_topic,
+)
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+GATEWAYS = [f"gw-bench-{i}" for i in range(8)]
+CLK = os.sysconf("SC_CLK_TCK")
+
+RELAY = textwrap.dedent("""
+    import sys
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-relay")
+    c.max_inflight_messages_set(1000)
+    def on_connect(c, u, f, rc, p):
+        c.subscribe("ec/v1/+/up/#", qos=1)
+    def on_subscribe(*a):
+        print("ready", flush=True)
+    def on_message(c, u, m):
+        gw = m.topic.split("/")[2]
+        c.publish(f"ec/v1/{gw}/down/ack", m.payload, qos=1)
+    c.on_connect, c.on_subscribe, c.on_message = on_connect, on_subscribe, on_message
+    c.connect("127.0.0.1", int(sys.argv[1]))
+    c.loop_forever()
+""")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def proc_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK
+
+
+def start_mosquitto(root: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    conf = root / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\npersistence false\nallow_anonymous true\n"
+                    "max_queued_messages 1000000\nmax_inflight_messages 1000\n")
+    proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    wait_port(port)
+    return proc, port
+
+
+def wait_port(port: int, limit: float = 10) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def stop(proc: subprocess.Popen[Any]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+# -- the load: pre-encoded uplink messages ---------------------------------------------------
+
+def event_messages(n: int) -> list[tuple[str, bytes, int]]:
+    """(topic, payload, records) — one EventEnvelope per message, alarms and door events."""
+    now = datetime.now(UTC)
+    out = []
+    for i in range(n):
+        gw = GATEWAYS[i % len(GATEWAYS)]
+        kind = EventKind.SOS if i % 5 == 0 else EventKind.DOOR_OPEN
+        env = EventEnvelope(id=uuid.uuid4().hex, seq=i, gateway_id=gw, gateway_ts=now,
+                            device_id=f"dev-{i % 40}", kind=kind, device_ts=now,
+                            device_seq=i, data={"button": "red"} if i % 5 == 0 else {})
+        out.append((up_topic(gw, Up.EVENTS), encode(env), 1))
+    return out
+
+
+def telemetry_messages(n_batches: int, per_batch: int) -> list[tuple[str, bytes, int]]:
+    now = datetime.now(UTC)
+    out = []
+    for i in range(n_batches):
+        gw = GATEWAYS[i % len(GATEWAYS)]
+        batch = TelemetryBatch(id=uuid.uuid4().hex, seq=i, gateway_id=gw, gateway_ts=now,
+                               records=[TelemetryRecord(
+                                   device_id=f"vit-{j % 10}", kind=EventKind.VITALS, ts=now,
+                                   device_seq=i * per_batch + j,
+                                   values={"heart_rate": 60.0 + j % 30, "spo2": 97.0})
+                                   for j in range(per_batch)])
+        out.append((up_topic(gw, Up.TELEMETRY), encode(batch), 1))
+    return out
+
+
+class Generator:
+    """Publishes with at most ``window`` unacknowledged records; counts acked records."""
+
+    def __init__(self, port: int, window: int, parse_ack: bool) -> None:
+        self.window = threading.Semaphore(window)
+        self.parse_ack = parse_ack
+        self.acked = 0
+        self.done = threading.Event()
+        self.target = 0
+        self._lock = threading.Lock()
+        self.c = mqtt.Client(CallbackAPIVersion.VERSION2,
+                             client_id=f"bench-gen-{uuid.uuid4().hex[:6]}")
+        self.c.max_inflight_messages_set(1000)
+        self.c.max_queued_messages_set(0)
+        ready = threading.Event()
+        self.c.on_connect = lambda c, *a: c.subscribe("ec/v1/+/down/ack", qos=1)
+        self.c.on_subscribe = lambda *a: ready.set()
+        self.c.on_message = self._on_ack
+        self.c.connect("127.0.0.1", port)
+        self.c.loop_start()
+        if not ready.wait(10):
+            raise RuntimeError("generator did not subscribe")
+
+    def _on_ack(self, c: mqtt.Client, u: Any, m: mqtt.MQTTMessage) -> None:
+        n = len(Ack.model_validate_json(m.payload).ids) if self.parse_ack else 1
+        for _ in range(n):
+            self.window.release()
+        with self._lock:
+            self.acked += n
+            if self.acked >= self.target:
+                self.done.set()
+
+    def run(self, msgs: list[tuple[str, bytes, int]], limit_s: float = 600) -> float:
+        """Seconds from the first publish to the ack of the last record."""
+        with self._lock:
+            self.acked = 0
+            self.target = len(msgs)
+            self.done.clear()
+        t0 = time.perf_counter()
+        for topic, payload, _ in msgs:
+            if not self.window.acquire(timeout=limit_s):
+                raise RuntimeError("no ack for too long")
+            self.c.publish(topic, payload, qos=1)
+        if not self.done.wait(limit_s):
+            raise RuntimeError(f"only {self.acked} of {len(msgs)} records acked")
+        return time.perf_counter() - t0
+
+    def close(self) -> None:
+        self.c.disconnect()
+        self.c.loop_stop()
+
+
+# -- the two systems under test ---------------------------------------------------------------
+
+def measure(port: int, window: int, parse_ack: bool, loads: dict[str, list[Any]],
+            pid: Callable[[], int]) -> dict[str, tuple[float, float]]:
+    """name -> (records/s, CPU share of one core of the process under test)."""
+    gen = Generator(port, window, parse_ack)
+    out: dict[str, tuple[float, float]] = {}
+    try:
+        gen.run(loads["warm-up"])
+        for name, msgs in loads.items():
+            if name == "warm-up":
+                continue
+            cpu0 = proc_cpu_s(pid())
+            dt = gen.run(msgs)
+            cpu = proc_cpu_s(pid()) - cpu0
+            out[name] = (sum(r for _, _, r in msgs) / dt, cpu / dt)
+    finally:
+        gen.close()
+    return out
+
+
+def register(db_path: Path) -> None:
+    from eldercare_cloud.db import Database
+    from eldercare_cloud.ingest import IngestStore
+
+    async def go() -> None:
+        async with Database(db_path) as db, IngestStore(db) as store:
+            for gw in GATEWAYS:
+                await store.add_gateway(gw)
+
+    asyncio.run(go())
+
+
+def start_cloud(root: Path, port: int, batch_max: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "ELDERCARE_CLOUD_ENVIRONMENT": "test",
+           "ELDERCARE_CLOUD_DATA_DIR": str(root / "cloud"),
+           "ELDERCARE_CLOUD_MQTT_URL": f"mqtt://127.0.0.1:{port}",
+           "ELDERCARE_CLOUD_HTTP_ENABLED": "false",
+           "ELDERCARE_CLOUD_INGEST_BATCH_MAX": str(batch_max)}
+    exe = Path(sys.executable).parent / "eldercare-cloud"
+    return subprocess.Popen([str(exe), "run"], env=env, stdout=(root / "cloud.log").open("wb"),
+                            stderr=subprocess.STDOUT)
+
+
+def wait_log(path: Path, needle: str, limit: float = 30) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if path.exists() and needle in path.read_text(errors="replace"):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{needle!r} never appeared in {path}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--records", type=int, default=40_000, help="event records per run")
+    ap.add_argument("--batches", type=int, default=2_000, help="telemetry batches per run")
+    ap.add_argument("--per-batch", type=int, default=50, help="readings per telemetry batch")
+    ap.add_argument("--window", type=int, default=2000, help="unacked records in flight")
+    ap.add_argument("--batch-max", type=int, default=500, help="cloud ingest_batch_max")
+    ap.add_argument("--quick", action="store_true", help="a quarter of the load")
+    args = ap.parse_args()
+    if args.quick:
+        args.records //= 4
+        args.batches //= 4
+    print("command: " + shlex.join([Path(sys.executable).name, *sys.argv]))
+    print(f"load: {args.records:,} event records (1 per message) and {args.batches:,} "
+          f"telemetry batches of {args.per_batch} readings, 8 gateways, window "
+          f"{args.window:,}; {os.cpu_count()} CPUs")
+
+    loads = {"warm-up": event_messages(1000), "events": event_messages(args.records),
+             "telemetry": telemetry_messages(args.batches, args.per_batch)}
+    root = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    broker, port = start_mosquitto(root)
+    try:
+        relay = subprocess.Popen([sys.executable, "-c", RELAY, str(port)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        assert relay.stdout is not None
+        if relay.stdout.readline().strip() != b"ready":
+            raise RuntimeError("relay did not start")
+        try:
+            base = measure(port, args.window, False, loads, lambda: relay.pid)
+        finally:
+            stop(relay)
+
+        register(root / "cloud" / "cloud.sqlite3")
+        cloud = start_cloud(root, port, args.batch_max)
+        try:
+            wait_log(root / "cloud.log", "connected to")
+            got = measure(port, args.window, True, loads, lambda: cloud.pid)
+        finally:
+            stop(cloud)
+        with sqlite3.connect(root / "cloud" / "cloud.sqlite3") as db:
+            events = db.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM events").fetchone()
+            batches = db.execute("SELECT COUNT(*) FROM telemetry_batches").fetchone()[0]
+            readings = db.execute("SELECT COUNT(*) FROM telemetry").fetchone()[0]
+        expect_events = len(loads["warm-up"]) + args.records
+        assert events == (expect_events, expect_events), events
+        assert batches == args.batches and readings == args.batches * args.per_batch
+
+        for name in ("events", "telemetry"):
+            rate, cpu = got[name]
+            base_rate, base_cpu = base[name]
+            unit = "records" if name == "events" else "batches"
+            extra = (f" = {rate * args.per_batch:,.0f} readings/s"
+                     if name == "telemetry" else "")
+            verdict = ("meets" if rate >= 10_000 else "MISSES") if name == "events" else ""
+            print(f"{name:<9} cloud ingest (commit, then ack): {rate:>9,.0f} {unit}/s{extra}"
+                  f"  [cloud CPU {cpu * 100:.0f}% of one core]")
+            print(f"{'':<9} baseline bare QoS 1 relay:       {base_rate:>9,.0f} msgs/s"
+                  f"  [relay CPU {base_cpu * 100:.0f}% of one core]")
+            print(f"{'':<9} ratio ingest / relay = {rate / base_rate:.2f}"
+                  + (f"; target >= 10,000 records/s: {verdict}"
+                     + ("" if rate >= 10_000 else f" by {10_000 - rate:,.0f} records/s"
+                        f" ({(1 - rate / 10_000) * 100:.0f}%)") if verdict else ""))
+        print(f"stored: {events[0]:,} events (all distinct), {batches:,} telemetry batches, "
+              f"{readings:,} readings; SQLite WAL, synchronous=FULL")
+    finally:
+        stop(broker)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
