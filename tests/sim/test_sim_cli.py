@@ -7,11 +7,13 @@ import subprocess
 import sys
 
 import pytest
+from typer.testing import CliRunner
 
 from conftest import Broker, free_port
 from eldercare_protocols import native
 from eldercare_protocols.events import EventKind
 from eldercare_protocols.native import DeviceEvent
+from eldercare_sim.cli import app
 
 from .conftest import Collector
 
@@ -55,11 +57,18 @@ def test_press_publishes_one_native_event(mosquitto: Broker, collector: Collecto
 ])
 def test_errors_are_one_line_and_non_zero(args: list[str], code: int, message: str) -> None:
     dead = str(free_port())
-    proc = sim(*[a.replace("{dead}", dead) for a in args])
-    assert proc.returncode == code, proc.stderr
-    lines = proc.stderr.strip().splitlines()
+    result = CliRunner().invoke(app, [a.replace("{dead}", dead) for a in args])
+    assert result.exit_code == code, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(message.replace("{dead}", dead)), lines
-    assert "Traceback" not in proc.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_unreachable_broker_is_one_line_from_a_real_process() -> None:
+    proc = sim("press", "--broker", f"mqtt://127.0.0.1:{free_port()}", "--device", "b1")
+    assert proc.returncode == 1
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
 
 
 def test_run_a_small_fleet_over_shared_connections(mosquitto: Broker,

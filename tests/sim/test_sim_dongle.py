@@ -10,11 +10,13 @@ import time
 
 import pytest
 import serial
+from typer.testing import CliRunner
 
 from eldercare_protocols import serial_frame
 from eldercare_protocols.errors import DecodeError
 from eldercare_protocols.events import EventKind
 from eldercare_protocols.serial_frame import Frame, FrameType
+from eldercare_sim.cli import app
 from eldercare_sim.dongle import CORRUPTIONS, SimDongle
 
 pytestmark = pytest.mark.integration
@@ -117,8 +119,7 @@ def test_cli_dongle_prints_port_and_chatters() -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
-    bad = subprocess.run([sys.executable, "-m", "eldercare_sim", "dongle", "--devices",
-                          "door-1:toaster"], capture_output=True, text=True, timeout=30)
-    assert bad.returncode == 2
-    assert bad.stderr.strip().startswith("error:") and "Traceback" not in bad.stderr
+    bad = CliRunner().invoke(app, ["dongle", "--devices", "door-1:toaster"])
+    assert bad.exit_code == 2
+    assert bad.stderr.strip().startswith("error: --devices: unknown device type 'toaster'")
     assert len(bad.stderr.strip().splitlines()) == 1

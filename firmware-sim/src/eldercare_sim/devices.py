@@ -191,7 +191,8 @@ class SimDevice:
     def _schedule_heartbeat(self, first: bool = False) -> None:
         if self._hb_timer is not None:
             self._hb_timer.cancel()
-        delay = self.heartbeat_s * (self.rng.uniform(0.5, 1.0) if first else 1.0)
+        # a fleet boots together but devices in the field beat at random phases
+        delay = self.heartbeat_s * (self.rng.uniform(0.05, 1.0) if first else 1.0)
         self._hb_timer = self.sched.after(delay, self._guard(self.heartbeat))
 
     def heartbeat(self) -> None:

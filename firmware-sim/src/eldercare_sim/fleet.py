@@ -20,9 +20,10 @@ from eldercare_sim.mqtt import BrokerAddress
 from eldercare_sim.render import Z2MRenderer
 from eldercare_sim.scheduler import Scheduler
 
-#: above this many outstanding messages the scheduler waits for the sockets
-HIGH_WATER = 20_000
-LOW_WATER = 5_000
+#: above this many outstanding messages the scheduler waits for the sockets (paho scans
+#: its whole QoS 1 queue on every PUBACK, so a long queue costs quadratic time)
+HIGH_WATER = 2_000
+LOW_WATER = 500
 
 
 @dataclass(frozen=True)

@@ -76,9 +76,11 @@ class Links:
         if self.shared:
             for i in range(self.shared):
                 cid = f"{self.client_prefix}-link-{i}"
+                # a short in-flight window: paho scans its whole QoS 1 queue after each
+                # PUBACK while the window has room, so a wide window costs quadratic time
                 conn = MqttConnection(self.broker, cid, on_message=self._on_message,
                                       will=Will(f"{LINKS_PREFIX}/{cid}", b"offline", 1, True),
-                                      max_inflight=1000)
+                                      max_inflight=20)
                 if i == 0:
                     conn.subscribe(f"{native.PREFIX}/+/{Channel.CMD.value}", 1)
                 self.pool.append(conn)

@@ -14,7 +14,7 @@ import heapq
 import itertools
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from eldercare_sim.clock import SimClock
@@ -24,12 +24,11 @@ log = logging.getLogger(__name__)
 Callback = Callable[[], None]
 
 
-@dataclass(order=True)
+@dataclass(eq=False)
 class Timer:
     when: float
-    order: int
-    callback: Callback = field(compare=False)
-    cancelled: bool = field(default=False, compare=False)
+    callback: Callback
+    cancelled: bool = False
 
     def cancel(self) -> None:
         self.cancelled = True
@@ -47,7 +46,9 @@ class Scheduler:
             raise ValueError("fast mode needs a frozen clock (speed=0)")
         self.clock = clock
         self.fast = fast
-        self._heap: list[Timer] = []
+        #: (when, insertion order, timer): plain tuples compare fast, and the order keeps
+        #: callbacks due at the same instant first-in first-out
+        self._heap: list[tuple[float, int, Timer]] = []
         self._counter = itertools.count()
         self._current: float | None = None
         self._wakeup: asyncio.Future[None] | None = None
@@ -69,8 +70,8 @@ class Scheduler:
     # ------------------------------------------------------------------ scheduling
 
     def at(self, when: float, callback: Callback) -> Timer:
-        timer = Timer(when, next(self._counter), callback)
-        heapq.heappush(self._heap, timer)
+        timer = Timer(when, callback)
+        heapq.heappush(self._heap, (when, next(self._counter), timer))
         if self._wakeup is not None and not self._wakeup.done():
             self._wakeup.set_result(None)
         return timer
@@ -93,9 +94,9 @@ class Scheduler:
         """How far the simulation has got: the clock, or the oldest overdue event when
         the callbacks cannot keep up with the clock's speed."""
         now = self.clock.monotonic()
-        for timer in self._heap[:1]:
-            if not timer.cancelled and timer.when < now:
-                return timer.when
+        for when, _, timer in self._heap[:1]:
+            if not timer.cancelled and when < now:
+                return when
         return now
 
     def hold(self, work: Awaitable[None]) -> None:
@@ -107,7 +108,7 @@ class Scheduler:
         self._holds.append(work)
 
     def pending(self) -> int:
-        return sum(1 for t in self._heap if not t.cancelled)
+        return sum(1 for _, _, t in self._heap if not t.cancelled)
 
     # ------------------------------------------------------------------ running
 
@@ -115,15 +116,15 @@ class Scheduler:
         """Dispatch due callbacks until ``until`` (sim seconds) or forever."""
         since_yield = 0
         while True:
-            while self._heap and self._heap[0].cancelled:
+            while self._heap and self._heap[0][2].cancelled:
                 heapq.heappop(self._heap)
-            next_t = self._heap[0].when if self._heap else None
+            next_t = self._heap[0][0] if self._heap else None
             if until is not None and (next_t is None or next_t > until):
                 if self.fast:
                     self._advance_to(until)
                 else:
                     await self._wait(until)
-                    if self._heap and self._heap[0].when <= until:
+                    if self._heap and self._heap[0][0] <= until:
                         continue
                 return
             if next_t is None:
@@ -135,7 +136,7 @@ class Scheduler:
                 else:
                     await self._wait(next_t)
                     continue
-            timer = heapq.heappop(self._heap)
+            _, _, timer = heapq.heappop(self._heap)
             if timer.cancelled:
                 continue
             self._current = timer.when
