@@ -11,12 +11,20 @@ from pathlib import Path
 
 import pytest
 import serial
+from hypothesis import assume, given
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from eldercare_edge.installer.cli import app
 from eldercare_edge.installer.serial_config import ConfigLink
 from eldercare_protocols import serial_frame
-from eldercare_protocols.serial_config import DeviceSettings, Op, password_digest, request
+from eldercare_protocols.serial_config import (
+    DeviceSettings,
+    Op,
+    password_digest,
+    request,
+    settings_from_fields,
+)
 from eldercare_sim.config_port import SimConfigPort
 
 pytestmark = pytest.mark.integration
@@ -187,3 +195,24 @@ def test_config_port_command_serves_and_persists(tmp_path: Path) -> None:
     assert proc.returncode == 0
     saved = DeviceSettings.model_validate_json(state.read_text())
     assert saved.device_id == "btn-0107" and saved.heartbeat_s == 300
+
+
+@given(device_id=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,20}", fullmatch=True),
+       host=st.from_regex(r"[a-z0-9][a-z0-9.-]{0,20}", fullmatch=True),
+       port=st.integers(1, 65535), heartbeat=st.integers(10, 86400),
+       username=st.none() | st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,15}", fullmatch=True),
+       password=st.none() | st.text(st.characters(min_codepoint=32, max_codepoint=0x4FFF,
+                                                  blacklist_categories=("Cs", "Cc")),
+                                    min_size=1, max_size=24).filter(str.isprintable))
+def test_settings_survive_the_wire(device_id: str, host: str, port: int, heartbeat: int,
+                                   username: str | None, password: str | None) -> None:
+    """What the tool writes is what the device parses, through encode/decode of a frame."""
+    settings = DeviceSettings(device_id=device_id, broker=f"mqtt://{host}:{port}",
+                              username=username, password=password, heartbeat_s=heartbeat)
+    try:
+        line = serial_frame.encode(request(Op.SET, 1, settings.to_fields()))
+    except ValueError:
+        assume(False)  # longer than one 255-byte frame: the tool says so before sending
+        return
+    frame = serial_frame.decode(line)
+    assert settings_from_fields(frame.as_dict()) == settings
