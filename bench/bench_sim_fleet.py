@@ -96,6 +96,18 @@ class BrokerCount:
         client.loop_stop()
         return got[-1] if got else -1
 
+    def settled(self, wait_s: float = 15.0) -> int:
+        """The counter once it stopped moving (the broker worked through its backlog)."""
+        deadline = time.monotonic() + wait_s
+        last = self.read()
+        while time.monotonic() < deadline:
+            time.sleep(1.1)
+            now = self.read()
+            if now == last:
+                return now
+            last = now
+        return last
+
 
 async def baseline(port: int, messages: int, connections: int) -> float:
     addr = BrokerAddress("127.0.0.1", port)
@@ -150,10 +162,9 @@ def main() -> None:
             print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
                   f"Mosquitto on 127.0.0.1:{port}")
             count = BrokerCount(port)
-            before = count.read()
+            before = count.settled()
             base = asyncio.run(baseline(port, args.baseline, args.connections))
-            time.sleep(1.2)
-            got = count.read() - before
+            got = count.settled() - before
             print(f"baseline  raw QoS 0 publish, {args.connections} connections: "
                   f"{base:,.0f} msg/s ({got:,} of {args.baseline:,} arrived at the broker)")
 
@@ -162,11 +173,10 @@ def main() -> None:
             print(f"realistic {args.homes:,} homes x 8 devices, speed 1, {args.realtime:g} s: "
                   f"{rt_rate:,.1f} msg/s, lag behind the clock {rt_lag:.2f} s")
 
-            before = count.read()
+            before = count.settled()
             fast_rate, per_sim, _, fast_n = asyncio.run(
                 fleet_run(port, args.homes, 0.0, args.fast, args.connections, start))
-            time.sleep(1.2)
-            arrived = count.read() - before
+            arrived = count.settled() - before
             per_home = per_sim / args.homes
             print(f"flat out  {args.homes:,} homes, {args.fast / 3600:g} simulated hours as fast "
                   f"as possible: {fast_rate:,.0f} msg/s = {fast_rate / base:.2f} x baseline "

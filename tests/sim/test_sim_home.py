@@ -217,3 +217,20 @@ async def test_battery_drain_reaches_battery_low_then_the_device_dies(
         await home.set_battery("h6-btn", 1.0, drain_to_zero_s=3600)
         await collector.until(lambda m: any(b'"will"' in x.payload for x in m), within=15)
         assert btn.dead and not btn.running
+
+
+async def test_broker_outage_then_reconnect_delivers_the_queued_event(
+        mosquitto: Broker, collector: Collector) -> None:
+    clock = SimClock(START, speed=0)
+    async with SimHome(mosquitto.url, "h7", devices=[("h7-btn", "call_button")],
+                       clock=clock) as home:
+        conn = home.connection("h7-btn")
+        await home.outage(600)
+        await asyncio.sleep(0.1)
+        assert not conn.connected
+        home.sched.call(lambda: home.device("h7-btn").press("red"))  # QoS 1: kept by paho
+        await asyncio.sleep(0.7)
+        assert not conn.connected  # held away until the outage's simulated end
+        clock.advance(600)
+        await collector.until(lambda m: bool(events(m, EventKind.SOS)), within=10)
+        assert conn.connected and conn.reconnects == 1
