@@ -60,7 +60,7 @@ RELAY = textwrap.dedent("""
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
     c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-relay")
-    c.max_inflight_messages_set(1000)
+    c.max_inflight_messages_set(100)
     def on_connect(c, u, f, rc, p):
         c.subscribe("ec/v1/+/up/#", qos=1)
     def on_subscribe(*a):
@@ -160,7 +160,7 @@ class Generator:
         self._lock = threading.Lock()
         self.c = mqtt.Client(CallbackAPIVersion.VERSION2,
                              client_id=f"bench-gen-{uuid.uuid4().hex[:6]}")
-        self.c.max_inflight_messages_set(1000)
+        self.c.max_inflight_messages_set(100)
         self.c.max_queued_messages_set(0)
         ready = threading.Event()
         self.c.on_connect = lambda c, *a: c.subscribe("ec/v1/+/down/ack", qos=1)

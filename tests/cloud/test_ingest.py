@@ -318,6 +318,7 @@ async def test_commit_listeners_and_waiters_see_only_new_rows_in_order(
 
     new = [e for info in infos for e in info.events]
     assert [e.id for e in new] == [e.id for e in envs]
+    assert new == await ingest.store.events_after(0)  # the same rows a reader gets
     assert [e.rowid for e in new] == sorted(e.rowid for e in new)
     assert infos[-1].event_rowid == new[-1].rowid
     assert [e.lane for e in new[:2]] == [Lane.EVENT, Lane.ALARM]

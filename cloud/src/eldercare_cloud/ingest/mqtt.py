@@ -43,7 +43,7 @@ class MqttOptions:
     #: keep the broker session (and the messages queued for it) across reconnects
     clean_session: bool = False
     #: QoS 1 messages in flight towards the broker (acks, configs)
-    max_inflight: int = 1000
+    max_inflight: int = 100
     max_queued: int = 100000
 
 

@@ -9,7 +9,7 @@ written (and might roll back).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -96,6 +96,35 @@ def _gateway(r: Sequence[Any]) -> GatewayRecord:
         last_birth_at=from_db_opt(r[4]), last_will_at=from_db_opt(r[5]),
         last_health_at=from_db_opt(r[6]),
         last_health=GatewayState.model_validate_json(r[7]) if r[7] else None, version=r[8])
+
+
+def _stored_events(envelopes: dict[str, Received], rows: Iterable[Sequence[Any]],
+                   committed_at: datetime) -> list[StoredEvent]:
+    """The rows this commit inserted, built from the envelopes already in memory (they
+    were validated on the way in; reading the rows back in full costs a JSON parse and a
+    model validation per row on the alarm path)."""
+    out = []
+    for rowid, record_id in rows:
+        item = envelopes[record_id]
+        env = item.msg
+        assert isinstance(env, EventEnvelope)
+        out.append(StoredEvent.model_construct(
+            rowid=int(rowid), id=env.id, gateway_id=item.gateway_id, seq=env.seq,
+            device_id=env.device_id, kind=env.kind, test=env.test, lane=env.lane,
+            rule=env.rule, source=env.source, data=env.data,
+            device_ts=_utc_opt(env.device_ts), device_seq=env.device_seq,
+            gateway_ts=_utc(env.gateway_ts), received_at=_utc(item.received_at),
+            committed_at=committed_at))
+    return out
+
+
+def _utc(ts: datetime) -> datetime:
+    """As the row stores it (and events_after returns it): aware, UTC."""
+    return from_db(to_db(ts))
+
+
+def _utc_opt(ts: datetime | None) -> datetime | None:
+    return None if ts is None else _utc(ts)
 
 
 class IngestStore:
@@ -250,6 +279,7 @@ class IngestStore:
         now = utcnow()
         committed = to_db(now)
         events: list[tuple[Any, ...]] = []
+        envelopes: dict[str, Received] = {}
         gaps: list[tuple[Any, ...]] = []
         sms: list[tuple[Any, ...]] = []
         unknown: list[tuple[Any, ...]] = []
@@ -268,6 +298,7 @@ class IngestStore:
             records += 1
             acks.setdefault(gw, []).append(msg.id)
             if isinstance(msg, EventEnvelope):
+                envelopes.setdefault(msg.id, item)
                 events.append((
                     msg.id, gw, msg.seq, msg.device_id, msg.kind.value, int(msg.test),
                     msg.lane.value, msg.rule, msg.source, _json(msg.data),
@@ -324,9 +355,9 @@ class IngestStore:
                     [(ts, gw, ts) for gw, ts in last_seen.items()])
             new_events: list[StoredEvent] = []
             if events:
-                new_events = [_event(r) for r in await conn.execute_fetchall(
-                    f"SELECT {_EVENT_COLUMNS} FROM events WHERE rowid > ? ORDER BY rowid",
-                    (before["events"],))]
+                new_events = _stored_events(envelopes, await conn.execute_fetchall(
+                    "SELECT rowid, id FROM events WHERE rowid > ? ORDER BY rowid",
+                    (before["events"],)), now)
             after = dict(before)
             after["events"] = new_events[-1].rowid if new_events else before["events"]
             if changes:
