@@ -286,11 +286,13 @@ class CallButton(SimDevice):
         self.debounced = 0
 
     def press(self, button: str = "red", press: str = "single") -> bool:
-        """Returns False when the press was swallowed by the debounce."""
+        """Returns False when the press was swallowed by the debounce (or the button is off)."""
         if button not in BUTTON_KIND:
             raise ValueError(f"button must be red or green, not {button!r}")
         if press not in PRESSES:
             raise ValueError(f"press must be one of {', '.join(PRESSES)}, not {press!r}")
+        if not self.running:
+            return False
         now = self.sched.time()
         last = self._last_press.get(button)
         if last is not None and now - last < self.debounce_s:

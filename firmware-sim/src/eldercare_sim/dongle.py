@@ -22,6 +22,7 @@ from eldercare_protocols.catalogue import device_type
 from eldercare_protocols.errors import DecodeError
 from eldercare_protocols.events import EventKind
 from eldercare_protocols.serial_frame import Frame, FrameType
+from eldercare_sim.errors import SimError
 from eldercare_sim.pty import PtyPair
 from eldercare_sim.render import frame_fields
 
@@ -35,7 +36,10 @@ class SimDongle:
                  heartbeat_s: float | None = None, events_s: float | None = None) -> None:
         for dev_id, type_name in devices.items():
             device_type(type_name)  # UnknownDeviceError for a type not in the catalogue
-            serial_frame.encode(Frame(FrameType.STATE, dev_id, 0, ()))  # valid id?
+            try:
+                serial_frame.encode(Frame(FrameType.STATE, dev_id, 0, ()))
+            except ValueError as exc:
+                raise SimError(f"device id {dev_id!r} cannot travel in a serial frame") from exc
         self.devices = dict(devices)
         self.heartbeat_s = heartbeat_s
         self.events_s = events_s
