@@ -14,7 +14,6 @@ import logging
 import random
 import threading
 from collections.abc import Iterable
-from types import TracebackType
 from typing import Any
 
 from eldercare_protocols import serial_frame
@@ -23,7 +22,7 @@ from eldercare_protocols.errors import DecodeError
 from eldercare_protocols.events import EventKind
 from eldercare_protocols.serial_frame import Frame, FrameType
 from eldercare_sim.errors import SimError
-from eldercare_sim.pty import PtyPair
+from eldercare_sim.pty import PtyDevice
 from eldercare_sim.render import frame_fields
 
 log = logging.getLogger(__name__)
@@ -31,9 +30,12 @@ log = logging.getLogger(__name__)
 CORRUPTIONS = ("bad_checksum", "truncated", "oversized", "garbage", "no_start", "bad_field")
 
 
-class SimDongle:
+class SimDongle(PtyDevice):
+    name = "dongle"
+
     def __init__(self, devices: dict[str, str], *, seed: int = 0,
                  heartbeat_s: float | None = None, events_s: float | None = None) -> None:
+        super().__init__()
         for dev_id, type_name in devices.items():
             device_type(type_name)  # UnknownDeviceError for a type not in the catalogue
             try:
@@ -50,50 +52,13 @@ class SimDongle:
         self._seq: dict[str, int] = dict.fromkeys(devices, 0)
         self._corrupt_n = 0
         self._lock = threading.Lock()
-        self._pty: PtyPair | None = None
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._rx = b""
         self._door_open: dict[str, bool] = {}
 
-    @property
-    def port(self) -> str:
-        if self._pty is None:
-            raise RuntimeError("the dongle is not running: use it as a context manager")
-        return self._pty.port
-
-    # ------------------------------------------------------------------ lifecycle
-
-    def __enter__(self) -> SimDongle:
-        self.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-
     def start(self) -> None:
-        self._pty = PtyPair()
-        self._stop.clear()
-        self._spawn(self._read_loop, "sim-dongle-rx")
+        super().start()
         if self.heartbeat_s or self.events_s:
-            self._spawn(self._chatter, "sim-dongle-tx")
-
-    def _spawn(self, target: Any, name: str) -> None:
-        t = threading.Thread(target=target, name=name, daemon=True)
-        self._threads.append(t)
-        t.start()
-
-    def close(self) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(timeout=2)
-        self._threads.clear()
-        if self._pty is not None:
-            self._pty.close()
-            self._pty = None
-
-    def serve_forever(self) -> None:
-        self._stop.wait()
+            self.spawn(self._chatter, "sim-dongle-tx")
 
     # ------------------------------------------------------------------ frames
 
@@ -113,7 +78,7 @@ class SimDongle:
             raise RuntimeError("the dongle is not running")
         with self._lock:
             self.written.append(data)
-            return self._pty.write(data)
+            return self.write(data)
 
     def write_line(self, line: bytes) -> None:
         """A frame rendered elsewhere (a simulated device bound to this dongle)."""
@@ -193,20 +158,15 @@ class SimDongle:
 
     # ------------------------------------------------------------------ background
 
-    def _read_loop(self) -> None:
-        buf = b""
-        while not self._stop.is_set() and self._pty is not None:
-            data = self._pty.read(0.1)
-            if data is None:
-                return
-            buf += data
-            while b"\n" in buf:
-                line, buf = buf.split(b"\n", 1)
-                if line.strip():
-                    self._on_line(line + b"\n")
-            if len(buf) > 4096:
-                buf = b""
-                self.bad_input += 1
+    def on_bytes(self, data: bytes) -> None:
+        self._rx += data
+        while b"\n" in self._rx:
+            line, self._rx = self._rx.split(b"\n", 1)
+            if line.strip():
+                self._on_line(line + b"\n")
+        if len(self._rx) > 4096:  # no line end in sight: noise on the line
+            self._rx = b""
+            self.bad_input += 1
 
     def _on_line(self, line: bytes) -> None:
         try:

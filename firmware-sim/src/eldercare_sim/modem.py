@@ -14,12 +14,11 @@ import logging
 import re
 import threading
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from eldercare_protocols.errors import DecodeError
 from eldercare_protocols.gsm import CTRL_Z, ESC, ucs2_decode
-from eldercare_sim.pty import PtyPair
+from eldercare_sim.pty import PtyDevice
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +41,12 @@ def _final(line: str) -> bytes:
     return f"\r\n{line}\r\n".encode()
 
 
-class SimModem:
+class SimModem(PtyDevice):
+    name = "modem"
+
     def __init__(self, sms_log: Path, *, sim_present: bool = True, registered: bool = True,
                  signal: int = 21) -> None:
+        super().__init__()
         self.sms_log = Path(sms_log)
         self.sim_present = sim_present
         self.registered = registered
@@ -56,19 +58,10 @@ class SimModem:
         self._fail_next: list[int] = []
         self._mr = 0
         self._lock = threading.Lock()
-        self._pty: PtyPair | None = None
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
         self._buf = bytearray()
         self._composing: str | None = None  # destination while the "> " prompt is open
 
     # ------------------------------------------------------------------ control from tests
-
-    @property
-    def port(self) -> str:
-        if self._pty is None:
-            raise RuntimeError("the modem is not running: use it as a context manager")
-        return self._pty.port
 
     def fail_next_cmgs(self, n: int, code: int = 500) -> None:
         """The next ``n`` AT+CMGS answer ``+CMS ERROR: code`` after the text is entered."""
@@ -89,49 +82,17 @@ class SimModem:
         lines = self.sms_log.read_text(encoding="utf-8").splitlines()
         return [json.loads(line) for line in lines if line.strip()]
 
-    # ------------------------------------------------------------------ lifecycle
-
-    def __enter__(self) -> SimModem:
-        self.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
+    # ------------------------------------------------------------------ the modem
 
     def start(self) -> None:
         self.sms_log.parent.mkdir(parents=True, exist_ok=True)
-        self._pty = PtyPair()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._serve, name="sim-modem", daemon=True)
-        self._thread.start()
+        super().start()
 
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
-        if self._pty is not None:
-            self._pty.close()
-            self._pty = None
-
-    def serve_forever(self) -> None:
-        """Block until :meth:`close` is called from a signal handler or another thread."""
-        self._stop.wait()
-
-    # ------------------------------------------------------------------ the modem
-
-    def _serve(self) -> None:
-        assert self._pty is not None
-        while not self._stop.is_set():
-            data = self._pty.read(0.1)
-            if data is None:
-                return
-            if data:
-                self._feed(data)
+    def on_bytes(self, data: bytes) -> None:
+        self._feed(data)
 
     def _write(self, data: bytes) -> None:
-        if self._pty is not None:
-            self._pty.write(data)
+        self.write(data)
 
     def _feed(self, data: bytes) -> None:
         for byte in data:

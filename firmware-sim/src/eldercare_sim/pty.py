@@ -6,7 +6,11 @@ import contextlib
 import errno
 import os
 import select
+import threading
 import tty
+from collections.abc import Callable
+from types import TracebackType
+from typing import Self
 
 
 class PtyPair:
@@ -56,3 +60,70 @@ class PtyPair:
         for fd in (self.master, self.slave):
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+
+class PtyDevice:
+    """A simulated serial device: a raw pty pair, and daemon threads that feed what the
+    host writes to :meth:`on_bytes`. Subclasses: the GSM modem and the RF dongle."""
+
+    name = "sim-pty"
+
+    def __init__(self) -> None:
+        self._pty: PtyPair | None = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def port(self) -> str:
+        """The slave path the gateway opens with pyserial."""
+        if self._pty is None:
+            raise RuntimeError(f"the {self.name} is not running: use it as a context manager")
+        return self._pty.port
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def start(self) -> None:
+        self._pty = PtyPair()
+        self._stop.clear()
+        self.spawn(self._read_loop, f"{self.name}-rx")
+
+    def spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=2)
+        self._threads.clear()
+        if self._pty is not None:
+            self._pty.close()
+            self._pty = None
+
+    def serve_forever(self) -> None:
+        """Block until :meth:`close` is called from a signal handler or another thread."""
+        self._stop.wait()
+
+    def write(self, data: bytes) -> bool:
+        """Bytes to the host; False when the device is off or nobody read for too long."""
+        pty = self._pty
+        return pty.write(data) if pty is not None else False
+
+    def on_bytes(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def _read_loop(self) -> None:
+        while not self._stop.is_set():
+            pty = self._pty
+            data = pty.read(0.1) if pty is not None else None
+            if data is None:
+                return
+            if data:
+                self.on_bytes(data)
