@@ -120,10 +120,10 @@ class Fleet:
                   on_progress: Callable[[Progress], None] | None = None,
                   every_s: float = 2.0) -> Progress:
         """Run for ``duration_s`` simulated seconds (None: until cancelled)."""
-        until = None if duration_s is None else self.clock.monotonic() + duration_s
         await self.links.drain(30.0)  # the boot burst is not the steady rate
         self._t0_real, self._t0_sim = time.monotonic(), self.clock.monotonic()
         self._c0 = self.links.completed
+        until = None if duration_s is None else self._t0_sim + duration_s
         task = asyncio.create_task(self.sched.run(until), name="sim-fleet-scheduler")
         last_t, last_n = time.monotonic(), self.links.completed
         try:
