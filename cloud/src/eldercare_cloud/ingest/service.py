@@ -105,6 +105,8 @@ class IngestService:
         self._stack = AsyncExitStack()
         self._committer: asyncio.Task[None] | None = None
         self._busy = False
+        #: set whenever the committer has nothing left to do
+        self._idle = asyncio.Event()
         self.mqtt = MqttConnection(mqtt_options(settings), [(subscription(settings), 1)],
                                    self._on_message, name="ingest")
 
@@ -133,12 +135,11 @@ class IngestService:
         """Stop reading, commit and ack what was received, then disconnect."""
         self.mqtt.pause_reading()
         if self._committer is not None:
-            deadline = time.monotonic() + 10
-            while (self._pending or self._busy) and time.monotonic() < deadline:
+            if self._pending or self._busy:
+                self._idle.clear()
                 self._wake.set()
-                await asyncio.sleep(0.01)
-            # let the acks of the last batch reach the socket before DISCONNECT
-            await asyncio.sleep(0)
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._idle.wait(), 10)
             self._committer.cancel()
             await asyncio.gather(self._committer, return_exceptions=True)
         await self.mqtt.stop()
@@ -203,6 +204,7 @@ class IngestService:
         batch_max = self.settings.ingest_batch_max
         wait_s = self.settings.ingest_batch_wait_ms / 1000
         while True:
+            self._idle.set()
             await self._wake.wait()
             self._wake.clear()
             while self._pending:
