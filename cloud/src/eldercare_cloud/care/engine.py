@@ -133,6 +133,11 @@ class CareEngine:
             except (CloudError, sqlite3.Error, aiosqlite.Error):
                 self.failures += 1
                 log.exception("care engine tick failed; retrying")
+                # back off: an error that repeats must not become a hot loop of logs
+                await self._clock.sleep_until(
+                    self._clock.now() + timedelta(seconds=max(1.0, self._settings.care_poll_s)),
+                    asyncio.Event())
+                continue
             deadline = await self._next_deadline()
             await self._clock.sleep_until(deadline, self._wake)
 
@@ -145,6 +150,10 @@ class CareEngine:
             except (CloudError, sqlite3.Error, aiosqlite.Error):
                 self.failures += 1
                 log.exception("notification delivery failed; retrying")
+                await self._clock.sleep_until(
+                    self._clock.now() + timedelta(seconds=max(1.0, self._settings.care_poll_s)),
+                    asyncio.Event())
+                continue
             deadline = await self._dispatcher.next_due()
             poll = self._clock.now() + timedelta(seconds=self._settings.care_poll_s * 5)
             await self._clock.sleep_until(min(deadline, poll) if deadline else poll,
