@@ -178,6 +178,11 @@ function onKey(event) {
   const tag = (event.target.tagName || "").toLowerCase();
   if (["input", "textarea", "select"].includes(tag)) return;
   const key = event.key;
+  if (key === "Enter" && !$("critical").hidden && document.activeElement === document.body) {
+    event.preventDefault();
+    pick($("critical").dataset.alert, true);
+    return;
+  }
   const handlers = {
     1: () => showView("queue"), 2: () => showView("map"), 3: () => showView("devices"),
     j: () => moveSelection(1), k: () => moveSelection(-1),
@@ -196,6 +201,7 @@ function onKey(event) {
 
 async function toggleSound() {
   await alarm.enableSound(!alarm.soundEnabled());
+  $("sound").classList.remove("hint-on");
   $("sound").setAttribute("aria-pressed", alarm.soundEnabled() ? "true" : "false");
   $("sound").textContent = alarm.soundEnabled() ? t("sound.on") : t("sound.off");
   if (alarm.soundEnabled() && !$("critical").hidden) alarm.startRepeating();
@@ -274,7 +280,8 @@ async function start() {
   board.load().catch(() => {});
   const view = location.hash.replace("#", "");
   if (["map", "devices"].includes(view)) showView(view);
-  if (alarm.soundWanted()) $("sound").classList.add("hint-on");
+  // the operator had sound on: the browser needs one click again after a reload
+  if (alarm.soundWanted() && !alarm.soundEnabled()) $("sound").classList.add("hint-on");
   document.body.dataset.ready = "1";
 }
 

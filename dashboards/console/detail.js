@@ -90,6 +90,16 @@ export class DetailPane {
   }
 
   render() {
+    // keep the keyboard where it was: a stream update must not steal the operator's focus
+    const focused = this.root.contains(document.activeElement) ? document.activeElement.id : null;
+    this.renderPane();
+    if (focused) {
+      const again = document.getElementById(focused);
+      if (again) again.focus({ preventScroll: true });
+    }
+  }
+
+  renderPane() {
     const root = clear(this.root);
     const alert = this.alert;
     if (!alert && !this.residentId) {

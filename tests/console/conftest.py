@@ -109,7 +109,22 @@ class LoopThread:
         self.thread.start()
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise AssertionError(f"timed out after {timeout}s; tasks on the stack's loop:\n"
+                                 + self.describe_tasks()) from None
+
+    def describe_tasks(self) -> str:
+        """Where every task on the loop waits (a hang names itself in the failure)."""
+        lines = []
+        for task in list(asyncio.all_tasks(self.loop)):
+            frames = task.get_stack(limit=3)
+            where = " <- ".join(f"{f.f_code.co_name}:{f.f_lineno}" for f in frames)
+            lines.append(f"  {task.get_name()}: {where}")
+        return "\n".join(lines)
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
