@@ -75,6 +75,25 @@ async def test_red_press_is_received_then_help_coming(tmp_path: Path, mosquitto:
             assert not await gw.outbox.contains(env.id)
 
 
+async def test_one_help_coming_per_button_for_alarms_committed_together(
+        tmp_path: Path, mosquitto: Broker) -> None:
+    cloud = CloudAcker(mosquitto.port, acking=False)
+    button = Client(mosquitto.port, "btn-1", ("eldercare/btn-1/cmd",))
+    with clients(cloud, button):
+        async with running(settings_for(tmp_path, mosquitto.port)) as gw:
+            for seq in (1, 2, 3):
+                button.publish("eldercare/btn-1/event", event_payload("call_button", "sos", seq))
+            await wait_for(lambda: len({e.id for e in envelopes(cloud, EventKind.SOS)}) == 3,
+                           what="three alarms uplinked")
+            await wait_for(lambda: led_states(button, "btn-1") == ["received"] * 3)
+            cloud.ack_now(GW, sorted({e.id for e in envelopes(cloud, EventKind.SOS)}))
+            # the LED commands for an ack are sent right after its records are deleted
+            await wait_for(lambda: gw.counters.get("acked") == 3, what="all three committed")
+            assert gw.counters.get("commands_sent") == 4
+            await wait_for(lambda: "help_coming" in led_states(button, "btn-1"))
+            assert led_states(button, "btn-1") == ["received"] * 3 + ["help_coming"]
+
+
 async def test_nothing_leaves_the_outbox_without_an_app_ack_and_unacked_is_resent(
         tmp_path: Path, mosquitto: Broker) -> None:
     cloud = CloudAcker(mosquitto.port, acking=False)

@@ -19,7 +19,7 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -43,8 +43,10 @@ class Link(Protocol):
 
     def publish(self, msg: Outgoing) -> bool: ...
 
+    def publish_many(self, topic: str, payloads: Sequence[bytes], qos: int = 1) -> int: ...
 
-@dataclass
+
+@dataclass(slots=True)
 class _Flight:
     item: OutboxItem
     sent_at: float
@@ -87,13 +89,19 @@ class Forwarder:
         return len(self._inflight)
 
     async def on_ack(self, ack: Ack) -> list[Stored]:
-        gone = await self.outbox.ack(ack.ids)
-        for rid in ack.ids:
-            self._inflight.pop(rid, None)
+        return await self.on_acks([ack])
+
+    async def on_acks(self, acks: Sequence[Ack]) -> list[Stored]:
+        """Delete what the cloud committed: the ids of several Acks in one transaction."""
+        ids = [rid for ack in acks for rid in ack.ids]
+        gone = await self.outbox.ack(ids)
+        inflight = self._inflight
+        for rid in ids:
+            inflight.pop(rid, None)
         self.last_cloud_ack = aware_now(self.clock)
         self.counters.inc("acked", len(gone))
-        if len(gone) < len(ack.ids):
-            self.counters.inc("acks_for_unknown_ids", len(ack.ids) - len(gone))
+        if len(gone) < len(ids):
+            self.counters.inc("acks_for_unknown_ids", len(ids) - len(gone))
         if gone and self._on_committed is not None:
             self._on_committed(gone)
         self._wake.set()
@@ -121,7 +129,12 @@ class Forwarder:
 
     def _resend_expired(self) -> None:
         now = time.monotonic()
-        expired = [f for f in self._inflight.values() if now - f.sent_at >= self.resend_after_s]
+        expired: list[_Flight] = []
+        # _inflight is in send order (a resend moves to the end): stop at the first fresh one
+        for flight in self._inflight.values():
+            if now - flight.sent_at < self.resend_after_s:
+                break
+            expired.append(flight)
         # alarms first here too, then seq order within each lane
         for flight in sorted(expired, key=lambda f: (_RANK[f.item.lane], f.item.seq)):
             if not self._send(flight.item):
@@ -131,8 +144,10 @@ class Forwarder:
             self.counters.inc("resent")
 
     async def _fill(self) -> None:
-        # alarms first and outside the window: they are few and must never wait
-        await self._pump((Lane.ALARM,), self.read_batch)
+        # alarms first and outside the window: they are few and must never wait; the whole
+        # alarm lane goes before the first event or telemetry record
+        while await self._pump((Lane.ALARM,), self.read_batch) >= self.read_batch:
+            pass
         while self.link.connected:
             room = self.window - len(self._inflight)
             if room <= 0:
@@ -140,20 +155,38 @@ class Forwarder:
             sent = await self._pump((Lane.EVENT, Lane.TELEMETRY), min(room, self.read_batch))
             if sent == 0:
                 return
-            await self._pump((Lane.ALARM,), self.read_batch)
+            # an alarm stored while the batch was read goes before the next batch
+            while await self._pump((Lane.ALARM,), self.read_batch) >= self.read_batch:
+                pass
 
     async def _pump(self, lanes: tuple[Lane, ...], limit: int) -> int:
+        """Read up to ``limit`` records after the cursors and hand them to the link in one
+        tight loop per lane (no await between publishes)."""
         items = await self.outbox.read_batch(limit, after=self._cursor, lanes=lanes)
+        if not items:
+            return 0
         now = time.monotonic()
+        inflight = self._inflight
+        cursor = self._cursor
         sent = 0
-        for item in items:
-            if item.id in self._inflight:
-                continue
-            if not self._send(item):
+        start = 0
+        # read_batch returns one lane after the other: publish each lane's run in one call
+        while start < len(items):
+            lane = items[start].lane
+            end = start
+            while end < len(items) and items[end].lane is lane:
+                end += 1
+            run = [item for item in items[start:end] if item.id not in inflight]
+            n = self.link.publish_many(self._topics[lane], [item.payload for item in run])
+            for item in run[:n]:
+                inflight[item.id] = _Flight(item, now)
+            sent += n
+            if n < len(run):
+                if n:
+                    cursor[lane] = max(cursor.get(lane, 0), run[n - 1].seq)
                 break
-            self._inflight[item.id] = _Flight(item, now)
-            self._cursor[item.lane] = max(self._cursor.get(item.lane, 0), item.seq)
-            sent += 1
+            cursor[lane] = max(cursor.get(lane, 0), items[end - 1].seq)
+            start = end
         self.counters.inc("sent", sent)
         return sent
 

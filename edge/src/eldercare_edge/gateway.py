@@ -271,9 +271,11 @@ class Gateway:
         self.forwarder.reset()
 
     def _on_committed(self, gone: list[Stored]) -> None:
-        for s in gone:
-            if s.lane is Lane.ALARM and s.device_id is not None:
-                self._led(s.device_id, "help_coming")
+        # one "help coming" per button however many of its alarms this ack committed
+        buttons = dict.fromkeys(s.device_id for s in gone
+                                if s.lane is Lane.ALARM and s.device_id is not None)
+        for device_id in buttons:
+            self._led(device_id, "help_coming")
 
     def _on_down(self, batch: list[tuple[str, bytes]]) -> None:
         self._down.extend(batch)
@@ -286,29 +288,44 @@ class Gateway:
             await self._process_down()
 
     async def _process_down(self) -> None:
+        """Handle downlink messages in arrival order; a run of consecutive Acks is applied in
+        one outbox transaction (the cloud acks in many small messages during a drain)."""
+        acks: list[Ack] = []
         while self._down:
             topic, payload = self._down.popleft()
             try:
-                await self._down_one(topic, payload)
+                msg = self._decode_down(topic, payload)
             except DecodeError as exc:
                 self.counters.inc("malformed_down")
                 preview = exc.preview() if exc.payload else payload[:120].decode(
                     "utf-8", errors="replace")
                 log.warning("malformed downlink on %s: %s | payload: %s", topic, exc.reason,
                             preview)
+                continue
+            if isinstance(msg, Ack):
+                acks.append(msg)
+                continue
+            if acks:
+                await self.forwarder.on_acks(acks)
+                acks = []
+            if isinstance(msg, GatewayConfig):
+                await self.apply_config(msg)
+            else:
+                self.relay(msg)
+        if acks:
+            await self.forwarder.on_acks(acks)
 
-    async def _down_one(self, topic: str, payload: bytes) -> None:
+    def _decode_down(self, topic: str, payload: bytes) -> Ack | GatewayConfig | DownCommand:
         gateway_id, channel = parse_down_topic(topic)
         if gateway_id != self.gateway_id:
             raise DecodeError(f"downlink for gateway {gateway_id!r}", topic=topic,
                               payload=payload)
         obj = native.load_object(payload, topic)
         if channel is Down.ACK:
-            await self.forwarder.on_ack(native.validate(Ack, obj, payload, topic))
-        elif channel is Down.CONFIG:
-            await self.apply_config(native.validate(GatewayConfig, obj, payload, topic))
-        else:
-            self.relay(native.validate(DownCommand, obj, payload, topic))
+            return native.validate(Ack, obj, payload, topic)
+        if channel is Down.CONFIG:
+            return native.validate(GatewayConfig, obj, payload, topic)
+        return native.validate(DownCommand, obj, payload, topic)
 
     async def apply_config(self, config: GatewayConfig) -> bool:
         if config.gateway_id != self.gateway_id:

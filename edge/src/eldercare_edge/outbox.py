@@ -90,14 +90,20 @@ class Stored:
     device_id: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OutboxItem:
+    """A stored record as read back; ``payload`` is the encoded record, sent as is."""
+
     seq: int
     id: str
     lane: Lane
     device_id: str | None
-    created: datetime
+    created_ts: float
     payload: bytes
+
+    @property
+    def created(self) -> datetime:
+        return _dt(self.created_ts)
 
 
 def record_id(gateway_id: str, seq: int) -> str:
@@ -321,9 +327,8 @@ class Outbox:
                 "SELECT seq, id, device_id, created, payload FROM outbox"
                 " WHERE lane=? AND seq>? ORDER BY seq LIMIT ?",
                 (lane.value, after.get(lane, 0), room))
-            for seq, rid, device_id, created, payload in await cur.fetchall():
-                out.append(OutboxItem(int(seq), str(rid), lane, device_id, _dt(created),
-                                      bytes(payload)))
+            out.extend([OutboxItem(seq, rid, lane, device_id, created, payload)
+                        for seq, rid, device_id, created, payload in await cur.fetchall()])
         return out
 
     async def ack(self, ids: Iterable[str]) -> list[Stored]:
@@ -370,7 +375,7 @@ class Outbox:
             "SELECT seq, id, device_id, created, payload FROM outbox"
             " WHERE lane='alarm' AND created<=? ORDER BY seq LIMIT ?",
             (when.timestamp(), limit))
-        return [OutboxItem(int(s), str(i), Lane.ALARM, d, _dt(c), bytes(p))
+        return [OutboxItem(int(s), str(i), Lane.ALARM, d, float(c), bytes(p))
                 for s, i, d, c, p in await cur.fetchall()]
 
     async def contains(self, record_id_: str) -> bool:

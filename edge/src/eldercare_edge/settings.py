@@ -80,7 +80,10 @@ class CloudSettings(BrokerSettings):
     """The cloud broker plus the store-and-forward knobs of the uplink."""
 
     inflight_window: int = Field(default=1000, ge=1, le=20000)
-    mqtt_inflight: int = Field(default=100, ge=1, le=65535)
+    #: paho's own QoS 1 in-flight limit; 0 = none, the forwarder's ``inflight_window``
+    #: bounds what is outstanding. A limit makes paho queue the excess and rescan its
+    #: queue on every PUBACK (O(limit) per message), which halves the backlog drain.
+    mqtt_inflight: int = Field(default=0, ge=0, le=65535)
     resend_after_s: float = Field(default=30.0, gt=0)
     read_batch: int = Field(default=500, ge=1, le=5000)
 

@@ -49,7 +49,7 @@ class MqttLink:
                  will: Outgoing | None = None, birth: Callable[[], Outgoing] | None = None,
                  on_connect: Callable[[], None] | None = None,
                  on_disconnect: Callable[[], None] | None = None,
-                 max_inflight: int = 100) -> None:
+                 max_inflight: int = 0) -> None:
         self.name = name
         self.settings = settings
         self._subscriptions = tuple(subscriptions)
@@ -140,6 +140,18 @@ class MqttLink:
             return False
         info = self._client.publish(msg.topic, msg.payload, qos=msg.qos, retain=msg.retain)
         return info.rc == mqtt.MQTT_ERR_SUCCESS
+
+    def publish_many(self, topic: str, payloads: Sequence[bytes], qos: int = 1) -> int:
+        """Hand several messages for one topic to paho in a tight loop; returns how many
+        were taken (it stops at the first refusal, so the caller keeps the rest in order)."""
+        if not self._connected.is_set():
+            return 0
+        publish = self._client.publish
+        ok = mqtt.MQTT_ERR_SUCCESS
+        for n, payload in enumerate(payloads):
+            if publish(topic, payload, qos=qos).rc != ok:
+                return n
+        return len(payloads)
 
     # ---------------------------------------------------------------- paho thread
 
