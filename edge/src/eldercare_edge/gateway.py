@@ -6,6 +6,7 @@ Lifecycle is an async context manager with named background tasks:
 ``forwarder`` outbox → cloud, delete on Ack (then LED "help coming")
 ``downlink``  acks, retained config, commands for devices
 ``rules``     time-driven rules (inactivity, door left open, missed heartbeats)
+``rule_state`` saves what the rules know every ``rules_state_save_s`` (restored at start)
 ``sms``       SMS fallback for alarms the cloud has not acknowledged in time
 ``health``    periodic health on ``up/state``
 ``dongle``    the serial RF dongle, when configured
@@ -29,7 +30,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from eldercare_edge import __version__
+from eldercare_edge import __version__, rule_state
 from eldercare_edge.clock import Clock, SystemClock, aware_now
 from eldercare_edge.config_store import ConfigStore
 from eldercare_edge.connectors.dongle import SerialDongle
@@ -37,6 +38,7 @@ from eldercare_edge.connectors.modem import GsmModem
 from eldercare_edge.connectors.mqtt import MqttLink, Outgoing
 from eldercare_edge.counters import Counters
 from eldercare_edge.devices import Registry
+from eldercare_edge.errors import OutboxError
 from eldercare_edge.forwarder import Forwarder
 from eldercare_edge.ingest import Inbound, Ingest, IngestResult
 from eldercare_edge.outbox import Draft, Outbox, Stored
@@ -79,6 +81,8 @@ class Gateway:
         self._down: deque[tuple[str, bytes]] = deque()
         self._down_ready = asyncio.Event()
         self._started_mono = time.monotonic()
+        #: nothing is saved before the previous run's state was read: it would overwrite it
+        self._rules_restored = False
         self._store = ConfigStore(settings.data_dir / "config.json")
         self.config: GatewayConfig = self._store.load() or settings.bootstrap_config()
         self.registry = Registry(self.config)
@@ -135,11 +139,13 @@ class Gateway:
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         await self.outbox.open()
+        await self._restore_rules()
         await self.ledger.__aenter__()
         self._spawn("ingest", self._ingest_loop())
         self._spawn("downlink", self._downlink_loop())
         self._spawn("forwarder", self.forwarder.run())
         self._spawn("rules", self._rules_loop())
+        self._spawn("rule_state", self._rule_state_loop())
         self._spawn("sms", self.sms.run(self.settings.sms_check_s))
         self._spawn("health", self._health_loop())
         if self.dongle is not None:
@@ -151,13 +157,16 @@ class Gateway:
 
     async def stop(self) -> None:
         await self.home.stop()
-        await self._cancel("dongle", "rules", "sms", "health")
-        await self._drain_inbox()
-        flushed = self.batcher.flush(aware_now(self.clock))
-        if flushed is not None:
-            await self.store([flushed])
-        await self._process_down()
+        await self._cancel("dongle", "rules", "rule_state", "sms", "health")
+        if self.outbox.is_open:
+            await self._drain_inbox()
+            flushed = self.batcher.flush(aware_now(self.clock))
+            if flushed is not None:
+                await self.store([flushed])
+            await self._process_down()
         await self._cancel("ingest", "downlink", "forwarder")
+        if self.outbox.is_open and self._rules_restored:
+            await self.save_rules_state()
         await self.cloud.stop(final=[Outgoing(self._state_topic, self._state("offline"), 1,
                                               True)])
         await self.ledger.__aexit__(None, None, None)
@@ -226,14 +235,26 @@ class Gateway:
                 flushed = self.batcher.flush(aware_now(self.clock))
                 if flushed is not None:
                     result.drafts.append(flushed)
-            if result.drafts:
+            if result.drafts or self.rules.urgent:
                 await self.store(result.drafts)
             if not self._inbox:
                 return
 
     async def store(self, drafts: list[Draft]) -> list[Stored]:
-        """Put drafts in the outbox; once alarms are on disk, tell their buttons."""
-        stored = await self.outbox.put_many(drafts)
+        """Put drafts in the outbox; once alarms are on disk, tell their buttons.
+
+        When the rules changed something a restart must not forget (an alert raised, a
+        door opened, a device declared offline), their snapshot is written in the same
+        transaction as these records."""
+        state = None
+        if self.rules.urgent and self._rules_restored:
+            state = {rule_state.STATE_KEY: rule_state.encode(self.rules.snapshot())}
+        try:
+            stored = await self.outbox.put_many(drafts, state=state)
+        except BaseException:
+            if state is not None:
+                self.rules.mark_unsaved()
+            raise
         for s in stored:
             if s.lane is Lane.ALARM and s.device_id is not None:
                 self.counters.inc("alarms_stored")
@@ -380,7 +401,45 @@ class Gateway:
 
     async def run_rules(self) -> list[Stored]:
         drafts = self.ingest.tick()
-        return await self.store(drafts) if drafts else []
+        return await self.store(drafts) if drafts or self.rules.urgent else []
+
+    # ---------------------------------------------------------------- rule state
+
+    async def _restore_rules(self) -> None:
+        raw = await self.outbox.load_state(rule_state.STATE_KEY)
+        self._rules_restored = True
+        if raw is None:
+            log.info("no saved rule state: watching the home from now")
+            return
+        try:
+            snap = rule_state.decode(raw)
+        except rule_state.RuleStateError as exc:
+            self.counters.inc("rule_state_unreadable")
+            log.error("%s; watching the home from now", exc)
+            return
+        gap = self.rules.restore(snap, self.settings.rules_max_gap_s)
+        log.info("rule state restored (saved %s, %.0f s ago): last activity %s, %d open"
+                 " doors", snap.saved_at.isoformat(), gap,
+                 snap.last_activity.isoformat() if snap.last_activity else "none",
+                 len(snap.door_open_since))
+
+    async def save_rules_state(self) -> None:
+        """Write the rules' snapshot now (its ``saved_at`` also says the gateway was alive)."""
+        snap = self.rules.snapshot()
+        try:
+            await self.outbox.save_state({rule_state.STATE_KEY: rule_state.encode(snap)})
+        except BaseException:
+            self.rules.mark_unsaved()
+            raise
+
+    async def _rule_state_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.rules_state_save_s)
+            try:
+                await self.save_rules_state()
+            except OutboxError as exc:
+                self.counters.inc("rule_state_unsaved")
+                log.error("rule state not saved: %s", exc)
 
     async def health(self) -> GatewayState:
         oldest = await self.outbox.oldest_created()

@@ -17,6 +17,10 @@ Why the details are what they are:
   and the cloud can drop the duplicate.
 * Storage never sees a transport: it stores encoded bytes and a lane; the
   forwarder decides topics.
+* A small ``state`` table (key → bytes) keeps what the local rules must remember
+  across a restart. It is not a lane and nothing reads it but :meth:`Outbox.load_state`;
+  it lives here so a rules snapshot can be written in the same transaction as the
+  alerts it explains (a restart then neither repeats nor forgets them).
 """
 
 from __future__ import annotations
@@ -61,7 +65,11 @@ CREATE TABLE IF NOT EXISTS outbox(
 CREATE INDEX IF NOT EXISTS outbox_lane_seq ON outbox(lane, seq);
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS once_keys(key TEXT PRIMARY KEY, record_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS state(key TEXT PRIMARY KEY, value BLOB NOT NULL, saved REAL NOT NULL);
 """
+
+_PUT_STATE = ("INSERT INTO state(key, value, saved) VALUES (?, ?, ?)"
+              " ON CONFLICT(key) DO UPDATE SET value=excluded.value, saved=excluded.saved")
 
 
 @dataclass(frozen=True)
@@ -180,6 +188,10 @@ class Outbox:
         return self._db
 
     @property
+    def is_open(self) -> bool:
+        return self._db is not None
+
+    @property
     def next_seq(self) -> int:
         return self._next_seq
 
@@ -199,9 +211,13 @@ class Outbox:
         stored = await self.put_many([draft])
         return stored[0] if stored else None
 
-    async def put_many(self, drafts: Sequence[Draft]) -> list[Stored]:
-        """Store drafts in one transaction; alarms make it a fully fsync'd one."""
+    async def put_many(self, drafts: Sequence[Draft],
+                       state: Mapping[str, bytes] | None = None) -> list[Stored]:
+        """Store drafts in one transaction; alarms make it a fully fsync'd one. ``state``
+        rows (see :meth:`save_state`) are written in the same transaction."""
         if not drafts:
+            if state:
+                await self.save_state(state)
             return []
         async with self._lock:
             db = self.db
@@ -218,6 +234,8 @@ class Outbox:
                 if once:
                     await db.executemany(
                         "INSERT INTO once_keys(key, record_id) VALUES (?, ?)", once)
+                if state:
+                    await self._write_state(state)
                 if self._bytes > self.max_bytes:
                     await self._evict(has_alarm)
                 await db.execute(
@@ -231,6 +249,32 @@ class Outbox:
                     raise OutboxError(f"outbox write failed: {exc}") from exc
                 raise
             return stored
+
+    async def save_state(self, state: Mapping[str, bytes]) -> None:
+        """Replace state rows in their own transaction (``synchronous=NORMAL``: durable
+        against a crash of the process, which is what a restart needs)."""
+        if not state:
+            return
+        async with self._lock:
+            await self._set_sync("NORMAL")
+            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                await self._write_state(state)
+                await self.db.execute("COMMIT")
+            except BaseException as exc:
+                await self._rollback()
+                if isinstance(exc, sqlite3.Error):
+                    raise OutboxError(f"outbox state write failed: {exc}") from exc
+                raise
+
+    async def _write_state(self, state: Mapping[str, bytes]) -> None:
+        now = aware_now(self._clock).timestamp()
+        await self.db.executemany(_PUT_STATE, [(k, v, now) for k, v in state.items()])
+
+    async def load_state(self, key: str) -> bytes | None:
+        row = await (await self.db.execute("SELECT value FROM state WHERE key=?", (key,))
+                     ).fetchone()
+        return None if row is None else bytes(row[0])
 
     async def _number(self, drafts: Sequence[Draft]
                       ) -> tuple[list[Stored], list[tuple[Any, ...]], list[tuple[str, str]]]:

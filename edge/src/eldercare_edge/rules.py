@@ -20,6 +20,12 @@ Person alerts (inactivity) name the gateway as their device: no single sensor ow
 Device offline is never person inactive: inactivity is only judged while at
 least one activity sensor is online, otherwise the device alert says it all.
 Test events (``test=True``) never raise anything.
+
+What the rules know survives a restart (:meth:`Rules.snapshot` / :meth:`Rules.restore`,
+stored by the gateway). ``urgent`` says a change must be written with the records of
+the same moment (an alert raised, a door opened, a device declared offline); ``dirty``
+covers the rest (last-seen times, battery, signal), which the gateway saves
+periodically: losing a few seconds of those is harmless.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from eldercare_edge.clock import Clock, aware_now
 from eldercare_edge.devices import DeviceInfo, Registry
+from eldercare_edge.rule_state import DeviceSnapshot, RulesSnapshot, gap_s
 from eldercare_protocols.events import (
     ACTIVITY_KINDS,
     CanonicalEvent,
@@ -84,7 +91,10 @@ class Rules:
     def __init__(self, config: GatewayConfig, registry: Registry, clock: Clock) -> None:
         self._registry = registry
         self._clock = clock
+        #: when this process started listening (a device never heard from is timed from here)
         self.started_at = aware_now(clock)
+        #: since when the home has been watched without a long interruption (inactivity)
+        self.watched_since = self.started_at
         self.config = config
         self._tz = zone(config.routine.timezone)
         self.last_activity: datetime | None = None
@@ -95,6 +105,11 @@ class Rules:
         self._door_open_since: dict[str, datetime] = {}
         self._door_raised: set[str] = set()
         self._battery_raised: set[str] = set()
+        #: after a restart, a device's silence is counted from here, not from its last
+        #: message: the time the gateway was not listening is not the device's fault
+        self._silence_from: dict[str, datetime] = {}
+        self.dirty = False
+        self.urgent = False
 
     def apply_config(self, config: GatewayConfig) -> None:
         self.config = config
@@ -112,21 +127,25 @@ class Rules:
     def on_event(self, ev: CanonicalEvent, info: DeviceInfo) -> list[Alert]:
         """Update what is known about the device and the person; return alerts to raise."""
         now = self.now()
+        self.dirty = True
         alerts = self._liveness(ev, info, now)
         if ev.test:
             return alerts
         kind = ev.kind
         if kind in ACTIVITY_KINDS:
             self.last_activity = now
+            self.urgent = True
         if kind is EventKind.DOOR_OPEN:
             alerts += self._door_opened(info, now)
         elif kind is EventKind.DOOR_CLOSE:
             self._door_open_since.pop(info.device_id, None)
             self._door_raised.discard(info.device_id)
+            self.urgent = True
         elif kind is EventKind.VITALS:
             alerts += self._vitals(ev, info, now)
-        elif kind is EventKind.BATTERY_LOW:
+        elif kind is EventKind.BATTERY_LOW and info.device_id not in self._battery_raised:
             self._battery_raised.add(info.device_id)
+            self.urgent = True
         battery = ev.data.get("battery")
         if isinstance(battery, int | float) and not isinstance(battery, bool):
             alerts += self._battery(info, float(battery))
@@ -140,8 +159,10 @@ class Rules:
             info.rssi = int(rssi)
         if ev.kind is EventKind.DEVICE_OFFLINE:
             info.online = False
+            self.urgent = self.urgent or was is not False
             return []
         info.online = True
+        self.urgent = self.urgent or was is not True
         if was is False and ev.kind is not EventKind.DEVICE_ONLINE:
             # it was declared offline (missed heartbeats) and speaks again
             return [Alert(info.device_id, EventKind.DEVICE_ONLINE, "heartbeat_resumed",
@@ -150,6 +171,7 @@ class Rules:
 
     def _door_opened(self, info: DeviceInfo, now: datetime) -> list[Alert]:
         self._door_open_since.setdefault(info.device_id, now)
+        self.urgent = True
         resident = self.config.resident
         local = now.astimezone(self._tz).time()
         r = self.routine
@@ -181,12 +203,18 @@ class Rules:
             key = (info.device_id, name)
             abnormal = (low is not None and value < low) or (high is not None and value > high)
             if not abnormal:
-                self._abnormal_since.pop(key, None)
-                self._vitals_raised.discard(key)
+                if key in self._abnormal_since or key in self._vitals_raised:
+                    self._abnormal_since.pop(key, None)
+                    self._vitals_raised.discard(key)
+                    self.urgent = True
                 continue
-            since = self._abnormal_since.setdefault(key, now)
+            since = self._abnormal_since.get(key)
+            if since is None:
+                since = self._abnormal_since[key] = now
+                self.urgent = True
             if key not in self._vitals_raised and now - since >= sustain:
                 self._vitals_raised.add(key)
+                self.urgent = True
                 alerts.append(Alert(info.device_id, EventKind.VITALS_ALARM, "vitals_sustained", {
                     "measurement": name, "value": float(value), "low": low, "high": high,
                     "abnormal_since": since.isoformat(),
@@ -202,10 +230,12 @@ class Rules:
             return []
         if battery < floor and info.device_id not in self._battery_raised:
             self._battery_raised.add(info.device_id)
+            self.urgent = True
             return [Alert(info.device_id, EventKind.BATTERY_LOW, "battery_state",
                           {"battery": battery, "floor": floor})]
-        if battery >= floor + BATTERY_HYSTERESIS:
+        if battery >= floor + BATTERY_HYSTERESIS and info.device_id in self._battery_raised:
             self._battery_raised.discard(info.device_id)
+            self.urgent = True
         return []
 
     # ---------------------------------------------------------------- time
@@ -216,6 +246,8 @@ class Rules:
         alerts = self._offline(now)
         alerts += self._doors(now)
         alerts += self._inactivity(now)
+        if alerts:
+            self.dirty = self.urgent = True
         return alerts
 
     def _offline(self, now: datetime) -> list[Alert]:
@@ -224,6 +256,9 @@ class Rules:
             if info.online is False:
                 continue
             last = info.last_seen or self.started_at
+            resumed = self._silence_from.get(info.device_id)
+            if resumed is not None and resumed > last:
+                last = resumed
             silent = (now - last).total_seconds()
             if silent >= info.dtype.offline_after_s:
                 info.online = False
@@ -262,10 +297,11 @@ class Rules:
         wake_by = _hhmm(r.wake_by)
         if local.time() >= wake_by and self._wake_checked != today:
             self._wake_checked = today
+            self.dirty = self.urgent = True
             night_end = _hhmm(r.night_end)
             morning = self._local_at(today, r.night_end if night_end < wake_by else "00:00")
             idle = self.last_activity is None or self.last_activity < morning
-            watched = self.started_at <= morning
+            watched = self.watched_since <= morning
             if idle and watched and sensors:
                 alerts.append(Alert(self.config.gateway_id, EventKind.INACTIVITY, "wake_by", {
                     "wake_by": r.wake_by, "since": morning.isoformat(), "sensors": sensors}))
@@ -277,7 +313,7 @@ class Rules:
             waking = self._local_at(today, r.waking_start)
             if waking > now:  # window wraps midnight and started yesterday
                 waking -= timedelta(days=1)
-            refs = [waking, self.started_at]
+            refs = [waking, self.watched_since]
             if self.last_activity is not None:
                 refs.append(self.last_activity)
             ref = max(refs)
@@ -290,6 +326,70 @@ class Rules:
                                         "inactive_hours": r.inactive_hours,
                                         "since": ref.isoformat(), "sensors": sensors}))
         return alerts
+
+
+    # ---------------------------------------------------------------- persistence
+
+    def snapshot(self) -> RulesSnapshot:
+        """What a restarted gateway needs; taking it clears ``dirty`` and ``urgent``."""
+        snap = RulesSnapshot(
+            saved_at=self.now(), watched_since=self.watched_since,
+            last_activity=self.last_activity, wake_checked=self._wake_checked,
+            inactive_raised_at=self._inactive_raised_at,
+            abnormal_since=[(d, m, t) for (d, m), t in self._abnormal_since.items()],
+            vitals_raised=sorted(self._vitals_raised),
+            door_open_since=dict(self._door_open_since),
+            door_raised=sorted(self._door_raised),
+            battery_raised=sorted(self._battery_raised),
+            devices={i.device_id: DeviceSnapshot(online=i.online, last_seen=i.last_seen,
+                                                 battery=i.battery, rssi=i.rssi)
+                     for i in self._registry.all()
+                     if i.online is not None or i.last_seen is not None})
+        self.dirty = self.urgent = False
+        return snap
+
+    def mark_unsaved(self) -> None:
+        """A snapshot could not be written: keep it due."""
+        self.dirty = self.urgent = True
+
+    def restore(self, snap: RulesSnapshot, max_gap_s: float) -> float:
+        """Take up where the previous run stopped; returns the seconds it was not listening.
+
+        After a short gap (``max_gap_s`` or less: a reboot, an update) the watch is
+        continuous: nobody seen moving since 21:00 yesterday is still nobody, and a vital
+        sign abnormal before the reboot keeps its start. After a longer one the gateway
+        cannot claim it watched the home, so inactivity and vital-sign windows start again.
+        Either way what was raised stays raised (nothing is reported twice), open doors
+        keep their start, devices declared offline stay offline, and a device's silence is
+        not blamed for the time the gateway itself was not listening.
+        """
+        now = self.now()
+        gap = gap_s(snap, now)
+        continuous = gap <= max_gap_s
+        known = {i.device_id for i in self._registry.all()}
+        self.last_activity = snap.last_activity
+        self._wake_checked = snap.wake_checked
+        self._inactive_raised_at = snap.inactive_raised_at
+        self._vitals_raised = {(d, m) for d, m in snap.vitals_raised if d in known}
+        self._door_open_since = {d: t for d, t in snap.door_open_since.items() if d in known}
+        self._door_raised = {d for d in snap.door_raised if d in known}
+        self._battery_raised = {d for d in snap.battery_raised if d in known}
+        if continuous:
+            self.watched_since = min(snap.watched_since, self.started_at)
+            self._abnormal_since = {(d, m): t for d, m, t in snap.abnormal_since if d in known}
+        else:
+            log.info("the gateway was not listening for %.0f s (more than %.0f s): inactivity"
+                     " and vital-sign windows start again", gap, max_gap_s)
+        for device_id, dev in snap.devices.items():
+            info = self._registry.get(device_id)
+            if info is None:
+                continue
+            info.online, info.last_seen = dev.online, dev.last_seen
+            info.battery, info.rssi = dev.battery, dev.rssi
+            if dev.last_seen is not None:
+                self._silence_from[device_id] = dev.last_seen + timedelta(seconds=gap)
+        self.dirty = True
+        return gap
 
 
 def is_telemetry(kind: EventKind) -> bool:

@@ -145,6 +145,12 @@ class EdgeSettings(BaseSettings):
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     home: HomeSettings = Field(default_factory=HomeSettings)
     rules_tick_s: float = Field(default=1.0, gt=0)
+    #: the rules' state (last activity, open doors, raised alerts, devices) is written with
+    #: the records that change it; last-seen times and the like at least this often
+    rules_state_save_s: float = Field(default=30.0, gt=0)
+    #: a restart after a longer silence than this does not count as watching the home
+    #: (inactivity and vital-sign windows start again); a shorter one is a mere reboot
+    rules_max_gap_s: float = Field(default=7200.0, ge=0)
     health_interval_s: float = Field(default=60.0, gt=0)
     #: overrides the config's sms_timeout_s (which cannot go below 5 s): for drills and tests
     sms_timeout_s: float | None = Field(default=None, gt=0)
