@@ -6,8 +6,10 @@ to resume exactly where it stopped (``IngestStore.events_after(cursor)``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -133,12 +135,21 @@ class TelemetryPoint:
     device_seq: int | None = None
 
 
+def _no_events() -> tuple[StoredEvent, ...]:
+    return ()
+
+
 @dataclass(frozen=True)
 class CommitInfo:
-    """What one ingest commit added; handed to commit listeners after the acks went out."""
+    """What one ingest commit added; handed to commit listeners after the acks went out.
+
+    ``events`` (the rows this commit inserted, duplicates excluded, rowid order) is built
+    on first use: a listener that only wants a wake-up does not pay for the models."""
 
     committed_at: datetime
-    events: tuple[StoredEvent, ...] = ()
+    new_events: Callable[[], tuple[StoredEvent, ...]] = field(default=_no_events,
+                                                               repr=False, compare=False)
+    new_event_count: int = 0
     gateway_changes: tuple[GatewayLogEntry, ...] = ()
     event_rowid: int = 0
     gateway_log_rowid: int = 0
@@ -152,6 +163,10 @@ class CommitInfo:
     telemetry: tuple[TelemetryPoint, ...] = field(default=(), repr=False)
     #: record ids to ack, per gateway (duplicates included: they are acked again)
     acks: dict[str, list[str]] = field(default_factory=dict, repr=False)
+
+    @cached_property
+    def events(self) -> tuple[StoredEvent, ...]:
+        return self.new_events()
 
 
 @dataclass

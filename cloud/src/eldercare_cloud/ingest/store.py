@@ -98,7 +98,7 @@ def _gateway(r: Sequence[Any]) -> GatewayRecord:
         last_health=GatewayState.model_validate_json(r[7]) if r[7] else None, version=r[8])
 
 
-def _stored_events(envelopes: dict[str, Received], rows: Iterable[Sequence[Any]],
+def _stored_events(envelopes: dict[str, Received], rows: Iterable[tuple[int, str]],
                    committed_at: datetime) -> list[StoredEvent]:
     """The rows this commit inserted, built from the envelopes already in memory (they
     were validated on the way in; reading the rows back in full costs a JSON parse and a
@@ -109,7 +109,7 @@ def _stored_events(envelopes: dict[str, Received], rows: Iterable[Sequence[Any]]
         env = item.msg
         assert isinstance(env, EventEnvelope)
         out.append(StoredEvent.model_construct(
-            rowid=int(rowid), id=env.id, gateway_id=item.gateway_id, seq=env.seq,
+            rowid=rowid, id=env.id, gateway_id=item.gateway_id, seq=env.seq,
             device_id=env.device_id, kind=env.kind, test=env.test, lane=env.lane,
             rule=env.rule, source=env.source, data=env.data,
             device_ts=_utc_opt(env.device_ts), device_seq=env.device_seq,
@@ -353,24 +353,26 @@ class IngestStore:
                     "UPDATE gateways SET last_seen = ? WHERE id = ?"
                     " AND (last_seen IS NULL OR last_seen < ?)",
                     [(ts, gw, ts) for gw, ts in last_seen.items()])
-            new_events: list[StoredEvent] = []
+            new_rows: list[tuple[int, str]] = []
             if events:
-                new_events = _stored_events(envelopes, await conn.execute_fetchall(
+                new_rows = [(int(r[0]), str(r[1])) for r in await conn.execute_fetchall(
                     "SELECT rowid, id FROM events WHERE rowid > ? ORDER BY rowid",
-                    (before["events"],)), now)
+                    (before["events"],))]
             after = dict(before)
-            after["events"] = new_events[-1].rowid if new_events else before["events"]
+            after["events"] = new_rows[-1][0] if new_rows else before["events"]
             if changes:
                 after["gateway_log"] = changes[-1].rowid
             if any(touched[t] for t in ("gaps", "sms_reports", "unknown_devices",
                                         "telemetry_batches")):
                 after.update(await self._max_rowids(conn))
-        new_records = (len(new_events) + (after["gaps"] - before["gaps"])
+        new_records = (len(new_rows) + (after["gaps"] - before["gaps"])
                        + (after["sms_reports"] - before["sms_reports"])
                        + (after["unknown_devices"] - before["unknown_devices"])
                        + (after["telemetry_batches"] - before["telemetry_batches"]))
         return CommitInfo(
-            committed_at=now, events=tuple(new_events), gateway_changes=tuple(changes),
+            committed_at=now, new_event_count=len(new_rows),
+            new_events=lambda: tuple(_stored_events(envelopes, new_rows, now)),
+            gateway_changes=tuple(changes),
             event_rowid=after["events"], gateway_log_rowid=after["gateway_log"],
             gap_rowid=after["gaps"], sms_rowid=after["sms_reports"],
             unknown_rowid=after["unknown_devices"], records=records,

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+_ZERO = timedelta(0)
 
 
 def to_db(ts: datetime) -> str:
     """A naive datetime is taken as UTC (gateways and devices are told to send UTC)."""
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=UTC)
-    return ts.astimezone(UTC).isoformat(timespec="microseconds")
+    elif ts.utcoffset() != _ZERO:  # already UTC (any tzinfo object) is the common case
+        ts = ts.astimezone(UTC)
+    return ts.isoformat(timespec="microseconds")
 
 
 def to_db_opt(ts: datetime | None) -> str | None:
