@@ -98,7 +98,7 @@ function render() {
     h("div", { class: `what sev-${view.severity}`, id: "what" },
       h("h1", {}, tx("kind", view.kind)),
       r ? h("div", { class: "big" }, t("phone.who", { name: r.name,
-        details: [tx("sex", r.sex), r.age !== null ? t("card.age", { n: r.age }) : null].filter(Boolean).join("，") })) : null,
+        details: [tx("sex", r.sex), r.age !== null ? t("card.age", { n: r.age }) : null].filter(Boolean).join(t("phone.sep")) })) : null,
       h("div", { class: "ago", id: "ago", dataset: { since } }, t("phone.ago", { ago: timer(secondsSince(since)) })),
       h("div", { class: "hint", style: "color:#fff" }, full(since)),
       h("span", { class: "status", id: "status" }, tx("status", view.status))));
@@ -144,7 +144,7 @@ function render() {
     view.accepted_by && !view.you_accepted
       ? h("div", { class: "notice" }, t("phone.accepted_by", { name: view.accepted_by })) : null,
     view.others.length ? h("ul", { class: "people" }, view.others.map((p) => h("li", {},
-      h("span", {}, `${p.name}（${tx("relation", p.relation)}）`),
+      h("span", {}, t("phone.person", { name: p.name, relation: tx("relation", p.relation) })),
       h("span", { class: `pst ${p.status}` }, tx("offer", p.status)))))
       : h("div", {}, t("phone.nobody_else"))));
 

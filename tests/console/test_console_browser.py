@@ -9,6 +9,7 @@ with the volunteer's name, and leave the queue when resolved with a closure code
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -51,6 +52,22 @@ async def home_with_gateway(stack: ConsoleStack, gateway_id: str, button: str
             SimHome(stack.broker.url, gateway_id.lower(), devices=[(button, "call_button")],
                     clock=SimClock()))
         yield home
+
+
+async def close_home(exits: AsyncExitStack, gateway_id: str) -> None:
+    """Stop the simulator and the gateway, re-cancelling gateway tasks that outlive their
+    cancel: on Python 3.11 ``asyncio.wait_for`` can lose a cancellation that lands as its
+    inner wait completes (gh-86296), and the gateway's forwarder loop waits that way."""
+    closing = asyncio.ensure_future(exits.aclose())
+    for _ in range(15):  # bounded: 30 s
+        done, _pending = await asyncio.wait({closing}, timeout=2)
+        if done:
+            closing.result()
+            return
+        for task in asyncio.all_tasks():
+            if task.get_name().startswith(f"{gateway_id}:"):
+                task.cancel()
+    raise AssertionError(f"gateway {gateway_id} did not stop")
 
 
 def _queue_item(page: Any, name: str) -> Any:
@@ -157,7 +174,7 @@ def test_red_press_to_resolved_through_console_and_phone(stack: ConsoleStack, br
         phone_ctx.close()
         assert phone_errors == []
     finally:
-        stack.loop.run(exits.aclose())
+        stack.loop.run(close_home(exits, GW1), timeout=40)
 
     with stack.http() as client:
         detail = client.get(f"/api/v1/alerts/{alert_id}", headers={
@@ -336,5 +353,46 @@ def test_family_member_sees_their_elder(stack: ConsoleStack, browser: Any,
     assert page.locator(".elder").count() == 1  # only their own elder
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     page.screenshot(path=str(artifacts / "family-page.png"), full_page=True)
+    ctx.close()
+    assert errors == []
+
+
+def test_phone_page_i_cant_go_in_english(stack: ConsoleStack, browser: Any,
+                                        artifacts: Path) -> None:
+    token = stack.operator_token()
+    stack.publish_event("GW-XH-008", "btn-xh008", EventKind.SOS, button="red")
+    alert = wait_until(lambda: [a for a in stack.alerts(token) if a["household_id"] == "H-XH-008"
+                                and a["kind"] == "sos"], 15, "the SOS alert")[0]
+    with stack.http() as client:
+        auth = {"Authorization": f"Bearer {token}"}
+        contacts = client.get(f"/api/v1/residents/{alert['resident_id']}/contacts",
+                              headers=auth).json()
+        volunteer = next(c for c in contacts if c["relation"] == "volunteer")
+        client.post(f"/api/v1/console/alerts/{alert['id']}/dispatch", headers=auth,
+                    json={"contact_id": volunteer["id"]}).raise_for_status()
+    link = wait_until(lambda: stack.sms.link_for(volunteer["phone"]), 15, "dispatch SMS")
+    ctx = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    phone = ctx.new_page()
+    errors = page_errors(phone)
+    phone.goto(link)
+    phone.wait_for_selector("body[data-ready='1']", timeout=15000)
+    phone.click("#lang")
+    phone.wait_for_selector("html[lang='en']")
+    assert "Emergency call" in phone.locator("#what").inner_text()
+    assert phone.locator("#btn-accept").inner_text() == "I'll go"
+    phone.tap("#btn-decline")
+    phone.wait_for_selector("#you", timeout=10000)
+    assert "can't go" in phone.locator("#you").inner_text()
+    # they may still change their mind: only "I'll go" is left
+    assert phone.locator("#btn-accept").is_visible()
+    assert phone.locator("#btn-decline").count() == 0
+    _assert_phone_layout(phone)
+    phone.screenshot(path=str(artifacts / "phone-declined-en.png"))
+    with stack.http() as client:
+        detail = client.get(f"/api/v1/alerts/{alert['id']}", headers=auth).json()
+        offer = next(o for o in detail["offers"] if o["contact_id"] == volunteer["id"])
+        assert offer["status"] == "declined"
+        client.post(f"/api/v1/alerts/{alert['id']}/resolve", headers=auth,
+                    json={"closure_code": "false_alarm"}).raise_for_status()
     ctx.close()
     assert errors == []

@@ -224,8 +224,9 @@ async def _gateways(conn: aiosqlite.Connection, scope: Scope) -> list[GatewayHea
             id=r["id"], label=r["label"], household_id=r["household_id"],
             community_id=r["community_id"], district_id=r["district_id"], address=r["address"],
             registered=r["registered"] is not None,
-            online=None if r["registered"] is None or r["last_seen"] is None
-            else bool(r["online"]),
+            # never heard from (no message, no Last Will): unknown, not "offline"
+            online=None if r["registered"] is None or (
+                r["last_seen"] is None and r["last_will_at"] is None) else bool(r["online"]),
             last_seen=opt_parse(r["last_seen"]), last_health_at=opt_parse(r["last_health_at"]),
             last_will_at=opt_parse(r["last_will_at"]), version=r["version"],
             outbox={str(k): v for k, v in health.outbox.items()} if health else {},
