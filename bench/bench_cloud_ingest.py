@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing as mp
 import os
 import shlex
 import shutil
@@ -33,6 +34,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -119,12 +121,12 @@ def stop(proc: subprocess.Popen[Any]) -> None:
 
 # -- the load: pre-encoded uplink messages ---------------------------------------------------
 
-def event_messages(n: int) -> list[tuple[str, bytes, int]]:
+def event_messages(n: int, gateways: list[str]) -> list[tuple[str, bytes, int]]:
     """(topic, payload, records) — one EventEnvelope per message, alarms and door events."""
     now = datetime.now(UTC)
     out = []
     for i in range(n):
-        gw = GATEWAYS[i % len(GATEWAYS)]
+        gw = gateways[i % len(gateways)]
         kind = EventKind.SOS if i % 5 == 0 else EventKind.DOOR_OPEN
         env = EventEnvelope(id=uuid.uuid4().hex, seq=i, gateway_id=gw, gateway_ts=now,
                             device_id=f"dev-{i % 40}", kind=kind, device_ts=now,
@@ -133,11 +135,12 @@ def event_messages(n: int) -> list[tuple[str, bytes, int]]:
     return out
 
 
-def telemetry_messages(n_batches: int, per_batch: int) -> list[tuple[str, bytes, int]]:
+def telemetry_messages(n_batches: int, per_batch: int, gateways: list[str]
+                       ) -> list[tuple[str, bytes, int]]:
     now = datetime.now(UTC)
     out = []
     for i in range(n_batches):
-        gw = GATEWAYS[i % len(GATEWAYS)]
+        gw = gateways[i % len(gateways)]
         batch = TelemetryBatch(id=uuid.uuid4().hex, seq=i, gateway_id=gw, gateway_ts=now,
                                records=[TelemetryRecord(
                                    device_id=f"vit-{j % 10}", kind=EventKind.VITALS, ts=now,
@@ -151,7 +154,7 @@ def telemetry_messages(n_batches: int, per_batch: int) -> list[tuple[str, bytes,
 class Generator:
     """Publishes with at most ``window`` unacknowledged records; counts acked records."""
 
-    def __init__(self, port: int, window: int, parse_ack: bool) -> None:
+    def __init__(self, port: int, window: int, parse_ack: bool, gateways: list[str]) -> None:
         self.window = threading.Semaphore(window)
         self.parse_ack = parse_ack
         self.acked = 0
@@ -163,7 +166,8 @@ class Generator:
         self.c.max_inflight_messages_set(100)
         self.c.max_queued_messages_set(0)
         ready = threading.Event()
-        self.c.on_connect = lambda c, *a: c.subscribe("ec/v1/+/down/ack", qos=1)
+        self.c.on_connect = lambda c, *a: c.subscribe(
+            [(f"ec/v1/{gw}/down/ack", 1) for gw in gateways])
         self.c.on_subscribe = lambda *a: ready.set()
         self.c.on_message = self._on_ack
         self.c.connect("127.0.0.1", port)
@@ -180,20 +184,21 @@ class Generator:
             if self.acked >= self.target:
                 self.done.set()
 
-    def run(self, msgs: list[tuple[str, bytes, int]], limit_s: float = 600) -> float:
-        """Seconds from the first publish to the ack of the last record."""
+    def run(self, msgs: list[tuple[str, bytes, int]], limit_s: float = 600
+            ) -> tuple[float, float]:
+        """(wall time of the first publish, wall time the last record was acked)."""
         with self._lock:
             self.acked = 0
             self.target = len(msgs)
             self.done.clear()
-        t0 = time.perf_counter()
+        t0 = time.time()
         for topic, payload, _ in msgs:
             if not self.window.acquire(timeout=limit_s):
                 raise RuntimeError("no ack for too long")
             self.c.publish(topic, payload, qos=1)
         if not self.done.wait(limit_s):
             raise RuntimeError(f"only {self.acked} of {len(msgs)} records acked")
-        return time.perf_counter() - t0
+        return t0, time.time()
 
     def close(self) -> None:
         self.c.disconnect()
@@ -202,22 +207,58 @@ class Generator:
 
 # -- the two systems under test ---------------------------------------------------------------
 
-def measure(port: int, window: int, parse_ack: bool, loads: dict[str, list[Any]],
-            pid: Callable[[], int]) -> dict[str, tuple[float, float]]:
-    """name -> (records/s, CPU share of one core of the process under test)."""
-    gen = Generator(port, window, parse_ack)
-    out: dict[str, tuple[float, float]] = {}
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    kind: str  # "events" or "telemetry"
+    messages: int
+    per_batch: int = 1
+
+
+def worker(port: int, window: int, parse_ack: bool, gateways: list[str],
+           phases: list[Phase], go: list[Any], results: Any) -> None:
+    """One load-generator process (several share the load: one Python client cannot
+    saturate the cloud alone)."""
+    gen = Generator(port, window, parse_ack, gateways)
     try:
-        gen.run(loads["warm-up"])
-        for name, msgs in loads.items():
-            if name == "warm-up":
-                continue
-            cpu0 = proc_cpu_s(pid())
-            dt = gen.run(msgs)
-            cpu = proc_cpu_s(pid()) - cpu0
-            out[name] = (sum(r for _, _, r in msgs) / dt, cpu / dt)
+        for phase, start in zip(phases, go, strict=True):
+            msgs = (event_messages(phase.messages, gateways) if phase.kind == "events"
+                    else telemetry_messages(phase.messages, phase.per_batch, gateways))
+            start.wait()
+            t0, t1 = gen.run(msgs)
+            results.put((phase.name, t0, t1, sum(r for _, _, r in msgs)))
     finally:
         gen.close()
+
+
+def measure(port: int, window: int, parse_ack: bool, phases: list[Phase], workers: int,
+            pid: Callable[[], int]) -> dict[str, tuple[float, float]]:
+    """name -> (records/s, CPU share of one core of the process under test)."""
+    ctx = mp.get_context("fork")
+    go = [ctx.Event() for _ in phases]
+    results = ctx.Queue()
+    share = [GATEWAYS[i::workers] for i in range(workers)]
+    per = [Phase(p.name, p.kind, p.messages // workers, p.per_batch) for p in phases]
+    procs = [ctx.Process(target=worker, args=(port, max(1, window // workers), parse_ack,
+                                              share[i], per, go, results), daemon=True)
+             for i in range(workers)]
+    for proc in procs:
+        proc.start()
+    out: dict[str, tuple[float, float]] = {}
+    try:
+        for phase, start in zip(per, go, strict=True):
+            time.sleep(0.5)  # every worker has built its messages (they did while we slept)
+            cpu0 = proc_cpu_s(pid())
+            start.set()
+            got = [results.get(timeout=600) for _ in procs]
+            cpu = proc_cpu_s(pid()) - cpu0
+            t0, t1 = min(g[1] for g in got), max(g[2] for g in got)
+            out[phase.name] = (sum(g[3] for g in got) / (t1 - t0), cpu / (t1 - t0))
+    finally:
+        for proc in procs:
+            proc.join(30)
+            if proc.is_alive():
+                proc.kill()
     return out
 
 
@@ -260,6 +301,7 @@ def main() -> None:
     ap.add_argument("--per-batch", type=int, default=50, help="readings per telemetry batch")
     ap.add_argument("--window", type=int, default=2000, help="unacked records in flight")
     ap.add_argument("--batch-max", type=int, default=500, help="cloud ingest_batch_max")
+    ap.add_argument("--workers", type=int, default=3, help="load-generator processes")
     ap.add_argument("--quick", action="store_true", help="a quarter of the load")
     args = ap.parse_args()
     if args.quick:
@@ -268,10 +310,10 @@ def main() -> None:
     print("command: " + shlex.join([Path(sys.executable).name, *sys.argv]))
     print(f"load: {args.records:,} event records (1 per message) and {args.batches:,} "
           f"telemetry batches of {args.per_batch} readings, 8 gateways, window "
-          f"{args.window:,}; {os.cpu_count()} CPUs")
+          f"{args.window:,}, {args.workers} generator processes; {os.cpu_count()} CPUs")
 
-    loads = {"warm-up": event_messages(1000), "events": event_messages(args.records),
-             "telemetry": telemetry_messages(args.batches, args.per_batch)}
+    phases = [Phase("warm-up", "events", 1200), Phase("events", "events", args.records),
+              Phase("telemetry", "telemetry", args.batches, args.per_batch)]
     root = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     broker, port = start_mosquitto(root)
     try:
@@ -281,7 +323,7 @@ def main() -> None:
         if relay.stdout.readline().strip() != b"ready":
             raise RuntimeError("relay did not start")
         try:
-            base = measure(port, args.window, False, loads, lambda: relay.pid)
+            base = measure(port, args.window, False, phases, args.workers, lambda: relay.pid)
         finally:
             stop(relay)
 
@@ -289,16 +331,18 @@ def main() -> None:
         cloud = start_cloud(root, port, args.batch_max)
         try:
             wait_log(root / "cloud.log", "connected to")
-            got = measure(port, args.window, True, loads, lambda: cloud.pid)
+            got = measure(port, args.window, True, phases, args.workers, lambda: cloud.pid)
         finally:
             stop(cloud)
         with sqlite3.connect(root / "cloud" / "cloud.sqlite3") as db:
             events = db.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM events").fetchone()
             batches = db.execute("SELECT COUNT(*) FROM telemetry_batches").fetchone()[0]
             readings = db.execute("SELECT COUNT(*) FROM telemetry").fetchone()[0]
-        expect_events = len(loads["warm-up"]) + args.records
+        w = args.workers
+        expect_events = (1200 // w + args.records // w) * w
         assert events == (expect_events, expect_events), events
-        assert batches == args.batches and readings == args.batches * args.per_batch
+        assert batches == args.batches // w * w
+        assert readings == batches * args.per_batch
 
         for name in ("events", "telemetry"):
             rate, cpu = got[name]
