@@ -1,7 +1,9 @@
-# Installs only what this service needs: protocols + its own package.
+# Installs only what this service needs: protocols + the cloud, and the console's static files.
 FROM python:3.11-slim
 WORKDIR /app
 COPY protocols /app/protocols
 COPY cloud /app/cloud
-RUN pip install --no-cache-dir ./protocols ./cloud 
+COPY dashboards /app/dashboards
+RUN pip install --no-cache-dir ./protocols ./cloud
+ENV ELDERCARE_CLOUD_DASHBOARDS_DIR=/app/dashboards
 CMD ["eldercare-cloud", "run"]

@@ -29,6 +29,13 @@ def test_compose_config_is_valid_and_complete() -> None:
     services = yaml.safe_load(res.stdout)["services"]
     assert {"mosquitto", "influxdb", "grafana", "cloud", "edge", "simulator"} <= set(services)
     assert services["cloud"]["environment"]["ELDERCARE_CLOUD_ENVIRONMENT"] == "production"
+    grafana_mounts = " ".join(services["grafana"]["volumes"])
+    assert "/var/lib/grafana/dashboards" in grafana_mounts
+    provider = ROOT / "deploy/grafana/provisioning/dashboards/eldercare.yaml"
+    assert yaml.safe_load(provider.read_text(encoding="utf-8"))["providers"][0]["options"][
+        "path"] == "/var/lib/grafana/dashboards"
+    assert list((ROOT / "dashboards/grafana").glob("*.json")), "no Grafana dashboards"
+    assert "COPY dashboards" in (ROOT / "deploy/cloud.Dockerfile").read_text(encoding="utf-8")
     for name in ("cloud", "edge", "simulator"):
         dockerfile = ROOT / services[name]["build"]["dockerfile"]
         assert dockerfile.exists(), dockerfile
