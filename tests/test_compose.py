@@ -9,10 +9,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from eldercare_edge.errors import SettingsError
+from eldercare_edge.settings import EdgeSettings
+
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {"HEALTHCHECK_PASSWORD": "x", "INFLUX_ADMIN_PASSWORD": "x", "INFLUX_TOKEN": "x",
        "GRAFANA_ADMIN_PASSWORD": "x", "CLOUD_SECRET_KEY": "x", "CLOUD_MQTT_PASSWORD": "x",
-       "PATH": "/usr/local/bin:/usr/bin:/bin"}
+       "DEMO_GATEWAY_PASSWORD": "x", "PATH": "/usr/local/bin:/usr/bin:/bin"}
 
 
 def _compose() -> str:
@@ -22,7 +25,7 @@ def _compose() -> str:
     return exe
 
 
-def test_compose_config_is_valid_and_complete() -> None:
+def test_compose_config_is_valid_and_complete(monkeypatch: pytest.MonkeyPatch) -> None:
     res = subprocess.run([_compose(), "-f", str(ROOT / "docker-compose.yml"), "config"],
                          capture_output=True, text=True, env=ENV, timeout=120, check=False)
     assert res.returncode == 0, res.stderr
@@ -36,6 +39,13 @@ def test_compose_config_is_valid_and_complete() -> None:
         "path"] == "/var/lib/grafana/dashboards"
     assert list((ROOT / "dashboards/grafana").glob("*.json")), "no Grafana dashboards"
     assert "COPY dashboards" in (ROOT / "deploy/cloud.Dockerfile").read_text(encoding="utf-8")
+
+    # the demo gateway's file holds no password: production refuses to start without one
+    with pytest.raises(SettingsError, match="password"):
+        EdgeSettings.from_file(ROOT / "deploy/edge/gateway.yaml")
+    monkeypatch.setenv("ELDERCARE_EDGE_CLOUD__PASSWORD", "a-real-secret-from-the-environment")
+    demo = EdgeSettings.from_file(ROOT / "deploy/edge/gateway.yaml")
+    assert demo.gateway_id == "gw-demo-0001"
     for name in ("cloud", "edge", "simulator"):
         dockerfile = ROOT / services[name]["build"]["dockerfile"]
         assert dockerfile.exists(), dockerfile
