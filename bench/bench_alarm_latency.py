@@ -338,13 +338,16 @@ def system(root: Path, home: int, cloud: int, args: argparse.Namespace
                               ).fetchall()
         stages: Stages = {"device -> gateway stamped it": [],
                           "gateway stamp -> cloud received": [],
-                          "cloud received -> ack seen": []}
+                          "cloud received -> its commit began": [],
+                          "commit began -> ack seen": []}
         with lock:
-            for rid, dts, gts, rts, _cts in rows:
-                d, g, r = (datetime.fromisoformat(x).timestamp() for x in (dts, gts, rts))
+            for rid, dts, gts, rts, cts in rows:
+                d, g, r, c = (datetime.fromisoformat(x).timestamp()
+                              for x in (dts, gts, rts, cts))
                 stages["device -> gateway stamped it"].append((g - d) * 1000)
                 stages["gateway stamp -> cloud received"].append((r - g) * 1000)
-                stages["cloud received -> ack seen"].append((acked[rid] - r) * 1000)
+                stages["cloud received -> its commit began"].append((c - r) * 1000)
+                stages["commit began -> ack seen"].append((acked[rid] - c) * 1000)
             return [(acked[ids[k]] - t) * 1000 for k, t in sent.items()], stages
     finally:
         if devices is not None:

@@ -62,6 +62,7 @@ ACK_MAX_IDS = 5000
 #: how often an unknown gateway id is looked up again (the CLI registers from elsewhere)
 _REGISTRY_RECHECK_S = 1.0
 _UNREGISTERED_WARN_EVERY_S = 60.0
+_TELEMETRY_SUFFIX = "/up/telemetry"
 
 
 def subscription(settings: CloudSettings) -> str:
@@ -226,6 +227,17 @@ class IngestService:
                     self._busy = False
 
     async def _process(self, raw: list[tuple[str, bytes, datetime, float]]) -> None:
+        """Events (alarms among them) are decoded, committed and acked before the
+        telemetry that arrived with them: a telemetry batch costs more to decode and
+        store, and an alarm must not wait for it. Order within each group is kept."""
+        urgent = [m for m in raw if not m[0].endswith(_TELEMETRY_SUFFIX)]
+        if len(urgent) in (0, len(raw)):
+            await self._process_group(raw)
+            return
+        await self._process_group(urgent)
+        await self._process_group([m for m in raw if m[0].endswith(_TELEMETRY_SUFFIX)])
+
+    async def _process_group(self, raw: list[tuple[str, bytes, datetime, float]]) -> None:
         items: list[Received] = []
         for topic, payload, received_at, _ in raw:
             self.counters.received += 1
