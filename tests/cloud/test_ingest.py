@@ -425,3 +425,26 @@ async def test_subscription_topic_allows_shared_workers(
         env = envelope(GW, 1)
         gw.publish(Up.EVENTS, env)
         await wait_until(lambda: env.id in gw.acked_ids(), what="ack")
+
+
+async def test_an_event_is_committed_and_acked_before_telemetry_received_just_before_it(
+        tmp_path: Path, mosquitto: Broker,
+        gateway_factory: Callable[..., GatewayClient]) -> None:
+    # a telemetry batch opens a 300 ms batching window; the alarm arrives inside it
+    settings = ingest_settings(tmp_path, mosquitto, ingest_batch_wait_ms=300)
+    async with Database(settings.db_path) as db, IngestService(settings, db) as service:
+        assert await service.wait_connected(10)
+        await service.store.add_gateway(GW)
+        service.note_gateway_registered(GW)
+        gw = gateway_factory(GW)
+        batch = telemetry_batch(GW, 1, n=50)
+        alarm = envelope(GW, 2)
+        gw.publish(Up.TELEMETRY, batch)
+        gw.publish(Up.EVENTS, alarm)
+        await wait_until(lambda: len(gw.acked_ids()) == 2, what="both acks")
+        assert [ack.ids for ack in gw.acks] == [[alarm.id], [batch.id]]
+        assert service.counters.batches == 2
+    with sqlite3.connect(settings.db_path) as conn:
+        alarm_commit = conn.execute("SELECT committed_at FROM events").fetchone()[0]
+        batch_commit = conn.execute("SELECT committed_at FROM telemetry_batches").fetchone()[0]
+    assert alarm_commit < batch_commit
