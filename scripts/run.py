@@ -50,6 +50,9 @@ from eldercare_sim.home import SimHome
 ROOT = Path(__file__).resolve().parents[1]
 EDGE = Path(sys.executable).parent / "eldercare-edge"
 HOST = "127.0.0.1"
+#: alarms and acks are small messages: no Nagle delay on the brokers' sockets
+#: (bench/bench_alarm_latency.py --nodelay shows what it saves)
+NODELAY = "set_tcp_nodelay true\n"
 
 ALARM_ZH = {
     EventKind.SOS: "紧急呼叫",
@@ -224,7 +227,7 @@ async def start_embedded(name: str, port: int) -> Broker:
 def home_conf(port: int) -> str:
     user = "user root\n" if os.geteuid() == 0 else ""
     return (f"listener {port} {HOST}\nallow_anonymous true\npersistence false\n"
-            f"max_queued_messages 10000\n{user}")
+            f"max_queued_messages 10000\n{NODELAY}{user}")
 
 
 # -- secrets kept between runs ----------------------------------------------------------------
@@ -322,6 +325,8 @@ class Run:
                                    plugin=plugin, persistence=True, overwrite=fresh)
         self.secrets.values["dynsec_written"] = True
         self.secrets.save()
+        with files.conf.open("a") as conf:
+            conf.write(NODELAY)
         broker = await start_mosquitto("cloud", directory, port, mosquitto, "")
         assert files.conf == directory.resolve() / "mosquitto.conf"
         broker.secured = True
@@ -389,7 +394,7 @@ class Run:
         return (f"{now_hms()}  报警 {zh} ALARM {e.kind.value.upper():<12} {who}  "
                 f"[{e.gateway_id} {e.device_id}]  "
                 f"{'按下' if e.kind is EventKind.SOS else '发生'}→云端入库 committed in "
-                f"{latency:.2f} s")
+                f"{latency * 1000:.0f} ms")
 
     async def console_banner(self, service: CloudService) -> str | None:
         if service.http_url is None:
