@@ -121,6 +121,16 @@ def stop(proc: subprocess.Popen[Any]) -> None:
 
 # -- the load: pre-encoded uplink messages ---------------------------------------------------
 
+_SEQ = [0]
+
+
+def next_seq() -> int:
+    """Record ids as a gateway makes them (``{gateway}-{seq}``, increasing), so the unique
+    index grows the way it does in production rather than at random places."""
+    _SEQ[0] += 1
+    return _SEQ[0]
+
+
 def event_messages(n: int, gateways: list[str]) -> list[tuple[str, bytes, int]]:
     """(topic, payload, records) — one EventEnvelope per message, alarms and door events."""
     now = datetime.now(UTC)
@@ -128,7 +138,8 @@ def event_messages(n: int, gateways: list[str]) -> list[tuple[str, bytes, int]]:
     for i in range(n):
         gw = gateways[i % len(gateways)]
         kind = EventKind.SOS if i % 5 == 0 else EventKind.DOOR_OPEN
-        env = EventEnvelope(id=uuid.uuid4().hex, seq=i, gateway_id=gw, gateway_ts=now,
+        seq = next_seq()
+        env = EventEnvelope(id=f"{gw}-{seq:08d}", seq=seq, gateway_id=gw, gateway_ts=now,
                             device_id=f"dev-{i % 40}", kind=kind, device_ts=now,
                             device_seq=i, data={"button": "red"} if i % 5 == 0 else {})
         out.append((up_topic(gw, Up.EVENTS), encode(env), 1))
@@ -141,7 +152,8 @@ def telemetry_messages(n_batches: int, per_batch: int, gateways: list[str]
     out = []
     for i in range(n_batches):
         gw = gateways[i % len(gateways)]
-        batch = TelemetryBatch(id=uuid.uuid4().hex, seq=i, gateway_id=gw, gateway_ts=now,
+        seq = next_seq()
+        batch = TelemetryBatch(id=f"{gw}-{seq:08d}", seq=seq, gateway_id=gw, gateway_ts=now,
                                records=[TelemetryRecord(
                                    device_id=f"vit-{j % 10}", kind=EventKind.VITALS, ts=now,
                                    device_seq=i * per_batch + j,
