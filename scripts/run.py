@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EDGE = Path(sys.executable).parent / "eldercare-edge"
 HOST = "127.0.0.1"
 #: alarms and acks are small messages: no Nagle delay on the brokers' sockets
-#: (bench/bench_alarm_latency.py --nodelay shows what it saves)
+#: (cheap; bench/bench_alarm_latency.py --nodelay compares)
 NODELAY = "set_tcp_nodelay true\n"
 
 ALARM_ZH = {
