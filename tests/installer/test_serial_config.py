@@ -216,3 +216,27 @@ def test_settings_survive_the_wire(device_id: str, host: str, port: int, heartbe
         return
     frame = serial_frame.decode(line)
     assert settings_from_fields(frame.as_dict()) == settings
+
+
+def test_config_port_shares_the_pty_device_life_cycle(tmp_path: Path) -> None:
+    """One start/stop for every simulated serial device: closed, the port is gone and
+    answers nothing; started again, it serves on a fresh pty with its settings kept."""
+    from eldercare_sim.pty import PtyDevice
+
+    dev = SimConfigPort(settings=OLD)
+    assert isinstance(dev, PtyDevice)
+    with pytest.raises(RuntimeError, match="not running"):
+        _ = dev.port
+    with dev:
+        first = dev.port
+        code, out = invoke(first)
+        assert code == 0, out
+    with pytest.raises(RuntimeError, match="not running"):
+        _ = dev.port
+    assert not dev._threads  # the reader thread was joined
+    with dev:
+        assert dev.settings is not None and dev.settings.device_id == "btn-0107"
+        with serial.Serial(dev.port, timeout=1) as link:
+            link.write(serial_frame.encode(request(Op.GET, 1)))
+            reply = serial_frame.decode(link.readline())
+        assert reply.device_id == "btn-0107"

@@ -21,7 +21,6 @@ import os
 import signal
 import threading
 from pathlib import Path
-from types import TracebackType
 from typing import Annotated, Any
 
 import typer
@@ -37,7 +36,7 @@ from eldercare_protocols.serial_config import (
     settings_from_fields,
 )
 from eldercare_protocols.serial_frame import Frame
-from eldercare_sim.pty import PtyPair
+from eldercare_sim.pty import PtyDevice
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +49,15 @@ def _corrupt(line: bytes) -> bytes:
     return line[:star + 1] + flipped + line[star + 2:]
 
 
-class SimConfigPort:
+class SimConfigPort(PtyDevice):
+    """The pty, its reader thread and the start/stop life cycle come from ``PtyDevice``
+    (as for the modem and the dongle); this class is the device's configuration mode."""
+
+    name = "sim-config-port"
+
     def __init__(self, *, settings: DeviceSettings | None = None,
                  state_file: Path | None = None) -> None:
+        super().__init__()
         self.state_file = Path(state_file) if state_file is not None else None
         loaded = self._load() if settings is None else None
         self._settings: DeviceSettings | None = settings or loaded
@@ -63,18 +68,9 @@ class SimConfigPort:
         self.received: list[bytes] = []
         self.errors = 0
         self._lock = threading.Lock()
-        self._pty: PtyPair | None = None
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
         self._buf = bytearray()
 
     # ------------------------------------------------------------------ control from tests
-
-    @property
-    def port(self) -> str:
-        if self._pty is None:
-            raise RuntimeError("the config port is not open: use it as a context manager")
-        return self._pty.port
 
     @property
     def settings(self) -> DeviceSettings | None:
@@ -85,35 +81,6 @@ class SimConfigPort:
     def device_id(self) -> str:
         current = self.settings
         return current.device_id if current is not None else UNSET_DEVICE
-
-    # ------------------------------------------------------------------ lifecycle
-
-    def __enter__(self) -> SimConfigPort:
-        self.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-
-    def start(self) -> None:
-        self._pty = PtyPair()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._serve, name="sim-config-port",
-                                        daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
-        if self._pty is not None:
-            self._pty.close()
-            self._pty = None
-
-    def serve_forever(self) -> None:
-        """Block until :meth:`close` is called from a signal handler or another thread."""
-        self._stop.wait()
 
     # ------------------------------------------------------------------ persistence
 
@@ -141,28 +108,23 @@ class SimConfigPort:
 
     # ------------------------------------------------------------------ the device
 
-    def _serve(self) -> None:
-        assert self._pty is not None
-        while not self._stop.is_set():
-            data = self._pty.read(0.1)
-            if data is None:
-                return
-            for byte in data:
-                if byte == 0x0A:  # LF ends a frame (CR LF on the wire)
-                    line = bytes(self._buf)
-                    self._buf.clear()
-                    if line.strip():
-                        self._line(line)
-                elif len(self._buf) < 1024:  # a runaway line is cut, then fails to decode
-                    self._buf.append(byte)
+    def on_bytes(self, data: bytes) -> None:
+        for byte in data:
+            if byte == 0x0A:  # LF ends a frame (CR LF on the wire)
+                line = bytes(self._buf)
+                self._buf.clear()
+                if line.strip():
+                    self._line(line)
+            elif len(self._buf) < 1024:  # a runaway line is cut, then fails to decode
+                self._buf.append(byte)
 
     def _reply(self, frame: Frame, to: Op | None = None) -> None:
-        if self.silent or self._pty is None:
+        if self.silent:
             return
         line = serial_frame.encode(frame)
         if self.corrupt_replies or (to is not None and to in self.corrupt_reply_to):
             line = _corrupt(line)
-        self._pty.write(line)
+        self.write(line)  # nothing when the port is closed
 
     def _err(self, seq: int, reason: str) -> None:
         self.errors += 1
