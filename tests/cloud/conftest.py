@@ -6,43 +6,17 @@ next to this file import by their plain names.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 from test_ingest_support import GatewayClient, IngestHarness, ingest_settings
 
+# the shared broker helpers (a plain module: see tests/broker_support.py)
+from broker_support import Broker
 from eldercare_cloud.db import Database
 from eldercare_cloud.ingest import IngestService
-
-
-def _root_conftest() -> ModuleType:
-    """tests/conftest.py as a module. pytest imports every conftest.py outside a package
-    under the one name "conftest", replacing the previous one in sys.modules; a module
-    elsewhere that does ``from conftest import Broker, start_mosquitto`` after this file
-    was loaded would otherwise find this file instead of tests/conftest.py."""
-    name = "_eldercare_tests_root_conftest"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).resolve().parents[1] / "conftest.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-# re-exported so that "from conftest import ..." keeps working in every folder
-_root = _root_conftest()
-Broker = _root.Broker
-MOSQUITTO = _root.MOSQUITTO
-free_port = _root.free_port
-start_mosquitto = _root.start_mosquitto
-
 
 # --- ingest (cloud ingest helper) -------------------------------------------------------
 

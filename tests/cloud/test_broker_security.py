@@ -43,7 +43,7 @@ from eldercare_cloud.broker.files import conf_body, dynsec_config, write_dynsec
 from eldercare_cloud.broker.names import gateway_client_id
 
 if TYPE_CHECKING:
-    from conftest import Broker  # tests/conftest.py
+    from broker_support import Broker
 
 pytestmark = pytest.mark.integration
 

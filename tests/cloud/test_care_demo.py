@@ -35,7 +35,7 @@ from eldercare_protocols.uplink import (
 )
 
 if TYPE_CHECKING:
-    from conftest import Broker
+    from broker_support import Broker
 
 ADMIN = Principal(user_id="U-test", username="admin", role=Role.ADMIN, tenant="default")
 

@@ -48,7 +48,7 @@ from eldercare_protocols.uplink import (
 )
 
 if TYPE_CHECKING:
-    from conftest import Broker  # tests/conftest.py
+    from broker_support import Broker
 
 pytestmark = pytest.mark.integration
 

@@ -27,7 +27,7 @@ from eldercare_cloud.ingest import IngestStore
 from eldercare_protocols.uplink import EventEnvelope, TelemetryBatch, Up
 
 if TYPE_CHECKING:
-    from conftest import Broker  # tests/conftest.py
+    from broker_support import Broker
 
 pytestmark = pytest.mark.integration
 

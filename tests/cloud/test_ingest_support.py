@@ -35,7 +35,7 @@ from eldercare_protocols.uplink import (
 )
 
 if TYPE_CHECKING:
-    from conftest import Broker  # tests/conftest.py
+    from broker_support import Broker
 
 
 async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0,  # noqa: ASYNC109

@@ -27,7 +27,7 @@ from eldercare_protocols.events import EventKind
 from eldercare_protocols.uplink import TelemetryBatch, TelemetryRecord, Up
 
 if TYPE_CHECKING:
-    from conftest import Broker  # tests/conftest.py
+    from broker_support import Broker
 
 pytestmark = pytest.mark.integration
 

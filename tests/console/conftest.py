@@ -34,7 +34,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from conftest import Broker, free_port, start_mosquitto
+from broker_support import Broker, free_port, start_mosquitto
 from eldercare_cloud.demo import data as demo
 from eldercare_cloud.service import CloudService
 from eldercare_cloud.settings import CloudSettings

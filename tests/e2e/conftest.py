@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Broker, start_mosquitto  # tests/conftest.py (or a re-export of it)
+from broker_support import Broker, start_mosquitto
 from eldercare_cloud.service import CloudService
 
 from .helpers import GW, cloud_settings

@@ -28,7 +28,7 @@ from eldercare_protocols import native
 from eldercare_protocols.events import EventKind
 
 if TYPE_CHECKING:
-    from conftest import Broker
+    from broker_support import Broker
 
 GW = "gw-e2e-01"
 NAME = "张秀英"

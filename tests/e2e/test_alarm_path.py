@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Broker
+from broker_support import Broker
 from eldercare_cloud.service import CloudService
 from eldercare_protocols.events import EventKind
 from eldercare_protocols.uplink import Lane

@@ -25,7 +25,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from conftest import Broker
+from broker_support import Broker
 from eldercare_cloud.service import CloudService
 from eldercare_protocols import native
 from eldercare_protocols.events import EventKind

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Broker
+from broker_support import Broker
 from eldercare_cloud.service import CloudService
 from eldercare_edge.clock import FakeClock
 from eldercare_edge.gateway import Gateway

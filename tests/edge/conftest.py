@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Broker, start_mosquitto  # the shared fixtures' module (tests/conftest.py)
+from broker_support import Broker, start_mosquitto
 
 
 @pytest.fixture

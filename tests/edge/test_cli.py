@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import Broker
+from broker_support import Broker
 from eldercare_edge.errors import SettingsError
 from eldercare_edge.outbox import Outbox
 from eldercare_edge.settings import EdgeSettings

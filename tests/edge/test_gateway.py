@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Broker
+from broker_support import Broker
 from eldercare_edge.errors import OutboxError
 from eldercare_edge.gateway import Gateway
 from eldercare_protocols.events import EventKind

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from conftest import Broker
+from broker_support import Broker
 from eldercare_edge import rule_state
 from eldercare_edge.clock import FakeClock
 from eldercare_edge.devices import Registry

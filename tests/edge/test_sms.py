@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Broker
+from broker_support import Broker
 from eldercare_edge.clock import FakeClock
 from eldercare_edge.sms import compose
 from eldercare_protocols.events import EventKind

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Broker
+from broker_support import Broker
 from eldercare_protocols.events import EventKind
 from eldercare_protocols.uplink import EventEnvelope, TelemetryBatch
 

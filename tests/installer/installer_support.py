@@ -28,7 +28,7 @@ from eldercare_cloud.broker import Account, generate_password
 from eldercare_cloud.broker.files import conf_body, write_dynsec
 
 if TYPE_CHECKING:
-    from conftest import Broker  # tests/conftest.py
+    from broker_support import Broker
 
 BIN = Path(sys.executable).parent
 ADMIN_PASSWORD = "admin-password-0123"

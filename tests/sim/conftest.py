@@ -12,7 +12,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from conftest import Broker  # the shared fixtures (tests/conftest.py)
+from broker_support import Broker
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from conftest import Broker, free_port
+from broker_support import Broker, free_port
 from eldercare_protocols import native
 from eldercare_protocols.events import EventKind
 from eldercare_protocols.native import DeviceEvent

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from conftest import Broker
+from broker_support import Broker
 from eldercare_protocols import native
 from eldercare_protocols.catalogue import CATALOGUE
 from eldercare_protocols.events import EventKind

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Broker
+from broker_support import Broker
 from eldercare_protocols import native, serial_frame
 from eldercare_protocols.errors import DecodeError
 from eldercare_protocols.events import EventKind

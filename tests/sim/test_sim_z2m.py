@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from conftest import Broker
+from broker_support import Broker
 from eldercare_protocols.catalogue import CATALOGUE
 from eldercare_protocols.events import CanonicalEvent, EventKind
 from eldercare_protocols.z2m import Z2MAdapter
