@@ -41,7 +41,8 @@ export class DeviceBoard {
     const offline = devices.filter((d) => has(d, "offline") || has(d, "not_reported"));
     const lowBattery = devices.filter((d) => has(d, "low_battery"));
     const untested = devices.filter((d) => has(d, "not_tested"));
-    const gwOffline = gateways.filter((g) => g.online === false);
+    const gwOffline = gateways.filter((g) => g.online === false && !g.revoked_at);
+    const gwRevoked = gateways.filter((g) => g.revoked_at);
     const gwNever = gateways.filter((g) => g.online === null);
     clear(this.root).append(
       this.panel("gateways-offline", t("devices.gateways_offline"), gwOffline.length + gwNever.length,
@@ -51,6 +52,10 @@ export class DeviceBoard {
           cells: [g.label || g.id, g.address || "—",
             g.online === null ? t("devices.never_seen") : `${ago(g.last_seen)}${g.last_will_at ? ` · ${t("devices.will")}` : ""}`],
         }))),
+      ...(gwRevoked.length ? [this.panel("gateways-revoked", t("devices.gateways_revoked"), gwRevoked.length,
+        [t("devices.col_gateway"), t("devices.col_address"), t("devices.col_revoked")],
+        gwRevoked.map((g) => ({ key: g.id, household: g.household_id,
+          cells: [g.label || g.id, g.address || "—", stamp(g.revoked_at)] })))] : []),
       this.panel("devices-offline", t("devices.devices_offline"), offline.length,
         [t("devices.col_device"), t("devices.col_resident"), t("devices.col_room"), t("devices.col_last_seen")],
         offline.map((d) => this.row(d, [d.last_seen ? ago(d.last_seen) : t("devices.not_reported")]))),

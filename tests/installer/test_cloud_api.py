@@ -87,6 +87,11 @@ class Api:
     db: Database
     clock: ManualClock
     tokens: dict[str, str]
+    app: Any = None
+
+    async def tick(self) -> None:
+        """One pass of the care engine (the app runs without its background engine here)."""
+        await self.app.state.services.engine.tick()
 
     async def login(self, user: str) -> None:
         """Tokens expire by the cloud's clock: after moving it on by days, log in again."""
@@ -145,7 +150,7 @@ async def make_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         app = create_app(settings, db, clock=clock, channels={}, run_engine=False)
         async with app.router.lifespan_context(app), httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url="http://cloud") as client:
-            yield Api(client, db, clock, {})
+            yield Api(client, db, clock, {}, app)
 
 
 @pytest.fixture
@@ -352,3 +357,45 @@ async def test_self_test_older_than_30_days_becomes_a_task(api: Api) -> None:
     # scoped: the other district's installer sees none of it
     await api.login("installer_other")
     assert (await api.get("installer_other", "/installer/maintenance")).json() == []
+
+
+# -- commissioning ---------------------------------------------------------------------------
+
+async def test_commissioning_window_turns_walk_test_alarms_into_tests_until_report(
+        api: Api) -> None:
+    base = f"/installer/gateways/{GW}"
+    await api.put("installer", f"{base}/devices/btn-1", json={"room": "卧室",
+                                                              "type": "call_button"})
+    assert (await api.get("installer", f"{base}/commissioning")).json()["active"] is False
+    # bad input is refused and opens nothing
+    for bad in ({"minutes": 0}, {"minutes": 241}, {"minutes": "x"}, {"until": "never"}):
+        r = await api.post("installer", f"{base}/commissioning", json=bad)
+        assert r.status_code == 422, (bad, r.text)
+    assert (await api.get("installer", f"{base}/commissioning")).json()["active"] is False
+    # out of scope: the other district's installer cannot open this gateway's window
+    r = await api.post("installer_other", f"{base}/commissioning", json={"minutes": 30})
+    assert r.status_code == 404
+    assert (await api.post("operator", f"{base}/commissioning", json={})).status_code == 403
+
+    r = await api.post("installer", f"{base}/commissioning", json={"minutes": 30})
+    assert r.status_code == 200, r.text
+    window = r.json()
+    assert window["active"] is True
+    assert datetime.fromisoformat(window["until"]) == api.clock.now() + timedelta(minutes=30)
+
+    # a real (non-test) red-button press during the window: a low commissioning entry
+    await api.commit(event("btn-1", EventKind.SOS, api.clock.now(), test=False))
+    await api.tick()
+    cur = await api.db.conn.execute("SELECT kind, severity FROM alerts")
+    assert [tuple(r) for r in await cur.fetchall()] == [("commissioning", "low")]
+    assert await api.count("SELECT COUNT(*) FROM ladder_runs") == 0
+
+    # the commissioning record ends the window: the next press is a real SOS
+    assert (await api.post("installer", f"{base}/report")).status_code == 201
+    assert (await api.get("installer", f"{base}/commissioning")).json()["active"] is False
+    await api.commit(event("btn-1", EventKind.SOS, api.clock.now(), test=False))
+    await api.tick()
+    cur = await api.db.conn.execute("SELECT kind, severity FROM alerts ORDER BY opened_at")
+    assert sorted(tuple(r) for r in await cur.fetchall()) == [("commissioning", "low"),
+                                                              ("sos", "critical")]
+    assert await api.count("SELECT COUNT(*) FROM ladder_runs") == 1

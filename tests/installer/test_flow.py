@@ -123,12 +123,29 @@ def test_claim_pair_walk_test_report(platform: Platform) -> None:
         alerts = api.get("/alerts").json()
     assert not [a for a in alerts if a.get("resident_id") == seed["resident"]]
 
+    # -- before the revoke: the gateway's birth is retained on the cloud broker, and the
+    #    console shows it online
+    assert b'"online"' in (retained_state(platform, GW) or b"")
+    with platform.api(seed["admin_token"]) as api:
+        before = next(g for g in api.get("/console/fleet").json()["gateways"] if g["id"] == GW)
+    assert before["online"] is True and before["revoked_at"] is None
+
     # -- revoking the gateway cuts its cloud session and keeps it out
     revoked = platform.install("gateway", "revoke", "--gateway", GW)
     assert revoked.returncode == 0, revoked.stderr
+    assert "retained" not in revoked.stdout  # no warning: the retained state was cleared
     wait_until(lambda: "refused the connection: Not authorized" in gateway.tail(), 15,
                "the revoked gateway to be refused by the broker", poll=0.2)
     assert gateway.proc.poll() is None  # it keeps running (and retrying), but is shut out
+    # no Last Will comes for a deleted account: the cloud recorded it offline and revoked,
+    # the retained birth is gone from the broker, and the fleet board says "revoked"
+    assert retained_state(platform, GW) is None
+    with platform.api(seed["admin_token"]) as api:
+        fleet = api.get("/console/fleet").json()
+    after = next(g for g in fleet["gateways"] if g["id"] == GW)
+    assert after["online"] is False and after["revoked_at"] is not None
+    assert fleet["summary"]["gateways_revoked"] == 1
+    assert fleet["summary"]["gateways_offline"] == 0  # revoked is not a fault to chase
 
     # -- a walk-test now fails: the step times out, is retried once, then marked ✗
     failed = platform.install("walk-test", "--gateway", GW, "--simulate", "--config",
@@ -142,6 +159,37 @@ def test_claim_pair_walk_test_report(platform: Platform) -> None:
     unbound = platform.install("walk-test", "--gateway", GW, "--device", "btn-nowhere",
                                "--no-input")
     assert unbound.returncode == 2 and "not bound" in unbound.stderr
+
+
+def retained_state(platform: Platform, gateway_id: str) -> bytes | None:
+    """The retained message on the gateway's up/state, read with the cloud's account.
+
+    Mosquitto sends a filter's retained messages right after its SUBACK, in order: once
+    the SUBACK of a second subscription is back, a retained state would have arrived."""
+    import threading
+
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    got: list[bytes] = []
+    acked: dict[int, threading.Event] = {}
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="test-retained-reader")
+    client.username_pw_set(platform.ingest.username, platform.ingest.password)
+    client.on_message = lambda c, u, m: got.append(m.payload) if m.retain else None
+    client.on_subscribe = lambda c, u, mid, rc, p: acked.setdefault(mid, threading.Event()).set()
+    connected = threading.Event()
+    client.on_connect = lambda c, u, f, rc, p: connected.set()
+    client.connect(platform.cloud_broker.host, platform.cloud_broker.port)
+    client.loop_start()
+    try:
+        assert connected.wait(10), "the cloud broker did not accept the cloud's account"
+        for topic in (f"ec/v1/{gateway_id}/up/state", f"ec/v1/{gateway_id}/up/events"):
+            _, mid = client.subscribe(topic, qos=1)
+            assert acked.setdefault(mid, threading.Event()).wait(10), f"no SUBACK for {topic}"
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return got[0] if got else None
 
 
 def test_tool_without_login_or_cloud_fails_cleanly(tmp_path: Path) -> None:

@@ -58,6 +58,9 @@ class CloudSettings(BaseSettings):
     gateway_offline_after_s: int = Field(default=300, ge=5)
     welfare_inactive_hours: float = Field(default=12.0, gt=0)
 
+    #: a claimed gateway's alarms are commissioning tests for this long (walk-test window)
+    commissioning_window_s: int = Field(default=1800, ge=60, le=4 * 3600)
+
     # care core: escalation ladder, responders, notifications, live stream
     tenant: str = "default"
     #: load the demo district (杭州市西湖区) at start-up; idempotent
@@ -68,6 +71,8 @@ class CloudSettings(BaseSettings):
     access_token_ttl_s: int = Field(default=8 * 3600, ge=60)
     care_poll_s: float = Field(default=1.0, gt=0, le=60)
     care_rules_interval_s: float = Field(default=30.0, gt=0)
+    #: how often the engine turns overdue detector self-tests into maintenance tasks
+    maintenance_scan_interval_s: float = Field(default=3600.0, gt=0)
     notify_max_attempts: int = Field(default=5, ge=1, le=50)
     notify_retry_base_s: float = Field(default=5.0, ge=0)
     webhook_timeout_s: float = Field(default=5.0, gt=0)

@@ -34,6 +34,7 @@ from eldercare_cloud.auth.scope import alert_clause, district_clause, in_clause,
 from eldercare_cloud.care import alerts as A
 from eldercare_cloud.care.clock import iso, opt_parse
 from eldercare_cloud.care.links import link_token, link_url
+from eldercare_cloud.care.maintenance import SELF_TEST_MAX_AGE, overdue
 from eldercare_cloud.care.models import (
     MAINTENANCE_ALERTS,
     OPEN_STATES,
@@ -87,7 +88,11 @@ class GatewayHealth(_Out):
     district_id: str | None
     address: str | None
     registered: bool
+    #: False for a revoked gateway: its Last Will never comes (the broker deleted its
+    #: account), so the cloud records it offline at the revoke
     online: bool | None
+    #: when an installer revoked it (the broker account is gone); not a fault to chase
+    revoked_at: datetime | None = None
     last_seen: datetime | None
     last_health_at: datetime | None
     last_will_at: datetime | None
@@ -117,7 +122,9 @@ class DeviceHealth(_Out):
 
 class FleetSummary(_Out):
     gateways: int
+    #: offline gateways that were not revoked
     gateways_offline: int
+    gateways_revoked: int = 0
     devices: int
     devices_offline: int
     low_battery: int
@@ -212,21 +219,25 @@ async def _gateways(conn: aiosqlite.Connection, scope: Scope) -> list[GatewayHea
     cur = await conn.execute(
         "SELECT b.id, b.label, b.household_id, h.address, h.community_id, c.district_id,"
         " g.id AS registered, g.online, g.last_seen, g.last_health_at, g.last_will_at,"
-        " g.last_health, g.version"
+        " g.last_health, g.version, w.revoked_at"
         " FROM gateway_bindings b LEFT JOIN households h ON h.id = b.household_id"
         " LEFT JOIN communities c ON c.id = h.community_id"
         " LEFT JOIN gateways g ON g.id = b.id"
+        " LEFT JOIN care_gateway_watch w ON w.gateway_id = b.id"
         f" WHERE {clause} ORDER BY b.id", params)
     out = []
     for r in await cur.fetchall():
         health = _health(r["last_health"], r["id"])
+        revoked = r["revoked_at"] is not None
         out.append(GatewayHealth(
             id=r["id"], label=r["label"], household_id=r["household_id"],
             community_id=r["community_id"], district_id=r["district_id"], address=r["address"],
             registered=r["registered"] is not None,
-            # never heard from (no message, no Last Will): unknown, not "offline"
-            online=None if r["registered"] is None or (
+            # never heard from (no message, no Last Will): unknown, not "offline"; revoked:
+            # offline whatever its last retained birth said
+            online=False if revoked else None if r["registered"] is None or (
                 r["last_seen"] is None and r["last_will_at"] is None) else bool(r["online"]),
+            revoked_at=opt_parse(r["revoked_at"]),
             last_seen=opt_parse(r["last_seen"]), last_health_at=opt_parse(r["last_health_at"]),
             last_will_at=opt_parse(r["last_will_at"]), version=r["version"],
             outbox={str(k): v for k, v in health.outbox.items()} if health else {},
@@ -295,7 +306,7 @@ async def _devices(conn: aiosqlite.Connection, scope: Scope, gateways: list[Gate
         if battery is not None and battery < _low_battery_threshold(r["type"]):
             problems.append(DeviceProblem.LOW_BATTERY)
         last_test = tests.get(r["id"])
-        if last_test is None or now - last_test > tested_within:
+        if overdue(last_test, now, tested_within):
             problems.append(DeviceProblem.NOT_TESTED)
         out.append(DeviceHealth(
             id=r["id"], type=r["type"], gateway_id=r["gateway_id"],
@@ -339,8 +350,9 @@ TestedWithin = Annotated[int, Query(ge=1, le=3650,
 @router.get("/fleet", response_model=FleetHealth,
             **roles(Role.ADMIN, Role.OPERATOR, Role.INSTALLER))
 async def fleet(services: ServicesDep, user: CurrentUser,
-                tested_within_days: TestedWithin = 30) -> FleetHealth:
-    """Gateways offline, devices offline, low batteries, devices not tested recently."""
+                tested_within_days: TestedWithin = SELF_TEST_MAX_AGE.days) -> FleetHealth:
+    """Gateways offline, devices offline, low batteries, devices not tested recently
+    (by default the maintenance rule's window: the board and the tasks agree)."""
     now = services.clock.now()
     conn = services.db.conn
     gateways = await _gateways(conn, _staff_scope(user))
@@ -348,7 +360,8 @@ async def fleet(services: ServicesDep, user: CurrentUser,
                              timedelta(days=tested_within_days))
     summary = FleetSummary(
         gateways=len(gateways),
-        gateways_offline=sum(1 for g in gateways if g.online is False),
+        gateways_offline=sum(1 for g in gateways if g.online is False and g.revoked_at is None),
+        gateways_revoked=sum(1 for g in gateways if g.revoked_at is not None),
         devices=len(devices),
         devices_offline=sum(1 for d in devices if DeviceProblem.OFFLINE in d.problems),
         low_battery=sum(1 for d in devices if DeviceProblem.LOW_BATTERY in d.problems),

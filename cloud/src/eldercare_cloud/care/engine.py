@@ -23,7 +23,10 @@ from typing import Any, Protocol
 
 import aiosqlite
 
+from eldercare_cloud.care import commissioning as C
+from eldercare_cloud.care import gateways as G
 from eldercare_cloud.care import ladder as L
+from eldercare_cloud.care import maintenance as M
 from eldercare_cloud.care.alerts import AlertSpec
 from eldercare_cloud.care.clock import Clock, iso, parse_iso
 from eldercare_cloud.care.models import DEVICE_SUBJECT_ALERTS, EVENT_ALERTS, AlertKind
@@ -98,6 +101,8 @@ class CareEngine:
         self._unlisten: Callable[[], None] | None = None
         self._next_rules: datetime | None = None
         self._next_config_try: datetime | None = None
+        self._next_maintenance: datetime | None = None
+        self._maintenance_ready = False
         self.failures = 0
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -167,6 +172,8 @@ class CareEngine:
             candidates.append(due)
         if self._next_rules is not None:
             candidates.append(self._next_rules)
+        if self._next_maintenance is not None:
+            candidates.append(self._next_maintenance)
         return min(candidates)
 
     # -- one pass ----------------------------------------------------------------------
@@ -179,6 +186,10 @@ class CareEngine:
             if self._next_rules is None or now >= self._next_rules:
                 await self.run_rules()
                 self._next_rules = now + timedelta(seconds=self._settings.care_rules_interval_s)
+            if self._next_maintenance is None or now >= self._next_maintenance:
+                await self.run_maintenance()
+                self._next_maintenance = now + timedelta(
+                    seconds=self._settings.maintenance_scan_interval_s)
             await self.run_due()
             await self.publish_configs()
         self._deliver_wake.set()
@@ -264,6 +275,11 @@ class CareEngine:
                 " MAX(COALESCE(last_activity_at, ''), excluded.last_activity_at)",
                 (ev.gateway_id, seen))
         kind = EVENT_ALERTS.get(ev.kind)
+        if kind is not None or ev.kind is EventKind.CANCEL:
+            window = await C.get(conn, ev.gateway_id)
+            if window is not None and window.covers(now, ev.received_at):
+                await self._commissioning_entry(conn, ev, where, window, now)
+                return
         if kind is not None:
             if where.household_id is None:
                 log.warning("alarm %s (%s) from gateway %s device %s is not bound to a"
@@ -291,6 +307,21 @@ class CareEngine:
             await self._care.system_note(conn, f"device:{ev.device_id}",
                                          AlertKind.DEVICE_OFFLINE, "设备已恢复在线", now)
 
+    async def _commissioning_entry(self, conn: aiosqlite.Connection, ev: StoredEvent,
+                                   where: Where, window: C.Window, now: datetime) -> None:
+        """An alarm during the gateway's commissioning window: one low entry per gateway
+        (each press a repeat on it), never a ladder (``commissioning`` does not escalate)."""
+        spec = AlertSpec(
+            kind=AlertKind.COMMISSIONING, subject=f"gateway:{ev.gateway_id}", source="gateway",
+            resident_id=where.resident_id, household_id=where.household_id,
+            district_id=where.district_id, gateway_id=ev.gateway_id, device_id=ev.device_id,
+            room=where.room, raised_at=ev.device_ts, received_at=ev.gateway_ts,
+            committed_at=ev.committed_at,
+            detail={"record_id": ev.id, "device_id": ev.device_id, "event_kind": ev.kind.value,
+                    "commissioning_until": iso(window.until),
+                    "text": "调试期间的报警（安装测试，不通知家属）"})
+        await self._care.raise_alert(conn, spec, now, record_id=ev.id, cursor=ev.rowid)
+
     @staticmethod
     def _subject(kind: AlertKind, gateway_id: str, device_id: str | None, where: Where) -> str:
         if kind in DEVICE_SUBJECT_ALERTS and device_id is not None:
@@ -316,6 +347,11 @@ class CareEngine:
     async def _handle_gateway_log(self, conn: aiosqlite.Connection,
                                   entry: GatewayLogEntry) -> None:
         now = self._clock.now()
+        if entry.status == "offline" and await G.revoked_at(conn, entry.gateway_id):
+            # the installer revoked it and the revoke recorded it offline: not a fault
+            await self._care.system_note(conn, f"gateway:{entry.gateway_id}",
+                                         AlertKind.GATEWAY_OFFLINE, "网关已被注销", now)
+            return
         if entry.status == "offline":
             await self._gateway_alert(conn, entry.gateway_id, f"last will ({entry.reason})",
                                       now, entry.ts or entry.received_at)
@@ -347,6 +383,8 @@ class CareEngine:
                 cur = await conn.execute("SELECT * FROM care_gateway_watch WHERE gateway_id = ?",
                                          (b["id"],))
                 watch = await cur.fetchone()
+                if watch is not None and watch["revoked_at"] is not None:
+                    continue  # revoked: silent by design, and its home has no gateway
                 last_seen = rec.last_seen or rec.created_at
                 if now - last_seen > offline_after:
                     marker = iso(last_seen)
@@ -382,6 +420,17 @@ class CareEngine:
             f"INSERT INTO care_gateway_watch(gateway_id, {column}) VALUES (?, ?)"
             f" ON CONFLICT(gateway_id) DO UPDATE SET {column} = excluded.{column}",
             (gateway_id, value))
+
+    async def run_maintenance(self) -> int:
+        """Overdue gas/smoke self-tests become installer tasks without anyone asking (the
+        installer API runs the same scan, scoped, when the tool asks)."""
+        if self._store is None:
+            return 0
+        if not self._maintenance_ready:
+            await M.ensure_tables(self._db)
+            self._maintenance_ready = True
+        return await M.scan(self._db, self._store, await M.all_detectors(self._db.conn),
+                            self._clock.now())
 
     # -- ladder timers -------------------------------------------------------------------
 

@@ -34,6 +34,9 @@ class AlertKind(StrEnum):
     DEVICE_OFFLINE = "device_offline"
     #: cloud rule: Last Will, or no health report for N minutes
     GATEWAY_OFFLINE = "gateway_offline"
+    #: alarms from a gateway during its commissioning window (an installer's walk test):
+    #: one low entry per gateway for the console, never a ladder or a family SMS
+    COMMISSIONING = "commissioning"
 
 
 class AlertCategory(StrEnum):
@@ -90,7 +93,8 @@ EVENT_ALERTS: dict[EventKind, AlertKind] = {
 LIFE_SAFETY_ALERTS = frozenset({AlertKind.SOS, AlertKind.FALL, AlertKind.GAS_ALARM,
                                 AlertKind.SMOKE_ALARM, AlertKind.VITALS_ALARM})
 MAINTENANCE_ALERTS = frozenset({AlertKind.BATTERY_LOW, AlertKind.TAMPER,
-                                AlertKind.DEVICE_OFFLINE, AlertKind.GATEWAY_OFFLINE})
+                                AlertKind.DEVICE_OFFLINE, AlertKind.GATEWAY_OFFLINE,
+                                AlertKind.COMMISSIONING})
 #: maintenance alerts are about one device or gateway, everything else about a person
 DEVICE_SUBJECT_ALERTS = frozenset({AlertKind.BATTERY_LOW, AlertKind.TAMPER,
                                    AlertKind.DEVICE_OFFLINE})

@@ -135,4 +135,15 @@ CREATE TABLE notifications (
 CREATE INDEX notifications_due ON notifications(status, next_attempt_at);
 CREATE INDEX notifications_alert ON notifications(alert_id)
 """,
+    """
+CREATE TABLE care_commissioning (
+    gateway_id TEXT PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    until TEXT NOT NULL,
+    started_by TEXT NOT NULL,
+    ended_at TEXT,
+    ended_by TEXT
+);
+ALTER TABLE care_gateway_watch ADD COLUMN revoked_at TEXT
+""",
 ]

@@ -162,6 +162,25 @@ def gateway_claim(
     console.print(f"  下一步 / next: eldercare-edge run --config {target}", highlight=False)
 
 
+@gateway_app.command("commission")
+def gateway_commission(
+    gateway: GatewayOpt,
+    minutes: Annotated[int, typer.Option("--minutes", min=1, max=240)] = 30,
+    end: Annotated[bool, typer.Option("--end", help="end the window now")] = False,
+) -> None:
+    """Tell the cloud that this gateway's alarms are tests for a while (or no longer)."""
+    c = run(client)
+    path = f"/installer/gateways/{gateway}/commissioning"
+    if end:
+        run(lambda: c.delete(path))
+        console.print(f"[green]✓[/] 调试模式已结束 / commissioning ended for {gateway}",
+                      highlight=False)
+        return
+    out = run(lambda: c.post(path, {"minutes": minutes}))
+    console.print(f"[green]✓[/] 调试模式至 / commissioning until {out['until']} ({gateway})",
+                  highlight=False)
+
+
 @gateway_app.command("revoke")
 def gateway_revoke(gateway: GatewayOpt) -> None:
     """Delete the gateway's broker account: its live session is cut within seconds."""
@@ -169,6 +188,10 @@ def gateway_revoke(gateway: GatewayOpt) -> None:
     out = run(lambda: c.post(f"/installer/gateways/{gateway}/revoke"))
     console.print(f"[green]✓[/] 已注销 / revoked {gateway} at {out['revoked_at']}",
                   highlight=False)
+    if not out.get("retained_state_cleared", True):
+        console.print("  [yellow]注意 / note:[/] 云端代理上保留的网关状态未能清除 / the "
+                      "gateway's retained state could not be cleared on the broker (the cloud "
+                      "still shows it revoked)", highlight=False)
 
 
 # -- pair -------------------------------------------------------------------------------------
@@ -348,9 +371,16 @@ def walk_test(
         "--config-wait", help="wait for the gateway to get its device list, s")] = 30.0,
     only: Annotated[list[str] | None, typer.Option(
         "--device", help="test only this device (repeatable)")] = None,
+    commissioning_minutes: Annotated[int, typer.Option(
+        "--commissioning-minutes", min=1, max=240,
+        help="the cloud treats this gateway's alarms as tests for this long (no ladder, "
+             "no family SMS); `report` ends it")] = 30,
     no_input: NoInput = False,
 ) -> None:
-    """Step through every bound device and wait for each event to arrive in the cloud."""
+    """Step through every bound device and wait for each event to arrive in the cloud.
+
+    A real button pressed for a walk test sends a real alarm; the cloud is told first
+    that this gateway is commissioning, so it raises no SOS for the resident."""
     from eldercare_edge.installer.simulate import SimulatedHome
     from eldercare_edge.installer.walk import (
         Decision,
@@ -370,6 +400,10 @@ def walk_test(
             raise fail(UsageError(f"not bound to {gateway}: {', '.join(unknown)}"))
         devices = [d for d in devices if d["device_id"] in only]
     run(lambda: require_devices(devices, gateway))
+    window = run(lambda: c.post(f"/installer/gateways/{gateway}/commissioning",
+                                {"minutes": commissioning_minutes}))
+    console.print(f"调试模式至 / commissioning until {window['until']}: 报警不通知家属 / "
+                  "alarms reach no family", highlight=False)
     if not run(lambda: wait_config_published(c, gateway, config_wait)):
         raise fail(InstallerError(f"the cloud has not delivered the device list to {gateway} "
                                   f"within {config_wait:g}s (is the cloud broker up?)"))
@@ -447,6 +481,8 @@ def report(
     for m in record["maintenance"]:
         console.print(f"  [yellow]维护 / maintenance:[/] {m}", highlight=False)
     console.print(f"  {html_path}\n  {json_path}", highlight=False)
+    console.print("调试模式已结束 / commissioning ended: 此后报警均为真实报警 / alarms are real "
+                  "from now on", highlight=False)
 
 
 @app.command()

@@ -72,6 +72,9 @@ class CloudClient:
     def put(self, path: str, body: Any = None, **kw: Any) -> Any:
         return self._request("PUT", path, body=body, **kw)
 
+    def delete(self, path: str, **kw: Any) -> Any:
+        return self._request("DELETE", path, **kw)
+
     def login(self, username: str, password: str) -> dict[str, Any]:
         token: dict[str, Any] = self._request(
             "POST", "/auth/token", form={"username": username, "password": password,

@@ -21,6 +21,8 @@ from eldercare_cloud.api.installer.models import (
     BoundDevice,
     ClaimRequest,
     ClaimResponse,
+    CommissioningRequest,
+    CommissioningWindow,
     Cursor,
     InstallerHousehold,
     MaintenanceScan,
@@ -88,6 +90,30 @@ async def revoke(svc: InstallerDep, user: CurrentUser, gateway_id: str) -> Revok
     """Delete the gateway's broker account; its live session is cut at once."""
     with broker_errors():
         return await (await svc.ready()).revoke(user, gateway_id)
+
+
+@router.post("/gateways/{gateway_id}/commissioning", response_model=CommissioningWindow,
+             **roles(A, I))
+async def start_commissioning(svc: InstallerDep, user: CurrentUser, gateway_id: str,
+                              body: CommissioningRequest) -> CommissioningWindow:
+    """Alarms from this gateway are walk tests (no ladder, no family SMS; one low
+    "commissioning" entry for the console) for ``minutes`` from now."""
+    return await (await svc.ready()).start_commissioning(user, gateway_id, body.minutes)
+
+
+@router.get("/gateways/{gateway_id}/commissioning", response_model=CommissioningWindow,
+            **roles(A, I))
+async def get_commissioning(svc: InstallerDep, user: CurrentUser,
+                            gateway_id: str) -> CommissioningWindow:
+    return await (await svc.ready()).commissioning(user, gateway_id)
+
+
+@router.delete("/gateways/{gateway_id}/commissioning", response_model=CommissioningWindow,
+               **roles(A, I))
+async def end_commissioning(svc: InstallerDep, user: CurrentUser,
+                            gateway_id: str) -> CommissioningWindow:
+    """End the window now (``report`` does this too): every alarm is real again."""
+    return await (await svc.ready()).end_commissioning(user, gateway_id)
 
 
 @router.get("/households/{household_id}", response_model=InstallerHousehold, **roles(A, I))

@@ -46,12 +46,34 @@ class ClaimResponse(_Out):
     household_id: str
     claimed_at: datetime
     broker: BrokerCredentials
+    #: alarms from the new gateway are commissioning tests until then (see /commissioning)
+    commissioning_until: datetime | None = None
 
 
 class RevokeResponse(_Out):
     gateway_id: str
     revoked_at: datetime
     broker_account_existed: bool
+    #: the gateway's retained ``up/state`` was cleared on the broker (False: it could not
+    #: be, and a restarted ingest would see its last birth again; the cloud still shows
+    #: it revoked)
+    retained_state_cleared: bool = False
+
+
+# -- commissioning window ----------------------------------------------------------------------
+
+class CommissioningRequest(_In):
+    """Alarms from the gateway are walk tests until ``now + minutes`` (or ``report``)."""
+
+    minutes: int = Field(default=30, ge=1, le=240)
+
+
+class CommissioningWindow(_Out):
+    gateway_id: str
+    active: bool
+    started_at: datetime | None
+    until: datetime | None
+    ended_at: datetime | None = None
 
 
 # -- household, pairing -----------------------------------------------------------------------

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from eldercare_cloud.api.deps import Services
+from eldercare_cloud.api.installer import retained
 from eldercare_cloud.api.installer.models import (
     BindRequest,
     BoundDevice,
@@ -26,6 +27,7 @@ from eldercare_cloud.api.installer.models import (
     ClaimRequest,
     ClaimResponse,
     CommissioningRecord,
+    CommissioningWindow,
     Cursor,
     InstallerHousehold,
     MaintenanceScan,
@@ -45,25 +47,29 @@ from eldercare_cloud.api.installer.report import render_html
 from eldercare_cloud.api.installer.schema import MIGRATIONS
 from eldercare_cloud.auth.models import Principal
 from eldercare_cloud.broker import AccountExistsError, AsyncDynsecClient
+from eldercare_cloud.broker.errors import BrokerUnavailableError, DynsecCommandError
 from eldercare_cloud.broker.names import check_gateway_id, gateway_client_id
 from eldercare_cloud.broker.settings import BrokerAdminSettings
+from eldercare_cloud.care import commissioning, maintenance
+from eldercare_cloud.care import gateways as care_gateways
 from eldercare_cloud.care.clock import iso, opt_iso, opt_parse, parse_iso
+from eldercare_cloud.care.models import AlertKind
 from eldercare_cloud.errors import (
     ConflictError,
     InvalidRequestError,
     NotFoundError,
 )
-from eldercare_cloud.ingest import IngestStore, RegistrationError
+from eldercare_cloud.ingest import IngestStore, Received, RegistrationError
 from eldercare_cloud.ingest.credentials import generate_secret
 from eldercare_cloud.registry.models import DeviceCreate, DeviceUpdate, GatewayCreate
 from eldercare_protocols.catalogue import CATALOGUE, DeviceType, device_type_for_z2m_model
 from eldercare_protocols.events import EventKind
+from eldercare_protocols.uplink import GatewayState
 
 log = logging.getLogger(__name__)
 
-#: a gas or smoke detector's self-test older than this becomes a maintenance task
-SELF_TEST_MAX_AGE = timedelta(days=30)
-SELF_TEST_TYPES = ("gas_detector", "smoke_detector")
+#: (the 30-day self-test rule is ``care.maintenance``: one definition for the engine's
+#: periodic scan, this API and the console's board)
 #: how often a waiting walk-test lookup looks at newly committed rows
 POLL_S = 0.1
 MAX_WAIT_S = 30.0
@@ -86,6 +92,16 @@ def walk_steps(dtype: DeviceType) -> list[WalkStep]:
     return [WalkStep(text_en=text, text_zh=WALK_TEXT_ZH.get(text, text), kind=kind,
                      channel="telemetry" if kind in dtype.telemetry_kinds else "event")
             for text, kind in dtype.walk_tests]
+
+
+def _window_out(gateway_id: str, window: commissioning.Window | None,
+                now: datetime) -> CommissioningWindow:
+    if window is None:
+        return CommissioningWindow(gateway_id=gateway_id, active=False, started_at=None,
+                                   until=None)
+    return CommissioningWindow(gateway_id=gateway_id, active=window.active(now),
+                               started_at=window.started_at, until=window.until,
+                               ended_at=window.ended_at)
 
 
 class BrokerNotConfiguredError(ConflictError):
@@ -167,24 +183,95 @@ class InstallerService:
                 "INSERT INTO installer_claims(gateway_id, household_id, claimed_by, claimed_at,"
                 " broker_url) VALUES (?, ?, ?, ?, ?)",
                 (gateway_id, household.id, p.actor, iso(now), url))
+            # the installer is about to press every button in the home
+            window = await commissioning.start(
+                conn, gateway_id, now,
+                timedelta(seconds=self.s.settings.commissioning_window_s), p.actor)
         await self._audit(p, "claim", "gateway", gateway_id,
                           f"claimed for household {household.id}")
         return ClaimResponse(gateway_id=gateway_id, household_id=household.id, claimed_at=now,
                              broker=BrokerCredentials(url=url, username=gateway_id,
                                                       password=secret,
-                                                      client_id=gateway_client_id(gateway_id)))
+                                                      client_id=gateway_client_id(gateway_id)),
+                             commissioning_until=window.until)
 
     async def revoke(self, p: Principal, gateway_id: str) -> RevokeResponse:
+        """Cut the gateway off at the broker, then make the cloud say so.
+
+        Mosquitto publishes no Last Will for a client whose account it deleted, so the
+        cloud would go on showing the gateway online: the revoke records it revoked (care
+        core) and offline (through ingest's own commit path, as if its Last Will had come,
+        so ingest's record and log agree), and clears its retained birth on the broker so
+        that a restarted ingest does not read it back.
+        """
         await self.s.registry.get_gateway(p, gateway_id)
         async with self._dynsec() as dynsec:
             existed = await dynsec.revoke_gateway(gateway_id)
-        now = self._now()
-        async with self.s.db.transaction() as conn:
-            await conn.execute("UPDATE installer_claims SET revoked_at = ?, revoked_by = ?"
-                               " WHERE gateway_id = ?", (iso(now), p.actor, gateway_id))
+            now = self._now()
+            async with self.s.db.transaction() as conn:
+                await conn.execute("UPDATE installer_claims SET revoked_at = ?, revoked_by = ?"
+                                   " WHERE gateway_id = ?", (iso(now), p.actor, gateway_id))
+                # before the offline record, so the engine reads that as a revoke, not a fault
+                await care_gateways.mark_revoked(conn, gateway_id, now)
+                await commissioning.end(conn, gateway_id, now, p.actor)
+            async with self._ingest() as store:
+                if await store.gateway(gateway_id) is not None:
+                    await store.commit([Received(
+                        gateway_id, GatewayState(gateway_id=gateway_id, status="offline",
+                                                 ts=now), now)])
+            self.s.care.committed()
+            cleared = await self._clear_retained_state(dynsec, gateway_id)
         await self._audit(p, "revoke", "gateway", gateway_id, "broker account revoked")
         return RevokeResponse(gateway_id=gateway_id, revoked_at=now,
-                              broker_account_existed=existed)
+                              broker_account_existed=existed, retained_state_cleared=cleared)
+
+    async def _clear_retained_state(self, dynsec: AsyncDynsecClient, gateway_id: str) -> bool:
+        try:
+            await retained.clear_state(self.s.settings, dynsec, gateway_id,
+                                       self.broker.timeout_s)
+        except (retained.RetainedClearError, DynsecCommandError,
+                BrokerUnavailableError) as exc:
+            # the revoke itself stands (account gone, cloud shows it revoked); say so
+            log.warning("gateway %s revoked, but its retained state was not cleared: %s",
+                        gateway_id, exc)
+            return False
+        return True
+
+    # -- commissioning window ------------------------------------------------------------------
+
+    async def start_commissioning(self, p: Principal, gateway_id: str,
+                                  minutes: int) -> CommissioningWindow:
+        """Open or extend the window in which the gateway's alarms are walk tests."""
+        await self.s.registry.get_gateway(p, gateway_id)
+        now = self._now()
+        async with self.s.db.transaction() as conn:
+            window = await commissioning.start(conn, gateway_id, now,
+                                               timedelta(minutes=minutes), p.actor)
+        await self._audit(p, "commissioning_start", "gateway", gateway_id,
+                          f"alarms are tests until {iso(window.until)}")
+        return _window_out(gateway_id, window, now)
+
+    async def end_commissioning(self, p: Principal, gateway_id: str) -> CommissioningWindow:
+        """Close the window now: from here on every alarm from the gateway is real."""
+        await self.s.registry.get_gateway(p, gateway_id)
+        now = self._now()
+        async with self.s.db.transaction() as conn:
+            ended = await commissioning.end(conn, gateway_id, now, p.actor)
+            if ended:
+                await self.s.care.system_note(conn, f"gateway:{gateway_id}",
+                                              AlertKind.COMMISSIONING,
+                                              "调试结束，此后报警均为真实报警", now)
+            window = await commissioning.get(conn, gateway_id)
+        if ended:
+            self.s.care.committed()
+            await self._audit(p, "commissioning_end", "gateway", gateway_id,
+                              "alarms are real again")
+        return _window_out(gateway_id, window, now)
+
+    async def commissioning(self, p: Principal, gateway_id: str) -> CommissioningWindow:
+        await self.s.registry.get_gateway(p, gateway_id)
+        return _window_out(gateway_id, await commissioning.get(self.s.db.conn, gateway_id),
+                           self._now())
 
     # -- households and pairing ----------------------------------------------------------------
 
@@ -381,77 +468,27 @@ class InstallerService:
                   iso(r.tested_at)) for i, r in enumerate(run.results)])
             for r in run.results:
                 if r.kind is EventKind.SELF_TEST and r.result == "passed":
-                    await self._note_self_test(r.device_id, r.device_ts or r.tested_at, conn)
+                    await maintenance.note_self_test(conn, r.device_id,
+                                                     r.device_ts or r.tested_at)
         counts = {k: sum(r.result == k for r in run.results)
                   for k in ("passed", "failed", "skipped")}
         return WalkRunStored(run_id=run_id, gateway_id=gateway_id, **counts)
 
-    async def _note_self_test(self, device_id: str, at: datetime, conn: Any = None) -> None:
-        sql = ("INSERT INTO installer_self_tests(device_id, last_at) VALUES (?, ?)"
-               " ON CONFLICT(device_id) DO UPDATE SET"
-               " last_at = MAX(last_at, excluded.last_at)")
-        if conn is not None:
-            await conn.execute(sql, (device_id, iso(at)))
-            return
+    async def _note_self_test(self, device_id: str, at: datetime) -> None:
         async with self.s.db.transaction() as tx:
-            await tx.execute(sql, (device_id, iso(at)))
+            await maintenance.note_self_test(tx, device_id, at)
 
     # -- maintenance ------------------------------------------------------------------------
-
-    async def _catch_up_self_tests(self) -> None:
-        """Fold self-test events committed since the last scan into installer_self_tests
-        (a stored cursor, so each event is read once across restarts)."""
-        rows = await self._rows("SELECT value FROM installer_cursor WHERE name = 'self_test'")
-        cursor = int(rows[0][0]) if rows else 0
-        latest: dict[str, datetime] = {}
-        async with self._ingest() as store:
-            for _ in range(10_000):  # bounded: pages of 500
-                page = await store.events_after(cursor, 500)
-                if not page:
-                    break
-                cursor = page[-1].rowid
-                for ev in page:
-                    if ev.kind is EventKind.SELF_TEST:
-                        at = ev.device_ts or ev.gateway_ts
-                        if ev.device_id not in latest or at > latest[ev.device_id]:
-                            latest[ev.device_id] = at
-        async with self.s.db.transaction() as conn:
-            for device_id, at in latest.items():
-                await self._note_self_test(device_id, at, conn)
-            await conn.execute(
-                "INSERT INTO installer_cursor(name, value) VALUES ('self_test', ?)"
-                " ON CONFLICT(name) DO UPDATE SET value = excluded.value", (cursor,))
 
     async def scan_maintenance(self, p: Principal, gateway_id: str | None = None
                                ) -> MaintenanceScan:
         """Gas and smoke detectors without a self-test in 30 days get one open task each."""
         if gateway_id is not None:
             await self.s.registry.get_gateway(p, gateway_id)
-        await self._catch_up_self_tests()
-        now = self._now()
-        tests = {r[0]: parse_iso(r[1]) for r in await self._rows(
-            "SELECT device_id, last_at FROM installer_self_tests")}
-        created = 0
         devices = await self.s.registry.list_devices(p, gateway_id=gateway_id)
-        async with self.s.db.transaction() as conn:
-            for d in devices:
-                if d.type not in SELF_TEST_TYPES:
-                    continue
-                last = tests.get(d.id)
-                if last is not None and now - last <= SELF_TEST_MAX_AGE:
-                    await conn.execute(
-                        "UPDATE installer_maintenance SET status = 'done', done_at = ?,"
-                        " done_by = 'self-test' WHERE device_id = ? AND kind = 'self_test'"
-                        " AND status = 'open'", (iso(now), d.id))
-                    continue
-                reason = ("从未自检 / never self-tested" if last is None else
-                          f"上次自检 / last self-test {last.date().isoformat()} "
-                          f"({(now - last).days} 天 / days)")
-                cur = await conn.execute(
-                    "INSERT OR IGNORE INTO installer_maintenance(id, device_id, kind, reason,"
-                    " status, created_at) VALUES (?, ?, 'self_test', ?, 'open', ?)",
-                    (f"MT-{secrets.token_hex(6)}", d.id, reason, iso(now)))
-                created += cur.rowcount
+        async with self._ingest() as store:
+            created = await maintenance.scan(self.s.db, store,
+                                             [(d.id, d.type) for d in devices], self._now())
         return MaintenanceScan(created=created,
                                open=await self.maintenance(p, gateway_id, status="open"))
 
@@ -460,8 +497,7 @@ class InstallerService:
         devices = {d.id: d for d in await self.s.registry.list_devices(p, gateway_id=gateway_id)}
         if not devices:
             return []
-        tests = {r[0]: parse_iso(r[1]) for r in await self._rows(
-            "SELECT device_id, last_at FROM installer_self_tests")}
+        tests = await maintenance.last_self_tests(self.s.db.conn)
         sql = ("SELECT id, device_id, kind, reason, status, created_at, done_at"
                " FROM installer_maintenance")
         params: tuple[Any, ...] = ()
@@ -484,6 +520,8 @@ class InstallerService:
 
     async def build_report(self, p: Principal, gateway_id: str) -> ReportStored:
         gw = await self.s.registry.get_gateway(p, gateway_id)
+        # the record closes commissioning: from now on the home's alarms are real
+        await self.end_commissioning(p, gateway_id)
         scan = await self.scan_maintenance(p, gateway_id)
         address = community = None
         residents: dict[str, str] = {}
@@ -494,8 +532,7 @@ class InstallerService:
                                     (hh.community_id,))
             community = comm[0][0] if comm else None
             residents = {r.id: r.name for r in await self._residents(hh.id)}
-        tests = {r[0]: parse_iso(r[1]) for r in await self._rows(
-            "SELECT device_id, last_at FROM installer_self_tests")}
+        tests = await maintenance.last_self_tests(self.s.db.conn)
         devices = [ReportDevice(device_id=d.device_id, serial=d.serial, type=d.type,
                                 label_zh=d.label_zh, label_en=d.label_en, room=d.room,
                                 resident=residents.get(d.resident_id or ""),
