@@ -175,3 +175,22 @@ async def test_unacked_records_are_resent_with_the_same_id_alarms_first(outbox: 
         await asyncio.sleep(0.3)
         assert len(link.sent) == count, "an acked record was sent again"
     assert sum((await outbox.depth()).values()) == 0
+
+
+async def test_a_cancel_that_coincides_with_a_wake_still_stops_the_loop(outbox: Outbox
+                                                                        ) -> None:
+    """The gateway's stop cancels the forwarder; on Python 3.11 ``asyncio.wait_for`` lost
+    a cancel that arrived just as the awaited event fired, and stop() waited forever."""
+    link = FakeLink()
+    link.connected = False
+    for spins in range(6):      # the cancel lands 0..5 loop iterations after the wake
+        fw = Forwarder(GW, outbox, link, window=10, resend_after_s=60, read_batch=10,
+                       clock=SystemClock(), counters=Counters())
+        task = asyncio.create_task(fw.run(), name=f"fw-{spins}")
+        await asyncio.sleep(0.02)
+        fw.wake()
+        for _ in range(spins):
+            await asyncio.sleep(0)
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=2)
+        assert task in done, f"the forwarder ignored a cancel {spins} iterations after a wake"

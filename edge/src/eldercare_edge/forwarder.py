@@ -115,8 +115,11 @@ class Forwarder:
             if self.link.connected:
                 self._resend_expired()
                 await self._fill()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel
+            # that arrives as the event fires, and the gateway's stop then waits forever
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._next_deadline())
+                async with asyncio.timeout(self._next_deadline()):
+                    await self._wake.wait()
 
     def _next_deadline(self) -> float:
         if not self._inflight:

@@ -118,7 +118,8 @@ class Gateway:
             config=lambda: self.config, timeout_s=self._sms_timeout, clock=self.clock,
             counters=self.counters, put=self.store,
             retries=settings.modem.retries if settings.modem else 3,
-            retry_delay_s=settings.modem.retry_delay_s if settings.modem else 5.0)
+            retry_delay_s=settings.modem.retry_delay_s if settings.modem else 5.0,
+            retry_after_s=settings.sms_retry_after_s, max_rounds=settings.sms_max_rounds)
         self.dongle = (SerialDongle(settings.serial, self._on_serial_line, self.counters)
                        if settings.serial else None)
 
@@ -219,8 +220,9 @@ class Gateway:
     async def _ingest_loop(self) -> None:
         while True:
             timeout = self.batcher.flush_s if len(self.batcher) else None
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._inbox_ready.wait(), timeout)
+            with contextlib.suppress(TimeoutError):   # (not wait_for: see Forwarder.run)
+                async with asyncio.timeout(timeout):
+                    await self._inbox_ready.wait()
             self._inbox_ready.clear()
             await self._drain_inbox()
 

@@ -155,6 +155,10 @@ class EdgeSettings(BaseSettings):
     #: overrides the config's sms_timeout_s (which cannot go below 5 s): for drills and tests
     sms_timeout_s: float | None = Field(default=None, gt=0)
     sms_check_s: float = Field(default=1.0, gt=0)
+    #: a contact whose SMS failed (no SIM, no network, ...) is tried again this long after,
+    #: while the alarm is unacknowledged, for at most ``sms_max_rounds`` rounds in all
+    sms_retry_after_s: float = Field(default=300.0, gt=0)
+    sms_max_rounds: int = Field(default=12, ge=1, le=1000)
     log_level: str = "INFO"
 
     @field_validator("gateway_id")

@@ -5,6 +5,12 @@ Once per alarm per contact: every outcome is written to a small ledger (SQLite,
 fully synced) before the next contact is tried, so a restart does not text anyone
 twice; then an :class:`SmsReport` goes into the outbox for the cloud. An alarm the
 cloud acknowledges leaves the outbox, and with it any reason to text.
+
+A contact whose SMS failed (no SIM, no network registration, a +CMS ERROR that retrying
+on the spot did not cure) is tried again every ``retry_after_s`` while the alarm is
+still unacknowledged, for at most ``max_rounds`` rounds in all: someone may insert the
+SIM or the network may come back while the person still needs help. A contact texted
+successfully is never texted again about the same alarm.
 """
 
 from __future__ import annotations
@@ -67,6 +73,17 @@ class SmsOutcome:
     error: str | None
 
 
+@dataclass(frozen=True)
+class LedgerEntry:
+    """The latest outcome for one alarm and one contact; ``attempts`` counts every modem
+    attempt in all rounds, ``tried_at`` is when the last round ended (rule clock)."""
+
+    status: str
+    attempts: int
+    rounds: int
+    tried_at: float
+
+
 _LEDGER = """
 CREATE TABLE IF NOT EXISTS sms(
     alarm_id TEXT NOT NULL,
@@ -75,9 +92,13 @@ CREATE TABLE IF NOT EXISTS sms(
     attempts INTEGER NOT NULL,
     at REAL NOT NULL,
     error TEXT,
+    rounds INTEGER NOT NULL DEFAULT 1,
+    tried_at REAL NOT NULL DEFAULT 0,
     PRIMARY KEY (alarm_id, phone)
 );
 """
+#: columns added after the first release: a ledger written by it gets them on open
+_ADDED = {"rounds": "INTEGER NOT NULL DEFAULT 1", "tried_at": "REAL NOT NULL DEFAULT 0"}
 
 
 class SmsLedger:
@@ -93,6 +114,10 @@ class SmsLedger:
         await db.execute("PRAGMA journal_mode=WAL")
         await db.execute("PRAGMA synchronous=FULL")
         await db.executescript(_LEDGER)
+        have = {str(r[1]) for r in await (await db.execute("PRAGMA table_info(sms)")).fetchall()}
+        for column, decl in _ADDED.items():
+            if column not in have:
+                await db.execute(f"ALTER TABLE sms ADD COLUMN {column} {decl}")
         self._db = db
         return self
 
@@ -111,12 +136,21 @@ class SmsLedger:
         cur = await self.db.execute("SELECT phone FROM sms WHERE alarm_id=?", (alarm_id,))
         return {str(r[0]) for r in await cur.fetchall()}
 
-    async def record(self, alarm_id: str, phone: str, outcome: SmsOutcome) -> None:
+    async def entries(self, alarm_id: str) -> dict[str, LedgerEntry]:
+        cur = await self.db.execute(
+            "SELECT phone, status, attempts, rounds, tried_at FROM sms WHERE alarm_id=?",
+            (alarm_id,))
+        return {str(p): LedgerEntry(str(s), int(a), int(r), float(t))
+                for p, s, a, r, t in await cur.fetchall()}
+
+    async def record(self, alarm_id: str, phone: str, outcome: SmsOutcome, *,
+                     rounds: int = 1, tried_at: datetime | None = None) -> None:
         await self.db.execute(
-            "INSERT OR REPLACE INTO sms(alarm_id, phone, status, attempts, at, error)"
-            " VALUES (?,?,?,?,?,?)",
+            "INSERT OR REPLACE INTO sms(alarm_id, phone, status, attempts, at, error, rounds,"
+            " tried_at) VALUES (?,?,?,?,?,?,?,?)",
             (alarm_id, phone, outcome.status, outcome.attempts,
-             (outcome.sent_at.timestamp() if outcome.sent_at else 0.0), outcome.error))
+             (outcome.sent_at.timestamp() if outcome.sent_at else 0.0), outcome.error,
+             rounds, tried_at.timestamp() if tried_at else 0.0))
 
     async def all(self) -> list[tuple[str, str, str, int]]:
         cur = await self.db.execute("SELECT alarm_id, phone, status, attempts FROM sms")
@@ -128,7 +162,8 @@ class SmsFallback:
                  modem: Modem | None, config: Callable[[], GatewayConfig],
                  timeout_s: Callable[[], float], clock: Clock, counters: Counters,
                  put: Callable[[list[Draft]], Awaitable[object]], retries: int = 3,
-                 retry_delay_s: float = 5.0) -> None:
+                 retry_delay_s: float = 5.0, retry_after_s: float = 300.0,
+                 max_rounds: int = 12) -> None:
         self.gateway_id = gateway_id
         self.outbox = outbox
         self.ledger = ledger
@@ -140,6 +175,10 @@ class SmsFallback:
         self._put = put
         self.retries = retries
         self.retry_delay_s = retry_delay_s
+        self.retry_after_s = retry_after_s
+        self.max_rounds = max_rounds
+        #: one check at a time: two overlapping checks would both see a contact as due
+        self._checking = asyncio.Lock()
 
     async def run(self, every_s: float) -> None:
         while True:
@@ -147,18 +186,33 @@ class SmsFallback:
             await asyncio.sleep(every_s)
 
     async def check_once(self) -> int:
-        """Text about every overdue alarm not yet texted; returns SMS attempted."""
-        now = aware_now(self.clock)
-        overdue = await self.outbox.alarms_older_than(now - timedelta(seconds=self._timeout_s()))
-        sent = 0
-        for item in overdue:
-            sent += await self._alarm(item)
-        return sent
+        """Text about every overdue alarm whose contacts are due; returns SMS attempted."""
+        async with self._checking:
+            now = aware_now(self.clock)
+            overdue = await self.outbox.alarms_older_than(
+                now - timedelta(seconds=self._timeout_s()))
+            sent = 0
+            for item in overdue:
+                sent += await self._alarm(item)
+            return sent
+
+    def _due(self, config: GatewayConfig, entries: dict[str, LedgerEntry], now: datetime
+             ) -> list[tuple[str, LedgerEntry | None]]:
+        """Contacts to text now: never tried, or failed, rounds left and the pause over."""
+        due: list[tuple[str, LedgerEntry | None]] = []
+        for phone in dict.fromkeys(c.phone for c in config.sms_contacts):
+            entry = entries.get(phone)
+            if entry is None:
+                due.append((phone, None))
+            elif (entry.status != "sent" and entry.rounds < self.max_rounds
+                  and now.timestamp() - entry.tried_at >= self.retry_after_s):
+                due.append((phone, entry))
+        return due
 
     async def _alarm(self, item: OutboxItem) -> int:
         config = self._config()
-        done = await self.ledger.done(item.id)
-        todo = [c for c in config.sms_contacts if c.phone not in done]
+        now = aware_now(self.clock)
+        todo = self._due(config, await self.ledger.entries(item.id), now)
         if not todo:
             return 0
         try:
@@ -167,14 +221,31 @@ class SmsFallback:
             log.error("alarm %s in the outbox does not decode: %s", item.id, exc)
             return 0
         text = compose(env, config)
-        log.warning("alarm %s (%s from %s) not acknowledged by the cloud; texting %d contacts",
-                    item.id, env.kind.value, env.device_id, len(todo))
-        for contact in todo:
-            outcome = await self._send(contact.phone, text)
-            await self.ledger.record(item.id, contact.phone, outcome)
+        retrying = sum(1 for _, entry in todo if entry is not None)
+        log.warning("alarm %s (%s from %s) not acknowledged by the cloud; texting %d contacts"
+                    " (%d of them again)", item.id, env.kind.value, env.device_id, len(todo),
+                    retrying)
+        for phone, entry in todo:
+            outcome = await self._send(phone, text)
+            rounds = (entry.rounds if entry else 0) + 1
+            if entry is not None:
+                outcome = SmsOutcome(outcome.status, entry.attempts + outcome.attempts,
+                                     outcome.sent_at, outcome.error)
+                self.counters.inc("sms_retried")
+            await self.ledger.record(item.id, phone, outcome, rounds=rounds,
+                                     tried_at=aware_now(self.clock))
             self.counters.inc(f"sms_{outcome.status}")
+            if outcome.status != "sent":
+                if rounds >= self.max_rounds:
+                    self.counters.inc("sms_gave_up")
+                    log.error("SMS to %s about alarm %s failed %d times in %d rounds; giving up:"
+                              " %s", phone, item.id, outcome.attempts, rounds, outcome.error)
+                else:
+                    log.warning("SMS to %s about alarm %s failed (round %d of %d); trying again"
+                                " in %.0f s while the alarm is unacknowledged", phone, item.id,
+                                rounds, self.max_rounds, self.retry_after_s)
             await self._put([sms_report_draft(
-                self.gateway_id, alarm_id=item.id, to=contact.phone, status=outcome.status,
+                self.gateway_id, alarm_id=item.id, to=phone, status=outcome.status,
                 attempts=outcome.attempts, sent_at=outcome.sent_at, error=outcome.error,
                 received=aware_now(self.clock))])
         return len(todo)

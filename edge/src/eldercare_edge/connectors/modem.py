@@ -68,7 +68,12 @@ class GsmModem:
             if segments(text) > 1:
                 log.info("SMS to %s needs %d segments", number, segments(text))
             port.write(f'AT+CMGS="{ucs2_encode(number)}"\r'.encode())
-            self._read_until(port, (b">",), "AT+CMGS prompt")
+            prompt = self._read_until(port, (b">",), "AT+CMGS prompt")
+            if b">" not in prompt:
+                # refused before the text (no SIM: +CMS ERROR 310, no network: 331); the
+                # text must not be typed into command mode, where it would garble the next
+                self._raise_for(prompt, "AT+CMGS")
+                raise ModemError(f"AT+CMGS gave no prompt: {prompt!r}", transient=True)
             port.write(ucs2_encode(text).encode() + CTRL_Z)
             reply = self._read_until(port, (b"OK", b"ERROR"), "AT+CMGS result",
                                      timeout=self.settings.timeout_s * 3)

@@ -114,7 +114,8 @@ class MqttLink:
         if self._connected_async is None:
             return False
         try:
-            await asyncio.wait_for(self._connected_async.wait(), within_s)
+            async with asyncio.timeout(within_s):   # (not wait_for: see Forwarder.run)
+                await self._connected_async.wait()
         except TimeoutError:
             return False
         return True
