@@ -17,9 +17,17 @@ from eldercare_edge.errors import SettingsError
 from eldercare_edge.outbox import Outbox
 from eldercare_edge.settings import EdgeSettings
 from eldercare_protocols.events import EventKind
-from eldercare_protocols.uplink import EventEnvelope, GatewayState
+from eldercare_protocols.uplink import EventEnvelope, GatewayState, Lane, TelemetryBatch
 
-from .helpers import GW, Client, CloudAcker, clients, event_payload, wait_for
+from .helpers import (
+    GW,
+    Client,
+    CloudAcker,
+    clients,
+    event_payload,
+    telemetry_payload,
+    wait_for,
+)
 
 SCRIPT = Path(sys.executable).parent / "eldercare-edge"
 
@@ -117,3 +125,53 @@ def test_the_example_config_loads() -> None:
     cfg = s.bootstrap_config()
     assert cfg.resident is not None and cfg.routine.door_open_max_s == 600
     assert {d.source for d in cfg.devices} == {"native", "z2m", "serial"}
+
+
+@pytest.mark.integration
+async def test_clean_sigterm_stores_the_telemetry_waiting_to_be_batched(
+        tmp_path: Path, mosquitto: Broker) -> None:
+    """Readings wait in memory for their batch (at most ``telemetry_flush_s``); SIGKILL
+    loses them by design, a clean SIGTERM must not: they go into the outbox on the way out."""
+    body = {
+        "gateway_id": GW, "data_dir": str(tmp_path / "data"),
+        "home_broker": {"url": f"mqtt://127.0.0.1:{mosquitto.port}"},
+        "cloud": {"url": f"mqtt://127.0.0.1:{mosquitto.port}"},
+        "outbox": {"telemetry_flush_s": 3600, "telemetry_batch_max": 1000},
+        "health_interval_s": 0.2,
+        "home": {"devices": [{"device_id": "vit-1", "type": "vitals_monitor"}]},
+    }
+    config = tmp_path / "edge.yaml"
+    config.write_text(yaml.safe_dump(body), encoding="utf-8")
+    watcher = Client(mosquitto.port, "watcher", (f"ec/v1/{GW}/up/state",))
+    vit = Client(mosquitto.port, "vit-1")
+    proc = subprocess.Popen([str(SCRIPT), "run", "--config", str(config)],  # noqa: ASYNC220
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+    def received() -> int:
+        counts = [GatewayState.model_validate_json(p).counters.get("in_native", 0)
+                  for _, p in watcher.received() if p]
+        return max(counts, default=0)
+
+    try:
+        with clients(watcher, vit):
+            assert proc.stdout is not None
+            for _ in range(200):
+                line = await asyncio.to_thread(proc.stdout.readline)
+                if not line or b"home broker connected" in line:
+                    break
+            for i in range(25):
+                vit.publish("eldercare/vit-1/telemetry", telemetry_payload(
+                    "vitals_monitor", "vitals", i, heart_rate=70 + i % 5))
+            await wait_for(lambda: received() == 25, what="25 readings in the gateway")
+            proc.send_signal(signal.SIGTERM)
+            out, _ = await asyncio.to_thread(proc.communicate, timeout=20)
+            assert proc.returncode == 0, out.decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+    async with Outbox(tmp_path / "data" / "outbox.sqlite", GW) as ob:
+        batches = [TelemetryBatch.model_validate_json(i.payload)
+                   for i in await ob.read_batch(100) if i.lane is Lane.TELEMETRY]
+    assert [r.device_seq for b in batches for r in b.records] == list(range(25))
