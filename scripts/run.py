@@ -490,6 +490,11 @@ class Run:
             cloud_broker, home_brokers = await self.start_brokers()
             if cloud_broker.secured:
                 await self.add_broker_accounts(cloud_broker)
+                # the installer API (eldercare-install gateway claim/revoke) creates and
+                # removes gateway accounts through the same dynamic-security plugin
+                os.environ["ELDERCARE_CLOUD_BROKER_ADMIN_USERNAME"] = "dynsec-admin"
+                os.environ["ELDERCARE_CLOUD_BROKER_ADMIN_PASSWORD"] = \
+                    self.secrets.get("broker_admin")
             settings = self.cloud_settings(cloud_broker)
             async with CloudService(settings) as service:
                 await self.register_gateways(service)

@@ -448,3 +448,19 @@ async def test_an_event_is_committed_and_acked_before_telemetry_received_just_be
         alarm_commit = conn.execute("SELECT committed_at FROM events").fetchone()[0]
         batch_commit = conn.execute("SELECT committed_at FROM telemetry_batches").fetchone()[0]
     assert alarm_commit < batch_commit
+
+
+async def test_an_empty_retained_state_is_a_clear_not_a_bad_payload(
+        ingest: IngestHarness, gateway_factory: Callable[..., GatewayClient],
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A revoke clears the gateway's retained up/state with an empty payload: no warning."""
+    await ingest.register(GW)
+    gw = gateway_factory(GW)
+    caplog.set_level(logging.WARNING, logger="eldercare_cloud.ingest.service")
+    gw.publish(Up.STATE, b"", topic=up_topic(GW, Up.STATE))
+    good = envelope(GW, 1)
+    gw.publish(Up.EVENTS, good)
+    await wait_until(lambda: good.id in gw.acked_ids(), what="the good record's ack")
+    assert ingest.ingest.counters.states_cleared == 1
+    assert ingest.ingest.counters.rejected_bad_payload == 0
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]

@@ -183,6 +183,8 @@ class IngestCounters:
     acks_published: int = 0
     batches: int = 0
     gateway_states: int = 0
+    #: empty retained messages on up/state: the cloud cleared a revoked gateway's state
+    states_cleared: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)

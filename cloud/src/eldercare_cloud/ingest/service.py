@@ -241,6 +241,10 @@ class IngestService:
         items: list[Received] = []
         for topic, payload, received_at, _ in raw:
             self.counters.received += 1
+            if not payload and topic.endswith("/up/state"):
+                # an empty retained message deletes the retained state: a revoke does this
+                self.counters.states_cleared += 1
+                continue
             try:
                 gateway_id, _channel = parse_up_topic(topic)
                 if not await self._registered(gateway_id):
