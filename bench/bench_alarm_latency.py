@@ -29,8 +29,6 @@ import json
 import os
 import shlex
 import shutil
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -46,11 +44,11 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from _broker import start_mosquitto, stop
 from eldercare_protocols import native
 from eldercare_protocols.events import EventKind
 from eldercare_protocols.uplink import Ack
 
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 GW = "gw-latency"
 BUTTONS = [f"btn-{i}" for i in range(20)]
 MONITORS = [f"vit-{i}" for i in range(50)]
@@ -77,45 +75,10 @@ RELAY = textwrap.dedent("""
 """)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, limit: float = 10) -> None:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
-
-
-def start_mosquitto(root: Path, name: str, nodelay: bool) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    directory = root / name
-    directory.mkdir()
-    conf = directory / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\npersistence false\nallow_anonymous true\n"
-                    "max_queued_messages 1000000\nmax_inflight_messages 1000\n"
-                    + ("set_tcp_nodelay true\n" if nodelay else ""))
-    proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    wait_port(port)
-    return proc, port
-
-
-def stop(proc: subprocess.Popen[Any]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+def start_home_or_cloud(root: Path, name: str, nodelay: bool
+                        ) -> tuple[subprocess.Popen[bytes], int]:
+    return start_mosquitto(root / name, "persistence false\n"
+                           + ("set_tcp_nodelay true\n" if nodelay else ""))
 
 
 def client(port: int, name: str) -> mqtt.Client:
@@ -376,8 +339,8 @@ def main() -> None:
           f"monitors, QoS 1; Mosquitto set_tcp_nodelay {'on' if args.nodelay else 'off'}; "
           f"{os.cpu_count()} CPUs")
     root = Path(tempfile.mkdtemp(prefix="bench-latency-"))
-    home, home_port = start_mosquitto(root, "home", args.nodelay)
-    cloud, cloud_port = start_mosquitto(root, "cloud", args.nodelay)
+    home, home_port = start_home_or_cloud(root, "home", args.nodelay)
+    cloud, cloud_port = start_home_or_cloud(root, "cloud", args.nodelay)
     try:
         base = percentiles(baseline(home_port, cloud_port, args))
         latencies, stages = system(root, home_port, cloud_port, args)

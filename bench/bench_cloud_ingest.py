@@ -23,8 +23,6 @@ import multiprocessing as mp
 import os
 import shlex
 import shutil
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -42,6 +40,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from _broker import start_mosquitto, stop
 from eldercare_protocols.events import EventKind
 from eldercare_protocols.uplink import (
     Ack,
@@ -53,7 +52,6 @@ from eldercare_protocols.uplink import (
     up_topic,
 )
 
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 GATEWAYS = [f"gw-bench-{i}" for i in range(8)]
 CLK = os.sysconf("SC_CLK_TCK")
 
@@ -76,47 +74,9 @@ RELAY = textwrap.dedent("""
 """)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def proc_cpu_s(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK
-
-
-def start_mosquitto(root: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    conf = root / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\npersistence false\nallow_anonymous true\n"
-                    "max_queued_messages 1000000\nmax_inflight_messages 1000\n")
-    proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    wait_port(port)
-    return proc, port
-
-
-def wait_port(port: int, limit: float = 10) -> None:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
-
-
-def stop(proc: subprocess.Popen[Any]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 # -- the load: pre-encoded uplink messages ---------------------------------------------------
@@ -327,7 +287,7 @@ def main() -> None:
     phases = [Phase("warm-up", "events", 1200), Phase("events", "events", args.records),
               Phase("telemetry", "telemetry", args.batches, args.per_batch)]
     root = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
-    broker, port = start_mosquitto(root)
+    broker, port = start_mosquitto(root / "broker")
     try:
         relay = subprocess.Popen([sys.executable, "-c", RELAY, str(port)],
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -29,7 +29,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -44,49 +43,29 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from _broker import free_port, spawn, write_conf
 from eldercare_protocols import native
 from eldercare_protocols.events import EventKind
 from eldercare_protocols.uplink import CLOUD_SUBSCRIPTION, Ack, encode
 
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 GW = "gw-bench"
 CLK = os.sysconf("SC_CLK_TCK")
 
 
 # ---------------------------------------------------------------- infrastructure
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Broker:
     def __init__(self, root: Path, name: str, persistent: bool = False) -> None:
         self.port = free_port()
         self.dir = root / name
-        self.dir.mkdir(parents=True)
-        self.conf = self.dir / "mosquitto.conf"
         # the cloud broker keeps sessions across its restart, as a production one does
         keep = (f"user {getpass.getuser()}\npersistence true\n"
                 f"persistence_location {self.dir}/\n") if persistent else "persistence false\n"
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\n{keep}"
-                             "allow_anonymous true\nmax_queued_messages 1000000\n"
-                             "max_inflight_messages 1000\n")
+        self.conf = write_conf(self.dir, self.port, keep)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        log = (self.dir / "mosquitto.log").open("ab")
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=log,
-                                     stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("mosquitto did not start")
+        self.proc = spawn(self.conf, self.port, (self.dir / "mosquitto.log").open("ab"))
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

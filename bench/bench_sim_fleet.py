@@ -24,9 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -37,32 +34,10 @@ from pathlib import Path
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from _broker import start_mosquitto
 from eldercare_sim.clock import SimClock
 from eldercare_sim.fleet import Fleet
 from eldercare_sim.mqtt import BrokerAddress, MqttConnection
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_mosquitto(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
-    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    port = free_port()
-    conf = tmp / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                    "max_queued_messages 1000000\nmax_inflight_messages 1000\nsys_interval 1\n")
-    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, port
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit("mosquitto did not start")
 
 
 class BrokerCount:
@@ -157,7 +132,7 @@ def main() -> None:
     # 07:00 in Zhejiang: the residents are waking, cooking and going out
     start = datetime(2026, 1, 12, 23, 0, tzinfo=UTC)
     with tempfile.TemporaryDirectory() as tmp:
-        broker, port = start_mosquitto(Path(tmp))
+        broker, port = start_mosquitto(Path(tmp), "persistence false\nsys_interval 1\n")
         try:
             print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
                   f"Mosquitto on 127.0.0.1:{port}")
