@@ -11,22 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_ingest_support import GatewayClient, IngestHarness, ingest_settings
+from test_ingest_support import GatewayClient, IngestHarness, running_ingest
 
 # the shared broker helpers (a plain module: see tests/broker_support.py)
 from broker_support import Broker
-from eldercare_cloud.db import Database
-from eldercare_cloud.ingest import IngestService
 
 # --- ingest (cloud ingest helper) -------------------------------------------------------
 
 
 @pytest.fixture
 async def ingest(tmp_path: Path, mosquitto: Broker) -> AsyncIterator[IngestHarness]:
-    settings = ingest_settings(tmp_path, mosquitto)
-    async with Database(settings.db_path) as db, IngestService(settings, db) as service:
-        assert await service.wait_connected(10)
-        yield IngestHarness(settings, db, service, mosquitto)
+    async with running_ingest(tmp_path, mosquitto) as harness:
+        yield harness
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from test_ingest_support import (
     envelope,
     ingest_settings,
     record_id,
+    running_ingest,
     wait_until,
 )
 
@@ -389,11 +390,9 @@ async def test_ingest_reconnects_after_a_broker_restart(
 async def test_telemetry_lives_in_sqlite_and_alarms_do_not_wait_for_its_batching(
         tmp_path: Path, mosquitto: Broker,
         gateway_factory: Callable[..., GatewayClient]) -> None:
-    settings = ingest_settings(tmp_path, mosquitto, ingest_batch_wait_ms=200)
-    async with Database(settings.db_path) as db, IngestService(settings, db) as service:
-        assert await service.wait_connected(10)
-        await service.store.add_gateway(GW)
-        service.note_gateway_registered(GW)
+    async with running_ingest(tmp_path, mosquitto, ingest_batch_wait_ms=200) as harness:
+        service = harness.ingest
+        await harness.register(GW)
         gw = gateway_factory(GW)
         batches = [telemetry_batch(GW, i, n=5) for i in range(4)]
         for b in batches:
@@ -414,13 +413,11 @@ async def test_telemetry_lives_in_sqlite_and_alarms_do_not_wait_for_its_batching
 async def test_subscription_topic_allows_shared_workers(
         tmp_path: Path, mosquitto: Broker, shared: str,
         gateway_factory: Callable[..., GatewayClient]) -> None:
-    settings = ingest_settings(tmp_path, mosquitto, mqtt_shared_group=shared)
-    async with Database(settings.db_path) as db, IngestService(settings, db) as service:
+    async with running_ingest(tmp_path, mosquitto, mqtt_shared_group=shared) as harness:
+        service = harness.ingest
         assert service.mqtt.subscriptions[0][0] == (
             f"$share/{shared}/ec/v1/+/up/#" if shared else "ec/v1/+/up/#")
-        assert await service.wait_connected(10)
-        await service.store.add_gateway(GW)
-        service.note_gateway_registered(GW)
+        await harness.register(GW)
         gw = gateway_factory(GW)
         env = envelope(GW, 1)
         gw.publish(Up.EVENTS, env)
@@ -431,11 +428,9 @@ async def test_an_event_is_committed_and_acked_before_telemetry_received_just_be
         tmp_path: Path, mosquitto: Broker,
         gateway_factory: Callable[..., GatewayClient]) -> None:
     # a telemetry batch opens a 300 ms batching window; the alarm arrives inside it
-    settings = ingest_settings(tmp_path, mosquitto, ingest_batch_wait_ms=300)
-    async with Database(settings.db_path) as db, IngestService(settings, db) as service:
-        assert await service.wait_connected(10)
-        await service.store.add_gateway(GW)
-        service.note_gateway_registered(GW)
+    async with running_ingest(tmp_path, mosquitto, ingest_batch_wait_ms=300) as harness:
+        service = harness.ingest
+        await harness.register(GW)
         gw = gateway_factory(GW)
         batch = telemetry_batch(GW, 1, n=50)
         alarm = envelope(GW, 2)
@@ -444,7 +439,7 @@ async def test_an_event_is_committed_and_acked_before_telemetry_received_just_be
         await wait_until(lambda: len(gw.acked_ids()) == 2, what="both acks")
         assert [ack.ids for ack in gw.acks] == [[alarm.id], [batch.id]]
         assert service.counters.batches == 2
-    with sqlite3.connect(settings.db_path) as conn:
+    with sqlite3.connect(harness.settings.db_path) as conn:
         alarm_commit = conn.execute("SELECT committed_at FROM events").fetchone()[0]
         batch_commit = conn.execute("SELECT committed_at FROM telemetry_batches").fetchone()[0]
     assert alarm_commit < batch_commit

@@ -10,7 +10,8 @@ import asyncio
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -163,3 +164,11 @@ class IngestHarness:
         return secret
 
 
+@asynccontextmanager
+async def running_ingest(tmp_path: Path, broker: Broker, **overrides: Any
+                         ) -> AsyncIterator[IngestHarness]:
+    """Ingest on its own database, connected to ``broker``; settings as ingest_settings."""
+    settings = ingest_settings(tmp_path, broker, **overrides)
+    async with Database(settings.db_path) as db, IngestService(settings, db) as service:
+        assert await service.wait_connected(10)
+        yield IngestHarness(settings, db, service, broker)
