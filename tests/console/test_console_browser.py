@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from clock_support import afternoon_clock
 from eldercare_edge.gateway import Gateway
 from eldercare_edge.settings import EdgeSettings
 from eldercare_protocols.events import EventKind
@@ -46,7 +47,7 @@ async def home_with_gateway(stack: ConsoleStack, gateway_id: str, button: str
         home={"devices": [{"device_id": button, "type": "call_button"}]},
         rules_tick_s=0.2, health_interval_s=1.0, sms_check_s=0.2)
     async with AsyncExitStack() as exits:
-        gw = await exits.enter_async_context(Gateway(settings))
+        gw = await exits.enter_async_context(Gateway(settings, clock=afternoon_clock()))
         assert await gw.wait_connected(10), "gateway did not connect"
         home = await exits.enter_async_context(
             SimHome(stack.broker.url, gateway_id.lower(), devices=[(button, "call_button")],

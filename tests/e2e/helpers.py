@@ -19,6 +19,7 @@ import paho.mqtt.client as paho
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
+from clock_support import afternoon_clock
 from eldercare_cloud.ingest import StoredEvent
 from eldercare_cloud.service import CloudService
 from eldercare_cloud.settings import CloudSettings
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from broker_support import Broker
 
 GW = "gw-e2e-01"
+
 NAME = "张秀英"
 ADDRESS = "杭州市西湖区文三路 100 号 3 幢 201"
 CONTACTS = [{"name": "李明", "phone": "+8613800000001", "relation": "son"},
@@ -99,6 +101,7 @@ def edge_config_file(tmp: Path, values: dict[str, Any]) -> Path:
 
 @asynccontextmanager
 async def running(settings: EdgeSettings, **kw: Any) -> AsyncIterator[Gateway]:
+    kw.setdefault("clock", afternoon_clock())
     async with Gateway(settings, **kw) as gw:
         assert await gw.wait_connected(10), "gateway did not connect to its brokers"
         yield gw

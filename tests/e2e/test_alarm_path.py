@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from broker_support import Broker
+from clock_support import afternoon_clock
 from eldercare_cloud.service import CloudService
 from eldercare_protocols.events import EventKind
 from eldercare_protocols.uplink import Lane
-from eldercare_sim.clock import SimClock
 from eldercare_sim.home import SimHome
 
 from .helpers import GW, NativeDevice, committed, edge_settings, running, wait_for
@@ -30,10 +30,11 @@ async def test_1_red_press_is_committed_once_with_every_timestamp_and_the_led_fo
     devices = [{"device_id": "h1-btn", "type": "call_button"},
                {"device_id": "h1-door", "type": "door_contact"}]
     settings = edge_settings(tmp_path, home_broker, cloud_broker, devices)
-    async with running(settings), SimHome(
+    clock = afternoon_clock()   # the home's one clock: the devices' and the gateway's
+    async with running(settings, clock=clock), SimHome(
             home_broker.url, "h1", devices=[("h1-btn", "call_button"),
                                             ("h1-door", "door_contact")],
-            clock=SimClock()) as home:
+            clock=clock) as home:
         before = len(await committed(cloud, EventKind.SOS))
         assert before == 0
         assert await home.press("h1-btn", "red")
@@ -56,7 +57,9 @@ async def test_1_red_press_is_committed_once_with_every_timestamp_and_the_led_fo
     assert (alarm.device_id, alarm.gateway_id, alarm.lane) == ("h1-btn", GW, Lane.ALARM)
     assert alarm.data.get("button") == "red"
     assert alarm.device_ts is not None
-    assert alarm.device_ts <= alarm.gateway_ts <= alarm.received_at <= alarm.committed_at
+    # stamped in order by each clock: the home's (device, then gateway), then the cloud's
+    assert alarm.device_ts <= alarm.gateway_ts
+    assert alarm.received_at <= alarm.committed_at
     gateway = await cloud.store.gateway(GW)
     assert gateway is not None and gateway.last_birth_at is not None
 

@@ -16,6 +16,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from clock_support import afternoon_clock
 from eldercare_edge.gateway import Gateway
 from eldercare_edge.settings import EdgeSettings
 from eldercare_protocols import native
@@ -207,6 +208,7 @@ def led_states(device: Client, device_id: str) -> list[str]:
 
 @asynccontextmanager
 async def running(settings: EdgeSettings, **kw: Any) -> AsyncIterator[Gateway]:
+    kw.setdefault("clock", afternoon_clock())
     async with Gateway(settings, **kw) as gw:
         assert await gw.wait_connected(10), "gateway did not connect to its brokers"
         yield gw
