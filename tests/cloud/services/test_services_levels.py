@@ -43,7 +43,7 @@ async def visit(desk: ServiceDesk, clock: ManualClock, resident: str, household:
     await desk.worker_act(order.id, worker, who, "accept")
     clock.set(start)
     if evidence:  # the door opened as the worker came in (what the engine records)
-        async with desk._db.transaction() as conn:  # noqa: SLF001 - test set-up
+        async with desk.db.transaction() as conn:
             await V.add_evidence(conn, household, f"ev-{order.id}", "door", "door_open",
                                  start - timedelta(minutes=1))
     await desk.worker_act(order.id, worker, who, "check_in")

@@ -119,6 +119,10 @@ class ServiceDesk:
     def clock(self) -> Clock:
         return self._clock
 
+    @property
+    def db(self) -> Database:
+        return self._db
+
     def set_wake(self, wake: Callable[[], None]) -> None:
         self._wake = wake
 
