@@ -140,9 +140,10 @@ async function openRequest(id) {
 async function callback(id) {
   const body = { outcome: $("svc-outcome").value, note: $("svc-note").value };
   if (await attempt(() => desk(`/api/v1/service-requests/${encodeURIComponent(id)}/callback`,
-    { method: "POST", body }), t("svc.saved"))) {
+    { method: "POST", body }))) {
     await load();
     await openRequest(id);
+    say(t("svc.saved"), true); // after the pane is redrawn, so what follows uses the new form
   }
 }
 
@@ -165,12 +166,12 @@ async function createOrder(r) {
     request_id: r.id, source: r.source === "button" ? "button" : "phone",
     payment: $("svc-payment").value,
   };
-  const order = await attempt(() => desk("/api/v1/service-orders", { method: "POST", body }),
-    t("svc.order_created"));
+  const order = await attempt(() => desk("/api/v1/service-orders", { method: "POST", body }));
   if (order) {
     state.sub = "board";
     await load();
     await openOrder(order.id);
+    say(t("svc.order_created"), true);
   }
 }
 
@@ -261,9 +262,10 @@ function timeline(entries) {
 async function dispatch(id) {
   const worker = $("svc-worker").value || null;
   if (await attempt(() => desk(`/api/v1/service-orders/${encodeURIComponent(id)}/dispatch`,
-    { method: "POST", body: { worker_id: worker } }), t("svc.dispatched"))) {
+    { method: "POST", body: { worker_id: worker } }))) {
     await load();
     await openOrder(id);
+    say(t("svc.dispatched"), true);
   }
 }
 
@@ -278,9 +280,10 @@ async function showLink(id) {
 
 async function rate(id, score) {
   if (await attempt(() => desk(`/api/v1/service-orders/${encodeURIComponent(id)}/ratings`,
-    { method: "POST", body: { score, source: "callback" } }), t("svc.saved"))) {
+    { method: "POST", body: { score, source: "callback" } }))) {
     await load();
     await openOrder(id);
+    say(t("svc.saved"), true);
   }
 }
 
