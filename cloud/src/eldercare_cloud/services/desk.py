@@ -1083,9 +1083,7 @@ class ServiceDesk:
 
     async def review_visit(self, p: Principal, visit_id: str, accept: bool,
                            note: str) -> dict[str, Any]:
-        clause, params = K.in_list("district_id", await self.districts_of(p))
-        row = await K.fetch_one(self._db.conn, f"SELECT * FROM visits WHERE id = ? AND {clause}",
-                                [visit_id, *params])
+        row = await V.get(self._db.conn, visit_id, await self.districts_of(p))
         if row is None:
             raise not_found("visit", visit_id)
         if row["status"] != "flagged":
@@ -1103,12 +1101,7 @@ class ServiceDesk:
         return V.public_json(row)
 
     async def list_visits(self, p: Principal, flagged_only: bool) -> list[dict[str, Any]]:
-        clause, params = K.in_list("district_id", await self.districts_of(p))
-        sql = f"SELECT * FROM visits WHERE {clause}"
-        if flagged_only:
-            sql += " AND status = 'flagged'"
-        rows = await K.fetch_all(self._db.conn, sql + " ORDER BY check_in_at DESC LIMIT 500",
-                                 params)
+        rows = await V.in_districts(self._db.conn, await self.districts_of(p), flagged_only)
         return [V.public_json(r) for r in rows]
 
     # -- recurring plans ----------------------------------------------------------------------

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import date
-from typing import Any
 
 from eldercare_cloud.auth.models import Principal, Role
 from eldercare_cloud.care.clock import parse_iso
@@ -26,6 +25,7 @@ from eldercare_cloud.services.models import (
     VoucherStatement,
     WorkerDay,
 )
+from eldercare_cloud.visits import store as V
 
 #: visits that count towards minimum service levels: verified by the home's devices, or
 #: flagged and then accepted by a reviewer (a flagged visit is never silently counted)
@@ -75,13 +75,11 @@ class ServiceRecords:
                                  " o.window_start >= ? AND o.window_start < ? AND o.status <> ?"
                                  " ORDER BY o.window_start",
                                  (worker_id, lo, hi, OrderStatus.CANCELLED.value))
-        minutes = await K.fetch_one(self._db.conn, "SELECT COALESCE(SUM(duration_min), 0) FROM"
-                                    " visits WHERE worker_id = ? AND check_in_at >= ? AND"
-                                    " check_in_at < ?", (worker_id, lo, hi))
+        minutes = await V.worker_minutes(self._db.conn, worker_id, lo, hi)
         return WorkerDay(worker_id=worker_id, day=day,
                          orders=[await self._desk.order_public(r)
                                  for r in rows],
-                         minutes=float(minutes[0]) if minutes else 0.0)
+                         minutes=minutes)
 
     async def _sees_worker(self, p: Principal, provider_id: str, district_id: str,
                            worker_id: str) -> bool:
@@ -100,14 +98,12 @@ class ServiceRecords:
         rows = await K.fetch_all(self._db.conn, "SELECT id, status, service_type_id,"
                                  " price_cents, payment FROM svc_orders WHERE provider_id = ?"
                                  " AND month = ?", (provider_id, month))
-        visits = await K.fetch_all(self._db.conn, "SELECT v.status FROM visits v JOIN"
-                                   " svc_orders o ON o.id = v.order_id WHERE o.provider_id = ?"
-                                   " AND o.month = ?", (provider_id, month))
+        visits = await V.of_orders(self._db.conn, [r["id"] for r in rows])
         ratings = await K.fetch_all(self._db.conn, "SELECT r.score FROM svc_ratings r JOIN"
                                     " svc_orders o ON o.id = r.order_id WHERE o.provider_id = ?"
                                     " AND o.month = ?", (provider_id, month))
         completed = [r for r in rows if r["status"] == OrderStatus.COMPLETED.value]
-        vstatus = Counter(v[0] for v in visits)
+        vstatus = Counter(status for status, _ in visits.values())
         return ProviderMonth(
             provider_id=provider_id, month=month, orders=len(rows), completed=len(completed),
             verified=vstatus["verified"] + vstatus["accepted"], flagged=vstatus["flagged"],
@@ -130,18 +126,21 @@ class ServiceRecords:
             ent = await K.entitlement(self._db.conn, resident, month)
             if not ent.minimums:
                 continue
-            clause, params = K.in_list("v.status", COUNTED_VISITS)
-            got = await K.fetch_all(
-                self._db.conn, "SELECT o.service_type_id, COUNT(*) AS n,"
-                " COALESCE(SUM(v.duration_min), 0) AS minutes FROM svc_orders o JOIN visits v"
-                f" ON v.order_id = o.id WHERE o.resident_id = ? AND o.month = ? AND {clause}"
-                " GROUP BY o.service_type_id", (resident.id, month, *params))
-            have: dict[str, Any] = {g["service_type_id"]: g for g in got}
+            orders = await K.fetch_all(
+                self._db.conn, "SELECT id, service_type_id FROM svc_orders WHERE"
+                " resident_id = ? AND month = ? AND status = ?",
+                (resident.id, month, OrderStatus.COMPLETED.value))
+            visits = await V.of_orders(self._db.conn, [o["id"] for o in orders])
+            have: dict[str, list[float]] = {}
+            for o in orders:
+                status, minutes_done = visits.get(o["id"], ("", None))
+                if status in COUNTED_VISITS:
+                    have.setdefault(o["service_type_id"], []).append(minutes_done or 0.0)
             lines = []
             for m in ent.minimums:
-                g = have.get(m["service_type_id"])
-                times = int(g["n"]) if g is not None else 0
-                minutes = float(g["minutes"]) if g is not None else 0.0
+                done = have.get(m["service_type_id"], [])
+                times = len(done)
+                minutes = float(sum(done))
                 lines.append(LevelLine(
                     service_type_id=m["service_type_id"], required_times=m["times"],
                     required_minutes=m["minutes"], times=times, minutes=round(minutes, 1),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -135,3 +136,54 @@ def to_public(r: aiosqlite.Row) -> VisitPublic:
 def public_json(r: aiosqlite.Row) -> dict[str, Any]:
     data: dict[str, Any] = to_public(r).model_dump(mode="json")
     return data
+
+
+# -- reads for the service desk's records (the only SQL on these tables lives here) --------
+
+def _in(column: str, values: Iterable[str]) -> tuple[str, list[Any]]:
+    items = sorted(set(values))
+    if not items:
+        return "1 = 0", []
+    return f"{column} IN ({','.join('?' for _ in items)})", list(items)
+
+
+async def get(conn: aiosqlite.Connection, visit_id: str,
+              district_ids: Iterable[str]) -> aiosqlite.Row | None:
+    clause, params = _in("district_id", district_ids)
+    cur = await conn.execute(f"SELECT * FROM visits WHERE id = ? AND {clause}",
+                             (visit_id, *params))
+    row: aiosqlite.Row | None = await cur.fetchone()
+    return row
+
+
+async def in_districts(conn: aiosqlite.Connection, district_ids: Iterable[str],
+                       flagged_only: bool, limit: int = 500) -> list[aiosqlite.Row]:
+    clause, params = _in("district_id", district_ids)
+    sql = f"SELECT * FROM visits WHERE {clause}"
+    if flagged_only:
+        sql += " AND status = 'flagged'"
+    cur = await conn.execute(sql + " ORDER BY check_in_at DESC LIMIT ?", (*params, limit))
+    return list(await cur.fetchall())
+
+
+async def worker_minutes(conn: aiosqlite.Connection, worker_id: str, lo: str,
+                         hi: str) -> float:
+    cur = await conn.execute("SELECT COALESCE(SUM(duration_min), 0) FROM visits"
+                             " WHERE worker_id = ? AND check_in_at >= ? AND check_in_at < ?",
+                             (worker_id, lo, hi))
+    row = await cur.fetchone()
+    return float(row[0]) if row is not None else 0.0
+
+
+async def of_orders(conn: aiosqlite.Connection,
+                    order_ids: Iterable[str]) -> dict[str, tuple[str, float | None]]:
+    """order id → (visit status, duration in minutes) for the orders that have a visit."""
+    out: dict[str, tuple[str, float | None]] = {}
+    ids = sorted(set(order_ids))
+    for start in range(0, len(ids), 500):  # bounded IN lists
+        clause, params = _in("order_id", ids[start:start + 500])
+        cur = await conn.execute(f"SELECT order_id, status, duration_min FROM visits"
+                                 f" WHERE {clause}", params)
+        for r in await cur.fetchall():
+            out[r["order_id"]] = (r["status"], r["duration_min"])
+    return out
