@@ -77,8 +77,12 @@ function render() {
 // -- the service queue --------------------------------------------------------------------
 
 function renderQueue() {
-  if (!state.requests.length) return h("p", { class: "empty" }, t("svc.queue_empty"));
-  return h("ol", { class: "svc-list", id: "svc-requests" }, state.requests.map((r) =>
+  const phone = h("div", { class: "svc-form", id: "svc-phone-form" },
+    h("label", { for: "svc-phone-resident" }, t("svc.phone_call")),
+    h("input", { id: "svc-phone-resident", placeholder: t("svc.resident_id") }),
+    h("button", { type: "button", class: "full", onclick: phoneRequest }, t("svc.phone_request")));
+  if (!state.requests.length) return h("div", {}, phone, h("p", { class: "empty" }, t("svc.queue_empty")));
+  return h("div", {}, phone, h("ol", { class: "svc-list", id: "svc-requests" }, state.requests.map((r) =>
     h("li", {
       class: "svc-request", dataset: { id: r.id }, tabindex: "0",
       "aria-selected": state.selected && state.selected.id === r.id ? "true" : "false",
@@ -88,7 +92,20 @@ function renderQueue() {
     h("span", { class: "meta" }, stamp(r.opened_at)),
     h("span", { class: "addr" }, r.address),
     h("span", { class: "meta" }, t("svc.presses", { n: r.presses }), " · ",
-      tx("svc_status", r.status), r.last_outcome ? ` · ${tx("svc_outcome", r.last_outcome)}` : ""))));
+      tx("svc_status", r.status), r.last_outcome ? ` · ${tx("svc_outcome", r.last_outcome)}` : "")))));
+}
+
+/** A phone call to the centre: a request taken by the operator, then the same flow. */
+async function phoneRequest() {
+  const residentId = $("svc-phone-resident").value.trim();
+  if (!residentId) return;
+  const r = await attempt(() => desk("/api/v1/service-requests",
+    { method: "POST", body: { resident_id: residentId } }));
+  if (r) {
+    await load();
+    await openRequest(r.id);
+    say(t("svc.saved"), true);
+  }
 }
 
 async function openRequest(id) {
@@ -243,8 +260,15 @@ async function openOrder(id) {
         h("dt", {}, t("svc.duration")), h("dd", {}, visit.duration_min === null ? "—" : t("svc.minutes", { n: visit.duration_min })),
         h("dt", {}, t("svc.evidence")), h("dd", {}, t("svc.evidence_counts", { door: visit.door_events, motion: visit.motion_events })),
         h("dt", {}, t("svc.verified")), h("dd", { id: "svc-visit-status" },
-          visit.flags.length ? visit.flags.map((f) => h("span", { class: "svc-flag" }, tx("svc_flag", f)))
+          visit.flags.map((f) => h("span", { class: "svc-flag" }, tx("svc_flag", f))),
+          visit.status === "flagged" ? null
             : h("span", { class: "svc-ok" }, tx("svc_visit_status", visit.status))))) : null,
+    visit && visit.status === "flagged" ? h("div", { class: "svc-form" },
+      h("span", { class: "full" }, t("svc.review")),
+      h("button", { type: "button", id: "svc-review-accept", onclick: () => review(visit.id, true, id) },
+        t("svc.review_accept")),
+      h("button", { type: "button", id: "svc-review-reject", onclick: () => review(visit.id, false, id) },
+        t("svc.review_reject"))) : null,
     o.ratings.length ? h("section", {}, h("h3", {}, t("svc.ratings")),
       h("ul", { id: "svc-ratings" }, o.ratings.map((r) => h("li", {},
         `${tx("svc_rating_source", r.source)}: ${tx("svc_score", r.score)}${r.comment ? ` — ${r.comment}` : ""}`)))) : null,
@@ -283,6 +307,15 @@ async function rate(id, score) {
     { method: "POST", body: { score, source: "callback" } }))) {
     await load();
     await openOrder(id);
+    say(t("svc.saved"), true);
+  }
+}
+
+async function review(visitId, accept, orderId) {
+  if (await attempt(() => desk(`/api/v1/service-visits/${encodeURIComponent(visitId)}/review`,
+    { method: "POST", body: { accept, note: "" } }))) {
+    await load();
+    await openOrder(orderId);
     say(t("svc.saved"), true);
   }
 }

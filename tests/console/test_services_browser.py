@@ -97,6 +97,9 @@ def test_green_press_through_console_and_worker_page(stack: ConsoleStack, browse
     assert "checked_out" in [page.locator("#svc-timeline li").nth(i).get_attribute(
         "data-action") for i in range(page.locator("#svc-timeline li").count())]
     page.screenshot(path=str(artifacts / "services-order-completed.png"))
+    # a person reviews the flagged visit and counts it
+    page.click("#svc-review-accept")
+    page.wait_for_selector("#svc-visit-status:has-text('复核通过')", timeout=10000)
 
     # the record the console showed is the record the API keeps
     with httpx.Client(base_url=stack.base_url, timeout=10) as client:
