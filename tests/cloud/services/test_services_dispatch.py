@@ -109,3 +109,34 @@ async def test_recurring_plans_make_orders_once(
         assert {o.provider_id for o in orders if o.service_type_id == "meal"} == {"P-XH-ST"}
         clock.set(local(18, 8))  # two weeks on: the next cleaning, three more meals
         assert await desk.generate_plans() == 4
+
+
+async def test_callback_sample_share_and_new_workers(
+        tmp_path: Path, care_db: Path, care_template: tuple[Path, dict[str, str]]) -> None:
+    """Every visit of a worker with fewer than N completed visits is called back, and a
+    configurable share of the rest (0 → none, 1 → all)."""
+    from eldercare_cloud.services.models import CheckOutCreate, ConfigUpdate
+
+    clock = ManualClock(T0)
+    async with open_care(care_db, care_settings(tmp_path), clock, care_template[1]) as care:
+        desk = care.services.desk
+        assert (await desk.get_config(OPERATOR, "D-XH")).callback_share == 0.1
+
+        async def visit_on(day: int, share: float, new_worker_visits: int) -> bool:
+            await desk.set_config(OPERATOR, "D-XH", ConfigUpdate(
+                callback_share=share, new_worker_visits=new_worker_visits))
+            clock.set(local(day, 8))
+            order = await desk.create_order(OPERATOR, OrderCreate(
+                resident_id=RESIDENT, service_type_id="company", window_start=local(day, 9),
+                window_end=local(day, 10), dispatch=False))
+            await desk.dispatch(OPERATOR, order.id, "W-XH-AK-01")
+            who = Actor("user:w", "陈美华")
+            for action in ("accept", "check_in", "check_out"):
+                await desk.worker_act(order.id, "W-XH-AK-01", who, action,
+                                      CheckOutCreate() if action == "check_out" else None)
+            return (await desk.get_order(OPERATOR, order.id)).callback_due
+
+        assert await visit_on(5, 0.0, 2) is True    # her first visit: always
+        assert await visit_on(6, 0.0, 2) is True    # her second: still new
+        assert await visit_on(7, 0.0, 2) is False   # no longer new, share 0
+        assert await visit_on(10, 1.0, 2) is True   # share 1: every visit

@@ -106,6 +106,13 @@ async def test_green_press_to_verified_rated_paid_visit(desk_http: Running) -> N
         assert visit["verification"]["location"] == "home_button"
         assert await count(running, "svc_requests") == 1  # long presses opened no request
 
+        # -- evaluation: the elder's double press soon after the visit is her "满意"
+        clock.set(local(4, 12, 20))
+        await commit_at(store, clock, EventKind.SERVICE_REQUEST, BUTTON, GW, button="green",
+                        press="double")
+        await tick(running)
+        assert await count(running, "svc_requests") == 1  # a rating, not a new request
+
         # -- evaluation: the centre's call-back, the family's rating and comment
         order = await ok(await c.post(f"/api/v1/service-orders/{oid}/ratings",
                                       json={"score": "satisfied", "source": "callback"},
@@ -115,7 +122,7 @@ async def test_green_press_to_verified_rated_paid_visit(desk_http: Running) -> N
                                       json={"score": "basic", "comment": "地拖得不够干净"},
                                       headers=fam))
         assert [(r["source"], r["score"]) for r in order["ratings"]] == [
-            ("callback", "satisfied"), ("family", "basic")]
+            ("button", "satisfied"), ("callback", "satisfied"), ("family", "basic")]
 
         # -- records: the voucher statement, the history, the worker's day, the month
         st = await ok(await c.get(f"/api/v1/residents/{RESIDENT}/vouchers?month=2025-03",
@@ -125,7 +132,8 @@ async def test_green_press_to_verified_rated_paid_visit(desk_http: Running) -> N
                 for e in st["entries"]] == [(oid, -9000, 31000)]
         [hist] = await ok(await c.get(f"/api/v1/residents/{RESIDENT}/services", headers=fam))
         assert [t["action"] for t in hist["timeline"]] == [
-            "created", "dispatched", "accepted", "checked_in", "checked_out", "rated", "rated"]
+            "created", "dispatched", "accepted", "checked_in", "checked_out", "rated", "rated",
+            "rated"]
         assert all(t["ts"] and t["actor"] for t in hist["timeline"])
         assert hist["timeline"][3]["actor"] == f"device:{BUTTON}"
         day = await ok(await c.get("/api/v1/service-workers/W-XH-AK-01/day?day=2025-03-04",
@@ -134,7 +142,13 @@ async def test_green_press_to_verified_rated_paid_visit(desk_http: Running) -> N
         month = await ok(await c.get("/api/v1/service-providers/P-XH-AK/month?month=2025-03",
                                      headers=running.auth("provider")))
         assert (month["completed"], month["verified"], month["amount_cents"]) == (1, 1, 9000)
-        assert month["ratings"] == {"satisfied": 1, "basic": 1}
+        assert month["ratings"] == {"satisfied": 2, "basic": 1}
+        # hours later a double press is an ordinary press again: a new request
+        clock.set(local(4, 16))
+        await commit_at(store, clock, EventKind.SERVICE_REQUEST, BUTTON, GW, button="green",
+                        press="double")
+        await tick(running)
+        assert await count(running, "svc_requests") == 2
 
         # every read of the resident's record is audited
         audit = await ok(await c.get("/api/v1/audit?record_type=resident", headers=running.auth(

@@ -76,6 +76,8 @@ from eldercare_cloud.visits.verify import Method
 LINK_PURPOSE = "service-work"
 DEFAULT_CALLBACK_SHARE = 0.1
 DEFAULT_NEW_WORKER_VISITS = 3
+#: how long after a check-out the elder's double press rates that visit
+BUTTON_RATING_WINDOW = timedelta(hours=2)
 
 ORDER_SELECT = (
     "SELECT o.*, t.name_zh, t.name_en, w.name AS worker_name FROM svc_orders o"
@@ -1278,6 +1280,31 @@ class ServiceDesk:
         actor = Actor(f"device:{device_id}", "绿色按键长按")
         await self._worker_act(conn, row, actor, action, None, at, Method.BUTTON)
         return str(row["id"])
+
+    async def button_rating(self, conn: aiosqlite.Connection, household_id: str,
+                            device_id: str, at: datetime) -> str | None:
+        """A double press within ``BUTTON_RATING_WINDOW`` of a visit's check-out is the
+        elder's "满意" for it (once); otherwise None, and the press is an ordinary one."""
+        since = iso(at - BUTTON_RATING_WINDOW)
+        row = await K.fetch_one(
+            conn, "SELECT o.id FROM svc_orders o WHERE o.household_id = ? AND o.status = ? AND"
+            " o.completed_at >= ? AND o.completed_at <= ? AND NOT EXISTS (SELECT 1 FROM"
+            " svc_ratings r WHERE r.order_id = o.id AND r.source = ?)"
+            " ORDER BY o.completed_at DESC LIMIT 1",
+            (household_id, OrderStatus.COMPLETED.value, since, iso(at),
+             RatingSource.BUTTON.value))
+        if row is None:
+            return None
+        order_id = str(row[0])
+        await conn.execute(
+            "INSERT INTO svc_ratings(order_id, source, score, comment, actor, ts)"
+            " VALUES (?,?,?,?,?,?)",
+            (order_id, RatingSource.BUTTON.value, Score.SATISFIED.value, "",
+             f"device:{device_id}", iso(self._clock.now())))
+        await self._log(conn, f"order:{order_id}", Actor(f"device:{device_id}", "绿色按键双击"),
+                        "rated", {"source": RatingSource.BUTTON.value,
+                                  "score": Score.SATISFIED.value})
+        return order_id
 
     async def has_active_order(self, conn: aiosqlite.Connection, household_id: str) -> bool:
         clause, params = K.in_list("status", [s.value for s in HOLDS_WORKER])

@@ -177,6 +177,9 @@ class ServiceEngine:
                         if ev.data.get("press") == "long" and await self._desk.long_press(
                                 conn, where.household_id, ev.device_id, at):
                             continue
+                        if ev.data.get("press") == "double" and await self._desk.button_rating(
+                                conn, where.household_id, ev.device_id, at):
+                            continue
                         if resident is None:
                             log.warning("green press %s: no resident at %s", ev.id,
                                         where.household_id)
