@@ -126,6 +126,7 @@ async def migrate(services: Services) -> None:
     await services.hub.migrate()
     await services.care.migrate()
     await services.desk.migrate()
+    await services.service_engine.init_cursor()
 
 
 def create_app(settings: CloudSettings, db: Database | None = None, ingest: Any = None,

@@ -126,6 +126,19 @@ class ServiceEngine:
             await self._desk.run_due()
             await self.send_leds()
 
+    async def init_cursor(self) -> None:
+        """On the desk's first start, begin at ingest's current end: presses committed
+        before the service desk existed are history, not a queue of requests to call
+        back. Later starts keep the stored cursor (nothing lost, nothing repeated)."""
+        # IngestStore.max_rowids; a reader without it (a test double) starts at 0
+        max_rowids = getattr(self._store, "max_rowids", None)
+        if max_rowids is None:
+            return
+        end = int((await max_rowids()).get("events", 0))
+        async with self._db.transaction() as conn:
+            await conn.execute("INSERT INTO svc_cursors(name, value) VALUES (?, ?)"
+                               " ON CONFLICT (name) DO NOTHING", (CURSOR, end))
+
     async def _cursor(self) -> int:
         cur = await self._db.conn.execute("SELECT value FROM svc_cursors WHERE name = ?",
                                           (CURSOR,))
