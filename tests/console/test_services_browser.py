@@ -62,7 +62,7 @@ def test_green_press_through_console_and_worker_page(stack: ConsoleStack, browse
     page.screenshot(path=str(artifacts / "services-order-dispatched.png"))
     page.click("#svc-link")
     link = wait_until(lambda: page.input_value("#svc-link-url"), 10, "the worker link")
-    assert "/work/" in link and "token=" in link
+    assert "/job/" in link and "token=" in link
 
     # 3. the worker's phone page, 360 px wide
     phone_ctx = browser.new_context(viewport=PHONE, locale="zh-CN",
