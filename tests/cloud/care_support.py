@@ -34,6 +34,7 @@ from eldercare_cloud.demo import load_demo
 from eldercare_cloud.ingest import IngestStore, Received, StoredEvent
 from eldercare_cloud.notify.base import Channel, Delivery, Outbound
 from eldercare_cloud.registry.models import DistrictCreate
+from eldercare_cloud.services.models import AccountLink
 from eldercare_cloud.settings import CloudSettings
 from eldercare_protocols.events import EventKind
 from eldercare_protocols.uplink import EventEnvelope, GatewayState
@@ -63,7 +64,12 @@ USERS: dict[str, dict[str, Any]] = {
     "volunteer": {"role": Role.VOLUNTEER, "contact_ids": [VOLUNTEER]},
     "worker": {"role": Role.WORKER, "contact_ids": [GRID]},
     "installer": {"role": Role.INSTALLER, "district_ids": ["D-XH"]},
+    "provider": {"role": Role.PROVIDER},
 }
+#: the service desk's accounts (issue 10): the provider's administrator and one of its
+#: workers (the demo's 陈美华); the worker account also answers for the grid worker above
+SERVICE_PROVIDER = "P-XH-AK"
+SERVICE_WORKER = "W-XH-AK-01"
 
 
 def care_settings(tmp_path: Path, **overrides: Any) -> CloudSettings:
@@ -97,6 +103,10 @@ async def _build_template(path: Path) -> dict[str, str]:
                     (await services.users.authenticate("admin", PASSWORD)).access_token)
         for gw in (GW, OTHER_GW):
             await store.add_gateway(gw, "gateway-secret-" + gw)
+        assert admin_p is not None
+        for username, worker in (("provider", None), ("worker", SERVICE_WORKER)):
+            await services.desk.link_account(admin_p, AccountLink(
+                user_id=ids[username], provider_id=SERVICE_PROVIDER, worker_id=worker))
     return ids
 
 

@@ -20,7 +20,7 @@ from eldercare_protocols.events import EventKind
 
 pytestmark = pytest.mark.integration
 
-ROLES = ("admin", "operator", "family", "volunteer", "worker", "installer")
+ROLES = ("admin", "operator", "family", "volunteer", "worker", "installer", "provider")
 METHODS = ("get", "post", "put", "patch", "delete")
 
 #: public on purpose; adding one means adding it here, knowingly
@@ -34,6 +34,12 @@ PUBLIC = {
     ("post", "/api/v1/respond/{alert_id}/on-scene"),
     ("post", "/api/v1/respond/{alert_id}/resolve"),
     ("get", "/api/v1/respond/{alert_id}/key-safe"),
+    # the service worker's phone page: a signed link scoped to one order and one worker
+    ("get", "/api/v1/jobs/{order_id}"),
+    ("post", "/api/v1/jobs/{order_id}/accept"),
+    ("post", "/api/v1/jobs/{order_id}/decline"),
+    ("post", "/api/v1/jobs/{order_id}/check-in"),
+    ("post", "/api/v1/jobs/{order_id}/check-out"),
 }
 
 
@@ -55,7 +61,55 @@ async def sample_values(running: Running) -> dict[str, str]:
     return {"alert_id": alert_id, "resident_id": RESIDENT, "district_id": "D-XH",
             "community_id": "C-XH-CY", "household_id": "H-XH-001", "contact_id": NEIGHBOUR,
             "gateway_id": GW, "device_id": "btn-xh001",
-            "user_id": running.user_ids["operator"]}
+            "user_id": running.user_ids["operator"], **await service_values(running)}
+
+
+async def service_values(running: Running) -> dict[str, str]:
+    """Records of the service desk (issue 10) inside the operator's, family's, provider's
+    and worker's scope: a request, a completed (flagged) order with a follow-up, a plan,
+    and a second order dispatched to the worker account's 陈美华."""
+    from datetime import timedelta
+
+    from eldercare_cloud.auth.models import Principal, Role
+    from eldercare_cloud.services.desk import Actor
+    from eldercare_cloud.services.models import (
+        CheckOutCreate,
+        OrderCreate,
+        PlanCreate,
+        RatingCreate,
+        Score,
+    )
+
+    assert running.clock is not None
+    desk = running.services.desk
+    admin = Principal(user_id=running.user_ids["admin"], username="admin", role=Role.ADMIN,
+                      tenant="default")
+    await commit_event(running.store, EventKind.SERVICE_REQUEST, gateway_id=GW,
+                       button="green", press="single")
+    await running.services.service_engine.tick()
+    [request] = await desk.list_requests(admin)
+    now = running.clock.now()
+    done = await desk.create_order(admin, OrderCreate(
+        resident_id=RESIDENT, service_type_id="company", window_start=now,
+        window_end=now + timedelta(hours=1)))
+    worker = Actor("user:test", "陈美华")
+    for action in ("accept", "check_in", "check_out"):
+        await desk.worker_act(done.id, "W-XH-AK-01", worker, action, CheckOutCreate()
+                              if action == "check_out" else None)
+    await desk.rate(admin, done.id, RatingCreate(score=Score.UNSATISFIED))
+    [followup] = await desk.list_followups(admin)
+    visit = (await desk.get_order(admin, done.id)).visit
+    assert visit is not None and visit["status"] == "flagged"
+    later = await desk.create_order(admin, OrderCreate(
+        resident_id=RESIDENT, service_type_id="cleaning", window_start=now + timedelta(hours=3),
+        window_end=now + timedelta(hours=5), dispatch=False))
+    later = await desk.dispatch(admin, later.id, "W-XH-AK-01")
+    plan = await desk.create_plan(admin, PlanCreate(
+        resident_id=RESIDENT, service_type_id="meal", every_days=1,
+        first_date=now.date(), start_time="11:00", end_time="12:00"))  # type: ignore[arg-type]
+    return {"request_id": request.id, "order_id": later.id, "visit_id": str(visit["id"]),
+            "followup_id": followup.id, "plan_id": plan.id, "provider_id": "P-XH-AK",
+            "worker_id": "W-XH-AK-01"}
 
 
 def fill(path: str, values: dict[str, str]) -> str:
@@ -119,8 +173,17 @@ async def test_scoped_roles_reach_their_own_records(care_http: Running) -> None:
         "installer": ["/api/v1/gateways/GW-XH-001", "/api/v1/devices/btn-xh001",
                       "/api/v1/gateways/GW-XH-001/config"],
         "operator": [f"/api/v1/residents/{RESIDENT}/ladder", "/api/v1/districts/D-XH/ladder",
-                     f"/api/v1/residents/{RESIDENT}/contacts"],
+                     f"/api/v1/residents/{RESIDENT}/contacts", "/api/v1/service-requests",
+                     f"/api/v1/service-orders/{values['order_id']}",
+                     "/api/v1/districts/D-XH/service-levels"],
+        "provider": ["/api/v1/service-providers/P-XH-AK/workers",
+                     f"/api/v1/service-orders/{values['order_id']}",
+                     "/api/v1/service-providers/P-XH-AK/month", "/api/v1/service-followups"],
     }
+    expect["worker"] += [f"/api/v1/service-orders/{values['order_id']}",
+                         "/api/v1/service-workers/W-XH-AK-01/day"]
+    expect["family"] += [f"/api/v1/residents/{RESIDENT}/services",
+                         f"/api/v1/residents/{RESIDENT}/vouchers"]
     async with httpx.AsyncClient(base_url=care_http.url) as client:
         for role, urls in expect.items():
             for url in urls:

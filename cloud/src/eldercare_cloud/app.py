@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -26,6 +26,9 @@ from eldercare_cloud.api.routes import (
     responder,
     stream,
     users,
+)
+from eldercare_cloud.api.routes import (
+    services as service_routes,
 )
 from eldercare_cloud.audit import AuditLog
 from eldercare_cloud.auth.users import UserService
@@ -47,6 +50,9 @@ from eldercare_cloud.notify.base import Channel
 from eldercare_cloud.notify.dispatcher import Dispatcher
 from eldercare_cloud.notify.factory import channels_from_settings
 from eldercare_cloud.registry import RegistryService
+from eldercare_cloud.services import ServiceDesk, ServiceEngine, ServiceRecords
+from eldercare_cloud.services.engine import CommandLink
+from eldercare_cloud.services.errors import DeskError
 from eldercare_cloud.settings import CloudSettings
 from eldercare_cloud.stream import StreamHub
 from eldercare_cloud.web import mount_console
@@ -87,13 +93,20 @@ def build_services(settings: CloudSettings, db: Database, *, clock: Clock | None
                         life_safety_timeout_s=settings.ladder_life_safety_timeout_s,
                         default_timeout_s=settings.ladder_default_timeout_s)
     care = CareService(db, clock, audit_log, hub, ctx, wake_engine)
-    dispatcher = Dispatcher(db, clock, hub,
-                            channels if channels is not None
-                            else channels_from_settings(settings),
+    chans = channels if channels is not None else channels_from_settings(settings)
+    dispatcher = Dispatcher(db, clock, hub, chans,
                             max_attempts=settings.notify_max_attempts,
                             retry_base_s=settings.notify_retry_base_s)
     engine = CareEngine(settings, db, clock, registry_svc, care, dispatcher, store, ingest)
     wake.append(engine.wake)
+    desk = ServiceDesk(db, clock, registry_svc, audit_log, secret_key=settings.secret_key,
+                       public_base_url=settings.public_base_url, tenant=settings.tenant)
+    # the running IngestService is both links; a care-only test passes a narrower one
+    link = cast("CommandLink | None", ingest if hasattr(ingest, "publish_command") else None)
+    service_engine = ServiceEngine(db, clock, registry_svc, desk, store, link, channels=chans,
+                                   sms_max_attempts=settings.notify_max_attempts,
+                                   poll_s=max(settings.care_poll_s, 0.05))
+    desk.set_wake(service_engine.wake)
     return Services(
         settings=settings, db=db, clock=clock, audit=audit_log,
         users=UserService(db, clock, settings.secret_key, settings.tenant,
@@ -101,7 +114,8 @@ def build_services(settings: CloudSettings, db: Database, *, clock: Clock | None
         registry=registry_svc, hub=hub, care=care,
         responder=ResponderService(db, clock, registry_svc, care, audit_log,
                                    settings.secret_key, settings.tenant),
-        dispatcher=dispatcher, engine=engine)
+        dispatcher=dispatcher, engine=engine, desk=desk,
+        service_records=ServiceRecords(db, registry_svc, desk), service_engine=service_engine)
 
 
 async def migrate(services: Services) -> None:
@@ -111,6 +125,8 @@ async def migrate(services: Services) -> None:
     await services.audit.migrate()
     await services.hub.migrate()
     await services.care.migrate()
+    await services.desk.migrate()
+    await services.service_engine.init_cursor()
 
 
 def create_app(settings: CloudSettings, db: Database | None = None, ingest: Any = None,
@@ -145,6 +161,7 @@ def create_app(settings: CloudSettings, db: Database | None = None, ingest: Any 
             holder["services"] = services
             if run_engine:
                 await stack.enter_async_context(services.engine)
+                await stack.enter_async_context(services.service_engine)
             yield
 
     app = FastAPI(title="eldercare cloud", version="0.1.0", lifespan=lifespan,
@@ -153,6 +170,7 @@ def create_app(settings: CloudSettings, db: Database | None = None, ingest: Any 
 
     for exc_type, code in _STATUS:
         app.add_exception_handler(exc_type, _handler(code))
+    app.add_exception_handler(DeskError, _desk_handler)
 
     api = APIRouter(prefix=API_PREFIX)
 
@@ -161,7 +179,8 @@ def create_app(settings: CloudSettings, db: Database | None = None, ingest: Any 
         services: Services = request.app.state.services
         return Health(status="ok", engine_failures=services.engine.failures)
 
-    for module in (auth, users, registry, ladders, alerts, responder, stream, audit):
+    for module in (auth, users, registry, ladders, alerts, responder, stream, audit,
+                   service_routes):
         api.include_router(module.router)
     api.include_router(console_support.router)
     api.include_router(installer.router)
@@ -175,3 +194,12 @@ def _handler(code: int) -> Any:
         headers = {"WWW-Authenticate": "Bearer"} if code == 401 else None
         return JSONResponse({"detail": str(exc)}, status_code=code, headers=headers)
     return handle
+
+
+async def _desk_handler(request: Request, exc: Exception) -> JSONResponse:
+    """A service-desk refusal: the status of its cloud error class, plus a stable code and
+    the Chinese message the console shows."""
+    code = next((c for t, c in _STATUS if isinstance(exc, t)), 400)
+    assert isinstance(exc, DeskError)
+    return JSONResponse({"detail": str(exc), "code": exc.code, "message_zh": exc.zh},
+                        status_code=code)

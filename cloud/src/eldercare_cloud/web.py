@@ -13,6 +13,8 @@ Routes (none of them in the OpenAPI: they are pages, not API):
   (``care.links.link_url`` builds those links); the page calls
   ``/api/v1/respond/{alert_id}`` with the token, the link is the only credential;
 - ``/family/``, a family member's view of their elder (with an account);
+- ``/job/`` (a service worker's account: today's orders) and ``/job/{order_id}?token=…``
+  (a worker's signed link to one order), the service worker's phone page;
 - ``/ui/…``, the static files themselves.
 """
 
@@ -44,6 +46,7 @@ DEFAULT_DASHBOARDS_DIR = Path(__file__).resolve().parents[3] / "dashboards"
 CONSOLE_PAGE = Path("console/index.html")
 RESPOND_PAGE = Path("family/respond.html")
 FAMILY_PAGE = Path("family/index.html")
+WORKER_PAGE = Path("worker/index.html")
 
 #: pages and modules change with a deployment, not between reloads of one session; "no-cache"
 #: still lets the browser keep a copy, it only revalidates (ETag) before using it
@@ -121,6 +124,19 @@ def mount_console(app: FastAPI, settings: CloudSettings) -> bool:
     @app.get("/family/", include_in_schema=False)
     async def family() -> Response:
         return page(FAMILY_PAGE)
+
+    @app.get("/job", include_in_schema=False)
+    async def work_slash() -> Response:
+        return RedirectResponse("/job/", status_code=307)
+
+    @app.get("/job/", include_in_schema=False)
+    async def work() -> Response:
+        return page(WORKER_PAGE)
+
+    @app.get("/job/{order_id}", include_in_schema=False)
+    async def work_order(order_id: str) -> Response:
+        # the page reads the order id from its own path and the token from its query
+        return page(WORKER_PAGE)
 
     app.mount("/ui", _Static(directory=root, html=False), name="ui")
     return True

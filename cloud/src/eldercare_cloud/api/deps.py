@@ -25,6 +25,7 @@ from eldercare_cloud.db import Database
 from eldercare_cloud.errors import AuthenticationError, PermissionDeniedError
 from eldercare_cloud.notify.dispatcher import Dispatcher
 from eldercare_cloud.registry import RegistryService
+from eldercare_cloud.services import ServiceDesk, ServiceEngine, ServiceRecords
 from eldercare_cloud.settings import CloudSettings
 from eldercare_cloud.stream import StreamHub
 
@@ -42,6 +43,9 @@ class Services:
     responder: ResponderService
     dispatcher: Dispatcher
     engine: CareEngine
+    desk: ServiceDesk
+    service_records: ServiceRecords
+    service_engine: ServiceEngine
 
 
 def get_services(request: Request) -> Services:

@@ -19,7 +19,10 @@ class Role(StrEnum):
     FAMILY = "family"
     #: volunteers and community grid workers: only alerts offered to them
     VOLUNTEER = "volunteer"
+    #: also service workers (助洁, 助餐 ...): only the service orders dispatched to them
     WORKER = "worker"
+    #: a service provider's administrator: only their organisation's orders and workers
+    PROVIDER = "provider"
     #: gateways and devices in their districts; no medical data
     INSTALLER = "installer"
 

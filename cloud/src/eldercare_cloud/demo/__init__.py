@@ -29,6 +29,7 @@ from eldercare_cloud.registry.models import (
     LivingSituation,
     Mobility,
     Relation,
+    ResidentCategory,
     ResidentCreate,
     Sex,
 )
@@ -92,7 +93,8 @@ async def load_demo(db: Database, tenant: str = "default", clock: Clock | None =
                     consent=Consent(monitoring=True, share_with_contacts=True,
                                     signed_on=clock.now().date(), signed_by=person.name),
                     wandering_risk=person.wandering,
-                    thresholds={k: Threshold(**v) for k, v in person.thresholds.items()}))
+                    thresholds={k: Threshold(**v) for k, v in person.thresholds.items()},
+                    categories=[ResidentCategory(c) for c in person.categories]))
                 added += 1
             people = [(name, rel, phone, prio) for name, rel, phone, prio in home.contacts]
             grid_name, grid_phone = data.GRID_WORKERS[home.community]
@@ -132,6 +134,9 @@ async def load_demo(db: Database, tenant: str = "default", clock: Clock | None =
                  json.dumps([st.model_dump(mode="json") for st in DEMO_LADDER.steps]),
                  iso(clock.now()), "demo-loader"))
         added += 1
+    from eldercare_cloud.demo.services import load_service_demo
+
+    added += await load_service_demo(db, clock, audit, registry, tenant)
     return added
 
 

@@ -54,6 +54,8 @@ class Person:
     language: str
     wandering: bool = False
     thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: entitlement categories (registry.models.ResidentCategory values)
+    categories: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,8 @@ HOMES: list[Home] = [
          "alone", {"code": "4721", "location": "门口电表箱内", "notes": "先敲门三声再开"},
          [Person("R-XH-001", "王秀英", date(1938, 4, 12), "female", "057188120301",
                  ["高血压", "2型糖尿病"], ["氨氯地平 5mg 每日一次", "二甲双胍 0.5g 每日两次"],
-                 ["青霉素"], "walking_aid", "none", 3, "杭州话", thresholds=HR)],
+                 ["青霉素"], "walking_aid", "none", 3, "杭州话", thresholds=HR,
+                 categories=("dibao", "semi_disabled"))],
          [("李建国", "family", "13900003001", 10), ("李建英", "family", "13900003002", 20),
           ("张阿姨", "neighbour", "13900003003", 30)],
          [("call_button", "卧室"), ("door_contact", "客厅"), ("gas_detector", "厨房"),
@@ -90,7 +93,8 @@ HOMES: list[Home] = [
                  [], "walking_aid", "none", 3, "杭州话", thresholds=HR),
           Person("R-XH-003", "刘桂兰", date(1939, 1, 21), "female", None,
                  ["阿尔茨海默病（中度）"], ["多奈哌齐 5mg 每晚一次"], [], "independent",
-                 "moderate", 4, "杭州话", wandering=True)],
+                 "moderate", 4, "杭州话", wandering=True,
+                 categories=("dementia",))],
          [("陈晓东", "family", "13900003011", 10), ("黄大伯", "neighbour", "13900003012", 30)],
          [("call_button", "卧室"), ("door_contact", "客厅"), ("gas_detector", "厨房"),
           ("bed_sensor", "卧室"), ("gps_tracker", "卧室"), ("motion_sensor", "客厅")]),
@@ -106,7 +110,7 @@ HOMES: list[Home] = [
          "alone", {"code": "2580", "location": "门框上方密码盒", "notes": "家中养猫"},
          [Person("R-XH-005", "孙阿大", date(1933, 11, 8), "male", None,
                  ["帕金森病", "前列腺增生"], ["多巴丝肼 每日三次"], [], "wheelchair", "mild",
-                 4, "杭州话", thresholds=HR)],
+                 4, "杭州话", thresholds=HR, categories=("disabled", "tekun"))],
          [("孙丽华", "family", "13900003031", 10), ("孙丽芳", "family", "13900003032", 20),
           ("马师傅", "neighbour", "13900003033", 30)],
          [("call_button", "卧室"), ("door_contact", "客厅"), ("vitals_monitor", "卧室"),
@@ -139,7 +143,7 @@ HOMES: list[Home] = [
          "alone", {"code": "7070", "location": "门口鞋柜抽屉", "notes": "老人耳背，多按门铃"},
          [Person("R-XH-009", "郑长根", date(1930, 12, 25), "male", "057188140301",
                  ["听力障碍", "慢性心衰"], ["呋塞米 20mg 每日一次"], [], "walking_aid", "none",
-                 4, "杭州话", thresholds=HR)],
+                 4, "杭州话", thresholds=HR, categories=("dibian",))],
          [("郑小红", "family", "13900003071", 10), ("王大姐", "neighbour", "13900003072", 30)],
          [("call_button", "卧室"), ("door_contact", "客厅"), ("fall_radar", "卫生间"),
           ("vitals_monitor", "卧室"), ("smoke_detector", "厨房")]),

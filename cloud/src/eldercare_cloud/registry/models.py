@@ -63,6 +63,21 @@ class CognitiveImpairment(StrEnum):
     SEVERE = "severe"
 
 
+class ResidentCategory(StrEnum):
+    """Categories that entitle a resident to subsidised services (set by the civil-affairs
+    assessment). Age (高龄 80+/90+) and living alone (独居) are derived from the birth date
+    and the living situation, never stored twice."""
+
+    DIBAO = "dibao"                  # 低保 minimum-living-allowance household
+    DIBIAN = "dibian"                # 低边 marginal low-income household
+    TEKUN = "tekun"                  # 特困 extreme-poverty support
+    DISABLED = "disabled"            # 失能
+    SEMI_DISABLED = "semi_disabled"  # 半失能
+    DEMENTIA = "dementia"            # 失智
+    EMPTY_NEST = "empty_nest"        # 空巢
+    FAMILY_PLANNING = "family_planning_special"  # 计生特殊家庭
+
+
 class Relation(StrEnum):
     FAMILY = "family"
     NEIGHBOUR = "neighbour"
@@ -200,6 +215,7 @@ class ResidentCreate(_In):
         default_factory=dict, max_length=20)
     routine: Routine = Field(default_factory=Routine)
     notes: Text = ""
+    categories: list[ResidentCategory] = Field(default_factory=list, max_length=10)
 
 
 class ResidentUpdate(_In):
@@ -221,6 +237,7 @@ class ResidentUpdate(_In):
         Field(default=None, max_length=20))
     routine: Routine | None = None
     notes: Text | None = None
+    categories: list[ResidentCategory] | None = Field(default=None, max_length=10)
 
 
 class ResidentSummary(_Out):
@@ -257,6 +274,7 @@ class ResidentPublic(_Out):
     thresholds: dict[str, Threshold]
     routine: Routine
     notes: str
+    categories: list[ResidentCategory] = Field(default_factory=list)
     updated_at: datetime
 
 

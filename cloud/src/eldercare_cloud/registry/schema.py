@@ -103,4 +103,7 @@ CREATE TABLE devices (
 CREATE INDEX devices_household ON devices(household_id);
 CREATE INDEX devices_gateway ON devices(gateway_id)
 """,
+    """
+ALTER TABLE residents ADD COLUMN categories TEXT NOT NULL DEFAULT '[]'
+""",
 ]

@@ -317,8 +317,8 @@ class RegistryService:
                 "INSERT INTO residents(id, household_id, name, birth_date, sex, phone,"
                 " living_situation, conditions, medications, allergies, mobility,"
                 " cognitive_impairment, care_level, language, consent, wandering_risk,"
-                " thresholds, routine, notes, created_at, updated_at)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " thresholds, routine, notes, created_at, updated_at, categories)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (resident_id, body.household_id, body.name,
                  body.birth_date.isoformat() if body.birth_date else None,
                  body.sex.value if body.sex else None, body.phone, body.living_situation.value,
@@ -326,7 +326,8 @@ class RegistryService:
                  body.mobility.value, body.cognitive_impairment.value, body.care_level,
                  body.language, body.consent.model_dump_json(), int(body.wandering_risk),
                  json.dumps({k: v.model_dump() for k, v in body.thresholds.items()}),
-                 body.routine.model_dump_json(), body.notes, now, now))
+                 body.routine.model_dump_json(), body.notes, now, now,
+                 json.dumps([c.value for c in body.categories])))
             await self._bump_household(conn, body.household_id)
         self._on_config_change()
         return await self.get_resident(p, resident_id, "created")
@@ -341,6 +342,8 @@ class RegistryService:
                 continue
             if name in ("conditions", "medications", "allergies"):
                 sets[name] = dumps(value)
+            elif name == "categories":
+                sets[name] = json.dumps([c.value for c in value])
             elif name in ("consent", "routine"):
                 sets[name] = value.model_dump_json()
             elif name == "thresholds":
@@ -772,7 +775,7 @@ def _resident(r: aiosqlite.Row) -> ResidentPublic:
         thresholds={k: Threshold.model_validate(v)
                     for k, v in json.loads(r["thresholds"]).items()},
         routine=Routine.model_validate_json(r["routine"]), notes=r["notes"],
-        updated_at=parse_iso(r["updated_at"]))
+        categories=json.loads(r["categories"]), updated_at=parse_iso(r["updated_at"]))
 
 
 def _contact(r: aiosqlite.Row) -> ContactPublic:
