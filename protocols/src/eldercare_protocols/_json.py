@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from eldercare_protocols.bounds import MAX_PAYLOAD, BoundsError, loads
 from eldercare_protocols.errors import DecodeError
 
 M = TypeVar("M", bound=BaseModel)
 
-MAX_PAYLOAD = 64 * 1024
+__all__ = ["MAX_PAYLOAD", "dump", "load_object", "parse", "utcnow", "validate"]
 
 
 def load_object(payload: bytes, topic: str | None = None) -> dict[str, Any]:
@@ -20,8 +20,10 @@ def load_object(payload: bytes, topic: str | None = None) -> dict[str, Any]:
         raise DecodeError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}", topic=topic,
                           payload=payload)
     try:
-        obj = json.loads(payload)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        obj = loads(payload)
+    except BoundsError as exc:
+        raise DecodeError(f"out of bounds: {exc}", topic=topic, payload=payload) from exc
+    except (UnicodeDecodeError, ValueError) as exc:
         raise DecodeError(f"not JSON: {exc}", topic=topic, payload=payload) from exc
     if not isinstance(obj, dict):
         raise DecodeError(f"expected a JSON object, got {type(obj).__name__}", topic=topic,
