@@ -48,6 +48,7 @@ from eldercare_edge.settings import EdgeSettings
 from eldercare_edge.sms import Modem, SmsFallback, SmsLedger
 from eldercare_protocols import native, z2m
 from eldercare_protocols.errors import DecodeError
+from eldercare_protocols.lograte import RateLimitedLog
 from eldercare_protocols.uplink import (
     Ack,
     Down,
@@ -67,6 +68,12 @@ log = logging.getLogger(__name__)
 INGEST_CHUNK = 1000
 
 
+def _may_be_alarm(msg: Inbound) -> bool:
+    """Native events, Zigbee2MQTT states and serial frames can carry an alarm; telemetry,
+    device state and command acks cannot."""
+    return msg.source != "native" or msg.topic.endswith("/event")
+
+
 class Gateway:
     def __init__(self, settings: EdgeSettings, *, clock: Clock | None = None,
                  modem: Modem | None = None) -> None:
@@ -78,6 +85,7 @@ class Gateway:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._inbox: deque[Inbound] = deque()
         self._inbox_ready = asyncio.Event()
+        self.warn = RateLimitedLog(log)
         self._down: deque[tuple[str, bytes]] = deque()
         self._down_ready = asyncio.Event()
         self._started_mono = time.monotonic()
@@ -160,7 +168,7 @@ class Gateway:
         await self.home.stop()
         await self._cancel("dongle", "rules", "rule_state", "sms", "health")
         if self.outbox.is_open:
-            await self._drain_inbox()
+            await self._drain_inbox(self.settings.stop_drain_s)
             flushed = self.batcher.flush(aware_now(self.clock))
             if flushed is not None:
                 await self.store([flushed])
@@ -201,21 +209,31 @@ class Gateway:
     def _on_home(self, batch: list[tuple[str, bytes]]) -> None:
         prefix = z2m.BASE_TOPIC + "/"
         for topic, payload in batch:
-            if topic.startswith(prefix):
-                self._inbox.append(Inbound("z2m", topic, payload))
-            else:
-                self._inbox.append(Inbound("native", topic, payload))
+            self._admit(Inbound("z2m" if topic.startswith(prefix) else "native", topic,
+                                payload))
         self._inbox_ready.set()
 
     def _on_serial_line(self, line: bytes) -> None:
         assert self.dongle is not None
-        self._inbox.append(Inbound("serial", self.dongle.topic, line))
+        self._admit(Inbound("serial", self.dongle.topic, line))
         self._inbox_ready.set()
 
     def feed(self, msg: Inbound) -> None:
         """Inject one inbound message as if a connector had received it."""
-        self._inbox.append(msg)
+        self._admit(msg)
         self._inbox_ready.set()
+
+    def _admit(self, msg: Inbound) -> None:
+        """Queue a message unless the inbox is full: memory stays bounded whatever a flood
+        does. Event-channel messages (where alarms travel) get twice the room."""
+        depth = len(self._inbox)
+        limit = self.settings.inbox_max
+        if depth >= limit and (depth >= 2 * limit or not _may_be_alarm(msg)):
+            self.counters.inc("inbox_dropped")
+            self.warn.warning("inbox_full", "inbox full (%d unread): %s message on %s dropped",
+                              depth, msg.source, msg.topic)
+            return
+        self._inbox.append(msg)
 
     async def _ingest_loop(self) -> None:
         while True:
@@ -226,11 +244,18 @@ class Gateway:
             self._inbox_ready.clear()
             await self._drain_inbox()
 
-    async def _drain_inbox(self) -> None:
+    async def _drain_inbox(self, within_s: float | None = None) -> None:
+        deadline = None if within_s is None else time.monotonic() + within_s
         while True:
+            if deadline is not None and time.monotonic() >= deadline and self._inbox:
+                self.counters.inc("inbox_abandoned", len(self._inbox))
+                log.warning("stopping: %d unread device messages not handled within %.1f s",
+                            len(self._inbox), within_s)
+                self._inbox.clear()
             result = IngestResult()
             n = 0
             while self._inbox and n < INGEST_CHUNK:
+                # Ingest.handle isolates each message: one that breaks is counted, not raised
                 self.ingest.handle(self._inbox.popleft(), result)
                 n += 1
             if self.batcher.due():
@@ -253,16 +278,38 @@ class Gateway:
             state = {rule_state.STATE_KEY: rule_state.encode(self.rules.snapshot())}
         try:
             stored = await self.outbox.put_many(drafts, state=state)
-        except BaseException:
+        except BaseException as exc:
             if state is not None:
                 self.rules.mark_unsaved()
-            raise
+            if not isinstance(exc, Exception):
+                raise
+            stored = await self._store_each(drafts, exc)
         for s in stored:
             if s.lane is Lane.ALARM and s.device_id is not None:
                 self.counters.inc("alarms_stored")
                 self._led(s.device_id, "received")
         if stored:
             self.forwarder.wake()
+        return stored
+
+    async def _store_each(self, drafts: list[Draft], first: Exception) -> list[Stored]:
+        """A batch that failed is stored record by record, so one record that cannot be
+        stored costs that record, not the alarms beside it. When every record fails on
+        the outbox itself (a broken disk), that is no single record's fault: it is raised
+        and the gateway fails loudly."""
+        stored: list[Stored] = []
+        storage_failures = 0
+        for draft in drafts:
+            try:
+                stored.extend(await self.outbox.put_many([draft]))
+            except Exception as exc:  # noqa: BLE001 - isolation: this record, not the batch
+                storage_failures += isinstance(exc, OutboxError)
+                self.counters.inc("records_rejected")
+                self.warn.error("record_rejected", "%s record for %s not stored: %s: %s",
+                                draft.lane.value, draft.device_id or "-", type(exc).__name__,
+                                str(exc)[:200], exc_info=exc)
+        if drafts and storage_failures == len(drafts) and isinstance(first, OutboxError):
+            raise first
         return stored
 
     def _led(self, device_id: str, state: str) -> None:
@@ -322,8 +369,8 @@ class Gateway:
                 self.counters.inc("malformed_down")
                 preview = exc.preview() if exc.payload else payload[:120].decode(
                     "utf-8", errors="replace")
-                log.warning("malformed downlink on %s: %s | payload: %s", topic, exc.reason,
-                            preview)
+                self.warn.warning("malformed_down", "malformed downlink on %s: %s | payload:"
+                                  " %s", topic, exc.reason, preview)
                 continue
             if isinstance(msg, Ack):
                 acks.append(msg)
@@ -331,10 +378,17 @@ class Gateway:
             if acks:
                 await self.forwarder.on_acks(acks)
                 acks = []
-            if isinstance(msg, GatewayConfig):
-                await self.apply_config(msg)
-            else:
-                self.relay(msg)
+            try:
+                if isinstance(msg, GatewayConfig):
+                    await self.apply_config(msg)
+                else:
+                    self.relay(msg)
+            except (OSError, ValueError) as exc:
+                # a config that cannot be saved or a command that cannot be relayed costs
+                # that message; the acks around it and the next config still apply
+                self.counters.inc("down_failed")
+                self.warn.error("down_failed", "downlink on %s not applied: %s: %s", topic,
+                                type(exc).__name__, exc)
         if acks:
             await self.forwarder.on_acks(acks)
 
