@@ -83,6 +83,9 @@ class Gateway:
         self.counters = Counters()
         self._modem_override = modem
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        #: set when a long-lived task died: the gateway is deaf or mute and must be restarted
+        self.dead = asyncio.Event()
+        self.died: BaseException | None = None
         self._inbox: deque[Inbound] = deque()
         self._inbox_ready = asyncio.Event()
         self.warn = RateLimitedLog(log)
@@ -188,11 +191,19 @@ class Gateway:
         self._tasks[name] = task
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
+        """A long-lived task that ends (other than by cancel) leaves the gateway deaf or
+        mute: say so and set ``dead``, so the process exits non-zero and its supervisor
+        restarts it (the outbox makes a restart lossless)."""
         if task.cancelled():
             return
         exc = task.exception()
         if exc is not None:
             log.critical("gateway task %s died: %r", task.get_name(), exc, exc_info=exc)
+        else:
+            log.critical("gateway task %s ended", task.get_name())
+        if self.died is None:
+            self.died = exc or RuntimeError(f"task {task.get_name()} ended")
+        self.dead.set()
 
     async def _cancel(self, *names: str) -> None:
         tasks = [self._tasks.pop(n) for n in names if n in self._tasks]

@@ -96,6 +96,15 @@ class MqttConnection:
         self._loop = asyncio.get_running_loop()
         self._runner = asyncio.create_task(self._run(), name=f"{self.name}-connect")
 
+    @property
+    def runner(self) -> asyncio.Task[None] | None:
+        """The task that connects and reconnects (for supervision)."""
+        return self._runner
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
     async def stop(self) -> None:
         self._stopping = True
         if self._sock is not None and self.connected.is_set():

@@ -108,6 +108,10 @@ class IngestService:
         self._busy = False
         #: set whenever the committer has nothing left to do
         self._idle = asyncio.Event()
+        #: set when the committer or the MQTT connection task died: ingest is deaf, the
+        #: process must exit non-zero (``run_until_signalled``) and be restarted
+        self.dead = asyncio.Event()
+        self.died: BaseException | None = None
         self.mqtt = MqttConnection(mqtt_options(settings), [(subscription(settings), 1)],
                                    self._on_message, name="ingest")
 
@@ -125,7 +129,10 @@ class IngestService:
 
                 self.influx = await self._stack.enter_async_context(InfluxWriter(self.settings))
             self._committer = asyncio.create_task(self._commit_loop(), name="ingest-commit")
+            self._committer.add_done_callback(self._task_done)
             await self.mqtt.start()
+            if self.mqtt.runner is not None:
+                self.mqtt.runner.add_done_callback(self._task_done)
         except BaseException:
             await self._stack.aclose()
             raise
@@ -148,6 +155,15 @@ class IngestService:
 
     async def wait_connected(self, timeout_s: float = 10.0) -> bool:
         return await self.mqtt.wait_connected(timeout_s)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or self.mqtt.stopping:
+            return
+        exc = task.exception()
+        log.critical("ingest task %s died: %r", task.get_name(), exc, exc_info=exc)
+        if self.died is None:
+            self.died = exc or RuntimeError(f"task {task.get_name()} ended")
+        self.dead.set()
 
     # -- for the care core -------------------------------------------------------------
 
