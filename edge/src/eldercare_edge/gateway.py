@@ -131,8 +131,8 @@ class Gateway:
             retries=settings.modem.retries if settings.modem else 3,
             retry_delay_s=settings.modem.retry_delay_s if settings.modem else 5.0,
             retry_after_s=settings.sms_retry_after_s, max_rounds=settings.sms_max_rounds)
-        self.dongle = (SerialDongle(settings.serial, self._on_serial_line, self.counters)
-                       if settings.serial else None)
+        self.dongle = (SerialDongle(settings.serial, self._on_serial_line, self.counters,
+                                    self.warn) if settings.serial else None)
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -336,7 +336,8 @@ class Gateway:
                                         native.encode(msg), qos=1))
         self.counters.inc("commands_sent" if ok else "commands_unsent")
         if not ok:
-            log.warning("home broker down: %s for %s not delivered", command, device_id)
+            self.warn.warning("command_unsent", "home broker down: %s for %s not delivered",
+                              command, device_id)
         return ok
 
     # ---------------------------------------------------------------- cloud side
@@ -446,8 +447,8 @@ class Gateway:
             reason = f"commands to {info.binding.source} devices are not supported"
         if reason is not None:
             self.counters.inc("commands_rejected")
-            log.warning("command %s (%s) for %s refused: %s", cmd.id, cmd.command,
-                        cmd.device_id, reason)
+            self.warn.warning("command_refused", "command %s (%s) for %s refused: %s", cmd.id,
+                              cmd.command, cmd.device_id, reason)
             return False
         try:
             return self._command(cmd.device_id, cmd.command, cmd.args, cmd.id)

@@ -104,7 +104,8 @@ class Ingest:
                                             source=msg.source, topic=msg.topic,
                                             device_type=device_type, received=now))
         except ValidationError as exc:
-            log.warning("cannot report unknown device %r from %s: %s", device_id, msg.topic, exc)
+            self.warn.warning("unknown_unreported", "cannot report unknown device %r from %s: %s",
+                              device_id, msg.topic, exc)
 
     # ---------------------------------------------------------------- decoding
 
@@ -196,7 +197,8 @@ class Ingest:
                 out.drafts.append(event_draft(self.gateway_id, ev, now))
             except ValidationError as exc:
                 self.counters.inc("invalid_records")
-                log.warning("event from %s cannot be enveloped: %s", ev.device_id, exc)
+                self.warn.warning("invalid_record", "event from %s cannot be enveloped: %s",
+                                  ev.device_id, exc)
         for alert in alerts:
             self.counters.inc(f"alert_{alert.kind.value}")
             out.drafts.append(alert_draft(self.gateway_id, alert, now))

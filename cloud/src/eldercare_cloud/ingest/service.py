@@ -346,8 +346,8 @@ class IngestService:
                 if self.mqtt.publish(topic, encode(ack), qos=1):
                     self.counters.acks_published += 1
                 else:
-                    log.warning("ack to %s dropped (client queue full); the gateway resends",
-                                gateway_id)
+                    self.warn.warning("ack_dropped", "ack to %s dropped (client queue full);"
+                                      " the gateway resends", gateway_id)
 
     async def _registered(self, gateway_id: str) -> bool:
         if gateway_id in self._known:
