@@ -161,7 +161,7 @@ def hostile_uplink(rng: random.Random, gateway_id: str, seq: int) -> bytes:
     value = _hostile_value(rng)
     if field == "data" and not isinstance(value, dict):
         value = {"v": value}
-    return raw_json(uplink_event(gateway_id, seq, **{field: value}))
+    return raw_json(uplink_event(gateway_id, seq) | {field: value})
 
 
 def hostile_serial(rng: random.Random) -> bytes:

@@ -183,6 +183,8 @@ class Gateway:
                                               True)])
         await self.ledger.__aexit__(None, None, None)
         await self.outbox.close()
+        self.warn.flush()
+        self.ingest.warn.flush()
         log.info("gateway %s stopped", self.gateway_id)
 
     def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:

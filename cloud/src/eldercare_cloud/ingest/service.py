@@ -152,6 +152,7 @@ class IngestService:
             await asyncio.gather(self._committer, return_exceptions=True)
         await self.mqtt.stop()
         await self._stack.aclose()
+        self.warn.flush()
 
     async def wait_connected(self, timeout_s: float = 10.0) -> bool:
         return await self.mqtt.wait_connected(timeout_s)
