@@ -10,20 +10,33 @@ take, costs that one message or record.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from broker_support import Broker
-from eldercare_edge.clock import aware_now
 from eldercare_edge.ingest import Inbound
 from eldercare_edge.outbox import Draft
 from eldercare_edge.records import event_draft
 from eldercare_protocols.events import CanonicalEvent, EventKind
 from eldercare_protocols.uplink import EventEnvelope, Lane
-from hostile_support import LONG_Z2M_TOPIC, NATIVE_POISON, Z2M_POISON
+from hostile_support import (
+    LONG_Z2M_TOPIC,
+    NATIVE_POISON,
+    Z2M_POISON,
+    native_event,
+    raw_json,
+)
 
-from .helpers import CloudAcker, clients, event_payload, running, settings_for, wait_for
+from .helpers import CloudAcker, clients, running, settings_for, wait_for
+
+T0 = datetime(2026, 11, 23, 3, 12, tzinfo=UTC)
+
+
+def sos_payload(seq: int) -> bytes:
+    """A valid red press with a fixed device time (tests never read the wall clock)."""
+    return raw_json(native_event(seq=seq))
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +56,7 @@ async def test_each_hostile_input_of_the_issue_costs_one_message(tmp_path: Path,
                 nonlocal seq
                 seq += 1
                 gw.feed(Inbound("native", "eldercare/btn-2/event",
-                                event_payload("call_button", "sos", seq)))
+                                sos_payload(seq)))
 
             press()
             for _, payload in NATIVE_POISON:
@@ -77,9 +90,9 @@ async def test_a_message_that_breaks_a_rule_costs_that_message(
             # a stand-in for a bug: nothing a device sends breaks a rule today
             monkeypatch.setattr(gw.rules, "on_event", broken_for_btn1)
             gw.feed(Inbound("native", "eldercare/btn-1/event",
-                            event_payload("call_button", "sos", 1)))
+                            sos_payload(1)))
             gw.feed(Inbound("native", "eldercare/btn-2/event",
-                            event_payload("call_button", "sos", 1)))
+                            sos_payload(1)))
             await wait_for(lambda: sos_count(cloud) == 1, 10, "btn-2's SOS")
             assert gw.counters.get("failed_native") == 1
             assert not gw._tasks["ingest"].done()
@@ -88,7 +101,7 @@ async def test_a_message_that_breaks_a_rule_costs_that_message(
 async def test_a_record_the_outbox_cannot_take_costs_that_record(tmp_path: Path,
                                                                  mosquitto: Broker) -> None:
     async with running(settings_for(tmp_path, mosquitto.port)) as gw:
-        received = aware_now(gw.clock)
+        received = T0
         good = [event_draft(gw.gateway_id, CanonicalEvent(device_id=f"btn-{i}",
                                                           kind=EventKind.SOS), received)
                 for i in (1, 2)]
@@ -118,6 +131,10 @@ async def test_the_inbox_is_bounded_and_alarms_get_more_room(tmp_path: Path,
             gw.feed(event)
         assert len(gw._inbox) == 200
         assert gw.counters.get("inbox_dropped") == 800
+        # the downlink queue is bounded the same way (a dropped Ack only means a resend)
+        gw._on_down([(f"ec/v1/{gw.gateway_id}/down/ack", b"{}")] * 150)
+        assert len(gw._down) == 100
+        assert gw.counters.get("down_dropped") == 50
         await wait_for(lambda: not gw._inbox, 10, "the inbox drained")
 
 

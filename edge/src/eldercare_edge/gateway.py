@@ -362,6 +362,13 @@ class Gateway:
             self._led(device_id, "help_coming")
 
     def _on_down(self, batch: list[tuple[str, bytes]]) -> None:
+        room = self.settings.inbox_max - len(self._down)
+        if len(batch) > room:
+            # bounded like the inbox; a dropped Ack only means a resend, a config is retained
+            dropped = len(batch) - max(room, 0)
+            self.counters.inc("down_dropped", dropped)
+            self.warn.warning("down_full", "downlink queue full: %d messages dropped", dropped)
+            batch = batch[:max(room, 0)]
         self._down.extend(batch)
         self._down_ready.set()
 
