@@ -44,6 +44,8 @@ NATIVE_POISON: list[tuple[str, bytes]] = [
     ("data nested 40 deep", raw_json(native_event(data=nested(40)))),
     ("lone surrogate in data", raw_json(native_event(data={"note": "\ud800"}))),
     ("lone surrogate in a key", raw_json(native_event(data={"\udfff": 1}))),
+    ("surrogate as raw UTF-8 bytes", raw_json(native_event(data={"note": "X"})).replace(
+        b'"X"', b'"\xed\xa0\x80"')),
     ("seq 2**63", raw_json(native_event(seq=2**63))),
     ("seq as a 30-digit string", raw_json(native_event(seq="9" * 30))),
     ("int of 400 digits in data", b'{"v":1,"seq":1,"ts":"' + TS.encode()
@@ -91,6 +93,8 @@ def uplink_poison(gateway_id: str) -> list[tuple[str, bytes]]:
         ("gap dropped 2**64", raw_json(gap)),
         ("sms attempts 2**63", raw_json(sms)),
         ("lone surrogate in data", raw_json(uplink_event(gateway_id, 4, data={"a": "\ud800"}))),
+        ("surrogate as raw UTF-8 bytes", raw_json(uplink_event(gateway_id, 10, data={
+            "a": "X"})).replace(b'"X"', b'"\xed\xa0\x80"')),
         ("data nested 400 deep", raw_json(uplink_event(gateway_id, 5, data=nested(400)))),
         ("seq as a 30-digit string", raw_json(uplink_event(gateway_id, 6) | {"seq": "9" * 30})),
         ("gateway_ts that overflows in UTC",

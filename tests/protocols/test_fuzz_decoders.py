@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import hostile_support
-from eldercare_protocols import native, serial_frame, uplink
+from eldercare_protocols import bounds, native, serial_frame, uplink
 from eldercare_protocols.errors import DecodeError
 from eldercare_protocols.events import CanonicalEvent
 from eldercare_protocols.z2m import Z2MAdapter
@@ -79,6 +79,23 @@ hostile_values = st.recursive(
     | st.dictionaries(st.text(max_size=4) | st.just("\ud800"), children, max_size=3),
     max_leaves=10,
 ) | st.integers(min_value=0, max_value=120).map(hostile_support.nested)
+
+
+@given(hostile_values, st.sampled_from(["ascii", "utf8", "raw-surrogate"]))
+@settings(max_examples=500)
+def test_the_loader_fast_path_lets_nothing_through(value: object, form: str) -> None:
+    """bounds.loads skips its walk when the raw bytes rule out what the walk looks for;
+    whatever it returns must pass the walk anyway."""
+    try:
+        text = json.dumps({"v": value}, ensure_ascii=form == "ascii")
+        payload = text.encode("utf-8", "surrogatepass" if form == "raw-surrogate" else "strict")
+    except (UnicodeEncodeError, ValueError, RecursionError):
+        return
+    try:
+        obj = bounds.loads(payload)
+    except ValueError:   # BoundsError, or json's own
+        return
+    bounds.check_json(obj)
 
 
 def _event_body(field: str, value: object) -> dict[str, object]:

@@ -95,15 +95,40 @@ def check_json(value: Any, *, max_depth: int = MAX_DEPTH) -> None:
             raise BoundsError(f"{type(v).__name__} is not a JSON value")
 
 
+def _parse_int(text: str) -> int:
+    value = int(text)
+    check_int(value)
+    return value
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # "1e400" reads as inf
+        raise BoundsError(f"{text[:20]} is not a finite number")
+    return value
+
+
 def loads(payload: bytes) -> Any:
-    """Parse JSON and check it; BoundsError or ValueError (json's own) on bad input."""
+    """Parse JSON and check it; BoundsError or ValueError (json's own) on bad input.
+
+    Numbers are checked as the parser meets them. The walk over the result is skipped
+    when the raw bytes already rule out what it looks for, which is the common case
+    (a device payload of a few hundred bytes): no string can be longer than the
+    payload, no container can hold more members than the payload has bytes, nesting
+    needs as many brackets as levels, and in ASCII bytes only a ``\\u`` escape can
+    make a lone surrogate (json reads raw bytes with ``surrogatepass``, so non-ASCII
+    payloads are always walked).
+    """
     if len(payload) > MAX_PAYLOAD:
         raise BoundsError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
     try:
-        obj = json.loads(payload, parse_constant=_reject_constant)
+        obj = json.loads(payload, parse_constant=_reject_constant, parse_int=_parse_int,
+                         parse_float=_parse_float)
     except RecursionError as exc:
         raise BoundsError(f"nested deeper than {MAX_DEPTH} levels") from exc
-    check_json(obj)
+    if (len(payload) > MAX_STRING or not payload.isascii() or b"\\u" in payload
+            or payload.count(b"[") + payload.count(b"{") > MAX_DEPTH):
+        check_json(obj)
     return obj
 
 
