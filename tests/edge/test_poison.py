@@ -138,6 +138,19 @@ async def test_the_inbox_is_bounded_and_alarms_get_more_room(tmp_path: Path,
         await wait_for(lambda: not gw._inbox, 10, "the inbox drained")
 
 
+async def test_the_inbox_is_bounded_in_bytes_too(tmp_path: Path, mosquitto: Broker) -> None:
+    settings = settings_for(tmp_path, mosquitto.port, inbox_max=10_000,
+                            inbox_max_bytes=100_000)
+    async with running(settings) as gw:
+        big = Inbound("native", "eldercare/vit-1/telemetry", b"x" * 1000)
+        for _ in range(300):
+            gw.feed(big)
+        assert len(gw._inbox) == 100
+        assert gw.counters.get("inbox_dropped") == 200
+        await wait_for(lambda: not gw._inbox, 10, "the inbox drained")
+        assert gw._inbox_bytes == 0
+
+
 async def test_the_shutdown_drain_is_bounded_however_deep_the_backlog(
         tmp_path: Path, mosquitto: Broker) -> None:
     """SIGTERM is honoured in seconds: stop() handles unread messages for at most

@@ -87,6 +87,7 @@ class Gateway:
         self.dead = asyncio.Event()
         self.died: BaseException | None = None
         self._inbox: deque[Inbound] = deque()
+        self._inbox_bytes = 0
         self._inbox_ready = asyncio.Event()
         self.warn = RateLimitedLog(log)
         self._down: deque[tuple[str, bytes]] = deque()
@@ -237,16 +238,19 @@ class Gateway:
         self._inbox_ready.set()
 
     def _admit(self, msg: Inbound) -> None:
-        """Queue a message unless the inbox is full: memory stays bounded whatever a flood
-        does. Event-channel messages (where alarms travel) get twice the room."""
-        depth = len(self._inbox)
-        limit = self.settings.inbox_max
-        if depth >= limit and (depth >= 2 * limit or not _may_be_alarm(msg)):
+        """Queue a message unless the inbox is full (``inbox_max`` messages or
+        ``inbox_max_bytes`` of payload): memory stays bounded whatever a flood does.
+        Event-channel messages (where alarms travel) get twice the room."""
+        depth, size = len(self._inbox), self._inbox_bytes
+        limit, limit_bytes = self.settings.inbox_max, self.settings.inbox_max_bytes
+        if (depth >= limit or size >= limit_bytes) and (
+                depth >= 2 * limit or size >= 2 * limit_bytes or not _may_be_alarm(msg)):
             self.counters.inc("inbox_dropped")
-            self.warn.warning("inbox_full", "inbox full (%d unread): %s message on %s dropped",
-                              depth, msg.source, msg.topic)
+            self.warn.warning("inbox_full", "inbox full (%d unread, %d bytes): %s message on %s"
+                              " dropped", depth, size, msg.source, msg.topic)
             return
         self._inbox.append(msg)
+        self._inbox_bytes += len(msg.payload)
 
     async def _ingest_loop(self) -> None:
         while True:
@@ -265,11 +269,14 @@ class Gateway:
                 log.warning("stopping: %d unread device messages not handled within %.1f s",
                             len(self._inbox), within_s)
                 self._inbox.clear()
+                self._inbox_bytes = 0
             result = IngestResult()
             n = 0
             while self._inbox and n < INGEST_CHUNK:
                 # Ingest.handle isolates each message: one that breaks is counted, not raised
-                self.ingest.handle(self._inbox.popleft(), result)
+                msg = self._inbox.popleft()
+                self._inbox_bytes -= len(msg.payload)
+                self.ingest.handle(msg, result)
                 n += 1
             if self.batcher.due():
                 flushed = self.batcher.flush(aware_now(self.clock))
