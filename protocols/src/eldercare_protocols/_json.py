@@ -15,12 +15,14 @@ M = TypeVar("M", bound=BaseModel)
 __all__ = ["MAX_PAYLOAD", "dump", "load_object", "parse", "utcnow", "validate"]
 
 
-def load_object(payload: bytes, topic: str | None = None) -> dict[str, Any]:
+def load_object(payload: bytes, topic: str | None = None, *, into_model: bool = False
+                ) -> dict[str, Any]:
+    """Parse a bounded JSON object (``into_model``: see :func:`bounds.loads`)."""
     if len(payload) > MAX_PAYLOAD:
         raise DecodeError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}", topic=topic,
                           payload=payload)
     try:
-        obj = loads(payload)
+        obj = loads(payload, into_model=into_model)
     except BoundsError as exc:
         raise DecodeError(f"out of bounds: {exc}", topic=topic, payload=payload) from exc
     except (UnicodeDecodeError, ValueError) as exc:
@@ -42,7 +44,8 @@ def validate(model: type[M], obj: Any, payload: bytes, topic: str | None = None)
 
 
 def parse(model: type[M], payload: bytes, topic: str | None = None) -> M:
-    return validate(model, load_object(payload, topic), payload, topic)
+    """Load and validate into a wire model (the model checks what the loader skips)."""
+    return validate(model, load_object(payload, topic, into_model=True), payload, topic)
 
 
 def dump(model: BaseModel) -> bytes:

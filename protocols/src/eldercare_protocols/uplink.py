@@ -288,7 +288,7 @@ def decode_uplink(topic: str, payload: bytes
     gateway_id, channel = parse_up_topic(topic)
     msg: EventEnvelope | GapRecord | SmsReport | UnknownDeviceSeen | TelemetryBatch | GatewayState
     if channel is Up.EVENTS:
-        obj = load_object(payload, topic)
+        obj = load_object(payload, topic, into_model=True)
         try:
             msg = _UPLINK.validate_python(obj)
         except ValueError:
