@@ -99,6 +99,27 @@ async def test_a_record_the_database_refuses_costs_that_record_and_the_batch_com
         assert [e.id for e in await harness.store.events_after(0)] == [v.id for v in valid]
 
 
+async def test_a_decoder_that_breaks_costs_that_record(
+        ingest: IngestHarness, gateway_factory: Callable[..., GatewayClient],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug in a decoder (anything but DecodeError) rejects that record; the committer
+    goes on (it died, silently, in the issue)."""
+    def decode(topic: str, payload: bytes) -> tuple[str, Any]:
+        if b"poison-marker" in payload:
+            raise RecursionError("a decoder bug")
+        return decode_uplink(topic, payload)
+
+    monkeypatch.setattr(ingest_service, "decode_uplink", decode)
+    await ingest.register(GW)
+    gw = gateway_factory(GW)
+    gw.publish(Up.EVENTS, b'{"x": "poison-marker"}')
+    valid = sos(1)
+    gw.publish(Up.EVENTS, valid)
+    await wait_until(lambda: valid.id in gw.acked_ids(), 10, "the SOS acked")
+    assert ingest.ingest.counters.rejected_bad_payload == 1
+    assert ingest.ingest._committer is not None and not ingest.ingest._committer.done()
+
+
 async def test_ingest_reconnects_after_a_keepalive_drop_while_reading_is_paused(
         tmp_path: Path, mosquitto: Broker,
         gateway_factory: Callable[..., GatewayClient]) -> None:

@@ -274,6 +274,12 @@ class IngestService:
                                   topic, exc.reason,
                                   exc.preview() or _preview(payload))
                 continue
+            except Exception as exc:  # noqa: BLE001 - isolation: a decoder bug costs one record
+                self.counters.rejected_bad_payload += 1
+                self.warn.error("decode_failed", "uplink on %s rejected: %s: %s; payload: %s",
+                                topic, type(exc).__name__, str(exc)[:200], _preview(payload),
+                                exc_info=exc)
+                continue
             items.append((Received(gateway_id, msg, received_at), payload))
         if not items:
             return
