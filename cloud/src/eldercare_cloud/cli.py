@@ -37,7 +37,9 @@ def run(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
     from eldercare_cloud.service import run_until_signalled
 
     _logging(verbose)
-    asyncio.run(run_until_signalled(CloudSettings()))
+    code = asyncio.run(run_until_signalled(CloudSettings()))
+    if code:
+        raise typer.Exit(code)
 
 
 @gateway_app.command("add")

@@ -12,6 +12,7 @@ import asyncio
 import importlib
 import inspect
 import logging
+import os
 import signal
 from collections.abc import Iterator
 from contextlib import AsyncExitStack, contextmanager, suppress
@@ -81,6 +82,10 @@ class CloudService:
         kwargs = {k: v for k, v in offered.items() if k in params}
         return create_app(self.settings, **kwargs)
 
+    @property
+    def server_task(self) -> asyncio.Task[None] | None:
+        return self._server_task
+
     async def _start_http(self) -> None:
         config = uvicorn.Config(self.app, host=self.settings.http_host,
                                 port=self.settings.http_port, log_level="warning",
@@ -114,16 +119,62 @@ class CloudService:
             self._server = None
 
 
-async def run_until_signalled(settings: CloudSettings) -> None:
-    """Run the cloud until SIGINT or SIGTERM, then shut down cleanly (commit, ack, close)."""
+#: exit status when a long-lived task died (EX_SOFTWARE): the supervisor restarts us
+EXIT_TASK_DIED = 70
+#: exit status when shutting down took longer than its budget, or a second signal came
+EXIT_STOP_TIMEOUT = 71
+STOP_BUDGET_S = 20.0
+
+
+async def run_until_signalled(settings: CloudSettings) -> int:
+    """Run the cloud until SIGINT or SIGTERM, then shut down cleanly (commit, ack, close);
+    returns the exit status. A dead ingest task (the committer, the MQTT connection) or
+    HTTP server ends the run at once with status 70: living on deaf would be worse. The
+    shutdown has a time budget, and a second signal during it exits immediately."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            log.warning("second signal during shutdown: exiting now")
+            logging.shutdown()
+            os._exit(EXIT_STOP_TIMEOUT)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    async with CloudService(settings) as cloud:
+        loop.add_signal_handler(sig, on_signal)
+    cloud = CloudService(settings)
+    await cloud.__aenter__()
+    code = 0
+    try:
         host, port = settings.mqtt_host_port
         log.info("cloud ingest subscribed at %s:%d, database %s", host, port, settings.db_path)
         if cloud.http_url:
             log.info("console and API: %s", cloud.http_url)
-        await stop.wait()
-        log.info("stopping")
+        waiters: list[asyncio.Task[Any]] = [
+            asyncio.create_task(stop.wait(), name="signal"),
+            asyncio.create_task(cloud.ingest.dead.wait(), name="ingest-dead")]
+        if cloud.server_task is not None:
+            waiters.append(cloud.server_task)
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters[:2]:
+                w.cancel()
+        if cloud.ingest.dead.is_set():
+            log.critical("ingest died (%r): exiting with status %d", cloud.ingest.died,
+                         EXIT_TASK_DIED)
+            code = EXIT_TASK_DIED
+        elif not stop.is_set():
+            log.critical("the HTTP server stopped: exiting with status %d", EXIT_TASK_DIED)
+            code = EXIT_TASK_DIED
+        else:
+            log.info("stopping")
+    finally:
+        try:
+            async with asyncio.timeout(STOP_BUDGET_S):
+                await cloud.__aexit__(None, None, None)
+        except TimeoutError:
+            log.error("shutdown took longer than %.0f s: exiting anyway", STOP_BUDGET_S)
+            code = code or EXIT_STOP_TIMEOUT
+    return code

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -24,17 +26,60 @@ app = typer.Typer(add_completion=False, help="Eldercare home gateway / 居家养
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="YAML or TOML settings file")]
 
 
-async def _serve(settings: EdgeSettings) -> None:
+#: exit status when a long-lived task died (EX_SOFTWARE): the supervisor restarts us
+EXIT_TASK_DIED = 70
+#: exit status when shutting down took longer than its budget
+EXIT_STOP_TIMEOUT = 71
+#: beyond the inbox's own drain budget, for the cloud's "offline" and closing the files
+STOP_SLACK_S = 10.0
+
+log = logging.getLogger(__name__)
+
+
+async def _serve(settings: EdgeSettings) -> int:
+    """Run until SIGTERM/SIGINT (exit 0) or until a long-lived task dies (exit 70, at
+    once: living on deaf would be worse). Shutdown has a time budget; a second signal
+    during it exits immediately."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            log.warning("second signal during shutdown: exiting now")
+            logging.shutdown()
+            os._exit(EXIT_STOP_TIMEOUT)
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    async with Gateway(settings) as gw:
+        loop.add_signal_handler(sig, on_signal)
+    gw = Gateway(settings)
+    await gw.__aenter__()
+    code = 0
+    try:
         print(f"网关 {settings.gateway_id} 已启动 / gateway started", flush=True)
-        if await gw.home.wait_connected(10):
-            print("已连接家庭 MQTT / home broker connected", flush=True)
-        await stop.wait()
+        waiters = [asyncio.create_task(stop.wait(), name="signal"),
+                   asyncio.create_task(gw.dead.wait(), name="dead")]
+        try:
+            if await gw.home.wait_connected(10):
+                print("已连接家庭 MQTT / home broker connected", flush=True)
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+        if gw.dead.is_set():
+            print(f"网关任务异常退出 / a gateway task died: {gw.died!r}", file=sys.stderr,
+                  flush=True)
+            code = EXIT_TASK_DIED
+    finally:
+        try:
+            async with asyncio.timeout(settings.stop_drain_s + STOP_SLACK_S):
+                await gw.stop()
+        except TimeoutError:
+            log.error("shutdown took longer than %.0f s: exiting anyway",
+                      settings.stop_drain_s + STOP_SLACK_S)
+            code = code or EXIT_STOP_TIMEOUT
     print(f"网关 {settings.gateway_id} 已停止 / gateway stopped", flush=True)
+    return code
 
 
 @app.command()
@@ -48,10 +93,12 @@ def run(config: ConfigOpt) -> None:
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        asyncio.run(_serve(settings))
+        code = asyncio.run(_serve(settings))
     except EdgeError as exc:
         typer.echo(f"网关错误 / gateway error: {exc}", err=True)
         raise typer.Exit(1) from exc
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command("show-config")

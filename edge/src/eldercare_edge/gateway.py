@@ -48,6 +48,7 @@ from eldercare_edge.settings import EdgeSettings
 from eldercare_edge.sms import Modem, SmsFallback, SmsLedger
 from eldercare_protocols import native, z2m
 from eldercare_protocols.errors import DecodeError
+from eldercare_protocols.lograte import RateLimitedLog
 from eldercare_protocols.uplink import (
     Ack,
     Down,
@@ -67,6 +68,12 @@ log = logging.getLogger(__name__)
 INGEST_CHUNK = 1000
 
 
+def _may_be_alarm(msg: Inbound) -> bool:
+    """Native events, Zigbee2MQTT states and serial frames can carry an alarm; telemetry,
+    device state and command acks cannot."""
+    return msg.source != "native" or msg.topic.endswith("/event")
+
+
 class Gateway:
     def __init__(self, settings: EdgeSettings, *, clock: Clock | None = None,
                  modem: Modem | None = None) -> None:
@@ -76,8 +83,13 @@ class Gateway:
         self.counters = Counters()
         self._modem_override = modem
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        #: set when a long-lived task died: the gateway is deaf or mute and must be restarted
+        self.dead = asyncio.Event()
+        self.died: BaseException | None = None
         self._inbox: deque[Inbound] = deque()
+        self._inbox_bytes = 0
         self._inbox_ready = asyncio.Event()
+        self.warn = RateLimitedLog(log)
         self._down: deque[tuple[str, bytes]] = deque()
         self._down_ready = asyncio.Event()
         self._started_mono = time.monotonic()
@@ -120,8 +132,8 @@ class Gateway:
             retries=settings.modem.retries if settings.modem else 3,
             retry_delay_s=settings.modem.retry_delay_s if settings.modem else 5.0,
             retry_after_s=settings.sms_retry_after_s, max_rounds=settings.sms_max_rounds)
-        self.dongle = (SerialDongle(settings.serial, self._on_serial_line, self.counters)
-                       if settings.serial else None)
+        self.dongle = (SerialDongle(settings.serial, self._on_serial_line, self.counters,
+                                    self.warn) if settings.serial else None)
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -160,7 +172,7 @@ class Gateway:
         await self.home.stop()
         await self._cancel("dongle", "rules", "rule_state", "sms", "health")
         if self.outbox.is_open:
-            await self._drain_inbox()
+            await self._drain_inbox(self.settings.stop_drain_s)
             flushed = self.batcher.flush(aware_now(self.clock))
             if flushed is not None:
                 await self.store([flushed])
@@ -172,6 +184,8 @@ class Gateway:
                                               True)])
         await self.ledger.__aexit__(None, None, None)
         await self.outbox.close()
+        self.warn.flush()
+        self.ingest.warn.flush()
         log.info("gateway %s stopped", self.gateway_id)
 
     def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
@@ -180,11 +194,19 @@ class Gateway:
         self._tasks[name] = task
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
+        """A long-lived task that ends (other than by cancel) leaves the gateway deaf or
+        mute: say so and set ``dead``, so the process exits non-zero and its supervisor
+        restarts it (the outbox makes a restart lossless)."""
         if task.cancelled():
             return
         exc = task.exception()
         if exc is not None:
             log.critical("gateway task %s died: %r", task.get_name(), exc, exc_info=exc)
+        else:
+            log.critical("gateway task %s ended", task.get_name())
+        if self.died is None:
+            self.died = exc or RuntimeError(f"task {task.get_name()} ended")
+        self.dead.set()
 
     async def _cancel(self, *names: str) -> None:
         tasks = [self._tasks.pop(n) for n in names if n in self._tasks]
@@ -201,21 +223,34 @@ class Gateway:
     def _on_home(self, batch: list[tuple[str, bytes]]) -> None:
         prefix = z2m.BASE_TOPIC + "/"
         for topic, payload in batch:
-            if topic.startswith(prefix):
-                self._inbox.append(Inbound("z2m", topic, payload))
-            else:
-                self._inbox.append(Inbound("native", topic, payload))
+            self._admit(Inbound("z2m" if topic.startswith(prefix) else "native", topic,
+                                payload))
         self._inbox_ready.set()
 
     def _on_serial_line(self, line: bytes) -> None:
         assert self.dongle is not None
-        self._inbox.append(Inbound("serial", self.dongle.topic, line))
+        self._admit(Inbound("serial", self.dongle.topic, line))
         self._inbox_ready.set()
 
     def feed(self, msg: Inbound) -> None:
         """Inject one inbound message as if a connector had received it."""
-        self._inbox.append(msg)
+        self._admit(msg)
         self._inbox_ready.set()
+
+    def _admit(self, msg: Inbound) -> None:
+        """Queue a message unless the inbox is full (``inbox_max`` messages or
+        ``inbox_max_bytes`` of payload): memory stays bounded whatever a flood does.
+        Event-channel messages (where alarms travel) get twice the room."""
+        depth, size = len(self._inbox), self._inbox_bytes
+        limit, limit_bytes = self.settings.inbox_max, self.settings.inbox_max_bytes
+        if (depth >= limit or size >= limit_bytes) and (
+                depth >= 2 * limit or size >= 2 * limit_bytes or not _may_be_alarm(msg)):
+            self.counters.inc("inbox_dropped")
+            self.warn.warning("inbox_full", "inbox full (%d unread, %d bytes): %s message on %s"
+                              " dropped", depth, size, msg.source, msg.topic)
+            return
+        self._inbox.append(msg)
+        self._inbox_bytes += len(msg.payload)
 
     async def _ingest_loop(self) -> None:
         while True:
@@ -226,12 +261,22 @@ class Gateway:
             self._inbox_ready.clear()
             await self._drain_inbox()
 
-    async def _drain_inbox(self) -> None:
+    async def _drain_inbox(self, within_s: float | None = None) -> None:
+        deadline = None if within_s is None else time.monotonic() + within_s
         while True:
+            if deadline is not None and time.monotonic() >= deadline and self._inbox:
+                self.counters.inc("inbox_abandoned", len(self._inbox))
+                log.warning("stopping: %d unread device messages not handled within %.1f s",
+                            len(self._inbox), within_s)
+                self._inbox.clear()
+                self._inbox_bytes = 0
             result = IngestResult()
             n = 0
             while self._inbox and n < INGEST_CHUNK:
-                self.ingest.handle(self._inbox.popleft(), result)
+                # Ingest.handle isolates each message: one that breaks is counted, not raised
+                msg = self._inbox.popleft()
+                self._inbox_bytes -= len(msg.payload)
+                self.ingest.handle(msg, result)
                 n += 1
             if self.batcher.due():
                 flushed = self.batcher.flush(aware_now(self.clock))
@@ -253,16 +298,38 @@ class Gateway:
             state = {rule_state.STATE_KEY: rule_state.encode(self.rules.snapshot())}
         try:
             stored = await self.outbox.put_many(drafts, state=state)
-        except BaseException:
+        except BaseException as exc:
             if state is not None:
                 self.rules.mark_unsaved()
-            raise
+            if not isinstance(exc, Exception):
+                raise
+            stored = await self._store_each(drafts, exc)
         for s in stored:
             if s.lane is Lane.ALARM and s.device_id is not None:
                 self.counters.inc("alarms_stored")
                 self._led(s.device_id, "received")
         if stored:
             self.forwarder.wake()
+        return stored
+
+    async def _store_each(self, drafts: list[Draft], first: Exception) -> list[Stored]:
+        """A batch that failed is stored record by record, so one record that cannot be
+        stored costs that record, not the alarms beside it. When every record fails on
+        the outbox itself (a broken disk), that is no single record's fault: it is raised
+        and the gateway fails loudly."""
+        stored: list[Stored] = []
+        storage_failures = 0
+        for draft in drafts:
+            try:
+                stored.extend(await self.outbox.put_many([draft]))
+            except Exception as exc:  # noqa: BLE001 - isolation: this record, not the batch
+                storage_failures += isinstance(exc, OutboxError)
+                self.counters.inc("records_rejected")
+                self.warn.error("record_rejected", "%s record for %s not stored: %s: %s",
+                                draft.lane.value, draft.device_id or "-", type(exc).__name__,
+                                str(exc)[:200], exc_info=exc)
+        if drafts and storage_failures == len(drafts) and isinstance(first, OutboxError):
+            raise first
         return stored
 
     def _led(self, device_id: str, state: str) -> None:
@@ -278,7 +345,8 @@ class Gateway:
                                         native.encode(msg), qos=1))
         self.counters.inc("commands_sent" if ok else "commands_unsent")
         if not ok:
-            log.warning("home broker down: %s for %s not delivered", command, device_id)
+            self.warn.warning("command_unsent", "home broker down: %s for %s not delivered",
+                              command, device_id)
         return ok
 
     # ---------------------------------------------------------------- cloud side
@@ -301,6 +369,13 @@ class Gateway:
             self._led(device_id, "help_coming")
 
     def _on_down(self, batch: list[tuple[str, bytes]]) -> None:
+        room = self.settings.inbox_max - len(self._down)
+        if len(batch) > room:
+            # bounded like the inbox; a dropped Ack only means a resend, a config is retained
+            dropped = len(batch) - max(room, 0)
+            self.counters.inc("down_dropped", dropped)
+            self.warn.warning("down_full", "downlink queue full: %d messages dropped", dropped)
+            batch = batch[:max(room, 0)]
         self._down.extend(batch)
         self._down_ready.set()
 
@@ -322,8 +397,8 @@ class Gateway:
                 self.counters.inc("malformed_down")
                 preview = exc.preview() if exc.payload else payload[:120].decode(
                     "utf-8", errors="replace")
-                log.warning("malformed downlink on %s: %s | payload: %s", topic, exc.reason,
-                            preview)
+                self.warn.warning("malformed_down", "malformed downlink on %s: %s | payload:"
+                                  " %s", topic, exc.reason, preview)
                 continue
             if isinstance(msg, Ack):
                 acks.append(msg)
@@ -331,10 +406,17 @@ class Gateway:
             if acks:
                 await self.forwarder.on_acks(acks)
                 acks = []
-            if isinstance(msg, GatewayConfig):
-                await self.apply_config(msg)
-            else:
-                self.relay(msg)
+            try:
+                if isinstance(msg, GatewayConfig):
+                    await self.apply_config(msg)
+                else:
+                    self.relay(msg)
+            except (OSError, ValueError) as exc:
+                # a config that cannot be saved or a command that cannot be relayed costs
+                # that message; the acks around it and the next config still apply
+                self.counters.inc("down_failed")
+                self.warn.error("down_failed", "downlink on %s not applied: %s: %s", topic,
+                                type(exc).__name__, exc)
         if acks:
             await self.forwarder.on_acks(acks)
 
@@ -381,8 +463,8 @@ class Gateway:
             reason = f"commands to {info.binding.source} devices are not supported"
         if reason is not None:
             self.counters.inc("commands_rejected")
-            log.warning("command %s (%s) for %s refused: %s", cmd.id, cmd.command,
-                        cmd.device_id, reason)
+            self.warn.warning("command_refused", "command %s (%s) for %s refused: %s", cmd.id,
+                              cmd.command, cmd.device_id, reason)
             return False
         try:
             return self._command(cmd.device_id, cmd.command, cmd.args, cmd.id)

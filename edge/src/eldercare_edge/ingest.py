@@ -30,6 +30,7 @@ from eldercare_edge.rules import Rules, is_telemetry
 from eldercare_protocols import native, serial_frame, z2m
 from eldercare_protocols.errors import DecodeError
 from eldercare_protocols.events import CanonicalEvent, EventKind
+from eldercare_protocols.lograte import RateLimitedLog
 
 log = logging.getLogger(__name__)
 
@@ -63,29 +64,37 @@ class Ingest:
         self.clock = clock
         self.batcher = batcher
         self.z2m = z2m.Z2MAdapter()
+        self.warn = RateLimitedLog(log)
 
     def handle(self, msg: Inbound, out: IngestResult | None = None) -> IngestResult:
+        """Handle one message. Nothing it raises escapes: one message that breaks any stage
+        (a codec, a rule, an envelope) is rejected, counted and logged, and the next one
+        is handled as if it had never come (what it already produced is kept)."""
         out = out or IngestResult()
         self.counters.inc(f"in_{msg.source}")
         now = aware_now(self.clock)
         try:
             found = self._decode(msg, now, out)
+            if found is None:
+                return out
+            info, events = found
+            for ev in events:
+                self._event(ev, info, now, out)
         except DecodeError as exc:
             self._malformed(msg, exc)
-            return out
-        if found is None:
-            return out
-        info, events = found
-        for ev in events:
-            self._event(ev, info, now, out)
+        except Exception as exc:  # noqa: BLE001 - isolation: one message, never the loop
+            self.counters.inc(f"failed_{msg.source}")
+            self.warn.error(f"failed:{msg.source}",
+                            "%s message on %s rejected: %s: %s | payload: %s", msg.source,
+                            msg.topic, type(exc).__name__, str(exc)[:200],
+                            _preview(msg.payload), exc_info=exc)
         return out
 
     def _malformed(self, msg: Inbound, exc: DecodeError) -> None:
         self.counters.inc(f"malformed_{msg.source}")
-        preview = exc.preview() if exc.payload is not None else DecodeError(
-            "", payload=msg.payload).preview()
-        log.warning("malformed %s payload on %s: %s | payload: %s", msg.source, msg.topic,
-                    exc.reason, preview)
+        preview = exc.preview() if exc.payload is not None else _preview(msg.payload)
+        self.warn.warning(f"malformed:{msg.source}", "malformed %s payload on %s: %s | payload:"
+                          " %s", msg.source, msg.topic, exc.reason, preview)
 
     def _unknown(self, msg: Inbound, device_id: str, device_type: str | None, now: datetime,
                  out: IngestResult) -> None:
@@ -95,7 +104,8 @@ class Ingest:
                                             source=msg.source, topic=msg.topic,
                                             device_type=device_type, received=now))
         except ValidationError as exc:
-            log.warning("cannot report unknown device %r from %s: %s", device_id, msg.topic, exc)
+            self.warn.warning("unknown_unreported", "cannot report unknown device %r from %s: %s",
+                              device_id, msg.topic, exc)
 
     # ---------------------------------------------------------------- decoding
 
@@ -187,7 +197,8 @@ class Ingest:
                 out.drafts.append(event_draft(self.gateway_id, ev, now))
             except ValidationError as exc:
                 self.counters.inc("invalid_records")
-                log.warning("event from %s cannot be enveloped: %s", ev.device_id, exc)
+                self.warn.warning("invalid_record", "event from %s cannot be enveloped: %s",
+                                  ev.device_id, exc)
         for alert in alerts:
             self.counters.inc(f"alert_{alert.kind.value}")
             out.drafts.append(alert_draft(self.gateway_id, alert, now))
@@ -200,3 +211,7 @@ class Ingest:
             log.info("rule %s raised %s for %s", alert.rule, alert.kind.value, alert.device_id)
             drafts.append(alert_draft(self.gateway_id, alert, now))
         return drafts
+
+
+def _preview(payload: bytes, limit: int = 120) -> str:
+    return DecodeError("", payload=payload).preview(limit)

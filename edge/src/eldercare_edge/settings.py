@@ -159,6 +159,15 @@ class EdgeSettings(BaseSettings):
     #: while the alarm is unacknowledged, for at most ``sms_max_rounds`` rounds in all
     sms_retry_after_s: float = Field(default=300.0, gt=0)
     sms_max_rounds: int = Field(default=12, ge=1, le=1000)
+    #: unread device messages held in memory (count and payload bytes); past either a new
+    #: message is dropped and counted (``inbox_dropped``), except event-channel messages
+    #: (alarms), which get twice the room. Ingest handles ~4,000 messages/s, so only a
+    #: flood or a dead ingest task ever fills it.
+    inbox_max: int = Field(default=100_000, ge=100, le=10_000_000)
+    inbox_max_bytes: int = Field(default=32_000_000, ge=100_000)
+    #: at shutdown, unread device messages are handled for at most this long (SIGTERM is
+    #: honoured within seconds however deep the backlog; what is left is counted and logged)
+    stop_drain_s: float = Field(default=5.0, ge=0, le=600)
     log_level: str = "INFO"
 
     @field_validator("gateway_id")

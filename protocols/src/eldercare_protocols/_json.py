@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from eldercare_protocols.bounds import MAX_PAYLOAD, BoundsError, loads
 from eldercare_protocols.errors import DecodeError
 
 M = TypeVar("M", bound=BaseModel)
 
-MAX_PAYLOAD = 64 * 1024
+__all__ = ["MAX_PAYLOAD", "dump", "load_object", "parse", "utcnow", "validate"]
 
 
-def load_object(payload: bytes, topic: str | None = None) -> dict[str, Any]:
+def load_object(payload: bytes, topic: str | None = None, *, into_model: bool = False
+                ) -> dict[str, Any]:
+    """Parse a bounded JSON object (``into_model``: see :func:`bounds.loads`)."""
     if len(payload) > MAX_PAYLOAD:
         raise DecodeError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}", topic=topic,
                           payload=payload)
     try:
-        obj = json.loads(payload)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        obj = loads(payload, into_model=into_model)
+    except BoundsError as exc:
+        raise DecodeError(f"out of bounds: {exc}", topic=topic, payload=payload) from exc
+    except (UnicodeDecodeError, ValueError) as exc:
         raise DecodeError(f"not JSON: {exc}", topic=topic, payload=payload) from exc
     if not isinstance(obj, dict):
         raise DecodeError(f"expected a JSON object, got {type(obj).__name__}", topic=topic,
@@ -40,7 +44,8 @@ def validate(model: type[M], obj: Any, payload: bytes, topic: str | None = None)
 
 
 def parse(model: type[M], payload: bytes, topic: str | None = None) -> M:
-    return validate(model, load_object(payload, topic), payload, topic)
+    """Load and validate into a wire model (the model checks what the loader skips)."""
+    return validate(model, load_object(payload, topic, into_model=True), payload, topic)
 
 
 def dump(model: BaseModel) -> bytes:

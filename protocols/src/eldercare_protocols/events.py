@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from eldercare_protocols.bounds import JsonData, Seq, Timestamp
 
 
 class EventCategory(StrEnum):
@@ -139,14 +140,14 @@ class CanonicalEvent(BaseModel):
     rule never turns them into a real alarm.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     device_id: Annotated[str, Field(min_length=1, max_length=64)]
     kind: EventKind
-    ts: datetime | None = None
-    seq: int | None = Field(default=None, ge=0)
+    ts: Timestamp | None = None
+    seq: Seq | None = None
     test: bool = False
-    data: EventData = Field(default_factory=dict)
+    data: JsonData = Field(default_factory=dict)
     source: Annotated[str, Field(pattern=r"^(native|z2m|serial|gateway)$")] = "native"
 
     @property

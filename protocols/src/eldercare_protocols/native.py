@@ -15,13 +15,13 @@ telemetry carry a per-device sequence number ``seq`` and the device's time ``ts`
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from eldercare_protocols._json import dump, load_object, parse, validate
+from eldercare_protocols.bounds import JsonData, Seq, Timestamp
 from eldercare_protocols.catalogue import CATALOGUE, device_type
 from eldercare_protocols.errors import DecodeError, UnknownDeviceError
 from eldercare_protocols.events import CanonicalEvent, EventKind
@@ -64,22 +64,22 @@ def parse_topic(topic_: str) -> tuple[str, Channel]:
 
 
 class _Msg(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     v: Literal[1] = 1
 
 
 class DeviceEvent(_Msg):
-    seq: int = Field(ge=0)
-    ts: datetime
+    seq: Seq
+    ts: Timestamp
     type: DeviceTypeName
     kind: EventKind
     test: bool = False
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: JsonData = Field(default_factory=dict)
 
 
 class DeviceTelemetry(_Msg):
-    seq: int = Field(ge=0)
-    ts: datetime
+    seq: Seq
+    ts: Timestamp
     type: DeviceTypeName
     kind: EventKind
     values: dict[str, float] = Field(min_length=1)
@@ -99,13 +99,13 @@ class DeviceState(_Msg):
 
     online: bool
     reason: StateReason
-    ts: datetime | None = None
+    ts: Timestamp | None = None
     type: DeviceTypeName | None = None
-    seq: int | None = Field(default=None, ge=0)
+    seq: Seq | None = None
     battery: float | None = Field(default=None, ge=0, le=100)
     rssi: int | None = Field(default=None, ge=-130, le=0)
     firmware: str | None = Field(default=None, max_length=32)
-    props: dict[str, Any] = Field(default_factory=dict)
+    props: JsonData = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _live_state_is_complete(self) -> DeviceState:
@@ -117,15 +117,15 @@ class DeviceState(_Msg):
 class DeviceCommand(_Msg):
     id: Annotated[str, Field(min_length=1, max_length=64)]
     command: Annotated[str, Field(min_length=1, max_length=32)]
-    args: dict[str, Any] = Field(default_factory=dict)
-    ts: datetime
+    args: JsonData = Field(default_factory=dict)
+    ts: Timestamp
 
 
 class DeviceCommandAck(_Msg):
     id: Annotated[str, Field(min_length=1, max_length=64)]
     ok: bool
     error: str | None = None
-    ts: datetime
+    ts: Timestamp
 
 
 NativeMessage = DeviceEvent | DeviceTelemetry | DeviceState | DeviceCommand | DeviceCommandAck

@@ -25,6 +25,8 @@ from datetime import datetime
 from enum import StrEnum
 from urllib.parse import quote, unquote
 
+from pydantic import ValidationError
+
 from eldercare_protocols.catalogue import device_type
 from eldercare_protocols.errors import DecodeError, UnknownDeviceError
 from eldercare_protocols.events import CanonicalEvent, EventKind
@@ -138,7 +140,16 @@ def _number(key: str, value: str, line: bytes | None) -> float:
 
 def to_canonical(frame: Frame, ts: datetime | None = None, *, line: bytes | None = None
                  ) -> list[CanonicalEvent]:
-    """The canonical events a frame means. CFG frames mean none."""
+    """The canonical events a frame means. CFG frames mean none. Raises DecodeError only
+    (a canonical event that refuses the frame's values is the frame's fault)."""
+    try:
+        return _to_canonical(frame, ts, line)
+    except ValidationError as exc:
+        raise DecodeError(f"cannot convert: {exc.errors()[0]['msg']}", payload=line) from exc
+
+
+def _to_canonical(frame: Frame, ts: datetime | None, line: bytes | None
+                  ) -> list[CanonicalEvent]:
     fields = frame.as_dict()
     if frame.type is FrameType.CONFIG:
         return []

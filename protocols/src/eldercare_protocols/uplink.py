@@ -18,13 +18,13 @@ again without storing it twice.
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from eldercare_protocols._json import dump, load_object, parse, validate
+from eldercare_protocols.bounds import Int64, JsonData, Seq, Timestamp
 from eldercare_protocols.errors import DecodeError
 from eldercare_protocols.events import EventKind, is_life_safety
 
@@ -95,15 +95,15 @@ def parse_down_topic(topic: str) -> tuple[str, Down]:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     v: Literal[1] = 1
 
 
 class _Record(_Model):
     id: RecordId
-    seq: int = Field(ge=0)
+    seq: Seq
     gateway_id: GatewayId
-    gateway_ts: datetime
+    gateway_ts: Timestamp
 
 
 class Lane(StrEnum):
@@ -119,11 +119,11 @@ class EventEnvelope(_Record):
     device_id: DeviceId
     kind: EventKind
     test: bool = False
-    device_ts: datetime | None = None
-    device_seq: int | None = Field(default=None, ge=0)
+    device_ts: Timestamp | None = None
+    device_seq: Seq | None = None
     source: Literal["native", "z2m", "serial", "gateway"] = "native"
     rule: str | None = Field(default=None, max_length=64)
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: JsonData = Field(default_factory=dict)
 
     @property
     def lane(self) -> Lane:
@@ -134,11 +134,11 @@ class GapRecord(_Record):
     """Telemetry the gateway evicted under its disk cap: the cloud knows what is missing."""
 
     type: Literal["gap"] = "gap"
-    dropped: int = Field(ge=1)
-    first_seq: int = Field(ge=0)
-    last_seq: int = Field(ge=0)
-    oldest_ts: datetime
-    newest_ts: datetime
+    dropped: Seq = Field(ge=1)
+    first_seq: Seq
+    last_seq: Seq
+    oldest_ts: Timestamp
+    newest_ts: Timestamp
     reason: Literal["disk_cap"] = "disk_cap"
 
 
@@ -149,8 +149,8 @@ class SmsReport(_Record):
     alarm_id: RecordId
     to: Annotated[str, Field(pattern=r"^\+?[0-9]{3,20}$")]
     status: Literal["sent", "failed"]
-    attempts: int = Field(ge=1)
-    sent_at: datetime | None = None
+    attempts: Seq = Field(ge=1)
+    sent_at: Timestamp | None = None
     error: str | None = Field(default=None, max_length=200)
 
 
@@ -173,11 +173,11 @@ _UPLINK: TypeAdapter[EventEnvelope | GapRecord | SmsReport | UnknownDeviceSeen] 
 
 
 class TelemetryRecord(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     device_id: DeviceId
     kind: EventKind
-    ts: datetime
-    device_seq: int | None = Field(default=None, ge=0)
+    ts: Timestamp
+    device_seq: Seq | None = None
     values: dict[str, float] = Field(min_length=1)
 
 
@@ -187,12 +187,12 @@ class TelemetryBatch(_Record):
 
 
 class DeviceStatus(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     type: str | None = None
     online: bool
     battery: float | None = None
-    rssi: int | None = None
-    last_seen: datetime | None = None
+    rssi: Int64 | None = None
+    last_seen: Timestamp | None = None
 
 
 class GatewayState(_Model):
@@ -200,23 +200,23 @@ class GatewayState(_Model):
 
     gateway_id: GatewayId
     status: Literal["online", "offline", "health"]
-    ts: datetime | None = None
+    ts: Timestamp | None = None
     version: str | None = None
     uptime_s: float | None = Field(default=None, ge=0)
     outbox: dict[Lane, int] = Field(default_factory=dict)
     oldest_unacked_s: float | None = Field(default=None, ge=0)
-    last_cloud_ack: datetime | None = None
+    last_cloud_ack: Timestamp | None = None
     devices: dict[str, DeviceStatus] = Field(default_factory=dict)
-    counters: dict[str, int] = Field(default_factory=dict)
+    counters: dict[str, Int64] = Field(default_factory=dict)
 
 
 class Ack(_Model):
     ids: list[RecordId] = Field(min_length=1, max_length=5000)
-    committed_at: datetime
+    committed_at: Timestamp
 
 
 class Threshold(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     low: float | None = None
     high: float | None = None
 
@@ -224,33 +224,33 @@ class Threshold(BaseModel):
 class Routine(BaseModel):
     """Windows that person-activity rules use; times are local wall-clock HH:MM."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     wake_by: HHMM = "10:00"
     waking_start: HHMM = "07:00"
     waking_end: HHMM = "21:00"
     inactive_hours: float = Field(default=4.0, gt=0, le=48)
     night_start: HHMM = "23:00"
     night_end: HHMM = "05:00"
-    door_open_max_s: int = Field(default=600, ge=30)
+    door_open_max_s: int = Field(default=600, ge=30, le=86_400)
     timezone: str = "Asia/Shanghai"
 
 
 class Resident(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     name: str = Field(min_length=1, max_length=64)
     address: str = Field(min_length=1, max_length=200)
     wandering_risk: bool = False
 
 
 class SmsContact(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     name: str = Field(min_length=1, max_length=64)
     phone: Annotated[str, Field(pattern=r"^\+?[0-9]{3,20}$")]
     relation: str = Field(default="family", max_length=32)
 
 
 class DeviceBinding(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     device_id: DeviceId
     type: str = Field(min_length=1, max_length=32)
     room: str | None = Field(default=None, max_length=64)
@@ -263,7 +263,7 @@ class GatewayConfig(_Model):
     """Pushed retained by the cloud; the gateway starts from safe defaults until it arrives."""
 
     gateway_id: GatewayId
-    version: int = Field(ge=0)
+    version: Seq
     resident: Resident | None = None
     thresholds: dict[str, Threshold] = Field(default_factory=dict)
     vitals_sustain_s: int = Field(default=60, ge=0, le=3600)
@@ -277,8 +277,8 @@ class DownCommand(_Model):
     id: RecordId
     device_id: DeviceId
     command: str = Field(min_length=1, max_length=32)
-    args: dict[str, Any] = Field(default_factory=dict)
-    ts: datetime
+    args: JsonData = Field(default_factory=dict)
+    ts: Timestamp
 
 
 def decode_uplink(topic: str, payload: bytes
@@ -288,7 +288,7 @@ def decode_uplink(topic: str, payload: bytes
     gateway_id, channel = parse_up_topic(topic)
     msg: EventEnvelope | GapRecord | SmsReport | UnknownDeviceSeen | TelemetryBatch | GatewayState
     if channel is Up.EVENTS:
-        obj = load_object(payload, topic)
+        obj = load_object(payload, topic, into_model=True)
         try:
             msg = _UPLINK.validate_python(obj)
         except ValueError:

@@ -22,6 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 from eldercare_protocols._json import load_object
 from eldercare_protocols.catalogue import DeviceType, device_type_for_z2m_model
 from eldercare_protocols.errors import DecodeError, UnknownDeviceError
@@ -32,6 +34,8 @@ SUBSCRIPTIONS = (f"{BASE_TOPIC}/+", f"{BASE_TOPIC}/+/availability")
 
 #: actions an emergency button model sends for a press
 _PRESS_ACTIONS = {"single": "single", "double": "double", "hold": "long", "long": "long"}
+#: a friendly name becomes a device id (at most 64 characters) when no binding names one
+MAX_FRIENDLY_NAME = 64
 
 
 def parse_topic(topic: str) -> tuple[str, bool]:
@@ -39,6 +43,9 @@ def parse_topic(topic: str) -> tuple[str, bool]:
     parts = topic.split("/")
     if len(parts) < 2 or parts[0] != BASE_TOPIC or not parts[1] or parts[1] == "bridge":
         raise DecodeError("not a Zigbee2MQTT device topic", topic=topic)
+    if len(parts[1]) > MAX_FRIENDLY_NAME:
+        raise DecodeError(f"friendly name longer than {MAX_FRIENDLY_NAME} characters",
+                          topic=topic)
     if len(parts) == 2:
         return parts[1], False
     if len(parts) == 3 and parts[2] == "availability":
@@ -68,6 +75,16 @@ class Z2MAdapter:
 
     def decode(self, topic: str, payload: bytes, model: str, device_id: str | None = None
                ) -> list[CanonicalEvent]:
+        """Raises DecodeError only: whatever a field's converter refuses (a canonical event
+        it cannot build, a number it cannot convert) is this payload's fault."""
+        try:
+            return self._decode(topic, payload, model, device_id)
+        except (ValidationError, ValueError, TypeError, OverflowError) as exc:
+            first = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+            raise DecodeError(f"cannot convert: {first}", topic=topic, payload=payload) from exc
+
+    def _decode(self, topic: str, payload: bytes, model: str, device_id: str | None
+                ) -> list[CanonicalEvent]:
         friendly, availability = parse_topic(topic)
         dev_id = device_id or friendly
         if availability:

@@ -96,6 +96,15 @@ class MqttConnection:
         self._loop = asyncio.get_running_loop()
         self._runner = asyncio.create_task(self._run(), name=f"{self.name}-connect")
 
+    @property
+    def runner(self) -> asyncio.Task[None] | None:
+        """The task that connects and reconnects (for supervision)."""
+        return self._runner
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
     async def stop(self) -> None:
         self._stopping = True
         if self._sock is not None and self.connected.is_set():
@@ -161,6 +170,10 @@ class MqttConnection:
             return
         log.info("%s: connected to %s:%d (session present: %s)", self.name, self.options.host,
                  self.options.port, getattr(flags, "session_present", "?"))
+        if not self._reading and self._sock is not None and self._loop is not None:
+            # the socket was read for this CONNACK although reading is paused (see
+            # _on_socket_open); from here the pause holds again
+            self._loop.remove_reader(self._sock)
         if self.subscriptions:
             client.subscribe(self.subscriptions)
         self.connected.set()
@@ -188,8 +201,9 @@ class MqttConnection:
         # acks are small and latency-critical: no Nagle delay (paho does not set this)
         with contextlib.suppress(OSError, AttributeError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self._reading:
-            self._loop.add_reader(sock, self._read)
+        # read even while paused, until the CONNACK: a connection that dropped while ingest
+        # was behind (a keep-alive timeout, a broker restart) must still come back
+        self._loop.add_reader(sock, self._read)
         self._misc = self._loop.create_task(self._misc_loop(), name=f"{self.name}-misc")
 
     def _on_socket_close(self, client: paho.Client, userdata: Any, sock: Any) -> None:

@@ -22,7 +22,6 @@ import inspect
 import logging
 import os
 import signal
-import sqlite3
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -32,7 +31,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from eldercare_cloud.db import Database
-from eldercare_cloud.errors import StorageError
 from eldercare_cloud.ingest.models import CommitInfo, IngestCounters
 from eldercare_cloud.ingest.mqtt import MqttConnection, MqttOptions
 from eldercare_cloud.ingest.store import IngestStore, Received
@@ -41,6 +39,7 @@ from eldercare_cloud.settings import CloudSettings
 if TYPE_CHECKING:
     from eldercare_cloud.telemetry.influx import InfluxWriter
 from eldercare_protocols.errors import DecodeError
+from eldercare_protocols.lograte import RateLimitedLog
 from eldercare_protocols.uplink import (
     CLOUD_SUBSCRIPTION,
     Ack,
@@ -103,11 +102,16 @@ class IngestService:
         self._known: set[str] = set()
         self._checked: dict[str, float] = {}
         self._warned: dict[str, float] = {}
+        self.warn = RateLimitedLog(log)
         self._stack = AsyncExitStack()
         self._committer: asyncio.Task[None] | None = None
         self._busy = False
         #: set whenever the committer has nothing left to do
         self._idle = asyncio.Event()
+        #: set when the committer or the MQTT connection task died: ingest is deaf, the
+        #: process must exit non-zero (``run_until_signalled``) and be restarted
+        self.dead = asyncio.Event()
+        self.died: BaseException | None = None
         self.mqtt = MqttConnection(mqtt_options(settings), [(subscription(settings), 1)],
                                    self._on_message, name="ingest")
 
@@ -125,7 +129,10 @@ class IngestService:
 
                 self.influx = await self._stack.enter_async_context(InfluxWriter(self.settings))
             self._committer = asyncio.create_task(self._commit_loop(), name="ingest-commit")
+            self._committer.add_done_callback(self._task_done)
             await self.mqtt.start()
+            if self.mqtt.runner is not None:
+                self.mqtt.runner.add_done_callback(self._task_done)
         except BaseException:
             await self._stack.aclose()
             raise
@@ -145,9 +152,19 @@ class IngestService:
             await asyncio.gather(self._committer, return_exceptions=True)
         await self.mqtt.stop()
         await self._stack.aclose()
+        self.warn.flush()
 
     async def wait_connected(self, timeout_s: float = 10.0) -> bool:
         return await self.mqtt.wait_connected(timeout_s)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or self.mqtt.stopping:
+            return
+        exc = task.exception()
+        log.critical("ingest task %s died: %r", task.get_name(), exc, exc_info=exc)
+        if self.died is None:
+            self.died = exc or RuntimeError(f"task {task.get_name()} ended")
+        self.dead.set()
 
     # -- for the care core -------------------------------------------------------------
 
@@ -238,7 +255,7 @@ class IngestService:
         await self._process_group([m for m in raw if m[0].endswith(_TELEMETRY_SUFFIX)])
 
     async def _process_group(self, raw: list[tuple[str, bytes, datetime, float]]) -> None:
-        items: list[Received] = []
+        items: list[tuple[Received, bytes]] = []
         for topic, payload, received_at, _ in raw:
             self.counters.received += 1
             if not payload and topic.endswith("/up/state"):
@@ -253,19 +270,56 @@ class IngestService:
                 _, msg = decode_uplink(topic, payload)
             except DecodeError as exc:
                 self.counters.rejected_bad_payload += 1
-                log.warning("rejected uplink on %s: %s; payload: %s", topic, exc.reason,
-                            exc.preview() or payload[:120].decode("utf-8", "replace"))
+                self.warn.warning("bad_payload", "rejected uplink on %s: %s; payload: %s",
+                                  topic, exc.reason,
+                                  exc.preview() or _preview(payload))
                 continue
-            items.append(Received(gateway_id, msg, received_at))
+            except Exception as exc:  # noqa: BLE001 - isolation: a decoder bug costs one record
+                self.counters.rejected_bad_payload += 1
+                self.warn.error("decode_failed", "uplink on %s rejected: %s: %s; payload: %s",
+                                topic, type(exc).__name__, str(exc)[:200], _preview(payload),
+                                exc_info=exc)
+                continue
+            items.append((Received(gateway_id, msg, received_at), payload))
         if not items:
             return
         try:
-            info = await self.store.commit(items)
-        except (sqlite3.Error, StorageError) as exc:
-            # nothing is acked: every gateway resends and the next commit may succeed
-            self.counters.commit_failures += 1
-            log.error("commit of %d uplink messages failed, not acked: %s", len(items), exc)
+            info = await self.store.commit([r for r, _ in items])
+        except Exception as exc:  # noqa: BLE001 - isolation: one record, not the batch
+            # a database error (sqlite3.Error, StorageError) or a value the driver refuses:
+            # nothing of this batch is acked, so the gateways resend whatever is not
+            # committed one by one below
+            if len(items) == 1:
+                self._commit_failed(items[0], exc)
+            else:
+                await self._commit_each(items, exc)
             return
+        await self._committed(info, len(items))
+
+    async def _commit_each(self, items: list[tuple[Received, bytes]], first: Exception
+                           ) -> None:
+        """The batch failed: commit its records one by one, so a record the database will
+        not take costs that record (counted, logged, not acked) and the rest commit."""
+        log.info("commit of %d uplink messages failed (%s: %s); committing them one by one",
+                 len(items), type(first).__name__, str(first)[:200])
+        for item in items:
+            try:
+                info = await self.store.commit([item[0]])
+            except Exception as exc:  # noqa: BLE001 - isolation: this record only
+                self._commit_failed(item, exc)
+                continue
+            await self._committed(info, 1)
+
+    def _commit_failed(self, item: tuple[Received, bytes], exc: Exception) -> None:
+        received, payload = item
+        self.counters.commit_failures += 1
+        msg = received.msg
+        self.warn.error("commit_failed", "uplink record %s from %s not committed, not acked:"
+                        " %s: %s; payload: %s", getattr(msg, "id", type(msg).__name__),
+                        received.gateway_id, type(exc).__name__, str(exc)[:200],
+                        _preview(payload))
+
+    async def _committed(self, info: CommitInfo, n_items: int) -> None:
         if self.settings.test_exit_after_commit and info.acks:
             log.warning("test hook: killing this process after the commit, before the ack")
             logging.shutdown()
@@ -276,10 +330,10 @@ class IngestService:
         c.committed += info.records - info.duplicates
         c.duplicates += info.duplicates
         c.telemetry_points += len(info.telemetry)
-        c.gateway_states += len(items) - info.records
+        c.gateway_states += n_items - info.records
         if self.influx is not None and info.telemetry:
             self.influx.submit(info.telemetry)
-        self.last_event_rowid = info.event_rowid
+        self.last_event_rowid = max(self.last_event_rowid, info.event_rowid)
         async with self.committed:
             self.committed.notify_all()
         for listener in list(self._listeners):
@@ -299,8 +353,8 @@ class IngestService:
                 if self.mqtt.publish(topic, encode(ack), qos=1):
                     self.counters.acks_published += 1
                 else:
-                    log.warning("ack to %s dropped (client queue full); the gateway resends",
-                                gateway_id)
+                    self.warn.warning("ack_dropped", "ack to %s dropped (client queue full);"
+                                      " the gateway resends", gateway_id)
 
     async def _registered(self, gateway_id: str) -> bool:
         if gateway_id in self._known:
@@ -325,3 +379,7 @@ class IngestService:
                         "far, this warning repeats at most once a minute); payload: %s",
                         gateway_id, topic, self.counters.rejected_unregistered,
                         payload[:120].decode("utf-8", "replace"))
+
+
+def _preview(payload: bytes, limit: int = 120) -> str:
+    return DecodeError("", payload=payload).preview(limit)

@@ -16,6 +16,7 @@ import serial
 
 from eldercare_edge.counters import Counters
 from eldercare_edge.settings import SerialSettings
+from eldercare_protocols.lograte import RateLimitedLog
 from eldercare_protocols.serial_frame import MAX_FRAME
 
 log = logging.getLogger(__name__)
@@ -25,10 +26,12 @@ MAX_LINE = MAX_FRAME * 4
 
 class SerialDongle:
     def __init__(self, settings: SerialSettings, on_line: Callable[[bytes], None],
-                 counters: Counters) -> None:
+                 counters: Counters, warn: RateLimitedLog | None = None) -> None:
         self.settings = settings
         self._on_line = on_line
         self._counters = counters
+        #: an unplugged dongle retries every reopen_s for as long as it is out: rate-limited
+        self.warn = warn or RateLimitedLog(log)
         self._buf = bytearray()
         self.opened = asyncio.Event()
 
@@ -42,8 +45,10 @@ class SerialDongle:
             try:
                 port = serial.Serial(self.settings.port, self.settings.baud, timeout=0)
             except (serial.SerialException, OSError) as exc:
-                log.warning("serial dongle %s cannot be opened: %s; retrying in %.1fs",
-                            self.settings.port, exc, self.settings.reopen_s)
+                self._counters.inc("serial_open_failed")
+                self.warn.warning("dongle_open", "serial dongle %s cannot be opened: %s;"
+                                  " retrying in %.1fs", self.settings.port, exc,
+                                  self.settings.reopen_s)
                 await asyncio.sleep(self.settings.reopen_s)
                 continue
             lost: asyncio.Future[None] = loop.create_future()
@@ -64,7 +69,8 @@ class SerialDongle:
         try:
             data = port.read(port.in_waiting or 1)
         except (serial.SerialException, OSError) as exc:
-            log.warning("serial dongle %s lost: %s", self.settings.port, exc)
+            self.warn.warning("dongle_lost", "serial dongle %s lost: %s", self.settings.port,
+                              exc)
             if not lost.done():
                 lost.set_result(None)
             return
@@ -81,6 +87,7 @@ class SerialDongle:
                 self._on_line(line)
         if len(self._buf) > MAX_LINE:
             self._counters.inc("malformed_serial")
-            log.warning("serial dongle %s: %d bytes without a line end dropped: %r",
-                        self.settings.port, len(self._buf), bytes(self._buf[:60]))
+            self.warn.warning("dongle_overlong", "serial dongle %s: %d bytes without a line"
+                              " end dropped: %r", self.settings.port, len(self._buf),
+                              bytes(self._buf[:60]))
             self._buf.clear()
