@@ -120,7 +120,7 @@ def create_app(settings: CloudSettings, db: Database | None = None, ingest: Any 
     """The HTTP app. ``db``/``ingest``/``store`` come from ``CloudService``; without a
     ``store`` the app opens its own ``IngestStore`` reader on the same database."""
     own_db = db is None
-    database = db if db is not None else Database(settings.db_path)
+    database = db if db is not None else Database(settings.database)
     reader: Any = store if store is not None else getattr(ingest, "store", None)
     holder: dict[str, Any] = {}
 

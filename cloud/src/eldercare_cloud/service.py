@@ -20,7 +20,7 @@ from typing import Any
 
 import uvicorn
 
-from eldercare_cloud.db import Database
+from eldercare_cloud.db import Database, redact_url
 from eldercare_cloud.ingest import IngestService, IngestStore
 from eldercare_cloud.settings import CloudSettings
 
@@ -39,7 +39,7 @@ class _EmbeddedServer(uvicorn.Server):
 class CloudService:
     def __init__(self, settings: CloudSettings) -> None:
         self.settings = settings
-        self.db = Database(settings.db_path)
+        self.db = Database(settings.database)
         self.store = IngestStore(
             self.db, telemetry_sqlite=settings.telemetry_sqlite or not settings.influx_url)
         self.ingest = IngestService(settings, self.db, store=self.store)
@@ -122,7 +122,8 @@ async def run_until_signalled(settings: CloudSettings) -> None:
         loop.add_signal_handler(sig, stop.set)
     async with CloudService(settings) as cloud:
         host, port = settings.mqtt_host_port
-        log.info("cloud ingest subscribed at %s:%d, database %s", host, port, settings.db_path)
+        log.info("cloud ingest subscribed at %s:%d, database %s", host, port,
+                 redact_url(settings.database))
         if cloud.http_url:
             log.info("console and API: %s", cloud.http_url)
         await stop.wait()

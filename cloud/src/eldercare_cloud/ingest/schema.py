@@ -1,7 +1,8 @@
 """The ingest component's tables (``db.migrate("ingest", MIGRATIONS)``).
 
 Each uplink record type has its own table with a ``UNIQUE`` idempotency id, so
-``INSERT OR IGNORE`` drops a redelivered record while the cloud acks it again, and an
+``INSERT ... ON CONFLICT DO NOTHING`` drops a redelivered record while the cloud acks it
+again (on PostgreSQL too, whichever ingest worker got the copy), and an
 ``INTEGER PRIMARY KEY AUTOINCREMENT`` rowid that readers use as a cursor (never reused,
 even if rows are pruned one day). Timestamps are ISO-8601 UTC text.
 """

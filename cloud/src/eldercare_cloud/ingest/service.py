@@ -22,7 +22,6 @@ import inspect
 import logging
 import os
 import signal
-import sqlite3
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -31,7 +30,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from eldercare_cloud.db import Database
+from eldercare_cloud.db import DATABASE_ERRORS, Database
 from eldercare_cloud.errors import StorageError
 from eldercare_cloud.ingest.models import CommitInfo, IngestCounters
 from eldercare_cloud.ingest.mqtt import MqttConnection, MqttOptions
@@ -52,6 +51,9 @@ from eldercare_protocols.uplink import (
     encode,
     parse_up_topic,
 )
+
+#: a failed commit: nothing is acked, the gateways resend
+_COMMIT_ERRORS: tuple[type[Exception], ...] = (*DATABASE_ERRORS, StorageError)
 
 log = logging.getLogger(__name__)
 
@@ -261,7 +263,7 @@ class IngestService:
             return
         try:
             info = await self.store.commit(items)
-        except (sqlite3.Error, StorageError) as exc:
+        except _COMMIT_ERRORS as exc:
             # nothing is acked: every gateway resends and the next commit may succeed
             self.counters.commit_failures += 1
             log.error("commit of %d uplink messages failed, not acked: %s", len(items), exc)

@@ -1,0 +1,207 @@
+"""The cloud's relational store: SQLite (embedded default) or PostgreSQL (production),
+chosen by the database URL, with one call shape and per-component migrations.
+
+    async with db.transaction() as conn:
+        cur = await conn.execute("SELECT ... WHERE id = ?", (x,))
+        row = await cur.fetchone()          # row[0], row["col"], dict(row)
+    cur = await db.conn.execute(...)        # a read outside a transaction
+    await db.migrate("component", MIGRATIONS)
+
+Each component (ingest, registry, care, ...) owns its tables and calls ``migrate`` at
+start-up; the applied version is kept per component, so components evolve without
+editing one shared list. The SQL is the portable subset both engines run (README,
+"Portable SQL"); ``db/sql.py`` maps the DDL types for PostgreSQL in one place.
+
+Transactions are serialised within a process on both engines (SQLite has one writer
+anyway), so a component's read-then-write runs as it always did; several processes on
+PostgreSQL rely on constraints (the ingest dedup is a unique index) and row locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import aiosqlite
+import psycopg
+
+from eldercare_cloud.db.postgres import PostgresEngine
+from eldercare_cloud.db.sql import split_script
+from eldercare_cloud.db.types import Connection, Cursor, Row
+from eldercare_cloud.errors import StorageError
+
+__all__ = ["DATABASE_ERRORS", "INTEGRITY_ERRORS", "Connection", "Cursor", "Database", "Engine",
+           "Row", "database_url", "redact_url"]
+
+Engine = Literal["sqlite", "postgresql"]
+
+#: catch these (not an engine's own class) where a unique/foreign key violation is expected
+INTEGRITY_ERRORS: tuple[type[Exception], ...] = (sqlite3.IntegrityError, psycopg.IntegrityError)
+#: any error raised by either engine's driver
+DATABASE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error)
+
+
+def database_url(target: str | Path) -> str:
+    """``sqlite:///relative/path``, ``sqlite:////absolute/path`` or ``postgresql://...``;
+    a bare path means SQLite."""
+    if isinstance(target, Path):
+        return f"sqlite:///{target}"
+    if target.startswith(("postgresql://", "postgres://")):
+        return "postgresql://" + target.split("://", 1)[1]
+    if target.startswith("sqlite:///"):
+        return target
+    if "://" in target:
+        raise StorageError(f"unsupported database URL {redact_url(target)!r}: use "
+                           "sqlite:///PATH or postgresql://USER@HOST:PORT/DB")
+    return f"sqlite:///{target}"
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class Database:
+    """SQLite: one writer connection (WAL, synchronous=FULL) and a read-only connection
+    for tailing readers. PostgreSQL: a connection pool. Either way a write lock keeps one
+    component's multi-statement transaction from interleaving with another's."""
+
+    def __init__(self, target: str | Path, *, pool_max: int = 10) -> None:
+        self.url = database_url(target)
+        self.engine: Engine = "postgresql" if self.url.startswith("postgresql://") else "sqlite"
+        #: the SQLite file (None on PostgreSQL)
+        self.path: Path | None = (Path(self.url.removeprefix("sqlite:///"))
+                                  if self.engine == "sqlite" else None)
+        self._pg = PostgresEngine(self.url, pool_max=pool_max) \
+            if self.engine == "postgresql" else None
+        self._conn: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._lock: asyncio.Lock | None = None
+
+    def __repr__(self) -> str:
+        return f"Database({redact_url(self.url)!r})"
+
+    async def __aenter__(self) -> Database:
+        await self.open()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        self._lock = asyncio.Lock()
+        if self._pg is not None:
+            await self._pg.open()
+            return
+        assert self.path is not None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = await aiosqlite.connect(self.path, isolation_level=None)
+        self._conn.row_factory = aiosqlite.Row
+        await self._conn.execute("PRAGMA journal_mode=WAL")
+        await self._conn.execute("PRAGMA synchronous=FULL")
+        await self._conn.execute("PRAGMA foreign_keys=ON")
+        await self._conn.execute("PRAGMA busy_timeout=5000")
+        await self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version ("
+            " component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+        )
+
+    async def open_reader(self) -> None:
+        """A second, read-only connection for readers that tail committed rows (SQLite);
+        on PostgreSQL every read outside a transaction already takes its own connection."""
+        if self.engine == "sqlite" and self._reader is None:
+            assert self.path is not None
+            self._reader = await aiosqlite.connect(self.path)
+            await self._reader.execute("PRAGMA query_only=ON")
+            await self._reader.execute("PRAGMA busy_timeout=5000")
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            await self._reader.close()
+            self._reader = None
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+        if self._pg is not None:
+            await self._pg.close()
+
+    @property
+    def conn(self) -> Connection:
+        """Reads outside a transaction (inside one, in the same task: its connection)."""
+        if self._pg is not None:
+            return self._pg.conn
+        if self._conn is None:
+            raise StorageError("database is not open")
+        return self._conn
+
+    @property
+    def reader(self) -> Connection:
+        """Committed rows only (see ``open_reader``)."""
+        if self._pg is not None:
+            return self._pg.reader
+        if self._reader is None:
+            raise StorageError("the read connection is not open (open_reader)")
+        return self._reader
+
+    def transaction(self) -> AbstractAsyncContextManager[Connection]:
+        """BEGIN … COMMIT on one connection; rolls back on error. On SQLite BEGIN IMMEDIATE
+        and an fsync'd commit (synchronous=FULL)."""
+        if self._pg is not None:
+            return self._pg_transaction()
+        return self._sqlite_transaction()
+
+    @asynccontextmanager
+    async def _sqlite_transaction(self) -> AsyncIterator[Connection]:
+        assert self._lock is not None, "database is not open"
+        async with self._lock:
+            conn = self.conn
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                await conn.execute("ROLLBACK")
+                raise
+            else:
+                await conn.execute("COMMIT")
+
+    @asynccontextmanager
+    async def _pg_transaction(self) -> AsyncIterator[Connection]:
+        assert self._lock is not None and self._pg is not None, "database is not open"
+        async with self._lock, self._pg.transaction() as conn:
+            yield conn
+
+    async def migrate(self, component: str, migrations: Sequence[str]) -> int:
+        """Apply the migrations of one component that are not applied yet; return its version."""
+        async with self.transaction() as conn:
+            if self._pg is not None:
+                await conn.execute("SELECT pg_advisory_xact_lock(?)",
+                                   (self._pg.migration_lock,))
+            cur = await conn.execute(
+                "SELECT version FROM schema_version WHERE component = ?", (component,))
+            row = await cur.fetchone()
+            current = int(row[0]) if row else 0
+            if current > len(migrations):
+                raise StorageError(f"{component} schema version {current} is newer than this "
+                                   f"code ({len(migrations)})")
+            for script in migrations[current:]:
+                statements = (self._pg.statements(script) if self._pg is not None
+                              else split_script(script))
+                for statement in statements:
+                    await conn.execute(statement)
+            await conn.execute(
+                "INSERT INTO schema_version(component, version) VALUES (?, ?) "
+                "ON CONFLICT(component) DO UPDATE SET version = excluded.version",
+                (component, len(migrations)),
+            )
+        return len(migrations)
