@@ -34,7 +34,7 @@ from eldercare_cloud.care.models import (
     StepKind,
     StepMode,
 )
-from eldercare_cloud.db import Connection, Row
+from eldercare_cloud.db import Connection, Row, lock_rows
 from eldercare_cloud.notify import messages
 from eldercare_cloud.notify.outbox import enqueue
 from eldercare_cloud.registry import RegistryService
@@ -91,8 +91,14 @@ async def ladder_for(conn: Connection, resident_id: str | None,
     return DEFAULT_LADDER
 
 
-async def load_run(conn: Connection, alert_id: str) -> Run | None:
-    cur = await conn.execute("SELECT * FROM ladder_runs WHERE alert_id = ?", (alert_id,))
+async def load_run(conn: Connection, alert_id: str, *, lock: bool = False,
+                   skip_locked: bool = False) -> Run | None:
+    """The run; with ``lock``, claimed for this transaction (PostgreSQL row lock), so two
+    care engines, or an engine and a responder's answer, never move one run at once. With
+    ``skip_locked`` a run another engine is moving reads as absent."""
+    cur = await conn.execute("SELECT * FROM ladder_runs WHERE alert_id = ?"
+                             + (lock_rows(conn, skip_locked=skip_locked) if lock else ""),
+                             (alert_id,))
     r = await cur.fetchone()
     if r is None:
         return None
@@ -133,8 +139,9 @@ async def start(conn: Connection, alert: Row, now: datetime,
 
 async def process_due(conn: Connection, alert_id: str, now: datetime,
                       ctx: LadderContext) -> bool:
-    """Move an overdue run on by one position; False when it was not due (any more)."""
-    run = await load_run(conn, alert_id)
+    """Move an overdue run on by one position; False when it was not due (any more, or
+    another engine is moving it right now: it re-reads the due time once that commits)."""
+    run = await load_run(conn, alert_id, lock=True, skip_locked=True)
     if run is None or run.status != "running" or run.due_at is None or run.due_at > now:
         return False
     alert = await A.load(conn, alert_id)
@@ -152,7 +159,7 @@ async def process_due(conn: Connection, alert_id: str, now: datetime,
 async def on_decline(conn: Connection, alert: Row, contact_id: str,
                      now: datetime, ctx: LadderContext) -> None:
     """"I can't go" moves the ladder on at once when it was the person the step waits for."""
-    run = await load_run(conn, alert["id"])
+    run = await load_run(conn, alert["id"], lock=True)
     if run is None or run.status != "running" or run.step is None:
         return
     step = run.step
@@ -174,7 +181,7 @@ async def on_decline(conn: Connection, alert: Row, contact_id: str,
 
 async def stop(conn: Connection, alert_id: str, reason: str, now: datetime,
                ctx: LadderContext, alert: Row | None = None) -> None:
-    run = await load_run(conn, alert_id)
+    run = await load_run(conn, alert_id, lock=True)
     if run is None or run.status != "running":
         return
     run.status = "stopped"

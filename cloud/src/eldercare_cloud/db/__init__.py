@@ -31,13 +31,13 @@ from urllib.parse import urlsplit, urlunsplit
 import aiosqlite
 import psycopg
 
-from eldercare_cloud.db.postgres import PostgresEngine
+from eldercare_cloud.db.postgres import PgConnection, PostgresEngine
 from eldercare_cloud.db.sql import split_script
 from eldercare_cloud.db.types import Connection, Cursor, Row
 from eldercare_cloud.errors import StorageError
 
 __all__ = ["DATABASE_ERRORS", "INTEGRITY_ERRORS", "Connection", "Cursor", "Database", "Engine",
-           "Row", "database_url", "redact_url"]
+           "Row", "database_url", "lock_rows", "redact_url"]
 
 Engine = Literal["sqlite", "postgresql"]
 
@@ -45,6 +45,16 @@ Engine = Literal["sqlite", "postgresql"]
 INTEGRITY_ERRORS: tuple[type[Exception], ...] = (sqlite3.IntegrityError, psycopg.IntegrityError)
 #: any error raised by either engine's driver
 DATABASE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error)
+
+
+def lock_rows(conn: Connection, *, skip_locked: bool = False) -> str:
+    """The clause that ends a SELECT which claims its rows for this transaction:
+    ``FOR UPDATE`` (wait for another worker's claim to commit, then see its result) or
+    ``FOR UPDATE SKIP LOCKED`` (leave rows another worker holds to that worker). Empty on
+    SQLite, where ``BEGIN IMMEDIATE`` already makes every transaction the only writer."""
+    if isinstance(conn, PgConnection):
+        return " FOR UPDATE SKIP LOCKED" if skip_locked else " FOR UPDATE"
+    return ""
 
 
 def database_url(target: str | Path) -> str:
