@@ -137,6 +137,7 @@ def create_app(settings: CloudSettings, db: Database | None = None, ingest: Any 
             services = build_services(settings, database, clock=clock, store=ingest_reader,
                                       ingest=ingest, channels=channels)
             await migrate(services)
+            await stack.enter_async_context(services.hub.listening())
             if settings.demo_data:
                 from eldercare_cloud.demo import load_demo
 

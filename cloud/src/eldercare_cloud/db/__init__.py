@@ -20,8 +20,10 @@ PostgreSQL rely on constraints (the ingest dedup is a unique index) and row lock
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+import zlib
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from types import TracebackType
@@ -55,6 +57,12 @@ def lock_rows(conn: Connection, *, skip_locked: bool = False) -> str:
     if isinstance(conn, PgConnection):
         return " FOR UPDATE SKIP LOCKED" if skip_locked else " FOR UPDATE"
     return ""
+
+
+def _channel(name: str) -> str:
+    if not name.replace("_", "").isalnum() or not name.isascii() or len(name) > 63:
+        raise StorageError(f"invalid notification channel name {name!r}")
+    return name
 
 
 def database_url(target: str | Path) -> str:
@@ -190,6 +198,39 @@ class Database:
         assert self._lock is not None and self._pg is not None, "database is not open"
         async with self._lock, self._pg.transaction() as conn:
             yield conn
+
+    async def notify(self, conn: Connection, channel: str) -> None:
+        """Tell every process listening on ``channel`` (``listen``) that this transaction
+        committed something: PostgreSQL delivers a NOTIFY at COMMIT, and never when the
+        transaction rolls back. A no-op on SQLite (one process)."""
+        if isinstance(conn, PgConnection):
+            await conn.execute("SELECT pg_notify(?, '')", (_channel(channel),))
+
+    async def serialise(self, conn: Connection, name: str) -> None:
+        """Make transactions that call this with the same ``name`` commit one at a time
+        across processes (a PostgreSQL advisory lock held to COMMIT), so ids they insert
+        become visible in id order, which readers tailing by id rely on. SQLite's writer
+        is alone already."""
+        if isinstance(conn, PgConnection):
+            await conn.execute("SELECT pg_advisory_xact_lock(?)",
+                               (zlib.crc32(name.encode()),))
+
+    @asynccontextmanager
+    async def listen(self, channel: str, callback: Callable[[], None]) -> AsyncIterator[None]:
+        """While inside: call ``callback`` on the event loop for every ``notify`` on
+        ``channel`` from any process (PostgreSQL: LISTEN on a connection of its own,
+        reconnected if it drops). On SQLite nothing else can write: nothing to do."""
+        if self._pg is None:
+            yield
+            return
+        task = asyncio.create_task(self._pg.listen(_channel(channel), callback),
+                                   name=f"db-listen-{channel}")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def migrate(self, component: str, migrations: Sequence[str]) -> int:
         """Apply the migrations of one component that are not applied yet; return its version."""

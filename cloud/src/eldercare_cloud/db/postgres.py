@@ -15,9 +15,11 @@ rows indexed by position and by name). Here:
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
+import logging
 import zlib
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -29,6 +31,8 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from eldercare_cloud.db.sql import postgres_ddl, postgres_params, split_script
 from eldercare_cloud.errors import StorageError
+
+log = logging.getLogger(__name__)
 
 #: every worker migrates under this advisory lock, so two starting at once do not race
 _MIGRATION_LOCK = zlib.crc32(b"eldercare-cloud-migrations")
@@ -259,6 +263,31 @@ class PostgresEngine:
                 yield conn
             finally:
                 self._tx.reset(token)
+
+    async def listen(self, channel: str, callback: Callable[[], None]) -> None:
+        """LISTEN on a connection of its own until cancelled; reconnect after a failure
+        (and call back once then: a notification may have been missed meanwhile)."""
+        delay = 0.5
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
+            except psycopg.Error as exc:
+                log.warning("LISTEN %s: cannot connect (%s); retrying in %.1f s", channel,
+                            exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            try:
+                await conn.execute(f"LISTEN {channel}")
+                callback()
+                delay = 0.5
+                async for _ in conn.notifies():
+                    callback()
+            except psycopg.Error as exc:
+                log.warning("LISTEN %s: connection lost (%s); reconnecting", channel, exc)
+                await asyncio.sleep(delay)
+            finally:
+                await conn.close()
 
     @staticmethod
     def statements(script: str) -> list[str]:

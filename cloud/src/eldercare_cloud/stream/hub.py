@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +20,9 @@ from eldercare_cloud.auth.models import Principal, Role
 from eldercare_cloud.auth.scope import district_clause, in_clause
 from eldercare_cloud.care.clock import Clock, iso, parse_iso
 from eldercare_cloud.db import Connection, Database
+
+#: the PostgreSQL notification channel of stream commits
+CHANNEL = "eldercare_stream"
 
 MIGRATIONS: list[str] = [
     """
@@ -68,8 +72,13 @@ class StreamHub:
                      alert_id: str | None = None, district_id: str | None = None,
                      resident_id: str | None = None,
                      contact_ids: list[str] | None = None) -> None:
-        """Write an event inside the caller's transaction; call ``wake()`` after commit."""
+        """Write an event inside the caller's transaction; call ``wake()`` after commit.
+
+        With several API workers on PostgreSQL the commit also wakes every other worker's
+        hub (NOTIFY), and stream writers commit one at a time, so ids appear in order
+        and a reader tailing by id never passes over one that commits late."""
         contacts = sorted(set(contact_ids or []))
+        await self._db.serialise(conn, "stream_events")
         cur = await conn.execute(
             "INSERT INTO stream_events(ts, type, alert_id, district_id, resident_id,"
             " contact_ids, data) VALUES (?,?,?,?,?,?,?) RETURNING id",
@@ -80,6 +89,11 @@ class StreamHub:
             await conn.executemany(
                 "INSERT INTO stream_event_contacts(event_id, contact_id) VALUES (?, ?)",
                 [(row[0], c) for c in contacts])
+        await self._db.notify(conn, CHANNEL)
+
+    def listening(self) -> AbstractAsyncContextManager[None]:
+        """While inside, commits of stream events by other processes wake this hub too."""
+        return self._db.listen(CHANNEL, self.wake)
 
     def wake(self) -> None:
         changed, self._changed = self._changed, asyncio.Event()
