@@ -105,6 +105,9 @@ class Database:
         self._conn: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._lock: asyncio.Lock | None = None
+        #: SQLite: channels notified in the open transaction, and who listens in-process
+        self._notify_pending: set[str] = set()
+        self._listeners: dict[str, list[Callable[[], None]]] = {}
 
     def __repr__(self) -> str:
         return f"Database({redact_url(self.url)!r})"
@@ -192,6 +195,14 @@ class Database:
                 raise
             else:
                 await conn.execute("COMMIT")
+                self._deliver_notifications()
+            finally:
+                self._notify_pending.clear()
+
+    def _deliver_notifications(self) -> None:
+        for channel in sorted(self._notify_pending):
+            for callback in list(self._listeners.get(channel, ())):
+                callback()
 
     @asynccontextmanager
     async def _pg_transaction(self) -> AsyncIterator[Connection]:
@@ -205,6 +216,8 @@ class Database:
         transaction rolls back. A no-op on SQLite (one process)."""
         if isinstance(conn, PgConnection):
             await conn.execute("SELECT pg_notify(?, '')", (_channel(channel),))
+        else:  # delivered by _sqlite_transaction after its COMMIT
+            self._notify_pending.add(_channel(channel))
 
     async def serialise(self, conn: Connection, name: str) -> None:
         """Make transactions that call this with the same ``name`` commit one at a time
@@ -218,10 +231,16 @@ class Database:
     @asynccontextmanager
     async def listen(self, channel: str, callback: Callable[[], None]) -> AsyncIterator[None]:
         """While inside: call ``callback`` on the event loop for every ``notify`` on
-        ``channel`` from any process (PostgreSQL: LISTEN on a connection of its own,
-        reconnected if it drops). On SQLite nothing else can write: nothing to do."""
+        ``channel`` committed by any process (PostgreSQL: LISTEN on a connection of its
+        own, reconnected if it drops) or by this ``Database`` (SQLite, where no other
+        process writes)."""
         if self._pg is None:
-            yield
+            callbacks = self._listeners.setdefault(_channel(channel), [])
+            callbacks.append(callback)
+            try:
+                yield
+            finally:
+                callbacks.remove(callback)
             return
         task = asyncio.create_task(self._pg.listen(_channel(channel), callback),
                                    name=f"db-listen-{channel}")

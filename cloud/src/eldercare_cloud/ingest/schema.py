@@ -106,4 +106,8 @@ CREATE TABLE telemetry_batches (
     committed_at TEXT NOT NULL
 )
 """,
+    # a revoked gateway is refused by every ingest worker (they reload on a notification)
+    """
+ALTER TABLE gateways ADD COLUMN revoked_at TEXT
+""",
 ]

@@ -124,6 +124,10 @@ def _utc_opt(ts: datetime | None) -> datetime | None:
     return None if ts is None else _utc(ts)
 
 
+#: notified when the set of accepted gateways shrinks (a revoke)
+GATEWAYS_CHANNEL = "eldercare_gateways"
+
+
 class IngestStore:
     """The ingest tables: the registry of gateways, committed records, gateway log."""
 
@@ -182,8 +186,27 @@ class IngestStore:
         return row is not None and verify_secret(str(row[0]), secret)
 
     async def gateway_ids(self) -> set[str]:
-        cur = await self.reader.execute("SELECT id FROM gateways")
+        """The gateways whose uplink is accepted: registered and not revoked."""
+        cur = await self.reader.execute("SELECT id FROM gateways WHERE revoked_at IS NULL")
         return {str(r[0]) for r in await cur.fetchall()}
+
+    async def accepts(self, gateway_id: str) -> bool:
+        cur = await self.reader.execute(
+            "SELECT 1 FROM gateways WHERE id = ? AND revoked_at IS NULL", (gateway_id,))
+        return await cur.fetchone() is not None
+
+    async def revoke_gateway(self, gateway_id: str, at: datetime) -> bool:
+        """Refuse the gateway's uplink from now on, in every ingest worker (each reloads
+        its set of accepted gateways on GATEWAYS_CHANNEL); False if it is not registered.
+        A revoke is final: the id cannot be registered again."""
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                "UPDATE gateways SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?",
+                (to_db(at), gateway_id))
+            if cur.rowcount == 0:
+                return False
+            await self.db.notify(conn, GATEWAYS_CHANNEL)
+        return True
 
     async def gateway(self, gateway_id: str) -> GatewayRecord | None:
         cur = await self.reader.execute(
