@@ -338,6 +338,11 @@ class IngestStore:
                    "unknown_devices": bool(unknown), "telemetry_batches": bool(batches),
                    "gateway_log": bool(states)}
         async with self.db.transaction() as conn:
+            # several ingest workers on PostgreSQL: commits take turns, so rowids become
+            # visible in rowid order (the care engine and the stream tail by rowid and
+            # must never pass over a row that commits late) and "rowid > before" below
+            # is this commit's rows only. Decoding and acks stay parallel. No-op on SQLite.
+            await self.db.serialise(conn, "ingest-commit")
             before = await self._max_rowids(conn)
             if events:
                 await conn.executemany(
