@@ -104,11 +104,16 @@ class CareEngine:
         self._next_maintenance: datetime | None = None
         self._maintenance_ready = False
         self.failures = 0
+        #: one engine per database moves alerts; others on PostgreSQL stand by and take
+        #: over when its connection ends (see Database.leadership)
+        self._lead = db.leadership("care-engine")
+        self._leading = False
 
     # -- lifecycle ----------------------------------------------------------------------
 
     async def __aenter__(self) -> CareEngine:
-        await self._dispatcher.recover()
+        if await self._lead.held():
+            await self._lead_acquired()
         if self._link is not None:
             self._unlisten = self._link.add_commit_listener(lambda _info: self.wake())
         self._tasks = [asyncio.create_task(self._loop(), name="care-engine"),
@@ -130,10 +135,32 @@ class CareEngine:
         self._wake.set()
         self._deliver_wake.set()
 
+    async def _lead_acquired(self) -> None:
+        """Now the engine that moves alerts: resend what the previous one (this process
+        before a restart, or another that died) left in flight."""
+        if not self._leading:
+            self._leading = True
+            log.info("care engine: leading")
+            await self._dispatcher.recover()
+
+    async def _standing_by(self) -> bool:
+        """True (after a poll interval's wait) while another engine leads."""
+        if await self._lead.held():
+            await self._lead_acquired()
+            return False
+        if self._leading:
+            self._leading = False
+            log.warning("care engine: lost the lead; standing by")
+        await self._clock.sleep_until(
+            self._clock.now() + timedelta(seconds=self._settings.care_poll_s), self._wake)
+        return True
+
     async def _loop(self) -> None:
         while True:
             self._wake.clear()
             try:
+                if await self._standing_by():
+                    continue
                 await self.tick()
             except _PASS_ERRORS:
                 self.failures += 1
@@ -150,6 +177,11 @@ class CareEngine:
         while True:
             self._deliver_wake.clear()
             try:
+                if not self._leading:  # the leader's outbox; _loop takes the lead
+                    await self._clock.sleep_until(
+                        self._clock.now() + timedelta(seconds=self._settings.care_poll_s),
+                        self._deliver_wake)
+                    continue
                 while await self._dispatcher.deliver_due():
                     pass
             except _PASS_ERRORS:

@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
+from typing import Literal, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import aiosqlite
@@ -39,7 +39,7 @@ from eldercare_cloud.db.types import Connection, Cursor, Row
 from eldercare_cloud.errors import StorageError
 
 __all__ = ["DATABASE_ERRORS", "INTEGRITY_ERRORS", "Connection", "Cursor", "Database", "Engine",
-           "Row", "database_url", "lock_rows", "redact_url"]
+           "Leadership", "Row", "database_url", "lock_rows", "redact_url"]
 
 Engine = Literal["sqlite", "postgresql"]
 
@@ -57,6 +57,20 @@ def lock_rows(conn: Connection, *, skip_locked: bool = False) -> str:
     if isinstance(conn, PgConnection):
         return " FOR UPDATE SKIP LOCKED" if skip_locked else " FOR UPDATE"
     return ""
+
+
+class Leadership(Protocol):
+    async def held(self) -> bool: ...
+
+    async def release(self) -> None: ...
+
+
+class _AlwaysLeader:
+    async def held(self) -> bool:
+        return True
+
+    async def release(self) -> None:
+        return None
 
 
 def _channel(name: str) -> str:
@@ -108,6 +122,7 @@ class Database:
         #: SQLite: channels notified in the open transaction, and who listens in-process
         self._notify_pending: set[str] = set()
         self._listeners: dict[str, list[Callable[[], None]]] = {}
+        self._leaders: dict[str, Leadership] = {}
 
     def __repr__(self) -> str:
         return f"Database({redact_url(self.url)!r})"
@@ -148,6 +163,9 @@ class Database:
             await self._reader.execute("PRAGMA busy_timeout=5000")
 
     async def close(self) -> None:
+        for lead in self._leaders.values():
+            await lead.release()
+        self._leaders.clear()
         if self._reader is not None:
             await self._reader.close()
             self._reader = None
@@ -250,6 +268,18 @@ class Database:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    def leadership(self, name: str) -> Leadership:
+        """The right to run ``name`` (e.g. the care engine) while other processes on this
+        database stand by: ``await lead.held()`` before each pass. On PostgreSQL a session
+        advisory lock that PostgreSQL itself releases when the holder's connection ends
+        (its process exits or dies), so a standby takes over on its next check. On SQLite
+        (one process) always held."""
+        lead = self._leaders.get(name)
+        if lead is None:
+            lead = self._pg.leadership(name) if self._pg is not None else _AlwaysLeader()
+            self._leaders[name] = lead
+        return lead
 
     async def migrate(self, component: str, migrations: Sequence[str]) -> int:
         """Apply the migrations of one component that are not applied yet; return its version."""

@@ -16,6 +16,7 @@ rows indexed by position and by name). Here:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import zlib
@@ -289,7 +290,53 @@ class PostgresEngine:
             finally:
                 await conn.close()
 
+    def leadership(self, name: str) -> PgLeadership:
+        return PgLeadership(self.url, zlib.crc32(f"eldercare-leader:{name}".encode()))
+
     @staticmethod
     def statements(script: str) -> list[str]:
         return [postgres_ddl(s) for s in split_script(script)]
 
+
+
+class PgLeadership:
+    """A session advisory lock on a connection of its own: held by one process at a time,
+    released by PostgreSQL when that connection ends (the process exits or dies)."""
+
+    def __init__(self, url: str, key: int) -> None:
+        self._url = url
+        self._key = key
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._held = False
+        self._mutex = asyncio.Lock()
+
+    async def held(self) -> bool:
+        async with self._mutex:
+            try:
+                if self._conn is None or self._conn.closed:
+                    self._held = False
+                    self._conn = await psycopg.AsyncConnection.connect(self._url,
+                                                                       autocommit=True)
+                if self._held:
+                    await self._conn.execute("SELECT 1")  # still ours while this lives
+                else:
+                    cur = await self._conn.execute("SELECT pg_try_advisory_lock(%s)",
+                                                   (self._key,))
+                    row = await cur.fetchone()
+                    self._held = bool(row and row[0])
+            except psycopg.Error as exc:
+                if self._held:
+                    log.warning("leadership lost with its connection: %s", exc)
+                await self._close()
+            return self._held
+
+    async def release(self) -> None:
+        async with self._mutex:
+            await self._close()
+
+    async def _close(self) -> None:
+        self._held = False
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            with contextlib.suppress(psycopg.Error):
+                await conn.close()
