@@ -12,7 +12,7 @@ import pytest
 
 import db_support
 from eldercare_cloud.db import INTEGRITY_ERRORS, Database, database_url, redact_url
-from eldercare_cloud.db.sql import postgres_ddl, postgres_params
+from eldercare_cloud.db.sql import insert_rows, postgres_ddl, postgres_params
 from eldercare_cloud.errors import StorageError
 
 MIGRATIONS = [
@@ -55,6 +55,15 @@ def test_portable_ddl_maps_to_postgres_types_only_in_table_definitions() -> None
         "ALTER TABLE t ADD COLUMN c BIGINT")
     index = "CREATE INDEX t_integer ON t(n) WHERE n > 0"
     assert postgres_ddl(index) == index
+
+
+def test_executemany_sends_one_multi_row_insert_only_where_that_means_the_same() -> None:
+    assert insert_rows("INSERT INTO t(a, b) VALUES (?, 'x') ON CONFLICT DO NOTHING") == (
+        "INSERT INTO t(a, b) VALUES ", "(?, 'x')", " ON CONFLICT DO NOTHING")
+    for sql in ("INSERT INTO t(a) VALUES (?) ON CONFLICT(a) DO UPDATE SET a = excluded.a",
+                "INSERT INTO t(a) VALUES (?) RETURNING id", "INSERT INTO t(a) SELECT ?",
+                "UPDATE t SET a = ? WHERE b = ?"):
+        assert insert_rows(sql) is None, sql
 
 
 def test_database_urls() -> None:

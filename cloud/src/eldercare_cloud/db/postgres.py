@@ -30,10 +30,13 @@ from psycopg.adapt import Dumper, Loader
 from psycopg.rows import RowMaker
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from eldercare_cloud.db.sql import postgres_ddl, postgres_params, split_script
+from eldercare_cloud.db.sql import insert_rows, postgres_ddl, postgres_params, split_script
 from eldercare_cloud.errors import StorageError
 
 log = logging.getLogger(__name__)
+
+#: rows per multi-row INSERT that executemany sends
+_ROWS_PER_INSERT = 500
 
 #: every worker migrates under this advisory lock, so two starting at once do not race
 _MIGRATION_LOCK = zlib.crc32(b"eldercare-cloud-migrations")
@@ -168,9 +171,21 @@ class PgConnection:
         seq = [tuple(p) for p in parameters]
         if not seq:
             return PgCursor([], 0)
+        parts = insert_rows(sql)
         async with self.raw.cursor() as cur:
-            await cur.executemany(postgres_params(sql), seq)
-            return PgCursor([], cur.rowcount)
+            if parts is None or len(seq) == 1:
+                await cur.executemany(postgres_params(sql), seq)
+                return PgCursor([], cur.rowcount)
+            # one INSERT of many rows per chunk: one round trip and one plan, not one per row
+            head, row, tail = parts
+            count = 0
+            for i in range(0, len(seq), _ROWS_PER_INSERT):
+                chunk = seq[i:i + _ROWS_PER_INSERT]
+                statement = head + ",".join([row] * len(chunk)) + tail
+                await cur.execute(postgres_params(statement),
+                                  tuple(v for values in chunk for v in values))
+                count += max(cur.rowcount, 0)
+            return PgCursor([], count)
 
     async def execute_fetchall(self, sql: str, parameters: Iterable[Any] | None = None, /
                                ) -> list[PgRow]:

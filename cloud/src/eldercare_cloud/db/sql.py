@@ -59,3 +59,22 @@ def postgres_params(sql: str) -> str:
         else:
             out.append(ch)
     return "".join(out)
+
+
+# INSERT ... VALUES (<one row of placeholders and literals>) [ON CONFLICT ... | RETURNING ...]
+_INSERT_VALUES = re.compile(
+    r"^(?P<head>\s*INSERT\s+INTO\s.*?\bVALUES\s*)"
+    r"(?P<row>\((?:[^()'\"]|'[^']*')*\))"
+    r"(?P<tail>[^?]*)$", re.IGNORECASE | re.DOTALL)
+
+
+@lru_cache(maxsize=1024)
+def insert_rows(sql: str) -> tuple[str, str, str] | None:
+    """(head, one row, tail) of an INSERT that may take many rows at once (plain, or ON
+    CONFLICT DO NOTHING), else None: executemany then sends one statement with many rows
+    instead of one statement per row."""
+    m = _INSERT_VALUES.match(sql)
+    # DO UPDATE may not touch one row twice in a statement; RETURNING would need rows back
+    if m is None or any(w in m.group("tail").upper() for w in ("RETURNING", "DO UPDATE")):
+        return None
+    return m.group("head"), m.group("row"), m.group("tail")
