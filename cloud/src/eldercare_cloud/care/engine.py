@@ -135,6 +135,11 @@ class CareEngine:
         self._wake.set()
         self._deliver_wake.set()
 
+    @property
+    def leading(self) -> bool:
+        """Whether this engine moves alerts now (False: another process leads)."""
+        return self._leading
+
     async def _lead_acquired(self) -> None:
         """Now the engine that moves alerts: resend what the previous one (this process
         before a restart, or another that died) left in flight."""
