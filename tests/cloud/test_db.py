@@ -115,6 +115,25 @@ async def test_a_failed_transaction_leaves_nothing(db: Database) -> None:
     assert [r[0] for r in await cur.fetchall()] == ["kept"]
 
 
+async def test_a_transaction_cancelled_while_it_begins_leaves_none_open(db: Database) -> None:
+    import asyncio
+
+    async def write() -> None:
+        async with db.transaction() as conn:
+            await conn.execute("INSERT INTO things(name) VALUES ('cancelled')")
+
+    for _ in range(3):  # cancelled at its first await: BEGIN (SQLite) or the pool (PG)
+        task = asyncio.create_task(write())
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    async with db.transaction() as conn:  # "cannot start a transaction within a transaction"
+        await conn.execute("INSERT INTO things(name) VALUES ('next')")
+    cur = await db.conn.execute("SELECT name FROM things")
+    assert [r[0] for r in await cur.fetchall()] == ["next"]
+
+
 async def test_reads_inside_a_transaction_see_its_writes(db: Database) -> None:
     async with db.transaction() as conn:
         await conn.execute("INSERT INTO things(name) VALUES ('mine')")

@@ -205,11 +205,14 @@ class Database:
         assert self._lock is not None, "database is not open"
         async with self._lock:
             conn = self.conn
-            await conn.execute("BEGIN IMMEDIATE")
             try:
+                # inside the try: BEGIN runs on aiosqlite's thread even when the await is
+                # cancelled, and must then be rolled back like any other failure
+                await conn.execute("BEGIN IMMEDIATE")
                 yield conn
             except BaseException:
-                await conn.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):  # nothing begun: nothing to undo
+                    await conn.execute("ROLLBACK")
                 raise
             else:
                 await conn.execute("COMMIT")
