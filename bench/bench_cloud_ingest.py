@@ -3,9 +3,11 @@
 Run from the repository root::
 
     uv run python bench/bench_cloud_ingest.py [--records 40000] [--window 2000] [--quick]
+        [--database-url postgresql://USER@HOST:PORT/EMPTY_DB]
 
 Everything runs on 127.0.0.1: a Mosquitto started here, the cloud as its own process
-(``eldercare-cloud run``, ingest only) on a fresh SQLite file, and a load generator that
+(``eldercare-cloud run``, ingest only) on a fresh SQLite file (or the empty PostgreSQL
+database ``--database-url`` names), and a load generator that
 plays 8 gateways: it keeps at most ``--window`` records unacknowledged (as a gateway's
 in-flight window does) and counts the ids named by the cloud's ``Ack`` messages. A record
 counts only when its ack arrived, and the cloud acks only after its commit returned.
@@ -23,7 +25,6 @@ import multiprocessing as mp
 import os
 import shlex
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -234,24 +235,44 @@ def measure(port: int, window: int, parse_ack: bool, phases: list[Phase], worker
     return out
 
 
-def register(db_path: Path) -> None:
+def register(target: Path | str) -> None:
     from eldercare_cloud.db import Database
     from eldercare_cloud.ingest import IngestStore
 
     async def go() -> None:
-        async with Database(db_path) as db, IngestStore(db) as store:
+        async with Database(target) as db, IngestStore(db) as store:
             for gw in GATEWAYS:
                 await store.add_gateway(gw)
 
     asyncio.run(go())
 
 
-def start_cloud(root: Path, port: int, batch_max: int) -> subprocess.Popen[bytes]:
+def counts(target: Path | str) -> tuple[tuple[int, int], int, int]:
+    """(events, distinct ids), telemetry batches, readings: read back through the cloud's
+    own data layer, whichever engine it ran on."""
+    from eldercare_cloud.db import Database
+
+    async def go() -> tuple[tuple[int, int], int, int]:
+        async with Database(target) as db:
+            [ev] = await db.conn.execute_fetchall(
+                "SELECT COUNT(*), COUNT(DISTINCT id) FROM events")
+            [(batches,)] = await db.conn.execute_fetchall(
+                "SELECT COUNT(*) FROM telemetry_batches")
+            [(readings,)] = await db.conn.execute_fetchall("SELECT COUNT(*) FROM telemetry")
+            return (int(ev[0]), int(ev[1])), int(batches), int(readings)
+
+    return asyncio.run(go())
+
+
+def start_cloud(root: Path, port: int, batch_max: int,
+                database_url: str | None) -> subprocess.Popen[bytes]:
     env = {**os.environ, "ELDERCARE_CLOUD_ENVIRONMENT": "test",
            "ELDERCARE_CLOUD_DATA_DIR": str(root / "cloud"),
            "ELDERCARE_CLOUD_MQTT_URL": f"mqtt://127.0.0.1:{port}",
            "ELDERCARE_CLOUD_HTTP_ENABLED": "false",
            "ELDERCARE_CLOUD_INGEST_BATCH_MAX": str(batch_max)}
+    if database_url:
+        env["ELDERCARE_CLOUD_DATABASE_URL"] = database_url
     exe = Path(sys.executable).parent / "eldercare-cloud"
     return subprocess.Popen([str(exe), "run"], env=env, stdout=(root / "cloud.log").open("wb"),
                             stderr=subprocess.STDOUT)
@@ -275,6 +296,8 @@ def main() -> None:
     ap.add_argument("--batch-max", type=int, default=500, help="cloud ingest_batch_max")
     ap.add_argument("--workers", type=int, default=3, help="load-generator processes")
     ap.add_argument("--quick", action="store_true", help="a quarter of the load")
+    ap.add_argument("--database-url", help="an empty PostgreSQL database to ingest into "
+                    "(postgresql://...); default: a fresh SQLite file")
     args = ap.parse_args()
     if args.quick:
         args.records //= 4
@@ -299,17 +322,15 @@ def main() -> None:
         finally:
             stop(relay)
 
-        register(root / "cloud" / "cloud.sqlite3")
-        cloud = start_cloud(root, port, args.batch_max)
+        target: Path | str = args.database_url or root / "cloud" / "cloud.sqlite3"
+        register(target)
+        cloud = start_cloud(root, port, args.batch_max, args.database_url)
         try:
             wait_log(root / "cloud.log", "connected to")
             got = measure(port, args.window, True, phases, args.workers, lambda: cloud.pid)
         finally:
             stop(cloud)
-        with sqlite3.connect(root / "cloud" / "cloud.sqlite3") as db:
-            events = db.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM events").fetchone()
-            batches = db.execute("SELECT COUNT(*) FROM telemetry_batches").fetchone()[0]
-            readings = db.execute("SELECT COUNT(*) FROM telemetry").fetchone()[0]
+        events, batches, readings = counts(target)
         w = args.workers
         expect_events = (1200 // w + args.records // w) * w
         assert events == (expect_events, expect_events), events
@@ -333,7 +354,9 @@ def main() -> None:
                      + ("" if rate >= 10_000 else f" by {10_000 - rate:,.0f} records/s"
                         f" ({(1 - rate / 10_000) * 100:.0f}%)") if verdict else ""))
         print(f"stored: {events[0]:,} events (all distinct), {batches:,} telemetry batches, "
-              f"{readings:,} readings; SQLite WAL, synchronous=FULL")
+              f"{readings:,} readings; "
+              + ("PostgreSQL (its own fsync and synchronous_commit settings)"
+                 if args.database_url else "SQLite WAL, synchronous=FULL"))
     finally:
         stop(broker)
         shutil.rmtree(root, ignore_errors=True)

@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+import db_support
 from eldercare_cloud.api.deps import Services
 from eldercare_cloud.app import build_services, create_app, migrate
 from eldercare_cloud.auth.models import Role, UserCreate
@@ -83,8 +84,8 @@ def care_settings(tmp_path: Path, **overrides: Any) -> CloudSettings:
     return CloudSettings(**values)
 
 
-async def _build_template(path: Path) -> dict[str, str]:
-    settings = care_settings(path.parent)
+async def _build_template(path: Path | str, data_dir: Path) -> dict[str, str]:
+    settings = care_settings(data_dir)
     async with Database(path) as db, IngestStore(db) as store:
         services = build_services(settings, db, store=store, channels={})
         await migrate(services)
@@ -113,11 +114,13 @@ async def _build_template(path: Path) -> dict[str, str]:
 _TEMPLATE: dict[str, Any] = {}
 
 
-def demo_template(directory: Path) -> tuple[Path, dict[str, str]]:
-    """Build the demo database once (per session) and return its path and the user ids."""
+def demo_template(directory: Path) -> tuple[Path | str, dict[str, str]]:
+    """Build the demo database once (per session) and return where it is (a SQLite file,
+    or a PostgreSQL database to copy with CREATE DATABASE ... TEMPLATE) and the user ids."""
     if "path" not in _TEMPLATE:
-        path = directory / "template.sqlite3"
-        ids = _run_in_thread(_build_template(path))
+        path: Path | str = (db_support.create_database() if db_support.POSTGRES
+                            else directory / "template.sqlite3")
+        ids = _run_in_thread(_build_template(path, directory))
         _TEMPLATE.update(path=path, ids=ids)
     return _TEMPLATE["path"], _TEMPLATE["ids"]
 
@@ -140,7 +143,10 @@ def _run_in_thread(coro: Any) -> Any:
     return box["value"]
 
 
-def copy_template(template: Path, target_dir: Path) -> Path:
+def copy_template(template: Path | str, target_dir: Path) -> Path | str:
+    """A copy of the template for one test: a file, or a database of the running test."""
+    if isinstance(template, str):
+        return db_support.CURRENT.new(template)
     target_dir.mkdir(parents=True, exist_ok=True)
     target = target_dir / "cloud.sqlite3"
     shutil.copyfile(template, target)
@@ -237,8 +243,10 @@ class Care:
     async def asked(self, alert_id: str) -> list[str]:
         """Contacts notified for an alert, in order (one row per notification)."""
         cur = await self.db.conn.execute(
-            "SELECT contact_id FROM notifications WHERE alert_id = ? AND contact_id IS NOT NULL"
-            " ORDER BY created_at, rowid", (alert_id,))
+            "SELECT n.contact_id FROM notifications n LEFT JOIN ladder_offers o"
+            " ON o.alert_id = n.alert_id AND o.contact_id = n.contact_id"
+            " WHERE n.alert_id = ? AND n.contact_id IS NOT NULL"
+            " ORDER BY n.created_at, o.id", (alert_id,))  # offer order breaks ties
         return [r[0] for r in await cur.fetchall()]
 
     async def link_token(self, alert_id: str, contact_id: str) -> str:
@@ -250,7 +258,7 @@ class Care:
 
 
 @contextlib.asynccontextmanager
-async def open_care(db_path: Path, settings: CloudSettings, clock: ManualClock,
+async def open_care(db_path: Path | str, settings: CloudSettings, clock: ManualClock,
                     user_ids: dict[str, str],
                     channels: dict[str, Channel] | None = None) -> AsyncIterator[Care]:
     sms = RecordingChannel()
@@ -312,7 +320,7 @@ async def login(client: httpx.AsyncClient, username: str) -> str:
 
 
 @contextlib.asynccontextmanager
-async def serve(db_path: Path, settings: CloudSettings, clock: ManualClock | None,
+async def serve(db_path: Path | str, settings: CloudSettings, clock: ManualClock | None,
                 user_ids: dict[str, str], *, run_engine: bool = False,
                 channels: dict[str, Channel] | None = None) -> AsyncIterator[Running]:
     """The real app on a real loopback port, in the test's event loop."""
@@ -341,7 +349,7 @@ async def serve(db_path: Path, settings: CloudSettings, clock: ManualClock | Non
                 await asyncio.wait_for(task, 10)
 
 
-def serve_in_thread(db_path: Path, settings: CloudSettings) -> Iterator[str]:
+def serve_in_thread(db_path: Path | str, settings: CloudSettings) -> Iterator[str]:
     """The app on a loopback port in its own thread and loop, for synchronous clients
     (schemathesis, the role matrix); yields the base URL."""
     port = free_port()

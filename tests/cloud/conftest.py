@@ -58,27 +58,34 @@ from eldercare_cloud.care.clock import ManualClock  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def care_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+def care_template(tmp_path_factory: pytest.TempPathFactory
+                  ) -> tuple[Path | str, dict[str, str]]:
     """The demo district and one account per role, built once and copied per test."""
     return demo_template(tmp_path_factory.mktemp("care-template"))
 
 
 @pytest.fixture
-def care_db(tmp_path: Path, care_template: tuple[Path, dict[str, str]]) -> Path:
-    return copy_template(care_template[0], tmp_path / "db")
+def care_db(tmp_path: Path, care_template: tuple[Path | str, dict[str, str]],
+            monkeypatch: pytest.MonkeyPatch) -> Path | str:
+    """The test's copy of the demo database (a file, or a PostgreSQL database that
+    ELDERCARE_CLOUD_DATABASE_URL then names too)."""
+    target = copy_template(care_template[0], tmp_path / "db")
+    if isinstance(target, str):
+        monkeypatch.setenv("ELDERCARE_CLOUD_DATABASE_URL", target)
+    return target
 
 
 @pytest.fixture
-async def care(tmp_path: Path, care_db: Path,
-               care_template: tuple[Path, dict[str, str]]) -> AsyncIterator[Care]:
+async def care(tmp_path: Path, care_db: Path | str,
+               care_template: tuple[Path | str, dict[str, str]]) -> AsyncIterator[Care]:
     clock = ManualClock(datetime.now(UTC))
     async with open_care(care_db, care_settings(tmp_path), clock, care_template[1]) as c:
         yield c
 
 
 @pytest.fixture
-async def care_http(tmp_path: Path, care_db: Path,
-                    care_template: tuple[Path, dict[str, str]]) -> AsyncIterator[Running]:
+async def care_http(tmp_path: Path, care_db: Path | str,
+                    care_template: tuple[Path | str, dict[str, str]]) -> AsyncIterator[Running]:
     """The app on a real loopback port (engine driven by hand), logged in as every role."""
     clock = ManualClock(datetime.now(UTC))
     async with serve(care_db, care_settings(tmp_path), clock, care_template[1]) as running:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+
+import db_support
 
 CLI = [sys.executable, "-m", "eldercare_cloud.cli"]
 
@@ -22,9 +23,8 @@ def test_first_admin_then_scoped_accounts(tmp_path: Path) -> None:
                 tmp_path, "a long enough password\n")
     assert added.returncode == 0, added.stderr
     assert "created admin root" in added.stdout
-    db = sqlite3.connect(tmp_path / "cloud.sqlite3")
-    (stored,) = db.execute("SELECT password_hash FROM users WHERE username = 'root'").fetchone()
-    db.close()
+    [(stored,)] = db_support.rows(db_support.env_target(tmp_path / "cloud.sqlite3"),
+                                  "SELECT password_hash FROM users WHERE username = 'root'")
     assert stored.startswith("$argon2id$") and "a long enough password" not in stored
     # an operator needs a district that exists; the refusal says so and stores nothing
     refused = run(["user", "add", "--username", "op1", "--role", "operator", "--district",

@@ -8,6 +8,7 @@ emergency services; 60 s per step for life-safety alerts.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -55,9 +56,9 @@ async def sos(care: Care) -> str:
 
 async def tasks(care: Care, alert_id: str) -> list[str]:
     cur = await care.db.conn.execute(
-        "SELECT json_extract(payload, '$.task') FROM notifications WHERE alert_id = ?"
+        "SELECT payload FROM notifications WHERE alert_id = ?"
         " AND channel = 'console' ORDER BY created_at", (alert_id,))
-    return [r[0] for r in await cur.fetchall()]
+    return [json.loads(r[0]).get("task") for r in await cur.fetchall()]
 
 
 async def run_status(care: Care, alert_id: str) -> tuple[str, str | None]:

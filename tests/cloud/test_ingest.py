@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from test_ingest_support import (
     wait_until,
 )
 
+import db_support
 from eldercare_cloud.db import Database
 from eldercare_cloud.ingest import CommitInfo, IngestService, PublishError, RegistrationError
 from eldercare_protocols.events import EventKind
@@ -73,10 +73,10 @@ async def test_alarm_committed_with_every_timestamp_before_its_ack(
 
     def check_committed(ack: Ack) -> None:
         # runs when the gateway receives the Ack: the rows must already be committed
-        with sqlite3.connect(ingest.settings.db_path) as conn:
-            found = conn.execute(
-                f"SELECT COUNT(*) FROM events WHERE id IN ({','.join('?' * len(ack.ids))})",
-                ack.ids).fetchone()[0]
+        [(found,)] = db_support.rows(
+            ingest.settings.database,
+            f"SELECT COUNT(*) FROM events WHERE id IN ({','.join('?' * len(ack.ids))})",
+            ack.ids)
         seen_at_ack.append(found == len(ack.ids))
 
     gw = gateway_factory(GW, on_ack=check_committed)
@@ -172,9 +172,8 @@ async def test_unregistered_gateway_is_rejected_until_registered_by_the_cli(
     assert len(secret) >= 32 and "\n" not in secret
     assert await ingest.store.verify_gateway("gw-stranger", secret)
     assert not await ingest.store.verify_gateway("gw-stranger", secret + "x")
-    with sqlite3.connect(ingest.settings.db_path) as conn:
-        stored_hash = conn.execute("SELECT secret_hash FROM gateways WHERE id = 'gw-stranger'"
-                                   ).fetchone()[0]
+    [(stored_hash,)] = db_support.rows(
+        ingest.settings.database, "SELECT secret_hash FROM gateways WHERE id = 'gw-stranger'")
     assert secret not in stored_hash and stored_hash.startswith("$argon2")
 
     # the gateway resends (no ack came); ingest looks the id up again and accepts it
@@ -439,9 +438,10 @@ async def test_an_event_is_committed_and_acked_before_telemetry_received_just_be
         await wait_until(lambda: len(gw.acked_ids()) == 2, what="both acks")
         assert [ack.ids for ack in gw.acks] == [[alarm.id], [batch.id]]
         assert service.counters.batches == 2
-    with sqlite3.connect(harness.settings.db_path) as conn:
-        alarm_commit = conn.execute("SELECT committed_at FROM events").fetchone()[0]
-        batch_commit = conn.execute("SELECT committed_at FROM telemetry_batches").fetchone()[0]
+    [(alarm_commit,)] = db_support.rows(harness.settings.database,
+                                        "SELECT committed_at FROM events")
+    [(batch_commit,)] = db_support.rows(harness.settings.database,
+                                        "SELECT committed_at FROM telemetry_batches")
     assert alarm_commit < batch_commit
 
 

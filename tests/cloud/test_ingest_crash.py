@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING
 import pytest
 from test_ingest_support import GatewayClient, envelope, wait_until
 
+import db_support
 from eldercare_cloud.db import Database
 from eldercare_cloud.ingest import IngestStore
 from eldercare_protocols.uplink import EventEnvelope, TelemetryBatch, Up
@@ -61,10 +61,9 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=5)
 
 
-def rows(db_path: Path, table: str, record_id: str) -> int:
-    with sqlite3.connect(db_path) as conn:
-        return int(conn.execute(f"SELECT COUNT(*) FROM {table} WHERE id = ?",
-                                (record_id,)).fetchone()[0])
+def rows(db: str | Path, table: str, record_id: str) -> int:
+    [(count,)] = db_support.rows(db, f"SELECT COUNT(*) FROM {table} WHERE id = ?", (record_id,))
+    return int(count)
 
 
 async def resend_until(gw: GatewayClient, records: list[EventEnvelope | TelemetryBatch],
@@ -83,7 +82,7 @@ async def resend_until(gw: GatewayClient, records: list[EventEnvelope | Telemetr
 async def test_ingest_killed_between_commit_and_ack_stores_one_row(
         tmp_path: Path, mosquitto: Broker,
         gateway_factory: Callable[..., GatewayClient]) -> None:
-    db_path = tmp_path / "cloud" / "cloud.sqlite3"
+    db_path = db_support.env_target(tmp_path / "cloud" / "cloud.sqlite3")
     async with Database(db_path) as db, IngestStore(db) as store:
         await store.add_gateway(GW)
 
@@ -108,5 +107,4 @@ async def test_ingest_killed_between_commit_and_ack_stores_one_row(
         stop(second)
     assert second.returncode == 0, (tmp_path / "second.log").read_text()
     assert rows(db_path, "events", alarm.id) == 1
-    with sqlite3.connect(db_path) as conn:
-        assert conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 1
+    assert db_support.rows(db_path, "SELECT COUNT(*) FROM events") == [(1,)]

@@ -169,6 +169,6 @@ async def running_ingest(tmp_path: Path, broker: Broker, **overrides: Any
                          ) -> AsyncIterator[IngestHarness]:
     """Ingest on its own database, connected to ``broker``; settings as ingest_settings."""
     settings = ingest_settings(tmp_path, broker, **overrides)
-    async with Database(settings.db_path) as db, IngestService(settings, db) as service:
+    async with Database(settings.database) as db, IngestService(settings, db) as service:
         assert await service.wait_connected(10)
         yield IngestHarness(settings, db, service, broker)

@@ -10,6 +10,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+import db_support
 from eldercare_cloud.errors import ConfigError
 from eldercare_cloud.settings import CloudSettings
 from eldercare_cloud.web import ConsoleLogin, demo_operator_login, mount_console
@@ -81,7 +82,7 @@ async def test_demo_operator_is_refused_in_production(tmp_path: Path) -> None:
 
     settings = CloudSettings(environment="production", data_dir=tmp_path,
                              secret_key="a-real-secret-for-this-test-only-0123456789")
-    async with Database(tmp_path / "db.sqlite3") as db:
+    async with Database(db_support.target(tmp_path / "db.sqlite3")) as db:
         with pytest.raises(ConfigError, match="demo"):
             await demo_operator_login(db, settings, "http://127.0.0.1:1")
 
@@ -93,7 +94,7 @@ async def test_demo_operator_gets_a_fresh_password_each_start(tmp_path: Path) ->
     from eldercare_cloud.errors import AuthenticationError
 
     settings = CloudSettings(environment="development", data_dir=tmp_path)
-    async with Database(tmp_path / "db.sqlite3") as db:
+    async with Database(db_support.target(tmp_path / "db.sqlite3")) as db:
         first = await demo_operator_login(db, settings, "http://127.0.0.1:8080")
         second = await demo_operator_login(db, settings, "http://127.0.0.1:8080/")
         assert isinstance(second, ConsoleLogin)

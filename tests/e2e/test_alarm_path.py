@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+import db_support
 from broker_support import Broker
 from clock_support import afternoon_clock
 from eldercare_cloud.service import CloudService
@@ -112,12 +112,13 @@ async def test_2_cloud_broker_outage_every_alarm_once_alarms_before_backlog_in_o
     alarms = (await committed(cloud, EventKind.SOS))[steady:]
     assert len(alarms) == 100
     assert len({a.id for a in alarms}) == 100
-    with sqlite3.connect(cloud.settings.db_path) as conn:
-        dup = conn.execute("SELECT device_id, device_seq, COUNT(*) FROM events"
-                           " GROUP BY device_id, device_seq HAVING COUNT(*) > 1").fetchall()
-        first_backlog_batch = conn.execute(
-            "SELECT MIN(received_at) FROM telemetry_batches WHERE gateway_ts >= ?",
-            (min(a.gateway_ts for a in alarms).isoformat(),)).fetchone()[0]
+    dup = db_support.rows(cloud.settings.database,
+                          "SELECT device_id, device_seq, COUNT(*) FROM events"
+                          " GROUP BY device_id, device_seq HAVING COUNT(*) > 1")
+    [(first_backlog_batch,)] = db_support.rows(
+        cloud.settings.database,
+        "SELECT MIN(received_at) FROM telemetry_batches WHERE gateway_ts >= ?",
+        (min(a.gateway_ts for a in alarms).isoformat(),))
     assert dup == [], f"alarms committed twice: {dup}"
     # every alarm of the outage reached the cloud before any telemetry of the outage
     assert first_backlog_batch is not None
@@ -137,7 +138,8 @@ async def test_4_cloud_killed_between_commit_and_ack_the_resend_is_one_row(
     from eldercare_cloud.ingest import IngestStore
 
     data = tmp_path / "cloud"
-    async with Database(data / "cloud.sqlite3") as db, IngestStore(db) as store:
+    store_at = db_support.env_target(data / "cloud.sqlite3")
+    async with Database(store_at) as db, IngestStore(db) as store:
         await store.add_gateway(GW)
 
     def start_cloud(kill: bool, log: str) -> subprocess.Popen[bytes]:
@@ -163,8 +165,7 @@ async def test_4_cloud_killed_between_commit_and_ack_the_resend_is_one_row(
             assert first.returncode == -signal.SIGKILL
             assert button.leds() == ["received"]
             assert (await gw.outbox.depth())[Lane.ALARM] == 1  # not acked, still there
-            with sqlite3.connect(data / "cloud.sqlite3") as conn:
-                assert conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 1
+            assert db_support.rows(store_at, "SELECT COUNT(*) FROM events") == [(1,)]
 
             second = start_cloud(kill=False, log="cloud-2.log")
             await wait_for(lambda: button.leds() == ["received", "help_coming"], within_s=60,
@@ -177,6 +178,5 @@ async def test_4_cloud_killed_between_commit_and_ack_the_resend_is_one_row(
             if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(15)
-    with sqlite3.connect(data / "cloud.sqlite3") as conn:
-        rows = conn.execute("SELECT kind, device_id FROM events").fetchall()
+    rows = db_support.rows(store_at, "SELECT kind, device_id FROM events")
     assert rows == [("sos", "btn-1")]

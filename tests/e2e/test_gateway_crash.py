@@ -12,7 +12,6 @@ import asyncio
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+import db_support
 from broker_support import Broker
 from eldercare_cloud.service import CloudService
 from eldercare_protocols import native
@@ -148,7 +148,6 @@ async def test_3_gateway_sigkilled_repeatedly_loses_no_received_alarm_and_duplic
     assert received <= set(by_device)
     # the kills did happen at awkward moments: some presses were received before a kill
     assert len(received) >= len(BUTTONS) // 2
-    with sqlite3.connect(cloud.settings.db_path) as conn:
-        log_rows = conn.execute("SELECT status FROM gateway_log").fetchall()
+    log_rows = db_support.rows(cloud.settings.database, "SELECT status FROM gateway_log")
     # every kill is a Last Will the cloud saw as "offline", every restart a birth
     assert log_rows.count(("offline",)) >= KILLS // 2

@@ -4,12 +4,12 @@ and the SMS fallback through the simulated GSM modem while the cloud is unreacha
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+import db_support
 from broker_support import Broker
 from eldercare_cloud.service import CloudService
 from eldercare_edge.clock import FakeClock
@@ -81,8 +81,8 @@ async def test_5_disk_cap_evicts_oldest_telemetry_sends_a_gap_and_keeps_every_al
     assert len(arrived) == len(set(arrived))
     # oldest first: exactly the newest readings survived, the oldest `dropped` were evicted
     assert dropped > 0 and sorted(arrived) == outage_readings[dropped:]
-    with sqlite3.connect(cloud.settings.db_path) as conn:
-        batch_seqs = [r[0] for r in conn.execute("SELECT seq FROM telemetry_batches")]
+    batch_seqs = [r[0] for r in db_support.rows(cloud.settings.database,
+                                                "SELECT seq FROM telemetry_batches")]
     for g in gaps:
         assert not [s for s in batch_seqs if g.first_seq <= s <= g.last_seq]
         assert g.oldest_ts <= g.newest_ts

@@ -136,7 +136,7 @@ def create_app(settings: CloudSettings, db: Database | None = None, ingest: Any 
     """The HTTP app. ``db``/``ingest``/``store`` come from ``CloudService``; without a
     ``store`` the app opens its own ``IngestStore`` reader on the same database."""
     own_db = db is None
-    database = db if db is not None else Database(settings.db_path)
+    database = db if db is not None else Database(settings.database)
     reader: Any = store if store is not None else getattr(ingest, "store", None)
     holder: dict[str, Any] = {}
 
@@ -153,6 +153,7 @@ def create_app(settings: CloudSettings, db: Database | None = None, ingest: Any 
             services = build_services(settings, database, clock=clock, store=ingest_reader,
                                       ingest=ingest, channels=channels)
             await migrate(services)
+            await stack.enter_async_context(services.hub.listening())
             if settings.demo_data:
                 from eldercare_cloud.demo import load_demo
 

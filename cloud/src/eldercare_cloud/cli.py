@@ -55,7 +55,7 @@ def gateway_add(
 
     async def add() -> str:
         settings = CloudSettings()
-        async with Database(settings.db_path) as db, IngestStore(db) as store:
+        async with Database(settings.database) as db, IngestStore(db) as store:
             return await store.add_gateway(gateway_id, secret)
 
     try:
@@ -76,7 +76,7 @@ def gateway_list(as_json: bool = typer.Option(False, "--json")) -> None:
 
     async def load() -> list[dict[str, object]]:
         settings = CloudSettings()
-        async with Database(settings.db_path) as db, IngestStore(db) as store:
+        async with Database(settings.database) as db, IngestStore(db) as store:
             return [g.model_dump(mode="json", exclude={"last_health"})
                     for g in await store.gateways()]
 

@@ -20,7 +20,7 @@ user_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 async def _with_services(settings: CloudSettings, body: UserCreate | None) -> list[UserPublic]:
     from eldercare_cloud.app import build_services, migrate
 
-    async with Database(settings.db_path) as db:
+    async with Database(settings.database) as db:
         services = build_services(settings, db, channels={})
         await migrate(services)
         if body is not None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import uvicorn
 
-from eldercare_cloud.db import Database
+from eldercare_cloud.db import Database, redact_url
 from eldercare_cloud.ingest import IngestService, IngestStore
 from eldercare_cloud.settings import CloudSettings
 
@@ -40,7 +40,7 @@ class _EmbeddedServer(uvicorn.Server):
 class CloudService:
     def __init__(self, settings: CloudSettings) -> None:
         self.settings = settings
-        self.db = Database(settings.db_path)
+        self.db = Database(settings.database)
         self.store = IngestStore(
             self.db, telemetry_sqlite=settings.telemetry_sqlite or not settings.influx_url)
         self.ingest = IngestService(settings, self.db, store=self.store)
@@ -148,7 +148,8 @@ async def run_until_signalled(settings: CloudSettings) -> int:
     code = 0
     try:
         host, port = settings.mqtt_host_port
-        log.info("cloud ingest subscribed at %s:%d, database %s", host, port, settings.db_path)
+        log.info("cloud ingest subscribed at %s:%d, database %s", host, port,
+                 redact_url(settings.database))
         if cloud.http_url:
             log.info("console and API: %s", cloud.http_url)
         waiters: list[asyncio.Task[Any]] = [

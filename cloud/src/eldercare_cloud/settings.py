@@ -21,6 +21,9 @@ class CloudSettings(BaseSettings):
     environment: Literal["development", "test", "production"] = "development"
     data_dir: Path = Path("data/cloud")
     database_path: Path | None = None
+    #: ``postgresql://USER:PASSWORD@HOST:PORT/DB`` for the production engine; unset = the
+    #: embedded SQLite file (``sqlite:///PATH`` names one explicitly)
+    database_url: str | None = None
 
     # cloud broker (the gateways' uplink)
     mqtt_url: str = "mqtt://127.0.0.1:1883"
@@ -109,6 +112,11 @@ class CloudSettings(BaseSettings):
         return self.database_path or (self.data_dir / "cloud.sqlite3")
 
     @property
+    def database(self) -> str:
+        """The database URL every component opens (``Database(settings.database)``)."""
+        return self.database_url or f"sqlite:///{self.db_path}"
+
+    @property
     def mqtt_host_port(self) -> tuple[str, int]:
         parsed = urlparse(self.mqtt_url)
         if parsed.scheme not in {"mqtt", "mqtts"} or not parsed.hostname:
@@ -126,6 +134,10 @@ class CloudSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> CloudSettings:
+        if self.database_url is not None and not self.database_url.startswith(
+                ("sqlite:///", "postgresql://", "postgres://")):
+            raise ConfigError("ELDERCARE_CLOUD_DATABASE_URL must start with sqlite:/// or "
+                              "postgresql://")
         if self.environment == "production" and self.secret_key in PLACEHOLDER_SECRETS:
             raise ConfigError("ELDERCARE_CLOUD_SECRET_KEY must be set to a real secret in "
                               "production")

@@ -225,8 +225,9 @@ class Outbox:
             await self._set_sync("FULL" if has_alarm else "NORMAL")
             seq0 = self._next_seq
             bytes0 = self._bytes
-            await db.execute("BEGIN IMMEDIATE")
             try:
+                # inside the try: a cancellation while BEGIN is awaited still rolls back
+                await db.execute("BEGIN IMMEDIATE")
                 stored, rows, once = await self._number(drafts)
                 await db.executemany(
                     "INSERT INTO outbox(seq, id, lane, device_id, created, size, items,"
@@ -257,8 +258,9 @@ class Outbox:
             return
         async with self._lock:
             await self._set_sync("NORMAL")
-            await self.db.execute("BEGIN IMMEDIATE")
             try:
+                # inside the try: a cancellation while BEGIN is awaited still rolls back
+                await self.db.execute("BEGIN IMMEDIATE")
                 await self._write_state(state)
                 await self.db.execute("COMMIT")
             except BaseException as exc:
@@ -384,8 +386,9 @@ class Outbox:
         async with self._lock:
             await self._set_sync("NORMAL")
             db = self.db
-            await db.execute("BEGIN IMMEDIATE")
             try:
+                # inside the try: a cancellation while BEGIN is awaited still rolls back
+                await db.execute("BEGIN IMMEDIATE")
                 for i in range(0, len(wanted), 500):
                     chunk = wanted[i:i + 500]
                     marks = ",".join("?" * len(chunk))

@@ -24,7 +24,6 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
-import aiosqlite
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -44,6 +43,7 @@ from eldercare_cloud.care.models import (
     AlertStatus,
     Severity,
 )
+from eldercare_cloud.db import Connection
 from eldercare_cloud.errors import ConflictError, InvalidRequestError, NotFoundError
 from eldercare_cloud.notify import messages
 from eldercare_cloud.notify.outbox import enqueue
@@ -214,7 +214,7 @@ def _staff_scope(p: Principal) -> Scope:
     return district_clause(p, "c.district_id")
 
 
-async def _gateways(conn: aiosqlite.Connection, scope: Scope) -> list[GatewayHealth]:
+async def _gateways(conn: Connection, scope: Scope) -> list[GatewayHealth]:
     clause, params = scope
     cur = await conn.execute(
         "SELECT b.id, b.label, b.household_id, h.address, h.community_id, c.district_id,"
@@ -245,7 +245,7 @@ async def _gateways(conn: aiosqlite.Connection, scope: Scope) -> list[GatewayHea
     return out
 
 
-async def _states(conn: aiosqlite.Connection,
+async def _states(conn: Connection,
                   gateway_ids: list[str]) -> dict[str, dict[str, DeviceStatus]]:
     clause, params = in_clause("id", gateway_ids)
     cur = await conn.execute(f"SELECT id, last_health FROM gateways WHERE {clause}", params)
@@ -256,7 +256,7 @@ async def _states(conn: aiosqlite.Connection,
     return out
 
 
-async def _last_tests(conn: aiosqlite.Connection, device_ids: list[str]) -> dict[str, datetime]:
+async def _last_tests(conn: Connection, device_ids: list[str]) -> dict[str, datetime]:
     """The newest walk test (test=1) or self-test per device, from what ingest committed."""
     out: dict[str, datetime] = {}
     for i in range(0, len(device_ids), 500):
@@ -271,7 +271,7 @@ async def _last_tests(conn: aiosqlite.Connection, device_ids: list[str]) -> dict
     return out
 
 
-async def _devices(conn: aiosqlite.Connection, scope: Scope, gateways: list[GatewayHealth],
+async def _devices(conn: Connection, scope: Scope, gateways: list[GatewayHealth],
                    now: datetime, tested_within: timedelta,
                    household_ids: list[str] | None = None) -> list[DeviceHealth]:
     clause, params = scope
@@ -325,7 +325,7 @@ _MAP_PROBLEMS = frozenset({DeviceProblem.OFFLINE, DeviceProblem.LOW_BATTERY,
                            DeviceProblem.GATEWAY_OFFLINE})
 
 
-async def _last_activity(conn: aiosqlite.Connection,
+async def _last_activity(conn: Connection,
                          household_ids: list[str]) -> dict[str, datetime]:
     """The care engine's per-gateway activity watch, by household."""
     clause, params = in_clause("b.household_id", household_ids)

@@ -16,7 +16,7 @@ from eldercare_cloud.auth.models import Principal, Role
 def in_clause(column: str, values: Iterable[str]) -> tuple[str, list[Any]]:
     items = sorted(set(values))
     if not items:
-        return "0", []
+        return "1 = 0", []
     return f"{column} IN ({','.join('?' for _ in items)})", list(items)
 
 
@@ -26,7 +26,7 @@ def district_clause(p: Principal, district_col: str) -> tuple[str, list[Any]]:
         return f"{district_col} IN (SELECT id FROM districts WHERE tenant = ?)", [p.tenant]
     if p.role in (Role.OPERATOR, Role.INSTALLER):
         return in_clause(district_col, p.district_ids)
-    return "0", []
+    return "1 = 0", []
 
 
 def resident_clause(p: Principal, resident_col: str, district_col: str) -> tuple[str, list[Any]]:
@@ -35,7 +35,7 @@ def resident_clause(p: Principal, resident_col: str, district_col: str) -> tuple
         return in_clause(resident_col, p.resident_ids)
     if p.role in (Role.ADMIN, Role.OPERATOR, Role.INSTALLER):
         return district_clause(p, district_col)
-    return "0", []
+    return "1 = 0", []
 
 
 def alert_clause(p: Principal, alias: str = "a") -> tuple[str, list[Any]]:
@@ -48,4 +48,4 @@ def alert_clause(p: Principal, alias: str = "a") -> tuple[str, list[Any]]:
         clause, params = in_clause("o.contact_id", p.contact_ids)
         return (f"{alias}.id IN (SELECT o.alert_id FROM ladder_offers o WHERE {clause})",
                 params)
-    return "0", []
+    return "1 = 0", []

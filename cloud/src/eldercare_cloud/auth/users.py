@@ -11,14 +11,13 @@ import functools
 import secrets
 from datetime import timedelta
 
-import aiosqlite
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from eldercare_cloud.auth.models import Principal, Role, Token, UserCreate, UserPublic, UserUpdate
 from eldercare_cloud.auth.signing import sign, verify
 from eldercare_cloud.care.clock import Clock, iso, parse_iso
-from eldercare_cloud.db import Database
+from eldercare_cloud.db import Connection, Database, Row
 from eldercare_cloud.errors import (
     AuthenticationError,
     ConflictError,
@@ -165,7 +164,7 @@ class UserService:
                                           " username", (tenant,))
         return [await self._public(r) for r in await cur.fetchall()]
 
-    async def _public(self, row: aiosqlite.Row) -> UserPublic:
+    async def _public(self, row: Row) -> UserPublic:
         links = await self._links(row["id"])
         return UserPublic(id=row["id"], username=row["username"], role=Role(row["role"]),
                           tenant=row["tenant"], display_name=row["display_name"],
@@ -211,11 +210,13 @@ class UserService:
                          resident_ids=frozenset(residents), contact_ids=frozenset(contacts))
 
 
-async def _set_links(conn: aiosqlite.Connection, user_id: str, district_ids: list[str],
+async def _set_links(conn: Connection, user_id: str, district_ids: list[str],
                      resident_ids: list[str], contact_ids: list[str]) -> None:
     for d in set(district_ids):
-        await conn.execute("INSERT OR IGNORE INTO user_districts VALUES (?, ?)", (user_id, d))
+        await conn.execute("INSERT INTO user_districts VALUES (?, ?)"
+                           " ON CONFLICT DO NOTHING", (user_id, d))
     for r in set(resident_ids):
-        await conn.execute("INSERT OR IGNORE INTO user_residents VALUES (?, ?)", (user_id, r))
+        await conn.execute("INSERT INTO user_residents VALUES (?, ?)"
+                           " ON CONFLICT DO NOTHING", (user_id, r))
     for c in set(contact_ids):
         await conn.execute("UPDATE contacts SET user_id = ? WHERE id = ?", (user_id, c))

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import aiosqlite
-
 from eldercare_cloud.care.clock import iso, opt_iso, opt_parse, parse_iso
 from eldercare_cloud.care.models import (
     TRANSITIONS,
@@ -30,6 +28,7 @@ from eldercare_cloud.care.models import (
     category_of,
     default_severity,
 )
+from eldercare_cloud.db import Connection, Row
 from eldercare_cloud.errors import ConflictError, InvalidRequestError
 
 ALERT_SELECT = (
@@ -78,16 +77,16 @@ class AlertSpec:
     detail: dict[str, Any] | None = None
 
 
-async def find_open(conn: aiosqlite.Connection, subject: str,
-                    kind: AlertKind) -> aiosqlite.Row | None:
+async def find_open(conn: Connection, subject: str,
+                    kind: AlertKind) -> Row | None:
     cur = await conn.execute(
         "SELECT * FROM alerts WHERE subject = ? AND kind = ?"
         " AND status NOT IN ('resolved', 'closed')", (subject, kind.value))
-    row: aiosqlite.Row | None = await cur.fetchone()
+    row: Row | None = await cur.fetchone()
     return row
 
 
-async def insert_alert(conn: aiosqlite.Connection, spec: AlertSpec, now: datetime) -> str:
+async def insert_alert(conn: Connection, spec: AlertSpec, now: datetime) -> str:
     alert_id = f"AL-{now:%y%m%d}-{secrets.token_hex(4)}"
     await conn.execute(
         "INSERT INTO alerts(id, subject, kind, category, severity, status, resident_id,"
@@ -104,7 +103,7 @@ async def insert_alert(conn: aiosqlite.Connection, spec: AlertSpec, now: datetim
     return alert_id
 
 
-async def add_timeline(conn: aiosqlite.Connection, alert_id: str, now: datetime, actor: Actor,
+async def add_timeline(conn: Connection, alert_id: str, now: datetime, actor: Actor,
                        action: str, from_status: AlertStatus | None,
                        to_status: AlertStatus | None, detail: dict[str, Any]) -> None:
     await conn.execute(
@@ -115,13 +114,13 @@ async def add_timeline(conn: aiosqlite.Connection, alert_id: str, now: datetime,
          json.dumps(detail, ensure_ascii=False, default=str)))
 
 
-async def load(conn: aiosqlite.Connection, alert_id: str) -> aiosqlite.Row | None:
+async def load(conn: Connection, alert_id: str) -> Row | None:
     cur = await conn.execute(f"{ALERT_SELECT} WHERE a.id = ?", (alert_id,))
-    row: aiosqlite.Row | None = await cur.fetchone()
+    row: Row | None = await cur.fetchone()
     return row
 
 
-async def transition(conn: aiosqlite.Connection, row: aiosqlite.Row, to: AlertStatus,
+async def transition(conn: Connection, row: Row, to: AlertStatus,
                      now: datetime, actor: Actor, action: str | None = None,
                      detail: dict[str, Any] | None = None,
                      extra: dict[str, Any] | None = None) -> None:
@@ -141,7 +140,7 @@ async def transition(conn: aiosqlite.Connection, row: aiosqlite.Row, to: AlertSt
                        detail or {})
 
 
-async def touch(conn: aiosqlite.Connection, alert_id: str, now: datetime,
+async def touch(conn: Connection, alert_id: str, now: datetime,
                 **sets: Any) -> None:
     values = {"updated_at": iso(now), **sets}
     assignments = ", ".join(f"{k} = ?" for k in values)
@@ -149,7 +148,7 @@ async def touch(conn: aiosqlite.Connection, alert_id: str, now: datetime,
                        (*values.values(), alert_id))
 
 
-def require_open(row: aiosqlite.Row) -> AlertStatus:
+def require_open(row: Row) -> AlertStatus:
     status = AlertStatus(row["status"])
     if status in (AlertStatus.RESOLVED, AlertStatus.CLOSED):
         raise ConflictError(f"alert {row['id']} is already {status.value}")
@@ -162,7 +161,7 @@ def require_text(text: str, what: str) -> str:
     return text.strip()
 
 
-def to_public(r: aiosqlite.Row) -> AlertPublic:
+def to_public(r: Row) -> AlertPublic:
     return AlertPublic(
         id=r["id"], kind=r["kind"], category=r["category"],
         severity=r["severity_override"] or r["severity"],
@@ -183,12 +182,12 @@ def to_public(r: aiosqlite.Row) -> AlertPublic:
         taken_over_by=r["taken_over_by"], updated_at=parse_iso(r["updated_at"]))
 
 
-def public_json(r: aiosqlite.Row) -> dict[str, Any]:
+def public_json(r: Row) -> dict[str, Any]:
     data: dict[str, Any] = to_public(r).model_dump(mode="json")
     return data
 
 
-async def detail(conn: aiosqlite.Connection, r: aiosqlite.Row) -> AlertDetail:
+async def detail(conn: Connection, r: Row) -> AlertDetail:
     alert_id = r["id"]
     cur = await conn.execute("SELECT * FROM alert_timeline WHERE alert_id = ? ORDER BY id",
                              (alert_id,))
@@ -218,7 +217,7 @@ async def detail(conn: aiosqlite.Connection, r: aiosqlite.Row) -> AlertDetail:
                        notifications=notes, ladder=ladder)
 
 
-async def offers_of(conn: aiosqlite.Connection, alert_id: str) -> list[OfferPublic]:
+async def offers_of(conn: Connection, alert_id: str) -> list[OfferPublic]:
     cur = await conn.execute("SELECT * FROM ladder_offers WHERE alert_id = ? ORDER BY id",
                              (alert_id,))
     return [OfferPublic(contact_id=o["contact_id"], name=o["name"], relation=o["relation"],
@@ -228,7 +227,7 @@ async def offers_of(conn: aiosqlite.Connection, alert_id: str) -> list[OfferPubl
             for o in await cur.fetchall()]
 
 
-async def offered_contacts(conn: aiosqlite.Connection, alert_id: str) -> list[str]:
+async def offered_contacts(conn: Connection, alert_id: str) -> list[str]:
     cur = await conn.execute("SELECT contact_id FROM ladder_offers WHERE alert_id = ?",
                              (alert_id,))
     return [r[0] for r in await cur.fetchall()]

@@ -19,9 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import aiosqlite
-
 from eldercare_cloud.care.clock import iso, opt_parse, parse_iso
+from eldercare_cloud.db import Connection
 from eldercare_cloud.errors import InvalidRequestError
 
 #: the longest window an installer may open in one go
@@ -45,7 +44,7 @@ class Window:
         return self.active(at) and received_at >= self.started_at
 
 
-async def start(conn: aiosqlite.Connection, gateway_id: str, now: datetime,
+async def start(conn: Connection, gateway_id: str, now: datetime,
                 length: timedelta, by: str) -> Window:
     """Open (or extend, or reopen) the gateway's window until ``now + length``."""
     if length <= timedelta(0) or length > MAX_WINDOW:
@@ -64,7 +63,7 @@ async def start(conn: aiosqlite.Connection, gateway_id: str, now: datetime,
     return Window(gateway_id, started, until, by, None)
 
 
-async def end(conn: aiosqlite.Connection, gateway_id: str, now: datetime, by: str) -> bool:
+async def end(conn: Connection, gateway_id: str, now: datetime, by: str) -> bool:
     """Close the window now; True when one was open."""
     current = await get(conn, gateway_id)
     if current is None or not current.active(now):
@@ -74,7 +73,7 @@ async def end(conn: aiosqlite.Connection, gateway_id: str, now: datetime, by: st
     return True
 
 
-async def get(conn: aiosqlite.Connection, gateway_id: str) -> Window | None:
+async def get(conn: Connection, gateway_id: str) -> Window | None:
     cur = await conn.execute("SELECT * FROM care_commissioning WHERE gateway_id = ?",
                              (gateway_id,))
     row = await cur.fetchone()

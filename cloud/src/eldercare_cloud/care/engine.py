@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Protocol
-
-import aiosqlite
 
 from eldercare_cloud.care import commissioning as C
 from eldercare_cloud.care import gateways as G
@@ -31,7 +28,7 @@ from eldercare_cloud.care.alerts import AlertSpec
 from eldercare_cloud.care.clock import Clock, iso, parse_iso
 from eldercare_cloud.care.models import DEVICE_SUBJECT_ALERTS, EVENT_ALERTS, AlertKind
 from eldercare_cloud.care.service import CareService
-from eldercare_cloud.db import Database
+from eldercare_cloud.db import DATABASE_ERRORS, Connection, Database
 from eldercare_cloud.errors import CloudError
 from eldercare_cloud.ingest.models import (
     GatewayLogEntry,
@@ -44,6 +41,9 @@ from eldercare_cloud.registry import RegistryService
 from eldercare_cloud.settings import CloudSettings
 from eldercare_protocols.events import ACTIVITY_KINDS, EventKind
 from eldercare_protocols.uplink import GatewayConfig
+
+#: a pass that failed on these is logged and retried on the next pass
+_PASS_ERRORS: tuple[type[Exception], ...] = (CloudError, *DATABASE_ERRORS)
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +104,16 @@ class CareEngine:
         self._next_maintenance: datetime | None = None
         self._maintenance_ready = False
         self.failures = 0
+        #: one engine per database moves alerts; others on PostgreSQL stand by and take
+        #: over when its connection ends (see Database.leadership)
+        self._lead = db.leadership("care-engine")
+        self._leading = False
 
     # -- lifecycle ----------------------------------------------------------------------
 
     async def __aenter__(self) -> CareEngine:
-        await self._dispatcher.recover()
+        if await self._lead.held():
+            await self._lead_acquired()
         if self._link is not None:
             self._unlisten = self._link.add_commit_listener(lambda _info: self.wake())
         self._tasks = [asyncio.create_task(self._loop(), name="care-engine"),
@@ -130,12 +135,39 @@ class CareEngine:
         self._wake.set()
         self._deliver_wake.set()
 
+    @property
+    def leading(self) -> bool:
+        """Whether this engine moves alerts now (False: another process leads)."""
+        return self._leading
+
+    async def _lead_acquired(self) -> None:
+        """Now the engine that moves alerts: resend what the previous one (this process
+        before a restart, or another that died) left in flight."""
+        if not self._leading:
+            self._leading = True
+            log.info("care engine: leading")
+            await self._dispatcher.recover()
+
+    async def _standing_by(self) -> bool:
+        """True (after a poll interval's wait) while another engine leads."""
+        if await self._lead.held():
+            await self._lead_acquired()
+            return False
+        if self._leading:
+            self._leading = False
+            log.warning("care engine: lost the lead; standing by")
+        await self._clock.sleep_until(
+            self._clock.now() + timedelta(seconds=self._settings.care_poll_s), self._wake)
+        return True
+
     async def _loop(self) -> None:
         while True:
             self._wake.clear()
             try:
+                if await self._standing_by():
+                    continue
                 await self.tick()
-            except (CloudError, sqlite3.Error, aiosqlite.Error):
+            except _PASS_ERRORS:
                 self.failures += 1
                 log.exception("care engine tick failed; retrying")
                 # back off: an error that repeats must not become a hot loop of logs
@@ -150,9 +182,14 @@ class CareEngine:
         while True:
             self._deliver_wake.clear()
             try:
+                if not self._leading:  # the leader's outbox; _loop takes the lead
+                    await self._clock.sleep_until(
+                        self._clock.now() + timedelta(seconds=self._settings.care_poll_s),
+                        self._deliver_wake)
+                    continue
                 while await self._dispatcher.deliver_due():
                     pass
-            except (CloudError, sqlite3.Error, aiosqlite.Error):
+            except _PASS_ERRORS:
                 self.failures += 1
                 log.exception("notification delivery failed; retrying")
                 await self._clock.sleep_until(
@@ -201,7 +238,7 @@ class CareEngine:
         return int(row[0]) if row else 0
 
     @staticmethod
-    async def _set_cursor(conn: aiosqlite.Connection, name: str, value: int) -> None:
+    async def _set_cursor(conn: Connection, name: str, value: int) -> None:
         await conn.execute("INSERT INTO care_cursors(name, value) VALUES (?, ?) ON CONFLICT(name)"
                            " DO UPDATE SET value = excluded.value", (name, value))
 
@@ -234,7 +271,7 @@ class CareEngine:
             done += len(entries)
         return done
 
-    async def _where(self, conn: aiosqlite.Connection, gateway_id: str,
+    async def _where(self, conn: Connection, gateway_id: str,
                      device_id: str | None) -> Where:
         household_id = resident_id = room = None
         if device_id is not None:
@@ -262,7 +299,7 @@ class CareEngine:
                 resident_id = r[0] if r is not None else None
         return Where(resident_id, household_id, district_id, room)
 
-    async def _handle_event(self, conn: aiosqlite.Connection, ev: StoredEvent) -> None:
+    async def _handle_event(self, conn: Connection, ev: StoredEvent) -> None:
         if ev.test:
             return  # recorded by ingest; a test press never becomes an alarm
         now = self._clock.now()
@@ -271,8 +308,9 @@ class CareEngine:
             seen = iso(ev.device_ts or ev.gateway_ts)
             await conn.execute(
                 "INSERT INTO care_gateway_watch(gateway_id, last_activity_at) VALUES (?, ?)"
-                " ON CONFLICT(gateway_id) DO UPDATE SET last_activity_at ="
-                " MAX(COALESCE(last_activity_at, ''), excluded.last_activity_at)",
+                " ON CONFLICT(gateway_id) DO UPDATE SET last_activity_at = CASE WHEN"
+                " excluded.last_activity_at > COALESCE(care_gateway_watch.last_activity_at, '')"
+                " THEN excluded.last_activity_at ELSE care_gateway_watch.last_activity_at END",
                 (ev.gateway_id, seen))
         kind = EVENT_ALERTS.get(ev.kind)
         if kind is not None or ev.kind is EventKind.CANCEL:
@@ -307,7 +345,7 @@ class CareEngine:
             await self._care.system_note(conn, f"device:{ev.device_id}",
                                          AlertKind.DEVICE_OFFLINE, "设备已恢复在线", now)
 
-    async def _commissioning_entry(self, conn: aiosqlite.Connection, ev: StoredEvent,
+    async def _commissioning_entry(self, conn: Connection, ev: StoredEvent,
                                    where: Where, window: C.Window, now: datetime) -> None:
         """An alarm during the gateway's commissioning window: one low entry per gateway
         (each press a repeat on it), never a ladder (``commissioning`` does not escalate)."""
@@ -334,7 +372,7 @@ class CareEngine:
             return f"household:{where.household_id}"
         return f"gateway:{gateway_id}"
 
-    async def _gateway_alert(self, conn: aiosqlite.Connection, gateway_id: str,
+    async def _gateway_alert(self, conn: Connection, gateway_id: str,
                              why: str, now: datetime, since: datetime | None) -> None:
         where = await self._where(conn, gateway_id, None)
         spec = AlertSpec(kind=AlertKind.GATEWAY_OFFLINE, subject=f"gateway:{gateway_id}",
@@ -344,7 +382,7 @@ class CareEngine:
                          detail={"why": why, "since": iso(since) if since else None})
         await self._care.raise_alert(conn, spec, now)
 
-    async def _handle_gateway_log(self, conn: aiosqlite.Connection,
+    async def _handle_gateway_log(self, conn: Connection,
                                   entry: GatewayLogEntry) -> None:
         now = self._clock.now()
         if entry.status == "offline" and await G.revoked_at(conn, entry.gateway_id):
@@ -414,7 +452,7 @@ class CareEngine:
             self._care.committed()
 
     @staticmethod
-    async def _watch(conn: aiosqlite.Connection, gateway_id: str, column: str,
+    async def _watch(conn: Connection, gateway_id: str, column: str,
                      value: str) -> None:
         await conn.execute(
             f"INSERT INTO care_gateway_watch(gateway_id, {column}) VALUES (?, ?)"

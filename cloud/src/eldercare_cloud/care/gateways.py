@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import aiosqlite
-
 from eldercare_cloud.care.clock import iso, opt_parse
+from eldercare_cloud.db import Connection
 
 
-async def mark_revoked(conn: aiosqlite.Connection, gateway_id: str, now: datetime) -> None:
+async def mark_revoked(conn: Connection, gateway_id: str, now: datetime) -> None:
     """First revoke wins (a second revoke is a no-op, not a new time)."""
     await conn.execute(
         "INSERT INTO care_gateway_watch(gateway_id, revoked_at) VALUES (?, ?)"
@@ -25,7 +24,7 @@ async def mark_revoked(conn: aiosqlite.Connection, gateway_id: str, now: datetim
         (gateway_id, iso(now)))
 
 
-async def revoked_at(conn: aiosqlite.Connection, gateway_id: str) -> datetime | None:
+async def revoked_at(conn: Connection, gateway_id: str) -> datetime | None:
     cur = await conn.execute("SELECT revoked_at FROM care_gateway_watch WHERE gateway_id = ?",
                              (gateway_id,))
     row = await cur.fetchone()

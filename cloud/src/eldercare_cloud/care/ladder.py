@@ -19,8 +19,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import aiosqlite
-
 from eldercare_cloud.care import alerts as A
 from eldercare_cloud.care.clock import iso, opt_parse, parse_iso
 from eldercare_cloud.care.links import link_token, link_url
@@ -36,6 +34,7 @@ from eldercare_cloud.care.models import (
     StepKind,
     StepMode,
 )
+from eldercare_cloud.db import Connection, Row, lock_rows
 from eldercare_cloud.notify import messages
 from eldercare_cloud.notify.outbox import enqueue
 from eldercare_cloud.registry import RegistryService
@@ -78,7 +77,7 @@ class Run:
         return step.timeout_s or self.timeout_default_s
 
 
-async def ladder_for(conn: aiosqlite.Connection, resident_id: str | None,
+async def ladder_for(conn: Connection, resident_id: str | None,
                      district_id: str | None) -> Ladder:
     """The resident's override, else the district's default, else the built-in ladder."""
     for scope in (f"resident:{resident_id}" if resident_id else None,
@@ -92,8 +91,14 @@ async def ladder_for(conn: aiosqlite.Connection, resident_id: str | None,
     return DEFAULT_LADDER
 
 
-async def load_run(conn: aiosqlite.Connection, alert_id: str) -> Run | None:
-    cur = await conn.execute("SELECT * FROM ladder_runs WHERE alert_id = ?", (alert_id,))
+async def load_run(conn: Connection, alert_id: str, *, lock: bool = False,
+                   skip_locked: bool = False) -> Run | None:
+    """The run; with ``lock``, claimed for this transaction (PostgreSQL row lock), so two
+    care engines, or an engine and a responder's answer, never move one run at once. With
+    ``skip_locked`` a run another engine is moving reads as absent."""
+    cur = await conn.execute("SELECT * FROM ladder_runs WHERE alert_id = ?"
+                             + (lock_rows(conn, skip_locked=skip_locked) if lock else ""),
+                             (alert_id,))
     r = await cur.fetchone()
     if r is None:
         return None
@@ -104,7 +109,7 @@ async def load_run(conn: aiosqlite.Connection, alert_id: str) -> Run | None:
                due_at=opt_parse(r["due_at"]), status=r["status"])
 
 
-async def _save(conn: aiosqlite.Connection, run: Run, now: datetime,
+async def _save(conn: Connection, run: Run, now: datetime,
                 stop_reason: str | None = None) -> None:
     await conn.execute(
         "UPDATE ladder_runs SET step_index = ?, position = ?, targets = ?, due_at = ?,"
@@ -115,7 +120,7 @@ async def _save(conn: aiosqlite.Connection, run: Run, now: datetime,
          run.alert_id))
 
 
-async def start(conn: aiosqlite.Connection, alert: aiosqlite.Row, now: datetime,
+async def start(conn: Connection, alert: Row, now: datetime,
                 ctx: LadderContext) -> None:
     """Create the run and take its first step at once (second zero)."""
     kind = AlertKind(alert["kind"])
@@ -132,10 +137,11 @@ async def start(conn: aiosqlite.Connection, alert: aiosqlite.Row, now: datetime,
     await _advance(conn, run, alert, now, ctx, "start")
 
 
-async def process_due(conn: aiosqlite.Connection, alert_id: str, now: datetime,
+async def process_due(conn: Connection, alert_id: str, now: datetime,
                       ctx: LadderContext) -> bool:
-    """Move an overdue run on by one position; False when it was not due (any more)."""
-    run = await load_run(conn, alert_id)
+    """Move an overdue run on by one position; False when it was not due (any more, or
+    another engine is moving it right now: it re-reads the due time once that commits)."""
+    run = await load_run(conn, alert_id, lock=True, skip_locked=True)
     if run is None or run.status != "running" or run.due_at is None or run.due_at > now:
         return False
     alert = await A.load(conn, alert_id)
@@ -150,10 +156,10 @@ async def process_due(conn: aiosqlite.Connection, alert_id: str, now: datetime,
     return True
 
 
-async def on_decline(conn: aiosqlite.Connection, alert: aiosqlite.Row, contact_id: str,
+async def on_decline(conn: Connection, alert: Row, contact_id: str,
                      now: datetime, ctx: LadderContext) -> None:
     """"I can't go" moves the ladder on at once when it was the person the step waits for."""
-    run = await load_run(conn, alert["id"])
+    run = await load_run(conn, alert["id"], lock=True)
     if run is None or run.status != "running" or run.step is None:
         return
     step = run.step
@@ -173,9 +179,9 @@ async def on_decline(conn: aiosqlite.Connection, alert: aiosqlite.Row, contact_i
     await _advance(conn, run, alert, now, ctx, "declined")
 
 
-async def stop(conn: aiosqlite.Connection, alert_id: str, reason: str, now: datetime,
-               ctx: LadderContext, alert: aiosqlite.Row | None = None) -> None:
-    run = await load_run(conn, alert_id)
+async def stop(conn: Connection, alert_id: str, reason: str, now: datetime,
+               ctx: LadderContext, alert: Row | None = None) -> None:
+    run = await load_run(conn, alert_id, lock=True)
     if run is None or run.status != "running":
         return
     run.status = "stopped"
@@ -185,7 +191,7 @@ async def stop(conn: aiosqlite.Connection, alert_id: str, reason: str, now: date
                          {"reason": reason, "step_index": run.step_index})
 
 
-async def _advance(conn: aiosqlite.Connection, run: Run, alert: aiosqlite.Row, now: datetime,
+async def _advance(conn: Connection, run: Run, alert: Row, now: datetime,
                    ctx: LadderContext, reason: str) -> None:
     resident_id = alert["resident_id"]
     contacts = await ctx.registry.contacts_of(resident_id) if resident_id else []
@@ -248,13 +254,13 @@ def _resolve(step: LadderStep, contacts: list[ContactPublic]) -> list[ContactPub
     return [c for c in contacts if c.relation in step.relations]
 
 
-async def _offer(conn: aiosqlite.Connection, run: Run, alert: aiosqlite.Row,
+async def _offer(conn: Connection, run: Run, alert: Row,
                  contact: ContactPublic, step: LadderStep, now: datetime,
                  ctx: LadderContext) -> bool:
     channel = _channel(step, contact)
     cur = await conn.execute(
-        "INSERT OR IGNORE INTO ladder_offers(alert_id, step_index, contact_id, name, relation,"
-        " channel, status, offered_at) VALUES (?,?,?,?,?,?,?,?)",
+        "INSERT INTO ladder_offers(alert_id, step_index, contact_id, name, relation,"
+        " channel, status, offered_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
         (alert["id"], run.step_index, contact.id, contact.name, contact.relation.value,
          channel, "offered", iso(now)))
     if cur.rowcount == 0:
@@ -295,7 +301,7 @@ def _channel(step: LadderStep, contact: ContactPublic) -> str:
     return wanted
 
 
-async def _task(conn: aiosqlite.Connection, run: Run, alert: aiosqlite.Row, step: LadderStep,
+async def _task(conn: Connection, run: Run, alert: Row, step: LadderStep,
                 now: datetime, ctx: LadderContext) -> None:
     kind = AlertKind(alert["kind"])
     name, address = alert["resident_name"] or "居民", alert["address"] or ""
@@ -313,7 +319,7 @@ async def _task(conn: aiosqlite.Connection, run: Run, alert: aiosqlite.Row, step
                          alert_id=alert["id"], district_id=alert["district_id"])
 
 
-async def _step_event(conn: aiosqlite.Connection, run: Run, alert: aiosqlite.Row,
+async def _step_event(conn: Connection, run: Run, alert: Row,
                       now: datetime, ctx: LadderContext, reason: str,
                       asked: list[str]) -> None:
     step = run.step
@@ -330,14 +336,14 @@ async def _step_event(conn: aiosqlite.Connection, run: Run, alert: aiosqlite.Row
                          resident_id=alert["resident_id"])
 
 
-async def due_alerts(conn: aiosqlite.Connection, now: datetime) -> list[str]:
+async def due_alerts(conn: Connection, now: datetime) -> list[str]:
     cur = await conn.execute("SELECT alert_id FROM ladder_runs WHERE status = 'running'"
                              " AND due_at IS NOT NULL AND due_at <= ? ORDER BY due_at",
                              (iso(now),))
     return [r[0] for r in await cur.fetchall()]
 
 
-async def next_due(conn: aiosqlite.Connection) -> datetime | None:
+async def next_due(conn: Connection) -> datetime | None:
     cur = await conn.execute("SELECT MIN(due_at) FROM ladder_runs WHERE status = 'running'")
     row = await cur.fetchone()
     return parse_iso(row[0]) if row and row[0] else None

@@ -23,10 +23,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-import aiosqlite
-
 from eldercare_cloud.care.clock import iso, parse_iso
-from eldercare_cloud.db import Database
+from eldercare_cloud.db import Connection, Database
 from eldercare_cloud.ingest.models import StoredEvent
 from eldercare_protocols.events import EventKind
 
@@ -52,10 +50,12 @@ async def ensure_tables(db: Database) -> None:
     await db.migrate("installer", MIGRATIONS)
 
 
-async def note_self_test(conn: aiosqlite.Connection, device_id: str, at: datetime) -> None:
+async def note_self_test(conn: Connection, device_id: str, at: datetime) -> None:
     await conn.execute("INSERT INTO installer_self_tests(device_id, last_at) VALUES (?, ?)"
                        " ON CONFLICT(device_id) DO UPDATE SET"
-                       " last_at = MAX(last_at, excluded.last_at)", (device_id, iso(at)))
+                       " last_at = CASE WHEN excluded.last_at > installer_self_tests.last_at"
+                       " THEN excluded.last_at ELSE installer_self_tests.last_at END",
+                       (device_id, iso(at)))
 
 
 async def catch_up_self_tests(db: Database, reader: EventReader) -> None:
@@ -83,7 +83,7 @@ async def catch_up_self_tests(db: Database, reader: EventReader) -> None:
             " ON CONFLICT(name) DO UPDATE SET value = excluded.value", (cursor,))
 
 
-async def last_self_tests(conn: aiosqlite.Connection) -> dict[str, datetime]:
+async def last_self_tests(conn: Connection) -> dict[str, datetime]:
     cur = await conn.execute("SELECT device_id, last_at FROM installer_self_tests")
     return {r[0]: parse_iso(r[1]) for r in await cur.fetchall()}
 
@@ -113,14 +113,15 @@ async def scan(db: Database, reader: EventReader, devices: Sequence[tuple[str, s
                       f"上次自检 / last self-test {last.date().isoformat()} "
                       f"({(now - last).days} 天 / days)")
             cur = await conn.execute(
-                "INSERT OR IGNORE INTO installer_maintenance(id, device_id, kind, reason,"
-                " status, created_at) VALUES (?, ?, 'self_test', ?, 'open', ?)",
+                "INSERT INTO installer_maintenance(id, device_id, kind, reason,"
+                " status, created_at) VALUES (?, ?, 'self_test', ?, 'open', ?)"
+                " ON CONFLICT DO NOTHING",
                 (f"MT-{secrets.token_hex(6)}", device_id, reason, iso(now)))
             created += cur.rowcount
     return created
 
 
-async def all_detectors(conn: aiosqlite.Connection) -> list[tuple[str, str]]:
+async def all_detectors(conn: Connection) -> list[tuple[str, str]]:
     """Every registered gas and smoke detector (the engine's scan is not scoped)."""
     types: list[Any] = list(SELF_TEST_TYPES)
     cur = await conn.execute(

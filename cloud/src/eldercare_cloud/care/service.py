@@ -12,8 +12,6 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-import aiosqlite
-
 from eldercare_cloud.audit import AuditLog
 from eldercare_cloud.auth.models import Principal, Role
 from eldercare_cloud.auth.scope import alert_clause, district_clause, resident_clause
@@ -38,11 +36,11 @@ from eldercare_cloud.care.models import (
     escalates,
 )
 from eldercare_cloud.care.schema import MIGRATIONS
-from eldercare_cloud.db import Database
+from eldercare_cloud.db import Connection, Database, Row
 from eldercare_cloud.errors import ConflictError, InvalidRequestError, NotFoundError
 from eldercare_cloud.stream import StreamHub
 
-Mutation = Callable[[aiosqlite.Connection, aiosqlite.Row, datetime], Awaitable[None]]
+Mutation = Callable[[Connection, Row, datetime], Awaitable[None]]
 
 
 class CareService:
@@ -65,7 +63,7 @@ class CareService:
 
     # -- raising (inside the engine's transaction) -------------------------------------------
 
-    async def raise_alert(self, conn: aiosqlite.Connection, spec: A.AlertSpec, now: datetime,
+    async def raise_alert(self, conn: Connection, spec: A.AlertSpec, now: datetime,
                           record_id: str | None = None, cursor: int = 0) -> tuple[str, bool]:
         """Open an alert, or attach to the open one of the same subject and kind."""
         if record_id is not None:
@@ -106,7 +104,7 @@ class CareService:
             await L.start(conn, row, now, self.ctx)
         return alert_id, created
 
-    async def cancel_requested(self, conn: aiosqlite.Connection, resident_id: str,
+    async def cancel_requested(self, conn: Connection, resident_id: str,
                                now: datetime, detail: dict[str, Any]) -> list[str]:
         """A resident's cancel press: open life-safety alerts become "cancel requested"."""
         kinds = [k.value for k in LIFE_SAFETY_ALERTS]
@@ -126,7 +124,7 @@ class CareService:
             await self._announce(conn, row, "alert.updated")
         return ids
 
-    async def system_note(self, conn: aiosqlite.Connection, subject: str, kind: AlertKind,
+    async def system_note(self, conn: Connection, subject: str, kind: AlertKind,
                           text: str, now: datetime) -> None:
         row = await A.find_open(conn, subject, kind)
         if row is None:
@@ -138,7 +136,7 @@ class CareService:
         assert full is not None
         await self._announce(conn, full, "alert.note")
 
-    async def _announce(self, conn: aiosqlite.Connection, row: aiosqlite.Row,
+    async def _announce(self, conn: Connection, row: Row,
                         event: str) -> None:
         await self._hub.append(conn, event, {"alert": A.public_json(row)}, alert_id=row["id"],
                                district_id=row["district_id"], resident_id=row["resident_id"],
@@ -168,8 +166,8 @@ class CareService:
         cur = await self._db.conn.execute(sql, (*params, limit, offset))
         return [A.to_public(r) for r in await cur.fetchall()]
 
-    async def _scoped(self, conn: aiosqlite.Connection, p: Principal,
-                      alert_id: str) -> aiosqlite.Row:
+    async def _scoped(self, conn: Connection, p: Principal,
+                      alert_id: str) -> Row:
         clause, params = alert_clause(p)
         cur = await conn.execute(f"{A.ALERT_SELECT} WHERE a.id = ? AND {clause}",
                                  (alert_id, *params))
@@ -212,7 +210,7 @@ class CareService:
         return A.Actor(p.actor, p.username)
 
     async def acknowledge(self, p: Principal, alert_id: str) -> AlertPublic:
-        async def fn(conn: aiosqlite.Connection, row: aiosqlite.Row, now: datetime) -> None:
+        async def fn(conn: Connection, row: Row, now: datetime) -> None:
             status = A.require_open(row)
             if status is AlertStatus.OPEN:
                 await A.transition(conn, row, AlertStatus.ACKNOWLEDGED, now, self._actor(p))
@@ -224,7 +222,7 @@ class CareService:
 
     async def takeover(self, p: Principal, alert_id: str, body: TakeoverRequest) -> AlertPublic:
         """The monitoring centre takes the alert off the ladder and handles it itself."""
-        async def fn(conn: aiosqlite.Connection, row: aiosqlite.Row, now: datetime) -> None:
+        async def fn(conn: Connection, row: Row, now: datetime) -> None:
             status = A.require_open(row)
             if row["taken_over_by"] is not None:
                 raise ConflictError(f"alert {alert_id} was already taken over")
@@ -241,7 +239,7 @@ class CareService:
     async def add_note(self, p: Principal, alert_id: str, body: NoteCreate) -> AlertPublic:
         text = A.require_text(body.text, "note")
 
-        async def fn(conn: aiosqlite.Connection, row: aiosqlite.Row, now: datetime) -> None:
+        async def fn(conn: Connection, row: Row, now: datetime) -> None:
             await A.add_timeline(conn, alert_id, now, self._actor(p), "note", None, None,
                                  {"text": text})
             await A.touch(conn, alert_id, now)
@@ -249,7 +247,7 @@ class CareService:
 
     async def set_severity(self, p: Principal, alert_id: str,
                            body: SeverityOverride) -> AlertPublic:
-        async def fn(conn: aiosqlite.Connection, row: aiosqlite.Row, now: datetime) -> None:
+        async def fn(conn: Connection, row: Row, now: datetime) -> None:
             A.require_open(row)
             await A.touch(conn, alert_id, now, severity_override=body.severity.value)
             await A.add_timeline(conn, alert_id, now, self._actor(p), "severity", None, None,
@@ -262,14 +260,14 @@ class CareService:
             raise InvalidRequestError("status must be en_route or on_scene; use resolve,"
                                       " close or acknowledge for the others")
 
-        async def fn(conn: aiosqlite.Connection, row: aiosqlite.Row, now: datetime) -> None:
+        async def fn(conn: Connection, row: Row, now: datetime) -> None:
             await A.transition(conn, row, body.status, now, self._actor(p), None,
                                {"note": body.note, "reported_by": "operator"})
             await L.stop(conn, alert_id, body.status.value, now, self.ctx)
         return await self._mutate(p, alert_id, fn)
 
     async def resolve(self, p: Principal, alert_id: str, body: ResolveRequest) -> AlertPublic:
-        async def fn(conn: aiosqlite.Connection, row: aiosqlite.Row, now: datetime) -> None:
+        async def fn(conn: Connection, row: Row, now: datetime) -> None:
             await A.transition(conn, row, AlertStatus.RESOLVED, now, self._actor(p), None,
                                {"closure_code": body.closure_code.value, "note": body.note},
                                {"closure_code": body.closure_code.value})
@@ -277,7 +275,7 @@ class CareService:
         return await self._mutate(p, alert_id, fn)
 
     async def close(self, p: Principal, alert_id: str) -> AlertPublic:
-        async def fn(conn: aiosqlite.Connection, row: aiosqlite.Row, now: datetime) -> None:
+        async def fn(conn: Connection, row: Row, now: datetime) -> None:
             await A.transition(conn, row, AlertStatus.CLOSED, now, self._actor(p))
         return await self._mutate(p, alert_id, fn)
 

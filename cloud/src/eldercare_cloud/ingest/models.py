@@ -185,6 +185,8 @@ class IngestCounters:
     gateway_states: int = 0
     #: empty retained messages on up/state: the cloud cleared a revoked gateway's state
     states_cleared: int = 0
+    #: notifications that the accepted gateways changed (a revoke, by any worker)
+    gateway_set_changes: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)

@@ -1,7 +1,8 @@
 """The ingest component's tables (``db.migrate("ingest", MIGRATIONS)``).
 
 Each uplink record type has its own table with a ``UNIQUE`` idempotency id, so
-``INSERT OR IGNORE`` drops a redelivered record while the cloud acks it again, and an
+``INSERT ... ON CONFLICT DO NOTHING`` drops a redelivered record while the cloud acks it
+again (on PostgreSQL too, whichever ingest worker got the copy), and an
 ``INTEGER PRIMARY KEY AUTOINCREMENT`` rowid that readers use as a cursor (never reused,
 even if rows are pruned one day). Timestamps are ISO-8601 UTC text.
 """
@@ -104,5 +105,9 @@ CREATE TABLE telemetry_batches (
     received_at TEXT NOT NULL,
     committed_at TEXT NOT NULL
 )
+""",
+    # a revoked gateway is refused by every ingest worker (they reload on a notification)
+    """
+ALTER TABLE gateways ADD COLUMN revoked_at TEXT
 """,
 ]

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 from eldercare_cloud.db import Database
 from eldercare_cloud.ingest.models import CommitInfo, IngestCounters
 from eldercare_cloud.ingest.mqtt import MqttConnection, MqttOptions
-from eldercare_cloud.ingest.store import IngestStore, Received
+from eldercare_cloud.ingest.store import GATEWAYS_CHANNEL, IngestStore, Received
 from eldercare_cloud.settings import CloudSettings
 
 if TYPE_CHECKING:
@@ -51,6 +51,8 @@ from eldercare_protocols.uplink import (
     encode,
     parse_up_topic,
 )
+
+#: a failed commit: nothing is acked, the gateways resend
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +102,8 @@ class IngestService:
         self._wake = asyncio.Event()
         self._listeners: list[CommitListener] = []
         self._known: set[str] = set()
+        #: a revoke committed somewhere: reload _known before the next check
+        self._known_stale = False
         self._checked: dict[str, float] = {}
         self._warned: dict[str, float] = {}
         self.warn = RateLimitedLog(log)
@@ -122,7 +126,10 @@ class IngestService:
             if self._own_store:
                 await self._stack.enter_async_context(self.store)
             self.last_event_rowid = (await self.store.max_rowids())["events"]
+            await self._stack.enter_async_context(
+                self.store.db.listen(GATEWAYS_CHANNEL, self._gateways_changed))
             self._known = await self.store.gateway_ids()
+            self._known_stale = False
             if self.settings.influx_url:
                 # imported only when used: influxdb-client takes ~0.6 s to import
                 from eldercare_cloud.telemetry.influx import InfluxWriter
@@ -286,7 +293,7 @@ class IngestService:
         try:
             info = await self.store.commit([r for r, _ in items])
         except Exception as exc:  # noqa: BLE001 - isolation: one record, not the batch
-            # a database error (sqlite3.Error, StorageError) or a value the driver refuses:
+            # a database error (db.DATABASE_ERRORS, StorageError) or a value the driver refuses:
             # nothing of this batch is acked, so the gateways resend whatever is not
             # committed one by one below
             if len(items) == 1:
@@ -356,14 +363,22 @@ class IngestService:
                     self.warn.warning("ack_dropped", "ack to %s dropped (client queue full);"
                                       " the gateway resends", gateway_id)
 
+    def _gateways_changed(self) -> None:
+        self.counters.gateway_set_changes += 1
+        self._known_stale = True
+
     async def _registered(self, gateway_id: str) -> bool:
+        if self._known_stale:
+            self._known_stale = False
+            self._known = await self.store.gateway_ids()
+            self._checked.clear()
         if gateway_id in self._known:
             return True
         now = time.monotonic()
         if now - self._checked.get(gateway_id, -_REGISTRY_RECHECK_S) < _REGISTRY_RECHECK_S:
             return False
         self._checked[gateway_id] = now
-        if await self.store.gateway(gateway_id) is not None:
+        if await self.store.accepts(gateway_id):
             self._known.add(gateway_id)
             self._checked.pop(gateway_id, None)
             return True

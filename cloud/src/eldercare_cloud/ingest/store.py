@@ -15,10 +15,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Literal
 
-import aiosqlite
-
-from eldercare_cloud.db import Database
-from eldercare_cloud.errors import StorageError
+from eldercare_cloud.db import Connection, Database, Row
 from eldercare_cloud.ingest import schema
 from eldercare_cloud.ingest.credentials import (
     MIN_SECRET_LENGTH,
@@ -77,7 +74,7 @@ def _json(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
-def _event(r: Sequence[Any]) -> StoredEvent:
+def _event(r: Row) -> StoredEvent:
     return StoredEvent(
         rowid=r[0], id=r[1], gateway_id=r[2], seq=r[3], device_id=r[4], kind=EventKind(r[5]),
         test=bool(r[6]), lane=Lane(r[7]), rule=r[8], source=r[9], data=json.loads(r[10]),
@@ -85,12 +82,12 @@ def _event(r: Sequence[Any]) -> StoredEvent:
         received_at=from_db(r[14]), committed_at=from_db(r[15]))
 
 
-def _log(r: Sequence[Any]) -> GatewayLogEntry:
+def _log(r: Row) -> GatewayLogEntry:
     return GatewayLogEntry(rowid=r[0], gateway_id=r[1], status=r[2], reason=r[3],
                            ts=from_db_opt(r[4]), received_at=from_db(r[5]))
 
 
-def _gateway(r: Sequence[Any]) -> GatewayRecord:
+def _gateway(r: Row) -> GatewayRecord:
     return GatewayRecord(
         id=r[0], created_at=from_db(r[1]), online=bool(r[2]), last_seen=from_db_opt(r[3]),
         last_birth_at=from_db_opt(r[4]), last_will_at=from_db_opt(r[5]),
@@ -127,13 +124,16 @@ def _utc_opt(ts: datetime | None) -> datetime | None:
     return None if ts is None else _utc(ts)
 
 
+#: notified when the set of accepted gateways shrinks (a revoke)
+GATEWAYS_CHANNEL = "eldercare_gateways"
+
+
 class IngestStore:
     """The ingest tables: the registry of gateways, committed records, gateway log."""
 
     def __init__(self, db: Database, *, telemetry_sqlite: bool = True) -> None:
         self.db = db
         self.telemetry_sqlite = telemetry_sqlite
-        self._reader: aiosqlite.Connection | None = None
 
     async def __aenter__(self) -> IngestStore:
         await self.open()
@@ -147,20 +147,14 @@ class IngestStore:
         """Migrate the ingest and telemetry components and open the read connection."""
         await self.db.migrate("ingest", schema.MIGRATIONS)
         await self.db.migrate("telemetry", telemetry_sqlite.MIGRATIONS)
-        self._reader = await aiosqlite.connect(self.db.path)
-        await self._reader.execute("PRAGMA query_only=ON")
-        await self._reader.execute("PRAGMA busy_timeout=5000")
+        await self.db.open_reader()
 
     async def close(self) -> None:
-        if self._reader is not None:
-            await self._reader.close()
-            self._reader = None
+        """The read connection is the database's: closed with it."""
 
     @property
-    def reader(self) -> aiosqlite.Connection:
-        if self._reader is None:
-            raise StorageError("ingest store is not open")
-        return self._reader
+    def reader(self) -> Connection:
+        return self.db.reader
 
     # -- registry --------------------------------------------------------------------
 
@@ -192,8 +186,27 @@ class IngestStore:
         return row is not None and verify_secret(str(row[0]), secret)
 
     async def gateway_ids(self) -> set[str]:
-        cur = await self.reader.execute("SELECT id FROM gateways")
+        """The gateways whose uplink is accepted: registered and not revoked."""
+        cur = await self.reader.execute("SELECT id FROM gateways WHERE revoked_at IS NULL")
         return {str(r[0]) for r in await cur.fetchall()}
+
+    async def accepts(self, gateway_id: str) -> bool:
+        cur = await self.reader.execute(
+            "SELECT 1 FROM gateways WHERE id = ? AND revoked_at IS NULL", (gateway_id,))
+        return await cur.fetchone() is not None
+
+    async def revoke_gateway(self, gateway_id: str, at: datetime) -> bool:
+        """Refuse the gateway's uplink from now on, in every ingest worker (each reloads
+        its set of accepted gateways on GATEWAYS_CHANNEL); False if it is not registered.
+        A revoke is final: the id cannot be registered again."""
+        async with self.db.transaction() as conn:
+            cur = await conn.execute(
+                "UPDATE gateways SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?",
+                (to_db(at), gateway_id))
+            if cur.rowcount == 0:
+                return False
+            await self.db.notify(conn, GATEWAYS_CHANNEL)
+        return True
 
     async def gateway(self, gateway_id: str) -> GatewayRecord | None:
         cur = await self.reader.execute(
@@ -325,27 +338,33 @@ class IngestStore:
                    "unknown_devices": bool(unknown), "telemetry_batches": bool(batches),
                    "gateway_log": bool(states)}
         async with self.db.transaction() as conn:
+            # several ingest workers on PostgreSQL: commits take turns, so rowids become
+            # visible in rowid order (the care engine and the stream tail by rowid and
+            # must never pass over a row that commits late) and "rowid > before" below
+            # is this commit's rows only. Decoding and acks stay parallel. No-op on SQLite.
+            await self.db.serialise(conn, "ingest-commit")
             before = await self._max_rowids(conn)
             if events:
                 await conn.executemany(
-                    "INSERT OR IGNORE INTO events(id, gateway_id, seq, device_id, kind, test,"
+                    "INSERT INTO events(id, gateway_id, seq, device_id, kind, test,"
                     " lane, rule, source, data, device_ts, device_seq, gateway_ts, received_at,"
-                    " committed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", events)
+                    " committed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                    " ON CONFLICT DO NOTHING", events)
             if gaps:
                 await conn.executemany(
-                    "INSERT OR IGNORE INTO gaps(id, gateway_id, seq, dropped, first_seq,"
+                    "INSERT INTO gaps(id, gateway_id, seq, dropped, first_seq,"
                     " last_seq, oldest_ts, newest_ts, reason, gateway_ts, received_at,"
-                    " committed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", gaps)
+                    " committed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING", gaps)
             if sms:
                 await conn.executemany(
-                    "INSERT OR IGNORE INTO sms_reports(id, gateway_id, seq, alarm_id, recipient,"
+                    "INSERT INTO sms_reports(id, gateway_id, seq, alarm_id, recipient,"
                     " status, attempts, sent_at, error, gateway_ts, received_at, committed_at)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", sms)
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING", sms)
             if unknown:
                 await conn.executemany(
-                    "INSERT OR IGNORE INTO unknown_devices(id, gateway_id, seq, device_id,"
+                    "INSERT INTO unknown_devices(id, gateway_id, seq, device_id,"
                     " source, topic, device_type, gateway_ts, received_at, committed_at)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?)", unknown)
+                    " VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING", unknown)
             points = await self._commit_telemetry(conn, batches, committed)
             changes = await self._apply_states(conn, states)
             if last_seen:
@@ -383,14 +402,14 @@ class IngestStore:
         return await self._max_rowids(self.reader)
 
     @staticmethod
-    async def _max_rowids(conn: aiosqlite.Connection) -> dict[str, int]:
+    async def _max_rowids(conn: Connection) -> dict[str, int]:
         tables = ("events", "gateway_log", "gaps", "sms_reports", "unknown_devices",
                   "telemetry_batches")
         [row] = await conn.execute_fetchall(
             "SELECT " + ", ".join(f"(SELECT COALESCE(MAX(rowid), 0) FROM {t})" for t in tables))
         return {t: int(v) for t, v in zip(tables, row, strict=True)}
 
-    async def _commit_telemetry(self, conn: aiosqlite.Connection,
+    async def _commit_telemetry(self, conn: Connection,
                                 batches: list[tuple[TelemetryBatch, str]],
                                 committed: str) -> list[TelemetryPoint]:
         if not batches:
@@ -421,7 +440,7 @@ class IngestStore:
             await telemetry_sqlite.insert(conn, rows)
         return [p for _, p in rows]
 
-    async def _apply_states(self, conn: aiosqlite.Connection,
+    async def _apply_states(self, conn: Connection,
                             states: list[tuple[str, GatewayState, str]]
                             ) -> list[GatewayLogEntry]:
         """Track online/offline; log transitions only (a retained birth seen again after an

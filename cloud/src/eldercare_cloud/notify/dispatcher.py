@@ -13,11 +13,9 @@ import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
-import aiosqlite
-
 from eldercare_cloud.care import alerts as A
 from eldercare_cloud.care.clock import Clock, iso, parse_iso
-from eldercare_cloud.db import Database
+from eldercare_cloud.db import Database, Row
 from eldercare_cloud.notify.base import Channel, Delivery, Outbound
 from eldercare_cloud.stream import StreamHub
 
@@ -67,7 +65,7 @@ class Dispatcher:
             await self._deliver(row)
         return len(rows)
 
-    async def _deliver(self, row: aiosqlite.Row) -> None:
+    async def _deliver(self, row: Row) -> None:
         async with self._db.transaction() as conn:
             cur = await conn.execute(
                 "UPDATE notifications SET status = 'sending', attempts = attempts + 1"
@@ -87,7 +85,7 @@ class Dispatcher:
                                            transient=False))
         await self._record(row, attempts, result)
 
-    async def _record(self, row: aiosqlite.Row, attempts: int, result: Delivery) -> None:
+    async def _record(self, row: Row, attempts: int, result: Delivery) -> None:
         now = self._clock.now()
         retry = result.status == "failed" and result.transient and attempts < self._max_attempts
         status = "pending" if retry else result.status

@@ -12,12 +12,11 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-import aiosqlite
-
 from eldercare_cloud.care.clock import iso
+from eldercare_cloud.db import Connection
 
 
-async def enqueue(conn: aiosqlite.Connection, *, alert_id: str, contact_id: str | None,
+async def enqueue(conn: Connection, *, alert_id: str, contact_id: str | None,
                   channel: str, address: str, body: str, link: str | None,
                   payload: dict[str, Any], now: datetime) -> str:
     notification_id = f"N-{secrets.token_hex(6)}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -28,8 +28,27 @@ RefId = Annotated[str, Field(min_length=1, max_length=64)]
 Url = Annotated[str, Field(pattern=r"^https?://[^\s]{1,500}$")]
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple | set):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # a NUL character is never meant in a name or a note, and PostgreSQL's text
+        # cannot hold one: refuse it here (422) rather than fail at the INSERT (500)
+        if _has_nul(value):
+            raise ValueError("text must not contain NUL (\\u0000) characters")
+        return value
 
 
 class _Out(BaseModel):

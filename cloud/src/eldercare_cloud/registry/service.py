@@ -14,14 +14,13 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import date, datetime
 from typing import Any
 
-import aiosqlite
 from pydantic import BaseModel
 
 from eldercare_cloud.audit import AuditLog
 from eldercare_cloud.auth.models import Principal, Role
 from eldercare_cloud.auth.scope import district_clause, resident_clause
 from eldercare_cloud.care.clock import Clock, iso, parse_iso
-from eldercare_cloud.db import Database
+from eldercare_cloud.db import INTEGRITY_ERRORS, Connection, Database, Row
 from eldercare_cloud.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
 from eldercare_cloud.registry.models import (
     AvailabilityWindow,
@@ -96,12 +95,12 @@ class RegistryService:
 
     # -- helpers -----------------------------------------------------------------------
 
-    async def _one(self, sql: str, params: Iterable[Any]) -> aiosqlite.Row | None:
+    async def _one(self, sql: str, params: Iterable[Any]) -> Row | None:
         cur = await self._db.conn.execute(sql, tuple(params))
-        row: aiosqlite.Row | None = await cur.fetchone()
+        row: Row | None = await cur.fetchone()
         return row
 
-    async def _all(self, sql: str, params: Iterable[Any]) -> list[aiosqlite.Row]:
+    async def _all(self, sql: str, params: Iterable[Any]) -> list[Row]:
         cur = await self._db.conn.execute(sql, tuple(params))
         return list(await cur.fetchall())
 
@@ -114,16 +113,16 @@ class RegistryService:
                                  role=p.role.value, action=action, record_type=record_type,
                                  record_id=record_id, reason=reason)
 
-    async def _bump_gateways(self, conn: aiosqlite.Connection, where: str,
+    async def _bump_gateways(self, conn: Connection, where: str,
                              params: Iterable[Any]) -> None:
         await conn.execute(
             f"UPDATE gateway_bindings SET config_version = config_version + 1 WHERE {where}",
             tuple(params))
 
-    async def _bump_household(self, conn: aiosqlite.Connection, household_id: str) -> None:
+    async def _bump_household(self, conn: Connection, household_id: str) -> None:
         await self._bump_gateways(conn, "household_id = ?", (household_id,))
 
-    async def _bump_resident(self, conn: aiosqlite.Connection, resident_id: str) -> None:
+    async def _bump_resident(self, conn: Connection, resident_id: str) -> None:
         await self._bump_gateways(
             conn, "household_id = (SELECT household_id FROM residents WHERE id = ?)",
             (resident_id,))
@@ -185,7 +184,7 @@ class RegistryService:
 
     # -- households ------------------------------------------------------------------------
 
-    async def _household_row(self, p: Principal, household_id: str) -> aiosqlite.Row:
+    async def _household_row(self, p: Principal, household_id: str) -> Row:
         clause, params = district_clause(p, "c.district_id")
         if p.role is Role.FAMILY:
             clause, params = resident_clause(p, "r.id", "c.district_id")
@@ -261,7 +260,7 @@ class RegistryService:
 
     # -- residents -------------------------------------------------------------------------
 
-    async def _resident_row(self, p: Principal, resident_id: str) -> aiosqlite.Row:
+    async def _resident_row(self, p: Principal, resident_id: str) -> Row:
         clause, params = resident_clause(p, "r.id", "c.district_id")
         row = await self._one(
             f"SELECT r.*, h.address, h.community_id, c.district_id FROM {_RESIDENT_FROM}"
@@ -378,7 +377,7 @@ class RegistryService:
         row = await self._one("SELECT * FROM contacts WHERE id = ?", [contact_id])
         return None if row is None else _contact(row)
 
-    async def _contact_row(self, p: Principal, contact_id: str) -> aiosqlite.Row:
+    async def _contact_row(self, p: Principal, contact_id: str) -> Row:
         row = await self._one("SELECT * FROM contacts WHERE id = ?", [contact_id])
         if row is None:
             raise NotFoundError(f"contact {contact_id} not found")
@@ -452,14 +451,14 @@ class RegistryService:
 
     def _gateway_scope(self, p: Principal) -> tuple[str, list[Any]]:
         if p.role not in (Role.ADMIN, Role.OPERATOR, Role.INSTALLER):
-            return "0", []
+            return "1 = 0", []
         clause, params = district_clause(p, "c.district_id")
         # an unbound gateway belongs to no district yet: admins and installers see it
         if p.role in (Role.ADMIN, Role.INSTALLER):
             clause = f"({clause} OR g.household_id IS NULL)"
         return clause, params
 
-    async def _gateway_row(self, p: Principal, gateway_id: str) -> aiosqlite.Row:
+    async def _gateway_row(self, p: Principal, gateway_id: str) -> Row:
         clause, params = self._gateway_scope(p)
         row = await self._one(
             "SELECT g.*, c.district_id FROM gateway_bindings g"
@@ -518,13 +517,13 @@ class RegistryService:
 
     def _device_scope(self, p: Principal) -> tuple[str, list[Any]]:
         if p.role not in (Role.ADMIN, Role.OPERATOR, Role.INSTALLER):
-            return "0", []
+            return "1 = 0", []
         clause, params = district_clause(p, "c.district_id")
         if p.role in (Role.ADMIN, Role.INSTALLER):
             clause = f"({clause} OR d.household_id IS NULL)"
         return clause, params
 
-    async def _device_row(self, p: Principal, device_id: str) -> aiosqlite.Row:
+    async def _device_row(self, p: Principal, device_id: str) -> Row:
         clause, params = self._device_scope(p)
         row = await self._one(
             "SELECT d.* FROM devices d LEFT JOIN households h ON h.id = d.household_id"
@@ -613,10 +612,10 @@ class RegistryService:
 
     # -- what the care engine needs (unscoped, internal) ---------------------------------------
 
-    async def device_binding(self, device_id: str) -> aiosqlite.Row | None:
+    async def device_binding(self, device_id: str) -> Row | None:
         return await self._one("SELECT * FROM devices WHERE id = ?", [device_id])
 
-    async def gateway_binding(self, gateway_id: str) -> aiosqlite.Row | None:
+    async def gateway_binding(self, gateway_id: str) -> Row | None:
         return await self._one(
             "SELECT g.*, c.district_id FROM gateway_bindings g"
             " LEFT JOIN households h ON h.id = g.household_id"
@@ -627,7 +626,7 @@ class RegistryService:
                                [household_id])
         return [r["id"] for r in rows]
 
-    async def bound_gateways(self) -> list[aiosqlite.Row]:
+    async def bound_gateways(self) -> list[Row]:
         return await self._all(
             "SELECT g.*, c.district_id FROM gateway_bindings g"
             " JOIN households h ON h.id = g.household_id"
@@ -642,8 +641,9 @@ class RegistryService:
         async with self._db.transaction() as conn:
             if error is None:
                 await conn.execute(
-                    "UPDATE gateway_bindings SET published_version = MAX(published_version, ?),"
-                    " publish_error = NULL WHERE id = ?", (version, gateway_id))
+                    "UPDATE gateway_bindings SET published_version = CASE WHEN"
+                    " published_version > ? THEN published_version ELSE ? END,"
+                    " publish_error = NULL WHERE id = ?", (version, version, gateway_id))
             else:
                 await conn.execute("UPDATE gateway_bindings SET publish_error = ? WHERE id = ?",
                                    (error[:300], gateway_id))
@@ -701,7 +701,7 @@ class RegistryService:
 
 # -- row mapping and small helpers -------------------------------------------------------------
 
-async def _insert_unique(conn: aiosqlite.Connection, table: str, record_id: str, sql: str,
+async def _insert_unique(conn: Connection, table: str, record_id: str, sql: str,
                          params: tuple[Any, ...]) -> None:
     cur = await conn.execute(f"SELECT 1 FROM {table} WHERE id = ?", (record_id,))
     if await cur.fetchone() is not None:
@@ -710,11 +710,11 @@ async def _insert_unique(conn: aiosqlite.Connection, table: str, record_id: str,
         raise ConflictError(f"{table[:-1]} {record_id} already exists")
     try:
         await conn.execute(sql, params)
-    except aiosqlite.IntegrityError as exc:
+    except INTEGRITY_ERRORS as exc:
         raise InvalidRequestError(f"{table}: {exc}") from exc
 
 
-async def _update(conn: aiosqlite.Connection, table: str, record_id: str,
+async def _update(conn: Connection, table: str, record_id: str,
                   sets: dict[str, Any], now: str | None) -> None:
     if now is not None:
         sets = {**sets, "updated_at": now}
@@ -724,7 +724,7 @@ async def _update(conn: aiosqlite.Connection, table: str, record_id: str,
     try:
         await conn.execute(f"UPDATE {table} SET {assignments} WHERE id = ?",
                            (*sets.values(), record_id))
-    except aiosqlite.IntegrityError as exc:
+    except INTEGRITY_ERRORS as exc:
         raise InvalidRequestError(f"{table}: {exc}") from exc
 
 
@@ -736,17 +736,17 @@ def _check_channel(channel: ContactChannel, webhook_url: str | None,
         raise InvalidRequestError("preferred_channel app needs a user_id")
 
 
-def _district(r: aiosqlite.Row) -> DistrictPublic:
+def _district(r: Row) -> DistrictPublic:
     return DistrictPublic(id=r["id"], tenant=r["tenant"], name=r["name"],
                           province=r["province"], city=r["city"], code=r["code"])
 
 
-def _community(r: aiosqlite.Row) -> CommunityPublic:
+def _community(r: Row) -> CommunityPublic:
     return CommunityPublic(id=r["id"], district_id=r["district_id"], name=r["name"],
                            address=r["address"], phone=r["phone"])
 
 
-def _household(r: aiosqlite.Row) -> HouseholdPublic:
+def _household(r: Row) -> HouseholdPublic:
     coords = (Coordinates(latitude=r["latitude"], longitude=r["longitude"])
               if r["latitude"] is not None and r["longitude"] is not None else None)
     return HouseholdPublic(id=r["id"], community_id=r["community_id"],
@@ -755,13 +755,13 @@ def _household(r: aiosqlite.Row) -> HouseholdPublic:
                            has_key_safe=r["key_safe"] is not None, notes=r["notes"])
 
 
-def _resident_summary(r: aiosqlite.Row) -> ResidentSummary:
+def _resident_summary(r: Row) -> ResidentSummary:
     return ResidentSummary(id=r["id"], household_id=r["household_id"],
                            community_id=r["community_id"], district_id=r["district_id"],
                            name=r["name"], address=r["address"])
 
 
-def _resident(r: aiosqlite.Row) -> ResidentPublic:
+def _resident(r: Row) -> ResidentPublic:
     return ResidentPublic(
         id=r["id"], household_id=r["household_id"], community_id=r["community_id"],
         district_id=r["district_id"], name=r["name"], address=r["address"],
@@ -778,7 +778,7 @@ def _resident(r: aiosqlite.Row) -> ResidentPublic:
         categories=json.loads(r["categories"]), updated_at=parse_iso(r["updated_at"]))
 
 
-def _contact(r: aiosqlite.Row) -> ContactPublic:
+def _contact(r: Row) -> ContactPublic:
     return ContactPublic(
         id=r["id"], resident_id=r["resident_id"], name=r["name"], relation=r["relation"],
         phone=r["phone"], preferred_channel=r["preferred_channel"],
@@ -788,14 +788,14 @@ def _contact(r: aiosqlite.Row) -> ContactPublic:
         priority=r["priority"], user_id=r["user_id"], notes=r["notes"])
 
 
-def _gateway(r: aiosqlite.Row) -> GatewayPublic:
+def _gateway(r: Row) -> GatewayPublic:
     return GatewayPublic(id=r["id"], household_id=r["household_id"],
                          district_id=r["district_id"], label=r["label"],
                          config_version=r["config_version"],
                          published_version=r["published_version"])
 
 
-def _device(r: aiosqlite.Row) -> DevicePublic:
+def _device(r: Row) -> DevicePublic:
     return DevicePublic(id=r["id"], type=r["type"], gateway_id=r["gateway_id"],
                         household_id=r["household_id"], resident_id=r["resident_id"],
                         room=r["room"], source=r["source"], z2m_model=r["z2m_model"],

@@ -9,8 +9,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import aiosqlite
-
+from eldercare_cloud.db import Connection, Row
 from eldercare_cloud.registry.models import LivingSituation, ResidentPublic
 from eldercare_cloud.services.models import (
     HOLDS_WORKER,
@@ -39,22 +38,22 @@ def in_list(column: str, values: Iterable[str]) -> tuple[str, list[Any]]:
     return f"{column} IN ({','.join('?' for _ in items)})", list(items)
 
 
-async def fetch_one(conn: aiosqlite.Connection, sql: str,
-                    params: Sequence[Any] = ()) -> aiosqlite.Row | None:
+async def fetch_one(conn: Connection, sql: str,
+                    params: Sequence[Any] = ()) -> Row | None:
     cur = await conn.execute(sql, tuple(params))
-    row: aiosqlite.Row | None = await cur.fetchone()
+    row: Row | None = await cur.fetchone()
     return row
 
 
-async def fetch_all(conn: aiosqlite.Connection, sql: str,
-                    params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
+async def fetch_all(conn: Connection, sql: str,
+                    params: Sequence[Any] = ()) -> list[Row]:
     cur = await conn.execute(sql, tuple(params))
     return list(await cur.fetchall())
 
 
 # -- typed rows ---------------------------------------------------------------------------
 
-def service_type(r: aiosqlite.Row) -> ServiceTypePublic:
+def service_type(r: Row) -> ServiceTypePublic:
     return ServiceTypePublic(id=r["id"], name_zh=r["name_zh"], name_en=r["name_en"],
                              duration_min=r["duration_min"],
                              unit_price_cents=r["unit_price_cents"],
@@ -63,7 +62,7 @@ def service_type(r: aiosqlite.Row) -> ServiceTypePublic:
                              min_visit_min=r["min_visit_min"], active=bool(r["active"]))
 
 
-def provider(r: aiosqlite.Row) -> ProviderPublic:
+def provider(r: Row) -> ProviderPublic:
     return ProviderPublic(id=r["id"], district_id=r["district_id"], name=r["name"],
                           kind=r["kind"], phone=r["phone"],
                           communities=json.loads(r["communities"]),
@@ -71,13 +70,13 @@ def provider(r: aiosqlite.Row) -> ProviderPublic:
                           active=bool(r["active"]))
 
 
-def worker(r: aiosqlite.Row) -> WorkerPublic:
+def worker(r: Row) -> WorkerPublic:
     return WorkerPublic(id=r["id"], provider_id=r["provider_id"], name=r["name"],
                         phone=r["phone"], skills=json.loads(r["skills"]),
                         active=bool(r["active"]))
 
 
-def rule(r: aiosqlite.Row) -> EntitlementRulePublic:
+def rule(r: Row) -> EntitlementRulePublic:
     return EntitlementRulePublic(id=r["id"], district_id=r["district_id"],
                                  category=r["category"], label=r["label"],
                                  monthly_voucher_cents=r["monthly_voucher_cents"],
@@ -85,7 +84,7 @@ def rule(r: aiosqlite.Row) -> EntitlementRulePublic:
                                  minimums=json.loads(r["minimums"]))
 
 
-async def get_type(conn: aiosqlite.Connection, type_id: str) -> ServiceTypePublic | None:
+async def get_type(conn: Connection, type_id: str) -> ServiceTypePublic | None:
     row = await fetch_one(conn, "SELECT * FROM svc_types WHERE id = ?", (type_id,))
     return None if row is None else service_type(row)
 
@@ -115,7 +114,7 @@ def month_first_day(month: str) -> date:
     return date(int(month[:4]), int(month[5:7]), 1)
 
 
-async def entitlement(conn: aiosqlite.Connection, resident: ResidentPublic,
+async def entitlement(conn: Connection, resident: ResidentPublic,
                       month: str) -> EntitlementPublic:
     """Rules matching any of the resident's categories: the highest allowance applies,
     the subsidised services are their union, each minimum the strictest of them."""
@@ -143,13 +142,13 @@ async def entitlement(conn: aiosqlite.Connection, resident: ResidentPublic,
                              minimums=sorted(mins.values(), key=lambda m: m["service_type_id"]))
 
 
-async def used_cents(conn: aiosqlite.Connection, resident_id: str, month: str) -> int:
+async def used_cents(conn: Connection, resident_id: str, month: str) -> int:
     row = await fetch_one(conn, "SELECT COALESCE(SUM(amount_cents), 0) FROM svc_vouchers"
                           " WHERE resident_id = ? AND month = ?", (resident_id, month))
     return -int(row[0]) if row else 0
 
 
-async def reserved_cents(conn: aiosqlite.Connection, resident_id: str, month: str) -> int:
+async def reserved_cents(conn: Connection, resident_id: str, month: str) -> int:
     """Voucher orders still open this month hold their price until they complete."""
     clause, params = in_list("status", [s.value for s in OPEN_ORDER])
     row = await fetch_one(conn, "SELECT COALESCE(SUM(price_cents), 0) FROM svc_orders"
@@ -160,7 +159,7 @@ async def reserved_cents(conn: aiosqlite.Connection, resident_id: str, month: st
 
 # -- dispatch candidates ---------------------------------------------------------------------
 
-async def overlapping(conn: aiosqlite.Connection, worker_id: str, start: str, end: str,
+async def overlapping(conn: Connection, worker_id: str, start: str, end: str,
                       exclude_order: str) -> str | None:
     """The id of an order that already holds the worker's time in [start, end)."""
     clause, params = in_list("status", [s.value for s in HOLDS_WORKER])

@@ -19,13 +19,11 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import quote
 
-import aiosqlite
-
 from eldercare_cloud.audit import AuditLog
 from eldercare_cloud.auth.models import Principal, Role
 from eldercare_cloud.auth.signing import sign, verify
 from eldercare_cloud.care.clock import Clock, iso, opt_parse, parse_iso
-from eldercare_cloud.db import Database
+from eldercare_cloud.db import Connection, Database, Row
 from eldercare_cloud.errors import AuthenticationError, PermissionDeniedError
 from eldercare_cloud.registry import RegistryService
 from eldercare_cloud.registry.models import ResidentPublic
@@ -342,7 +340,7 @@ class ServiceDesk:
         await self._staff_district(p, district_id)
         return await self._config(self._db.conn, district_id)
 
-    async def _config(self, conn: aiosqlite.Connection, district_id: str) -> ConfigPublic:
+    async def _config(self, conn: Connection, district_id: str) -> ConfigPublic:
         row = await K.fetch_one(conn, "SELECT * FROM svc_config WHERE district_id = ?",
                                 (district_id,))
         if row is None:
@@ -367,7 +365,7 @@ class ServiceDesk:
 
     # -- timeline ----------------------------------------------------------------------------
 
-    async def _log(self, conn: aiosqlite.Connection, subject: str, actor: Actor, action: str,
+    async def _log(self, conn: Connection, subject: str, actor: Actor, action: str,
                    detail: dict[str, Any] | None = None) -> None:
         await conn.execute(
             "INSERT INTO svc_timeline(subject, ts, actor, actor_name, action, detail)"
@@ -384,7 +382,7 @@ class ServiceDesk:
 
     # -- requests (demand response) -----------------------------------------------------------
 
-    async def press(self, conn: aiosqlite.Connection, *, resident: ResidentPublic,
+    async def press(self, conn: Connection, *, resident: ResidentPublic,
                     gateway_id: str, device_id: str, record_id: str,
                     pressed_at: datetime) -> tuple[str, bool]:
         """A green press (called by the engine inside its transaction): a new request, or
@@ -415,7 +413,7 @@ class ServiceDesk:
         await self._queue_led(conn, request_id, gateway_id, device_id, "received")
         return request_id, True
 
-    async def _queue_led(self, conn: aiosqlite.Connection, request_id: str, gateway_id: str,
+    async def _queue_led(self, conn: Connection, request_id: str, gateway_id: str,
                          device_id: str, state: str) -> None:
         """One LED command per request and state, ever (UNIQUE): a retry never repeats it."""
         await conn.execute(
@@ -440,7 +438,7 @@ class ServiceDesk:
         self._wake()
         return await self.get_request(p, request_id)
 
-    async def _request_row(self, p: Principal, request_id: str) -> aiosqlite.Row:
+    async def _request_row(self, p: Principal, request_id: str) -> Row:
         if p.role in (Role.ADMIN, Role.OPERATOR):
             clause, params = K.in_list("district_id", await self.districts_of(p))
         elif p.role is Role.FAMILY:
@@ -453,7 +451,7 @@ class ServiceDesk:
             raise not_found("request", request_id)
         return row
 
-    async def _request_public(self, r: aiosqlite.Row, timeline: bool) -> RequestPublic:
+    async def _request_public(self, r: Row, timeline: bool) -> RequestPublic:
         summary = await self._registry.resident_summary(r["resident_id"])
         orders = await K.fetch_all(self._db.conn, "SELECT id FROM svc_orders WHERE"
                                    " request_id = ? ORDER BY created_at", (r["id"],))
@@ -601,13 +599,13 @@ class ServiceDesk:
                 await self._dispatch(conn, row, actor, None)
         return order_id
 
-    async def _order_row_conn(self, conn: aiosqlite.Connection, order_id: str) -> aiosqlite.Row:
+    async def _order_row_conn(self, conn: Connection, order_id: str) -> Row:
         row = await K.fetch_one(conn, f"{ORDER_SELECT} WHERE o.id = ?", (order_id,))
         if row is None:
             raise not_found("order", order_id)
         return row
 
-    async def _order_row(self, p: Principal, order_id: str) -> aiosqlite.Row:
+    async def _order_row(self, p: Principal, order_id: str) -> Row:
         clause, params = await self._order_scope(p)
         row = await K.fetch_one(self._db.conn, f"{ORDER_SELECT} WHERE o.id = ? AND {clause}",
                                 [order_id, *params])
@@ -615,7 +613,7 @@ class ServiceDesk:
             raise not_found("order", order_id)
         return row
 
-    async def order_public(self, r: aiosqlite.Row) -> OrderPublic:
+    async def order_public(self, r: Row) -> OrderPublic:
         summary = await self._registry.resident_summary(r["resident_id"])
         return OrderPublic(
             id=r["id"], request_id=r["request_id"], plan_id=r["plan_id"],
@@ -647,7 +645,7 @@ class ServiceDesk:
         """A map search for the address (opened by the worker's phone; no coordinates sent)."""
         return f"https://uri.amap.com/search?keyword={quote(address)}"
 
-    async def detail(self, row: aiosqlite.Row) -> OrderDetail:
+    async def detail(self, row: Row) -> OrderDetail:
         base = await self.order_public(row)
         visit = await V.by_order(self._db.conn, row["id"])
         return OrderDetail(**base.model_dump(), timeline=await self._timeline(f"order:{row['id']}"),
@@ -686,7 +684,7 @@ class ServiceDesk:
 
     # -- dispatch ----------------------------------------------------------------------------
 
-    async def _candidates(self, conn: aiosqlite.Connection, order: aiosqlite.Row,
+    async def _candidates(self, conn: Connection, order: Row,
                           ) -> list[Suggestion]:
         """Workers of providers that serve the order's community and type, with the skill,
         not already refused this order, free in the window; least loaded today first."""
@@ -724,7 +722,7 @@ class ServiceDesk:
         row = await self._order_row(p, order_id)
         return await self._candidates(self._db.conn, row)
 
-    async def _dispatch(self, conn: aiosqlite.Connection, order: aiosqlite.Row, actor: Actor,
+    async def _dispatch(self, conn: Connection, order: Row, actor: Actor,
                         worker_id: str | None) -> str | None:
         """Offer the order to ``worker_id`` or the best candidate; unassigned when none."""
         now = self._clock.now()
@@ -772,8 +770,8 @@ class ServiceDesk:
                          "worker_name": pick.worker_name, "accept_due_at": iso(due)})
         return pick.worker_id
 
-    async def _queue_offer_sms(self, conn: aiosqlite.Connection, dispatch_id: int,
-                               order: aiosqlite.Row, stype: ServiceTypePublic,
+    async def _queue_offer_sms(self, conn: Connection, dispatch_id: int,
+                               order: Row, stype: ServiceTypePublic,
                                worker_id: str) -> None:
         """The worker's SMS with the signed link to this order (one per offer, UNIQUE)."""
         wrow = await K.fetch_one(conn, "SELECT phone FROM svc_workers WHERE id = ?",
@@ -795,7 +793,7 @@ class ServiceDesk:
             (dispatch_id, order["id"], worker_id, wrow["phone"], body, link, "pending",
              iso(self._clock.now())))
 
-    async def pending_messages(self, limit: int = 50) -> list[aiosqlite.Row]:
+    async def pending_messages(self, limit: int = 50) -> list[Row]:
         return await K.fetch_all(self._db.conn, "SELECT * FROM svc_messages WHERE"
                                  " status = 'pending' ORDER BY id LIMIT ?", (limit,))
 
@@ -848,7 +846,7 @@ class ServiceDesk:
             await self._worker_act(conn, row, actor, action, body, at, method)
         self._wake()
 
-    async def _worker_act(self, conn: aiosqlite.Connection, row: aiosqlite.Row, actor: Actor,
+    async def _worker_act(self, conn: Connection, row: Row, actor: Actor,
                           action: str, body: Any, at: datetime | None,
                           method: Method) -> None:
         now = self._clock.now()
@@ -961,7 +959,7 @@ class ServiceDesk:
         else:  # pragma: no cover - the routes name the actions
             raise ValueError(action)
 
-    async def _callback_due(self, conn: aiosqlite.Connection, row: aiosqlite.Row) -> bool:
+    async def _callback_due(self, conn: Connection, row: Row) -> bool:
         """The centre calls back every visit of a new worker and a fixed share of the rest
         (chosen by a hash of the order id: the same order is always in or out)."""
         config = await self._config(conn, row["district_id"])
@@ -1282,7 +1280,7 @@ class ServiceDesk:
                     moved += 1
         return moved
 
-    async def pending_leds(self, limit: int = 50) -> list[aiosqlite.Row]:
+    async def pending_leds(self, limit: int = 50) -> list[Row]:
         return await K.fetch_all(self._db.conn, "SELECT * FROM svc_led_outbox WHERE"
                                  " status = 'pending' ORDER BY id LIMIT ?", (limit,))
 
@@ -1301,7 +1299,7 @@ class ServiceDesk:
 
     # -- the button's long press: check-in and check-out ---------------------------------------
 
-    async def long_press(self, conn: aiosqlite.Connection, household_id: str, device_id: str,
+    async def long_press(self, conn: Connection, household_id: str, device_id: str,
                          at: datetime) -> str | None:
         """A long press at a home with an accepted or running order checks the worker in or
         out; returns the order id, or None when no order is waiting (an ordinary press)."""
@@ -1318,7 +1316,7 @@ class ServiceDesk:
         await self._worker_act(conn, row, actor, action, None, at, Method.BUTTON)
         return str(row["id"])
 
-    async def button_rating(self, conn: aiosqlite.Connection, household_id: str,
+    async def button_rating(self, conn: Connection, household_id: str,
                             device_id: str, at: datetime) -> str | None:
         """A double press within ``BUTTON_RATING_WINDOW`` of a visit's check-out is the
         elder's "满意" for it (once); otherwise None, and the press is an ordinary one."""
@@ -1343,7 +1341,7 @@ class ServiceDesk:
                                   "score": Score.SATISFIED.value})
         return order_id
 
-    async def has_active_order(self, conn: aiosqlite.Connection, household_id: str) -> bool:
+    async def has_active_order(self, conn: Connection, household_id: str) -> bool:
         clause, params = K.in_list("status", [s.value for s in HOLDS_WORKER])
         row = await K.fetch_one(conn, f"SELECT 1 FROM svc_orders WHERE household_id = ? AND"
                                 f" {clause} LIMIT 1", (household_id, *params))
@@ -1356,14 +1354,14 @@ def day_bounds(day: date) -> tuple[str, str]:
     return iso(start), iso(start + timedelta(days=1))
 
 
-def _followup(r: aiosqlite.Row) -> FollowupPublic:
+def _followup(r: Row) -> FollowupPublic:
     return FollowupPublic(id=r["id"], order_id=r["order_id"], provider_id=r["provider_id"],
                           district_id=r["district_id"], reason=r["reason"], status=r["status"],
                           opened_at=parse_iso(r["opened_at"]),
                           closed_at=opt_parse(r["closed_at"]), resolution=r["resolution"])
 
 
-def _plan(r: aiosqlite.Row) -> PlanPublic:
+def _plan(r: Row) -> PlanPublic:
     return PlanPublic(id=r["id"], resident_id=r["resident_id"], district_id=r["district_id"],
                       service_type_id=r["service_type_id"], every_days=r["every_days"],
                       first_date=date.fromisoformat(r["first_date"]),

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
@@ -20,10 +19,8 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Protocol
 
-import aiosqlite
-
 from eldercare_cloud.care.clock import Clock
-from eldercare_cloud.db import Database
+from eldercare_cloud.db import DATABASE_ERRORS, Database
 from eldercare_cloud.errors import CloudError
 from eldercare_cloud.ingest.models import StoredEvent
 from eldercare_cloud.notify.base import Channel, Outbound
@@ -34,6 +31,9 @@ from eldercare_protocols.events import EventKind
 from eldercare_protocols.uplink import DownCommand
 
 log = logging.getLogger(__name__)
+
+#: what a tick may fail with and be retried (a bug elsewhere still ends the engine loudly)
+_TICK_ERRORS: tuple[type[Exception], ...] = (CloudError, *DATABASE_ERRORS)
 
 BATCH = 200
 CURSOR = "events"
@@ -104,7 +104,7 @@ class ServiceEngine:
             self._wake.clear()
             try:
                 await self.tick()
-            except (CloudError, sqlite3.Error, aiosqlite.Error):
+            except _TICK_ERRORS:
                 self.failures += 1
                 log.exception("service engine tick failed; retrying")
                 await self._clock.sleep_until(

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
 
-import aiosqlite
 from pydantic import BaseModel, ConfigDict
 
 from eldercare_cloud.auth.models import Principal, Role
 from eldercare_cloud.auth.scope import district_clause, in_clause
 from eldercare_cloud.care.clock import Clock, iso, parse_iso
-from eldercare_cloud.db import Database
+from eldercare_cloud.db import Connection, Database
+
+#: the PostgreSQL notification channel of stream commits
+CHANNEL = "eldercare_stream"
 
 MIGRATIONS: list[str] = [
     """
@@ -34,6 +37,15 @@ CREATE TABLE stream_events (
     data TEXT NOT NULL
 );
 CREATE INDEX stream_events_alert ON stream_events(alert_id)
+""",
+    # who may see an event offered to contacts, as rows (was a JSON array read with
+    # SQLite's json_each, which PostgreSQL does not have); contact_ids stays for reference
+    """
+CREATE TABLE stream_event_contacts (
+    event_id INTEGER NOT NULL,
+    contact_id TEXT NOT NULL,
+    PRIMARY KEY (event_id, contact_id)
+)
 """,
 ]
 
@@ -56,17 +68,32 @@ class StreamHub:
     async def migrate(self) -> None:
         await self._db.migrate("stream", MIGRATIONS)
 
-    async def append(self, conn: aiosqlite.Connection, type_: str, data: dict[str, Any], *,
+    async def append(self, conn: Connection, type_: str, data: dict[str, Any], *,
                      alert_id: str | None = None, district_id: str | None = None,
                      resident_id: str | None = None,
                      contact_ids: list[str] | None = None) -> None:
-        """Write an event inside the caller's transaction; call ``wake()`` after commit."""
-        await conn.execute(
+        """Write an event inside the caller's transaction; call ``wake()`` after commit.
+
+        With several API workers on PostgreSQL the commit also wakes every other worker's
+        hub (NOTIFY), and stream writers commit one at a time, so ids appear in order
+        and a reader tailing by id never passes over one that commits late."""
+        contacts = sorted(set(contact_ids or []))
+        await self._db.serialise(conn, "stream_events")
+        cur = await conn.execute(
             "INSERT INTO stream_events(ts, type, alert_id, district_id, resident_id,"
-            " contact_ids, data) VALUES (?,?,?,?,?,?,?)",
+            " contact_ids, data) VALUES (?,?,?,?,?,?,?) RETURNING id",
             (iso(self._clock.now()), type_, alert_id, district_id, resident_id,
-             json.dumps(sorted(set(contact_ids or []))),
-             json.dumps(data, ensure_ascii=False, default=str)))
+             json.dumps(contacts), json.dumps(data, ensure_ascii=False, default=str)))
+        row = await cur.fetchone()
+        if contacts and row is not None:
+            await conn.executemany(
+                "INSERT INTO stream_event_contacts(event_id, contact_id) VALUES (?, ?)",
+                [(row[0], c) for c in contacts])
+        await self._db.notify(conn, CHANNEL)
+
+    def listening(self) -> AbstractAsyncContextManager[None]:
+        """While inside, commits of stream events by other processes wake this hub too."""
+        return self._db.listen(CHANNEL, self.wake)
 
     def wake(self) -> None:
         changed, self._changed = self._changed, asyncio.Event()
@@ -114,6 +141,7 @@ def _scope(p: Principal) -> tuple[str, list[Any]]:
     if p.role is Role.FAMILY:
         return in_clause("resident_id", p.resident_ids)
     if p.role in (Role.VOLUNTEER, Role.WORKER):
-        clause, params = in_clause("value", p.contact_ids)
-        return f"EXISTS (SELECT 1 FROM json_each(contact_ids) WHERE {clause})", params
-    return "0", []
+        clause, params = in_clause("c.contact_id", p.contact_ids)
+        return (f"EXISTS (SELECT 1 FROM stream_event_contacts c"
+                f" WHERE c.event_id = stream_events.id AND {clause})", params)
+    return "1 = 0", []

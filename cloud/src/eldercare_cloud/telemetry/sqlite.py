@@ -7,8 +7,7 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 
-import aiosqlite
-
+from eldercare_cloud.db import Connection
 from eldercare_cloud.ingest.models import StoredTelemetry, TelemetryPoint
 from eldercare_cloud.ingest.timefmt import from_db, to_db
 from eldercare_protocols.events import EventKind
@@ -30,7 +29,7 @@ CREATE INDEX telemetry_device_ts ON telemetry(device_id, ts)
 ]
 
 
-async def insert(conn: aiosqlite.Connection,
+async def insert(conn: Connection,
                  rows: Sequence[tuple[str, TelemetryPoint]]) -> None:
     """Insert (batch_id, point) rows inside the caller's transaction."""
     if not rows:
@@ -43,7 +42,7 @@ async def insert(conn: aiosqlite.Connection,
     )
 
 
-async def read(conn: aiosqlite.Connection, device_id: str, since: datetime | None = None,
+async def read(conn: Connection, device_id: str, since: datetime | None = None,
                limit: int = 1000) -> list[StoredTelemetry]:
     """Oldest first from ``since`` (inclusive)."""
     cur = await conn.execute(

@@ -9,10 +9,10 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-import aiosqlite
 from pydantic import BaseModel, ConfigDict
 
 from eldercare_cloud.care.clock import iso, opt_parse, parse_iso
+from eldercare_cloud.db import Connection, Row
 from eldercare_cloud.visits.verify import SLACK, Evidence, Method, Verdict, verify
 
 #: device event kinds that corroborate a visit
@@ -52,7 +52,7 @@ class VisitPublic(BaseModel):
     reviewed_at: datetime | None
 
 
-async def add_evidence(conn: aiosqlite.Connection, household_id: str, record_id: str,
+async def add_evidence(conn: Connection, household_id: str, record_id: str,
                        device_id: str, kind: str, ts: datetime) -> None:
     await conn.execute(
         "INSERT INTO visit_evidence(household_id, record_id, device_id, kind, ts)"
@@ -60,7 +60,7 @@ async def add_evidence(conn: aiosqlite.Connection, household_id: str, record_id:
         (household_id, record_id, device_id, kind, iso(ts)))
 
 
-async def open_visit(conn: aiosqlite.Connection, *, order_id: str, service_type_id: str,
+async def open_visit(conn: Connection, *, order_id: str, service_type_id: str,
                      resident_id: str, household_id: str, district_id: str, address: str,
                      provider_id: str, worker_id: str, window_start: str, window_end: str,
                      min_minutes: int, check_in_at: datetime, method: Method,
@@ -78,13 +78,13 @@ async def open_visit(conn: aiosqlite.Connection, *, order_id: str, service_type_
     return visit_id
 
 
-async def by_order(conn: aiosqlite.Connection, order_id: str) -> aiosqlite.Row | None:
+async def by_order(conn: Connection, order_id: str) -> Row | None:
     cur = await conn.execute("SELECT * FROM visits WHERE order_id = ?", (order_id,))
-    row: aiosqlite.Row | None = await cur.fetchone()
+    row: Row | None = await cur.fetchone()
     return row
 
 
-async def close_visit(conn: aiosqlite.Connection, row: aiosqlite.Row, *,
+async def close_visit(conn: Connection, row: Row, *,
                       check_out_at: datetime, method: Method, note: str,
                       now: datetime) -> Verdict:
     check_in = parse_iso(row["check_in_at"])
@@ -109,7 +109,7 @@ async def close_visit(conn: aiosqlite.Connection, row: aiosqlite.Row, *,
     return verdict
 
 
-async def review(conn: aiosqlite.Connection, visit_id: str, accepted: bool, actor: str,
+async def review(conn: Connection, visit_id: str, accepted: bool, actor: str,
                  now: datetime) -> None:
     await conn.execute(
         "UPDATE visits SET status = ?, reviewed_by = ?, reviewed_at = ?, updated_at = ?"
@@ -117,7 +117,7 @@ async def review(conn: aiosqlite.Connection, visit_id: str, accepted: bool, acto
         ("accepted" if accepted else "rejected", actor, iso(now), iso(now), visit_id))
 
 
-def to_public(r: aiosqlite.Row) -> VisitPublic:
+def to_public(r: Row) -> VisitPublic:
     return VisitPublic(
         id=r["id"], order_id=r["order_id"], service_type_id=r["service_type_id"],
         resident_id=r["resident_id"], household_id=r["household_id"],
@@ -133,7 +133,7 @@ def to_public(r: aiosqlite.Row) -> VisitPublic:
         reviewed_at=opt_parse(r["reviewed_at"]))
 
 
-def public_json(r: aiosqlite.Row) -> dict[str, Any]:
+def public_json(r: Row) -> dict[str, Any]:
     data: dict[str, Any] = to_public(r).model_dump(mode="json")
     return data
 
@@ -147,17 +147,17 @@ def _in(column: str, values: Iterable[str]) -> tuple[str, list[Any]]:
     return f"{column} IN ({','.join('?' for _ in items)})", list(items)
 
 
-async def get(conn: aiosqlite.Connection, visit_id: str,
-              district_ids: Iterable[str]) -> aiosqlite.Row | None:
+async def get(conn: Connection, visit_id: str,
+              district_ids: Iterable[str]) -> Row | None:
     clause, params = _in("district_id", district_ids)
     cur = await conn.execute(f"SELECT * FROM visits WHERE id = ? AND {clause}",
                              (visit_id, *params))
-    row: aiosqlite.Row | None = await cur.fetchone()
+    row: Row | None = await cur.fetchone()
     return row
 
 
-async def in_districts(conn: aiosqlite.Connection, district_ids: Iterable[str],
-                       flagged_only: bool, limit: int = 500) -> list[aiosqlite.Row]:
+async def in_districts(conn: Connection, district_ids: Iterable[str],
+                       flagged_only: bool, limit: int = 500) -> list[Row]:
     clause, params = _in("district_id", district_ids)
     sql = f"SELECT * FROM visits WHERE {clause}"
     if flagged_only:
@@ -166,7 +166,7 @@ async def in_districts(conn: aiosqlite.Connection, district_ids: Iterable[str],
     return list(await cur.fetchall())
 
 
-async def worker_minutes(conn: aiosqlite.Connection, worker_id: str, lo: str,
+async def worker_minutes(conn: Connection, worker_id: str, lo: str,
                          hi: str) -> float:
     cur = await conn.execute("SELECT COALESCE(SUM(duration_min), 0) FROM visits"
                              " WHERE worker_id = ? AND check_in_at >= ? AND check_in_at < ?",
@@ -175,7 +175,7 @@ async def worker_minutes(conn: aiosqlite.Connection, worker_id: str, lo: str,
     return float(row[0]) if row is not None else 0.0
 
 
-async def of_orders(conn: aiosqlite.Connection,
+async def of_orders(conn: Connection,
                     order_ids: Iterable[str]) -> dict[str, tuple[str, float | None]]:
     """order id → (visit status, duration in minutes) for the orders that have a visit."""
     out: dict[str, tuple[str, float | None]] = {}

@@ -215,7 +215,8 @@ class InstallerService:
                 await care_gateways.mark_revoked(conn, gateway_id, now)
                 await commissioning.end(conn, gateway_id, now, p.actor)
             async with self._ingest() as store:
-                if await store.gateway(gateway_id) is not None:
+                # every ingest worker refuses it from now on (not only after a restart)
+                if await store.revoke_gateway(gateway_id, now):
                     await store.commit([Received(
                         gateway_id, GatewayState(gateway_id=gateway_id, status="offline",
                                                  ts=now), now)])
