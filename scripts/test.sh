@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(mosquitto docker-compose chromium fonts-noto-cjk victoria-metrics)
+APT_PACKAGES=(mosquitto docker-compose chromium fonts-noto-cjk victoria-metrics fonts-wqy-zenhei poppler-utils)
 
 need=()
 for pkg in "${APT_PACKAGES[@]}"; do

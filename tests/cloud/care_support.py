@@ -63,6 +63,7 @@ USERS: dict[str, dict[str, Any]] = {
     "volunteer": {"role": Role.VOLUNTEER, "contact_ids": [VOLUNTEER]},
     "worker": {"role": Role.WORKER, "contact_ids": [GRID]},
     "installer": {"role": Role.INSTALLER, "district_ids": ["D-XH"]},
+    "district_admin": {"role": Role.DISTRICT_ADMIN, "district_ids": ["D-XH"]},
 }
 
 

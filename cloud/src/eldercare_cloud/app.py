@@ -22,6 +22,7 @@ from eldercare_cloud.api.routes import (
     audit,
     auth,
     ladders,
+    records,
     registry,
     responder,
     stream,
@@ -46,6 +47,7 @@ from eldercare_cloud.errors import (
 from eldercare_cloud.notify.base import Channel
 from eldercare_cloud.notify.dispatcher import Dispatcher
 from eldercare_cloud.notify.factory import channels_from_settings
+from eldercare_cloud.records import RecordsService
 from eldercare_cloud.registry import RegistryService
 from eldercare_cloud.settings import CloudSettings
 from eldercare_cloud.stream import StreamHub
@@ -101,7 +103,8 @@ def build_services(settings: CloudSettings, db: Database, *, clock: Clock | None
         registry=registry_svc, hub=hub, care=care,
         responder=ResponderService(db, clock, registry_svc, care, audit_log,
                                    settings.secret_key, settings.tenant),
-        dispatcher=dispatcher, engine=engine)
+        dispatcher=dispatcher, engine=engine,
+        records=RecordsService(db, clock, audit_log))
 
 
 async def migrate(services: Services) -> None:
@@ -161,7 +164,7 @@ def create_app(settings: CloudSettings, db: Database | None = None, ingest: Any 
         services: Services = request.app.state.services
         return Health(status="ok", engine_failures=services.engine.failures)
 
-    for module in (auth, users, registry, ladders, alerts, responder, stream, audit):
+    for module in (auth, users, registry, ladders, alerts, responder, stream, audit, records):
         api.include_router(module.router)
     api.include_router(console_support.router)
     api.include_router(installer.router)

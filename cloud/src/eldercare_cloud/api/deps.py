@@ -24,6 +24,7 @@ from eldercare_cloud.care.service import CareService
 from eldercare_cloud.db import Database
 from eldercare_cloud.errors import AuthenticationError, PermissionDeniedError
 from eldercare_cloud.notify.dispatcher import Dispatcher
+from eldercare_cloud.records import RecordsService
 from eldercare_cloud.registry import RegistryService
 from eldercare_cloud.settings import CloudSettings
 from eldercare_cloud.stream import StreamHub
@@ -42,6 +43,7 @@ class Services:
     responder: ResponderService
     dispatcher: Dispatcher
     engine: CareEngine
+    records: RecordsService
 
 
 def get_services(request: Request) -> Services:

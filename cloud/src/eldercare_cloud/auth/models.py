@@ -22,6 +22,9 @@ class Role(StrEnum):
     WORKER = "worker"
     #: gateways and devices in their districts; no medical data
     INSTALLER = "installer"
+    #: a district's administrator (civil-affairs side): statistics, history and the
+    #: monthly report of their districts; reads no live queue and changes no alert
+    DISTRICT_ADMIN = "district_admin"
 
 
 ALL_ROLES: tuple[Role, ...] = tuple(Role)

@@ -24,7 +24,7 @@ def district_clause(p: Principal, district_col: str) -> tuple[str, list[Any]]:
     """Districts a staff member or installer works in (admins: their whole tenant)."""
     if p.role is Role.ADMIN:
         return f"{district_col} IN (SELECT id FROM districts WHERE tenant = ?)", [p.tenant]
-    if p.role in (Role.OPERATOR, Role.INSTALLER):
+    if p.role in (Role.OPERATOR, Role.INSTALLER, Role.DISTRICT_ADMIN):
         return in_clause(district_col, p.district_ids)
     return "0", []
 

@@ -131,7 +131,7 @@ class UserService:
     async def _check_links(self, role: Role, district_ids: list[str], resident_ids: list[str],
                            contact_ids: list[str], tenant: str) -> None:
         conn = self._db.conn
-        if role in (Role.OPERATOR, Role.INSTALLER) and not district_ids:
+        if role in (Role.OPERATOR, Role.INSTALLER, Role.DISTRICT_ADMIN) and not district_ids:
             raise InvalidRequestError(f"a {role.value} needs at least one district")
         if role is Role.FAMILY and not resident_ids:
             raise InvalidRequestError("a family account needs at least one resident")

@@ -359,3 +359,12 @@ class ProgressRequest(BaseModel):
 class TakeoverRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     note: str = Field(default="", max_length=2000)
+
+
+class ReviewRequest(BaseModel):
+    """An operator's sign-off of a resolved case (待复核 → 已结案), optionally correcting
+    the closure code the responder chose."""
+
+    model_config = ConfigDict(extra="forbid")
+    closure_code: ClosureCode | None = None
+    note: str = Field(default="", max_length=2000)
