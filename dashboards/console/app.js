@@ -9,8 +9,10 @@ import * as alarm from "./alarm.js";
 import { DeviceBoard } from "./board.js";
 import { DetailPane } from "./detail.js";
 import { toast } from "./dialogs.js";
+import { HistoryView } from "./history.js";
 import { CareMap } from "./map.js";
 import { isUnacknowledged, renderQueue, tickTimers } from "./queue.js";
+import { ReportsView } from "./reports.js";
 import { AlertStore, severityOf } from "./store.js";
 
 const $ = (id) => document.getElementById(id);
@@ -25,6 +27,11 @@ const store = new AlertStore();
 const detail = new DetailPane($("detail"), store);
 const careMap = new CareMap($("map"), $("map-side"), $("map-filter"), $("map-summary"), store,
   (residentId) => openResident(residentId));
+/** the record views (history.js, reports.js): built once the role is known */
+const records = { history: null, reports: null };
+/** roles that work the live queue; a district administrator sees only the record */
+const QUEUE_ROLES = ["admin", "operator"];
+const VIEWS = ["queue", "map", "devices", "history", "reports"];
 const board = new DeviceBoard($("board"), $("devices-updated"), (n) => setDeviceCount(n),
   (residentId) => openResident(residentId));
 
@@ -137,13 +144,16 @@ function moveSelection(step) {
 }
 
 function showView(view) {
+  if ($(`tab-${view}`).hidden) return;
   state.view = view;
   for (const tab of document.querySelectorAll(".tabs [role=tab]")) {
     tab.setAttribute("aria-selected", tab.dataset.view === view ? "true" : "false");
   }
-  for (const name of ["queue", "map", "devices"]) $(`view-${name}`).hidden = name !== view;
+  for (const name of VIEWS) $(`view-${name}`).hidden = name !== view;
   if (view === "map") careMap.load();
   if (view === "devices") board.load();
+  if (view === "history" && records.history) records.history.load();
+  if (view === "reports" && records.reports) records.reports.load();
   history.replaceState(null, "", `#${view}`);
 }
 
@@ -166,7 +176,7 @@ function renderKeys() {
   list.replaceChildren(...[
     ["↑ ↓ / J K", "keys.move"], ["Enter", "keys.open"], ["A", "keys.ack"], ["D", "keys.dispatch"],
     ["E", "keys.call120"], ["N", "keys.note"], ["T", "keys.takeover"], ["R", "keys.resolve"],
-    ["1 2 3", "keys.views"], ["M", "keys.sound"], ["L", "keys.lang"], ["?", "keys.help"],
+    ["1–5", "keys.views"], ["M", "keys.sound"], ["L", "keys.lang"], ["?", "keys.help"],
   ].flatMap(([k, label]) => [h("dt", {}, h("kbd", {}, k)), h("dd", {}, t(label))]));
 }
 
@@ -185,6 +195,7 @@ function onKey(event) {
   }
   const handlers = {
     1: () => showView("queue"), 2: () => showView("map"), 3: () => showView("devices"),
+    4: () => showView("history"), 5: () => showView("reports"),
     j: () => moveSelection(1), k: () => moveSelection(-1),
     ArrowDown: () => state.view === "queue" && moveSelection(1),
     ArrowUp: () => state.view === "queue" && moveSelection(-1),
@@ -254,6 +265,19 @@ async function start() {
   await ensureLogin();
   $("logout").hidden = false;
   applyLanguage();
+  const role = state.me.role;
+  records.history = new HistoryView($("view-history"), { me: state.me,
+    canReview: QUEUE_ROLES.includes(role) });
+  records.reports = new ReportsView($("view-reports"), {
+    canExport: ["admin", "district_admin"].includes(role) });
+  if (!QUEUE_ROLES.includes(role)) {
+    // the record only: no live queue, no stream (the server refuses it to this role)
+    for (const name of ["queue", "map", "devices"]) $(`tab-${name}`).hidden = true;
+    $("conn").hidden = true;
+    showView(location.hash === "#history" ? "history" : "reports");
+    document.body.dataset.ready = "1";
+    return;
+  }
 
   store.addEventListener("change", (e) => { renderAll(); detail.update(e.detail); });
   store.addEventListener("opened", (e) => {
@@ -279,7 +303,7 @@ async function start() {
   if (first) pick(first.id);
   board.load().catch(() => {});
   const view = location.hash.replace("#", "");
-  if (["map", "devices"].includes(view)) showView(view);
+  if (["map", "devices", "history", "reports"].includes(view)) showView(view);
   // the operator had sound on: the browser needs one click again after a reload
   if (alarm.soundWanted() && !alarm.soundEnabled()) $("sound").classList.add("hint-on");
   document.body.dataset.ready = "1";
