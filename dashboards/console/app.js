@@ -30,7 +30,7 @@ const careMap = new CareMap($("map"), $("map-side"), $("map-filter"), $("map-sum
 /** the record views (history.js, reports.js): built once the role is known */
 const records = { history: null, reports: null };
 /** roles that work the live queue; a district administrator sees only the record */
-const QUEUE_ROLES = ["admin", "operator"];
+const QUEUE_ROLES = ["admin", "operator", "supervisor"];
 const VIEWS = ["queue", "map", "devices", "history", "reports"];
 const board = new DeviceBoard($("board"), $("devices-updated"), (n) => setDeviceCount(n),
   (residentId) => openResident(residentId));
@@ -53,6 +53,11 @@ async function ensureLogin() {
   await new Promise((resolve) => {
     form.addEventListener("submit", async function onSubmit(event) {
       event.preventDefault();
+      // the sign-in click is the gesture browsers want before they play sound: the
+      // centre's alarm is on from the moment an operator is in (unless they turned it off)
+      if (alarm.soundWanted() && !alarm.soundEnabled()) {
+        alarm.enableSound(true).then(showSound, () => {});
+      }
       const data = new FormData(form);
       $("login-error").textContent = "";
       try {
@@ -212,7 +217,11 @@ function onKey(event) {
 
 async function toggleSound() {
   await alarm.enableSound(!alarm.soundEnabled());
-  $("sound").classList.remove("hint-on");
+  showSound();
+}
+
+function showSound() {
+  $("sound").classList.toggle("hint-on", alarm.soundWanted() && !alarm.soundEnabled());
   $("sound").setAttribute("aria-pressed", alarm.soundEnabled() ? "true" : "false");
   $("sound").textContent = alarm.soundEnabled() ? t("sound.on") : t("sound.off");
   if (alarm.soundEnabled() && !$("critical").hidden) alarm.startRepeating();
@@ -227,6 +236,12 @@ function switchLanguage() {
 
 function onStreamEvent(type, data) {
   const id = store.apply(type, data);
+  if (type === "alert.supervisor" && data && data.alert) {
+    // nobody answered in time: loud for everyone on shift, and the supervisor's to take
+    toast(t("toast.supervisor", { name: data.alert.resident_name || data.alert.gateway_id || "",
+      n: data.waited_s ?? "" }), true);
+    alarm.startRepeating();
+  }
   if (type === "task" && data && data.task === "call_120") {
     toast(t("toast.task_120", { name: (data.alert && data.alert.resident_name) || "" }), true);
   }
@@ -305,7 +320,10 @@ async function start() {
   const view = location.hash.replace("#", "");
   if (["map", "devices", "history", "reports"].includes(view)) showView(view);
   // the operator had sound on: the browser needs one click again after a reload
-  if (alarm.soundWanted() && !alarm.soundEnabled()) $("sound").classList.add("hint-on");
+  if (alarm.soundWanted() && !alarm.soundEnabled()) {
+    $("sound").classList.add("hint-on");
+    alarm.armOnFirstGesture(showSound);
+  }
   document.body.dataset.ready = "1";
 }
 

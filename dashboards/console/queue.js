@@ -92,7 +92,9 @@ export function renderQueue(list, alerts, store, selectedId, onPick) {
       h("div", { class: "line1" },
         h("span", { class: `badge sev-${sev}` }, tx("severity", sev)),
         h("span", { class: "kind" }, tx("kind", alert.kind)),
-        alert.repeat_count > 0 ? h("span", { class: "tag" }, t("queue.repeats", { n: alert.repeat_count })) : null),
+        alert.repeat_count > 0 ? h("span", { class: "tag" }, t("queue.repeats", { n: alert.repeat_count })) : null,
+        alert.supervisor_escalated_at && isUnacknowledged(alert)
+          ? h("span", { class: "tag supervisor" }, t("queue.supervisor")) : null),
       h("div", { class: "name" }, alert.resident_name || alert.gateway_id || alert.device_id || "—",
         alert.room ? h("span", { class: "hint" }, ` · ${alert.room}`) : null),
       h("div", { class: "addr" }, alert.address || ""),

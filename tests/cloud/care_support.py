@@ -64,6 +64,7 @@ USERS: dict[str, dict[str, Any]] = {
     "worker": {"role": Role.WORKER, "contact_ids": [GRID]},
     "installer": {"role": Role.INSTALLER, "district_ids": ["D-XH"]},
     "district_admin": {"role": Role.DISTRICT_ADMIN, "district_ids": ["D-XH"]},
+    "supervisor": {"role": Role.SUPERVISOR, "district_ids": ["D-XH"]},
 }
 
 

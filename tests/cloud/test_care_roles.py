@@ -20,7 +20,8 @@ from eldercare_protocols.events import EventKind
 
 pytestmark = pytest.mark.integration
 
-ROLES = ("admin", "operator", "family", "volunteer", "worker", "installer", "district_admin")
+ROLES = ("admin", "operator", "family", "volunteer", "worker", "installer", "district_admin",
+         "supervisor")
 METHODS = ("get", "post", "put", "patch", "delete")
 
 #: public on purpose; adding one means adding it here, knowingly

@@ -43,6 +43,36 @@ def responder_resolves(stack: ConsoleStack) -> str:
     return alert_id
 
 
+def test_alarm_sound_is_on_from_sign_in_and_after_a_reload(stack: ConsoleStack,
+                                                          browser: Any) -> None:
+    ctx = browser.new_context(viewport=DESKTOP, locale="zh-CN", timezone_id="Asia/Shanghai")
+    page = ctx.new_page()
+    errors = page_errors(page)
+    sign_in(page, stack)
+    wait_until(lambda: page.locator("#sound").get_attribute("aria-pressed") == "true", 5,
+               "sound on after the sign-in click")
+    assert page.evaluate("window.__eldercareBeeps || 0") >= 1  # the unlock tone
+    # a reload keeps the session but the browser locks audio again until a gesture:
+    # the button asks for it, and the first click anywhere turns the alarm back on
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']", timeout=15000)
+    assert page.locator("#sound").get_attribute("aria-pressed") != "true"
+    assert "hint-on" in (page.locator("#sound").get_attribute("class") or "")
+    page.locator("#queue-empty, #detail").first.click()
+    wait_until(lambda: page.locator("#sound").get_attribute("aria-pressed") == "true", 5,
+               "sound re-armed by the first click")
+    # switched off by the operator: stays off across a reload
+    page.click("#sound")
+    assert page.locator("#sound").get_attribute("aria-pressed") == "false"
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']", timeout=15000)
+    page.locator("#detail").click()
+    assert page.locator("#sound").get_attribute("aria-pressed") != "true"
+    assert "hint-on" not in (page.locator("#sound").get_attribute("class") or "")
+    assert errors == []
+    ctx.close()
+
+
 def test_history_review_and_district_reports(stack: ConsoleStack, browser: Any,
                                              artifacts: Path, tmp_path: Path) -> None:
     alert_id = responder_resolves(stack)

@@ -83,11 +83,15 @@ def build_services(settings: CloudSettings, db: Database, *, clock: Clock | None
             fn()
 
     registry_svc = RegistryService(db, clock, audit_log, settings.tenant, wake_engine)
+    users = UserService(db, clock, settings.secret_key, settings.tenant,
+                        settings.access_token_ttl_s)
     ctx = LadderContext(registry=registry_svc, hub=hub, secret_key=settings.secret_key,
                         public_base_url=settings.public_base_url,
                         link_ttl_s=settings.responder_link_ttl_s,
                         life_safety_timeout_s=settings.ladder_life_safety_timeout_s,
-                        default_timeout_s=settings.ladder_default_timeout_s)
+                        default_timeout_s=settings.ladder_default_timeout_s,
+                        supervisor_escalation_s=settings.supervisor_escalation_s,
+                        supervisors=users.supervisors)
     care = CareService(db, clock, audit_log, hub, ctx, wake_engine)
     dispatcher = Dispatcher(db, clock, hub,
                             channels if channels is not None
@@ -98,8 +102,7 @@ def build_services(settings: CloudSettings, db: Database, *, clock: Clock | None
     wake.append(engine.wake)
     return Services(
         settings=settings, db=db, clock=clock, audit=audit_log,
-        users=UserService(db, clock, settings.secret_key, settings.tenant,
-                          settings.access_token_ttl_s),
+        users=users,
         registry=registry_svc, hub=hub, care=care,
         responder=ResponderService(db, clock, registry_svc, care, audit_log,
                                    settings.secret_key, settings.tenant),

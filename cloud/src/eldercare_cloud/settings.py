@@ -67,6 +67,9 @@ class CloudSettings(BaseSettings):
     demo_data: bool = False
     ladder_life_safety_timeout_s: int = Field(default=60, ge=1, le=3600)
     ladder_default_timeout_s: int = Field(default=300, ge=1, le=86400)
+    #: an alert nobody at the centre acknowledged within this goes to the shift
+    #: supervisors, on screen and by SMS (0: never)
+    supervisor_escalation_s: int = Field(default=60, ge=0, le=3600)
     responder_link_ttl_s: int = Field(default=24 * 3600, ge=60)
     access_token_ttl_s: int = Field(default=8 * 3600, ge=60)
     care_poll_s: float = Field(default=1.0, gt=0, le=60)

@@ -77,7 +77,11 @@ class RoleGuard:
 
 
 def roles(*allowed: Role) -> dict[str, Any]:
-    """Route keyword arguments: enforce ``allowed`` and publish them as ``x-roles``."""
+    """Route keyword arguments: enforce ``allowed`` and publish them as ``x-roles``.
+
+    A shift supervisor may do whatever an operator may: granting operators grants them."""
+    if Role.OPERATOR in allowed and Role.SUPERVISOR not in allowed:
+        allowed = (*allowed, Role.SUPERVISOR)
     return {"dependencies": [Depends(RoleGuard(allowed))],
             "openapi_extra": {"x-roles": [r.value for r in allowed]}}
 

@@ -50,9 +50,14 @@ CREATE TABLE user_residents (
     PRIMARY KEY (user_id, resident_id)
 )
 """,
+    """
+ALTER TABLE users ADD COLUMN phone TEXT
+""",
 ]
 
 TOKEN_PURPOSE = "access"
+#: (user id, name, phone) of a shift supervisor
+Supervisors = list[tuple[str, str, str | None]]
 
 
 @functools.cache
@@ -90,9 +95,9 @@ class UserService:
                 raise ConflictError(f"user {body.username} already exists")
             await conn.execute(
                 "INSERT INTO users(id, username, password_hash, role, tenant, display_name,"
-                " created_at) VALUES (?,?,?,?,?,?,?)",
+                " phone, created_at) VALUES (?,?,?,?,?,?,?,?)",
                 (user_id, body.username, password_hash, body.role.value, tenant,
-                 body.display_name, iso(self._clock.now())))
+                 body.display_name, body.phone, iso(self._clock.now())))
             await _set_links(conn, user_id, body.district_ids, body.resident_ids,
                              body.contact_ids)
         return await self.get(user_id, tenant)
@@ -113,6 +118,9 @@ class UserService:
             if body.display_name is not None:
                 await conn.execute("UPDATE users SET display_name = ? WHERE id = ?",
                                    (body.display_name, user_id))
+            if body.phone is not None:
+                await conn.execute("UPDATE users SET phone = ? WHERE id = ?",
+                                   (body.phone, user_id))
             if body.active is not None:
                 await conn.execute("UPDATE users SET active = ?, token_version = token_version"
                                    " + 1 WHERE id = ?", (int(body.active), user_id))
@@ -131,7 +139,8 @@ class UserService:
     async def _check_links(self, role: Role, district_ids: list[str], resident_ids: list[str],
                            contact_ids: list[str], tenant: str) -> None:
         conn = self._db.conn
-        if role in (Role.OPERATOR, Role.INSTALLER, Role.DISTRICT_ADMIN) and not district_ids:
+        if role in (Role.OPERATOR, Role.SUPERVISOR, Role.INSTALLER,
+                    Role.DISTRICT_ADMIN) and not district_ids:
             raise InvalidRequestError(f"a {role.value} needs at least one district")
         if role is Role.FAMILY and not resident_ids:
             raise InvalidRequestError("a family account needs at least one resident")
@@ -165,11 +174,24 @@ class UserService:
                                           " username", (tenant,))
         return [await self._public(r) for r in await cur.fetchall()]
 
+    async def supervisors(self, district_id: str | None) -> Supervisors:
+        """The active shift supervisors of a district: (user id, name, phone)."""
+        if district_id is None:
+            return []
+        cur = await self._db.conn.execute(
+            "SELECT u.id, u.username, u.display_name, u.phone FROM users u"
+            " JOIN user_districts d ON d.user_id = u.id WHERE u.role = ? AND u.active = 1"
+            " AND d.district_id = ? ORDER BY u.username",
+            (Role.SUPERVISOR.value, district_id))
+        return [(r["id"], r["display_name"] or r["username"], r["phone"])
+                for r in await cur.fetchall()]
+
     async def _public(self, row: aiosqlite.Row) -> UserPublic:
         links = await self._links(row["id"])
         return UserPublic(id=row["id"], username=row["username"], role=Role(row["role"]),
                           tenant=row["tenant"], display_name=row["display_name"],
-                          active=bool(row["active"]), district_ids=sorted(links[0]),
+                          phone=row["phone"], active=bool(row["active"]),
+                          district_ids=sorted(links[0]),
                           resident_ids=sorted(links[1]), contact_ids=sorted(links[2]),
                           created_at=parse_iso(row["created_at"]))
 

@@ -322,6 +322,8 @@ class AlertPublic(BaseModel):
     assigned_contact_id: str | None
     taken_over_by: str | None
     updated_at: datetime
+    #: when the alert went to the shift supervisors for want of an acknowledgement
+    supervisor_escalated_at: datetime | None = None
 
 
 class AlertDetail(AlertPublic):

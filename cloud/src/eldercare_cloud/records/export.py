@@ -17,8 +17,10 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from reportlab.graphics.charts.barcharts import VerticalBarChart
@@ -125,12 +127,17 @@ def sections(report: KpiReport) -> list[tuple[str, list[Group]]]:
             ("按区", report.by_district)]
 
 
+def _clean(value: Any) -> Any:
+    """Names come from people: drop the control characters a worksheet cannot hold."""
+    return ILLEGAL_CHARACTERS_RE.sub("", value) if isinstance(value, str) else value
+
+
 def to_xlsx(report: KpiReport, district_name: str) -> bytes:
     wb = Workbook()
     ws = wb.active
     assert ws is not None
     ws.title = "总览"
-    title = title_of(report, district_name)
+    title = _clean(title_of(report, district_name))
     ws.append([title])
     ws["A1"].font = Font(bold=True, size=14)
     ws.append(["统计期间", f"{report.period_start:%Y-%m-%d} 至 {report.period_end:%Y-%m-%d}"
@@ -156,7 +163,7 @@ def to_xlsx(report: KpiReport, district_name: str) -> bytes:
             cell.font = Font(bold=True)
             cell.alignment = Alignment(wrap_text=True)
         for g in groups:
-            sheet.append(group_row(g))
+            sheet.append([_clean(v) for v in group_row(g)])
         for i in range(1, len(GROUP_HEADERS) + 1):
             sheet.column_dimensions[get_column_letter(i)].width = 14
         sheet.column_dimensions["A"].width = 22
@@ -213,12 +220,13 @@ def to_pdf(report: KpiReport, district_name: str) -> bytes:
                                 spaceBefore=6)
     out = io.BytesIO()
     title = title_of(report, district_name)
+    safe_title = escape(_clean(title))
     doc = SimpleDocTemplate(out, pagesize=A4, title=title, author="安心守护监控中心",
                             leftMargin=15 * mm, rightMargin=15 * mm, topMargin=15 * mm,
                             bottomMargin=15 * mm)
     f = report.overall
     story: list[Any] = [
-        Paragraph(title, title_style),
+        Paragraph(safe_title, title_style),
         Paragraph(f"统计期间：{report.period_start:%Y-%m-%d} 至 {report.period_end:%Y-%m-%d}"
                   f"（不含）；生成于 {report.generated_at:%Y-%m-%d %H:%M:%S} UTC", text_style),
         Paragraph("接警标准（远程照护行业标准）：97.5% 的报警呼叫在 60 秒内接听，99% 在"

@@ -109,7 +109,7 @@ def _scope(p: Principal) -> tuple[str, list[Any]]:
     if p.role is Role.ADMIN:
         clause, params = district_clause(p, "district_id")
         return f"(district_id IS NULL OR {clause})", params
-    if p.role is Role.OPERATOR:
+    if p.role in (Role.OPERATOR, Role.SUPERVISOR):
         return district_clause(p, "district_id")
     if p.role is Role.FAMILY:
         return in_clause("resident_id", p.resident_ids)
