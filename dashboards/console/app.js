@@ -9,6 +9,7 @@ import * as alarm from "./alarm.js";
 import { DeviceBoard } from "./board.js";
 import { DetailPane } from "./detail.js";
 import { toast } from "./dialogs.js";
+import { HandoverView } from "./handover.js";
 import { HistoryView } from "./history.js";
 import { CareMap } from "./map.js";
 import { isUnacknowledged, renderQueue, tickTimers } from "./queue.js";
@@ -28,10 +29,10 @@ const detail = new DetailPane($("detail"), store);
 const careMap = new CareMap($("map"), $("map-side"), $("map-filter"), $("map-summary"), store,
   (residentId) => openResident(residentId));
 /** the record views (history.js, reports.js): built once the role is known */
-const records = { history: null, reports: null };
+const records = { history: null, reports: null, handover: null };
 /** roles that work the live queue; a district administrator sees only the record */
 const QUEUE_ROLES = ["admin", "operator", "supervisor"];
-const VIEWS = ["queue", "map", "devices", "history", "reports"];
+const VIEWS = ["queue", "map", "devices", "history", "reports", "handover"];
 const board = new DeviceBoard($("board"), $("devices-updated"), (n) => setDeviceCount(n),
   (residentId) => openResident(residentId));
 
@@ -159,6 +160,7 @@ function showView(view) {
   if (view === "devices") board.load();
   if (view === "history" && records.history) records.history.load();
   if (view === "reports" && records.reports) records.reports.load();
+  if (view === "handover" && records.handover) records.handover.load();
   history.replaceState(null, "", `#${view}`);
 }
 
@@ -200,7 +202,7 @@ function onKey(event) {
   }
   const handlers = {
     1: () => showView("queue"), 2: () => showView("map"), 3: () => showView("devices"),
-    4: () => showView("history"), 5: () => showView("reports"),
+    4: () => showView("history"), 5: () => showView("reports"), 6: () => showView("handover"),
     j: () => moveSelection(1), k: () => moveSelection(-1),
     ArrowDown: () => state.view === "queue" && moveSelection(1),
     ArrowUp: () => state.view === "queue" && moveSelection(-1),
@@ -285,9 +287,14 @@ async function start() {
     canReview: QUEUE_ROLES.includes(role) });
   records.reports = new ReportsView($("view-reports"), {
     canExport: ["admin", "district_admin"].includes(role) });
+  records.handover = new HandoverView($("view-handover"), { onOpen: (id) => {
+    if (store.get(id)) { pick(id); return; }
+    showView("history");
+    records.history.open(id);
+  } });
   if (!QUEUE_ROLES.includes(role)) {
     // the record only: no live queue, no stream (the server refuses it to this role)
-    for (const name of ["queue", "map", "devices"]) $(`tab-${name}`).hidden = true;
+    for (const name of ["queue", "map", "devices", "handover"]) $(`tab-${name}`).hidden = true;
     $("conn").hidden = true;
     showView(location.hash === "#history" ? "history" : "reports");
     document.body.dataset.ready = "1";
@@ -318,7 +325,7 @@ async function start() {
   if (first) pick(first.id);
   board.load().catch(() => {});
   const view = location.hash.replace("#", "");
-  if (["map", "devices", "history", "reports"].includes(view)) showView(view);
+  if (["map", "devices", "history", "reports", "handover"].includes(view)) showView(view);
   // the operator had sound on: the browser needs one click again after a reload
   if (alarm.soundWanted() && !alarm.soundEnabled()) {
     $("sound").classList.add("hint-on");

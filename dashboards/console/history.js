@@ -35,16 +35,16 @@ export class HistoryView {
     this.selected = null;
     this.record = null;
     this.communities = [];
-    this.built = false;
+    this.ready = null;
   }
 
   async load() {
-    if (!this.built) await this.build();
+    this.ready ||= this.build();
+    await this.ready;
     await this.search();
   }
 
   async build() {
-    this.built = true;
     try {
       this.communities = await api("/api/v1/communities");
     } catch {
@@ -140,6 +140,8 @@ export class HistoryView {
   }
 
   async open(id) {
+    this.ready ||= this.build();
+    await this.ready;
     this.selected = id;
     this.renderList();
     try {

@@ -405,3 +405,34 @@ async def test_monthly_report_as_xlsx_and_pdf(care_http: Running) -> None:
     assert {e.action for e in audit} == {"export_xlsx", "export_pdf"}
     assert all(e.actor == f"user:{care_http.user_ids['district_admin']}" for e in audit)
 
+
+
+async def test_shift_handover_lists_open_changed_and_follow_up(care: Care) -> None:
+    # a case resolved three days ago, never signed off
+    await insert_alert(care, "AL-OLD", "sos", T0 - timedelta(days=3), status="resolved",
+                       ack=20, ack_by=care.user_ids["operator"], resolved=600,
+                       closure="helped_at_home")
+    await care.commit(EventKind.SOS, gateway_id=GW)
+    await care.commit(EventKind.SOS, device_id="btn-xh005", gateway_id="GW-XH-005")
+    await care.run()
+    mine, other = [a["id"] for a in await care.open_alerts()]
+    op = await principal(care, "operator")
+    care.clock.advance(20)
+    await care.services.care.acknowledge(op, other)
+    await care.services.care.responder_act(mine, SON, "accept")
+
+    report = await care.services.records.handover(op, care.clock.now() - timedelta(hours=8))
+    assert {i.case.id for i in report.open} == {mine, other}
+    changed = {i.case.id: i for i in report.changed}
+    assert set(changed) == {mine, other}
+    assert changed[mine].changes[:2] == ["opened", "ladder_step"]
+    assert "accepted" in changed[mine].changes and "offered" not in changed[mine].changes
+    assert "acknowledged" in changed[other].changes
+    follow = {i.case.id: i.follow_up for i in report.follow_up}
+    assert follow["AL-OLD"] == ["pending_review"]
+    assert follow[mine] == ["not_on_scene"]
+    assert other not in follow
+    # the unanswered alert of another district's operator is not in this handover
+    other_op = await principal(care, "operator_other")
+    assert (await care.services.records.handover(
+        other_op, care.clock.now() - timedelta(hours=8))).open == []

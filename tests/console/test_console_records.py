@@ -110,6 +110,15 @@ def test_history_review_and_district_reports(stack: ConsoleStack, browser: Any,
     page.wait_for_selector("#case-timeline li[data-action='reviewed']:has-text('已送医')")
     page.wait_for_selector(f"#history-list tr[data-id='{alert_id}'][data-state='closed']")
     page.screenshot(path=str(artifacts / "console-history-closed.png"))
+    # the shift handover lists it among this shift's changes, signed off
+    page.keyboard.press("6")
+    changed = page.locator(f"#handover-changed li[data-id='{alert_id}']")
+    changed.wait_for(timeout=10000)
+    assert "复核结案" in changed.inner_text() and NAME1 in changed.inner_text()
+    assert page.locator(f"#handover-follow li[data-id='{alert_id}']").count() == 0
+    page.screenshot(path=str(artifacts / "console-handover.png"))
+    changed.click()
+    page.wait_for_selector("#case-title", timeout=10000)
     assert errors == []
     ctx.close()
 

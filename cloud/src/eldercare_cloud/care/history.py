@@ -211,5 +211,52 @@ async def facts(conn: aiosqlite.Connection, p: Principal, start: datetime, end: 
     return out
 
 
-__all__ = ["AlertFacts", "HistoryFilter", "accepted_offers", "facts", "one",
-           "search", "staff_actors"]
+
+
+# -- shift handover ------------------------------------------------------------------------
+
+async def open_cases(conn: aiosqlite.Connection, p: Principal) -> list[aiosqlite.Row]:
+    """Every alert still open in the caller's districts, oldest first."""
+    clause, params = district_clause(p, "a.district_id")
+    cur = await conn.execute(
+        f"{HISTORY_SELECT} WHERE a.status NOT IN (?, ?) AND {clause} ORDER BY a.opened_at",
+        (*RECORD_STATES, *params))
+    return list(await cur.fetchall())
+
+
+async def changed_since(conn: aiosqlite.Connection, p: Principal,
+                        since: datetime) -> tuple[list[aiosqlite.Row], list[aiosqlite.Row]]:
+    """Alerts with timeline entries since ``since`` and those entries (in order)."""
+    clause, params = district_clause(p, "a.district_id")
+    cur = await conn.execute(
+        "SELECT t.alert_id, t.ts, t.actor, t.actor_name, t.action, t.to_status"
+        " FROM alert_timeline t JOIN alerts a ON a.id = t.alert_id"
+        f" WHERE t.ts >= ? AND {clause} ORDER BY t.id", (iso(since), *params))
+    entries = list(await cur.fetchall())
+    ids = sorted({e["alert_id"] for e in entries})
+    if not ids:
+        return [], entries
+    inner, inner_params = in_clause("a.id", ids)
+    cur = await conn.execute(f"{HISTORY_SELECT} WHERE {inner} ORDER BY a.opened_at",
+                             inner_params)
+    return list(await cur.fetchall()), entries
+
+
+async def exhausted_ladders(conn: aiosqlite.Connection, alert_ids: Sequence[str]) -> set[str]:
+    if not alert_ids:
+        return set()
+    clause, params = in_clause("alert_id", alert_ids)
+    cur = await conn.execute(
+        f"SELECT alert_id FROM ladder_runs WHERE {clause} AND status = 'exhausted'", params)
+    return {str(r[0]) for r in await cur.fetchall()}
+
+
+async def failed_notifications(conn: aiosqlite.Connection, p: Principal,
+                               since: datetime) -> dict[str, int]:
+    """Per alert, notifications that finally failed since ``since``."""
+    clause, params = district_clause(p, "a.district_id")
+    cur = await conn.execute(
+        "SELECT n.alert_id, COUNT(n.id) AS n FROM notifications n JOIN alerts a"
+        f" ON a.id = n.alert_id WHERE n.status = 'failed' AND n.created_at >= ? AND {clause}"
+        " GROUP BY n.alert_id", (iso(since), *params))
+    return {str(r["alert_id"]): int(r["n"]) for r in await cur.fetchall()}

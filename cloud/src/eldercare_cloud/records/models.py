@@ -102,3 +102,36 @@ class KpiReport(_Out):
     by_operator: list[Group]
     by_hour: list[Group]
     by_month: list[Group]
+
+
+class FollowUp(StrEnum):
+    #: resolved by a responder or operator, not signed off yet
+    PENDING_REVIEW = "pending_review"
+    #: still open and nobody at the centre has acknowledged it
+    UNACKNOWLEDGED = "unacknowledged"
+    #: went to the shift supervisor for want of an acknowledgement
+    SUPERVISOR = "supervisor"
+    #: the ladder ran out of people and nobody accepted
+    LADDER_EXHAUSTED = "ladder_exhausted"
+    #: messages that could not be delivered during the shift
+    NOTIFICATION_FAILED = "notification_failed"
+    #: someone accepted but has not reported arriving
+    NOT_ON_SCENE = "not_on_scene"
+
+
+class HandoverItem(_Out):
+    case: CaseSummary
+    #: what happened to it during the shift, in order (condensed: one word per action)
+    changes: list[str]
+    last_change_at: datetime | None
+    follow_up: list[FollowUp]
+
+
+class Handover(_Out):
+    """What the outgoing shift hands over: what is open, what changed, what needs doing."""
+
+    since: datetime
+    generated_at: datetime
+    open: list[HandoverItem]
+    changed: list[HandoverItem]
+    follow_up: list[HandoverItem]

@@ -7,7 +7,7 @@ audit record of every case read and every export.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiosqlite
@@ -26,6 +26,9 @@ from eldercare_cloud.records.models import (
     CasePage,
     CaseRecord,
     CaseSummary,
+    FollowUp,
+    Handover,
+    HandoverItem,
     KpiReport,
     ReviewState,
 )
@@ -224,6 +227,65 @@ class RecordsService:
             by_hour=K.grouped(facts, by["hour"], start, end,
                               [f"{h:02d}" for h in range(24)]),
             by_month=K.grouped(facts, by["month"], start, end, months))
+
+    async def handover(self, p: Principal, since: datetime) -> Handover:
+        """The shift handover: every open alert, every alert that changed since the shift
+        began (with what changed), and the ones that need someone to follow up."""
+        conn = self._db.conn
+        now = self._clock.now()
+        if since > now:
+            raise InvalidRequestError("since is in the future")
+        if now - since > timedelta(days=7):
+            raise InvalidRequestError("a handover covers at most 7 days")
+        open_rows = await H.open_cases(conn, p)
+        changed_rows, entries = await H.changed_since(conn, p, since)
+        rows = {r["id"]: r for r in [*open_rows, *changed_rows]}
+        ids = list(rows)
+        actors = await H.staff_actors(conn, ids)
+        accepted = await H.accepted_offers(conn, ids)
+        exhausted = await H.exhausted_ladders(conn, ids)
+        failed = await H.failed_notifications(conn, p, since)
+        changes: dict[str, list[str]] = {}
+        last: dict[str, datetime] = {}
+        for e in entries:
+            if e["action"] in ("offered", "notification"):
+                continue  # folded into the ladder step, as in the case timeline
+            changes.setdefault(e["alert_id"], []).append(e["action"])
+            last[e["alert_id"]] = parse_iso(e["ts"])
+
+        def item(r: aiosqlite.Row) -> HandoverItem:
+            case = summary(r, actors.get(r["id"], []), accepted.get(r["id"]))
+            todo: list[FollowUp] = []
+            status = AlertStatus(r["status"])
+            if status is AlertStatus.RESOLVED:
+                todo.append(FollowUp.PENDING_REVIEW)
+            if status is AlertStatus.OPEN and r["acknowledged_at"] is None:
+                todo.append(FollowUp.UNACKNOWLEDGED)
+                if r["supervisor_escalated_at"] is not None:
+                    todo.append(FollowUp.SUPERVISOR)
+            if r["id"] in exhausted and status not in (AlertStatus.RESOLVED,
+                                                       AlertStatus.CLOSED):
+                todo.append(FollowUp.LADDER_EXHAUSTED)
+            if status is AlertStatus.ASSIGNED or status is AlertStatus.EN_ROUTE:
+                todo.append(FollowUp.NOT_ON_SCENE)
+            if failed.get(r["id"]):
+                todo.append(FollowUp.NOTIFICATION_FAILED)
+            return HandoverItem(case=case, changes=changes.get(r["id"], []),
+                                last_change_at=last.get(r["id"]), follow_up=todo)
+
+        items = {k: item(r) for k, r in rows.items()}
+        # pending reviews from before the shift are follow-ups too
+        pending, _total = await H.search(conn, p, H.HistoryFilter(status="resolved"),
+                                         limit=200, offset=0)
+        for r in pending:
+            if r["id"] not in items:
+                items[r["id"]] = item(r)
+        return Handover(
+            since=since, generated_at=now,
+            open=[items[r["id"]] for r in open_rows],
+            changed=sorted((items[r["id"]] for r in changed_rows),
+                           key=lambda i: i.last_change_at or i.case.opened_at, reverse=True),
+            follow_up=[i for i in items.values() if i.follow_up])
 
     async def audit_export(self, p: Principal, what: str, report: KpiReport) -> None:
         await self._audit.record(

@@ -18,7 +18,7 @@ from eldercare_cloud.care.history import HistoryFilter
 from eldercare_cloud.care.models import AlertKind, ClosureCode
 from eldercare_cloud.records import export
 from eldercare_cloud.records.kpi import LOCAL_TZ
-from eldercare_cloud.records.models import CasePage, CaseRecord, KpiReport, ReviewState
+from eldercare_cloud.records.models import CasePage, CaseRecord, Handover, KpiReport, ReviewState
 from eldercare_cloud.records.sources import register
 
 router = APIRouter(prefix="/records", tags=["records"])
@@ -102,3 +102,15 @@ async def monthly_pdf(services: ServicesDep, user: CurrentUser, month: MonthQ,
     await services.records.audit_export(user, "pdf", report)
     return Response(body, media_type="application/pdf", headers={
         "Content-Disposition": f'attachment; filename="report-{month}.pdf"'})
+
+
+@router.get("/handover", response_model=Handover,
+            **roles(Role.ADMIN, Role.OPERATOR, Role.SUPERVISOR))
+async def handover(services: ServicesDep, user: CurrentUser,
+                   hours: Annotated[float, Query(gt=0, le=168,
+                                                 description="the shift's length")] = 8.0,
+                   ) -> Handover:
+    """Shift handover: open alerts, what changed in the last ``hours``, what needs
+    following up (unsigned resolutions, unanswered alerts, failed messages...)."""
+    since = services.clock.now() - timedelta(hours=hours)
+    return await services.records.handover(user, since)
