@@ -7,11 +7,14 @@ rules, ladder timers, notification delivery) as named tasks that stop with the a
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -43,6 +46,7 @@ from eldercare_cloud.errors import (
     InvalidRequestError,
     NotFoundError,
     PermissionDeniedError,
+    ThrottledError,
 )
 from eldercare_cloud.notify.base import Channel
 from eldercare_cloud.notify.dispatcher import Dispatcher
@@ -61,6 +65,7 @@ _STATUS: tuple[tuple[type[CloudError], int], ...] = (
     (NotFoundError, 404),
     (ConflictError, 409),
     (InvalidRequestError, 422),
+    (ThrottledError, 429),
 )
 
 
@@ -84,7 +89,7 @@ def build_services(settings: CloudSettings, db: Database, *, clock: Clock | None
 
     registry_svc = RegistryService(db, clock, audit_log, settings.tenant, wake_engine)
     users = UserService(db, clock, settings.secret_key, settings.tenant,
-                        settings.access_token_ttl_s)
+                        settings.access_token_ttl_s, audit=audit_log)
     ctx = LadderContext(registry=registry_svc, hub=hub, secret_key=settings.secret_key,
                         public_base_url=settings.public_base_url,
                         link_ttl_s=settings.responder_link_ttl_s,
@@ -159,6 +164,7 @@ def create_app(settings: CloudSettings, db: Database | None = None, ingest: Any 
 
     for exc_type, code in _STATUS:
         app.add_exception_handler(exc_type, _handler(code))
+    app.add_exception_handler(RequestValidationError, _validation_handler)
 
     api = APIRouter(prefix=API_PREFIX)
 
@@ -179,5 +185,16 @@ def create_app(settings: CloudSettings, db: Database | None = None, ingest: Any 
 def _handler(code: int) -> Any:
     async def handle(request: Request, exc: Exception) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if code == 401 else None
-        return JSONResponse({"detail": str(exc)}, status_code=code, headers=headers)
+        if isinstance(exc, ThrottledError):
+            headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}
+        # the English detail for logs and API clients, the stable code for the pages
+        return JSONResponse({"detail": str(exc), "code": getattr(exc, "code", "error")},
+                            status_code=code, headers=headers)
     return handle
+
+
+async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's own 422 body, plus the stable code the pages translate."""
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse({"detail": jsonable_encoder(exc.errors()), "code": "validation"},
+                        status_code=422)

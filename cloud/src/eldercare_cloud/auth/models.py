@@ -99,6 +99,12 @@ class UserPublic(BaseModel):
     created_at: datetime
 
 
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    current_password: str = Field(min_length=1, max_length=256)
+    new_password: str = Field(min_length=8, max_length=256)
+
+
 class Token(BaseModel):
     access_token: str
     token_type: str = "bearer"

@@ -8,14 +8,25 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import secrets
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import aiosqlite
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from eldercare_cloud.auth.models import Principal, Role, Token, UserCreate, UserPublic, UserUpdate
+from eldercare_cloud.audit import AuditLog
+from eldercare_cloud.auth import throttle
+from eldercare_cloud.auth.models import (
+    PasswordChange,
+    Principal,
+    Role,
+    Token,
+    UserCreate,
+    UserPublic,
+    UserUpdate,
+)
 from eldercare_cloud.auth.signing import sign, verify
 from eldercare_cloud.care.clock import Clock, iso, parse_iso
 from eldercare_cloud.db import Database
@@ -24,6 +35,7 @@ from eldercare_cloud.errors import (
     ConflictError,
     InvalidRequestError,
     NotFoundError,
+    ThrottledError,
 )
 
 MIGRATIONS: list[str] = [
@@ -53,6 +65,20 @@ CREATE TABLE user_residents (
     """
 ALTER TABLE users ADD COLUMN phone TEXT
 """,
+    """
+CREATE TABLE login_throttle (
+    key TEXT PRIMARY KEY,
+    failures INTEGER NOT NULL,
+    last_failure_at TEXT NOT NULL,
+    locked_until TEXT
+);
+CREATE TABLE revoked_tokens (
+    token_hash TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+CREATE INDEX revoked_tokens_expiry ON revoked_tokens(expires_at)
+""",
 ]
 
 TOKEN_PURPOSE = "access"
@@ -69,7 +95,10 @@ def _dummy_hash() -> str:
 
 class UserService:
     def __init__(self, db: Database, clock: Clock, secret_key: str, tenant: str,
-                 token_ttl_s: int) -> None:
+                 token_ttl_s: int, audit: AuditLog | None = None,
+                 policy: throttle.ThrottlePolicy | None = None) -> None:
+        self._audit = audit
+        self.policy = policy or throttle.ThrottlePolicy()
         self._db = db
         self._clock = clock
         self._secret = secret_key
@@ -205,20 +234,107 @@ class UserService:
             out.append({r[0] for r in await cur.fetchall()})
         return out[0], out[1], out[2]
 
-    async def authenticate(self, username: str, password: str) -> Token:
+    async def authenticate(self, username: str, password: str,
+                           address: str | None = None) -> Token:
+        """Check a password, throttled per account and per address (``auth.throttle``):
+        a throttled or locked attempt is refused before any password is verified."""
+        now = self._clock.now()
+        keys = [(f"user:{username.lower()}", self.policy.lock_after)]
+        if address:
+            # an address may serve a whole centre: it locks later than one account
+            keys.append((f"addr:{address}", self.policy.lock_after * 3))
+        for key, _ in keys:
+            verdict = await throttle.check(self._db.conn, key, now, self.policy)
+            if not verdict.allowed:
+                locked = verdict.reason == "locked"
+                if locked:
+                    await self._audit_login("login_refused", username,
+                                            f"{key} locked; from {address or '?'}")
+                raise ThrottledError(
+                    "too many failed sign-ins: the account is locked for a while" if locked
+                    else "too many failed sign-ins: wait before trying again",
+                    retry_after_s=verdict.retry_after_s,
+                    code="login_locked" if locked else "login_throttled")
         cur = await self._db.conn.execute("SELECT * FROM users WHERE username = ?", (username,))
         row = await cur.fetchone()
         stored = row["password_hash"] if row is not None else _dummy_hash()
         try:
             await asyncio.to_thread(self._hasher.verify, stored, password)
+            ok = row is not None and bool(row["active"])
         except (VerifyMismatchError, VerificationError, InvalidHashError):
-            raise AuthenticationError("wrong username or password") from None
-        if row is None or not row["active"]:
-            raise AuthenticationError("wrong username or password")
+            ok = False
+        if not ok:
+            locked_keys = []
+            async with self._db.transaction() as conn:
+                for key, lock_after in keys:
+                    if await throttle.fail(conn, key, now, self.policy, lock_after):
+                        locked_keys.append(key)
+            for key in locked_keys:
+                await self._audit_login("login_locked", username,
+                                        f"{key} locked for {self.policy.lock_s:g} s after"
+                                        f" repeated failures; from {address or '?'}")
+            raise AuthenticationError("wrong username or password", code="wrong_credentials")
+        async with self._db.transaction() as conn:
+            await throttle.clear(conn, keys[0][0])
+        assert row is not None
+        return self._issue(row)
+
+    def _issue(self, row: aiosqlite.Row) -> Token:
         expires = self._clock.now() + timedelta(seconds=self._ttl)
         token = sign(self._secret, TOKEN_PURPOSE, {"sub": row["id"], "v": row["token_version"]},
                      expires)
         return Token(access_token=token, expires_in=self._ttl, role=Role(row["role"]))
+
+    async def _audit_login(self, action: str, username: str, reason: str) -> None:
+        if self._audit is None:
+            return
+        await self._audit.record(tenant=self._tenant, actor=f"login:{username[:64]}",
+                                 actor_name=username[:64], role="anonymous", action=action,
+                                 record_type="user", record_id=username[:64], reason=reason)
+
+    async def logout(self, token: str) -> None:
+        """Revoke this one token at once (the user's other sessions stay)."""
+        claims = verify(self._secret, TOKEN_PURPOSE, token, self._clock.now())
+        expires = datetime.fromtimestamp(int(claims.get("exp", 0)), UTC)
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO revoked_tokens(token_hash, user_id, expires_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (token_hash) DO NOTHING",
+                (_token_hash(token), str(claims.get("sub")), iso(expires)))
+            # an expired token is refused anyway: its revocation need not be kept
+            await conn.execute("DELETE FROM revoked_tokens WHERE expires_at < ?",
+                               (iso(self._clock.now()),))
+
+    async def change_password(self, p: Principal, body: PasswordChange) -> Token:
+        """The user's own change: the current password is required; every session of
+        theirs (this one included) is revoked and a fresh token returned."""
+        cur = await self._db.conn.execute("SELECT * FROM users WHERE id = ?", (p.user_id,))
+        row = await cur.fetchone()
+        if row is None:
+            raise AuthenticationError("token revoked", code="token_revoked")
+        try:
+            await asyncio.to_thread(self._hasher.verify, row["password_hash"],
+                                    body.current_password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            raise AuthenticationError("the current password is wrong",
+                                      code="wrong_password") from None
+        if body.new_password == body.current_password:
+            raise InvalidRequestError("the new password is the same as the current one",
+                                      code="same_password")
+        password_hash = await self._hash(body.new_password)
+        async with self._db.transaction() as conn:
+            await conn.execute("UPDATE users SET password_hash = ?,"
+                               " token_version = token_version + 1 WHERE id = ?",
+                               (password_hash, p.user_id))
+        cur = await self._db.conn.execute("SELECT * FROM users WHERE id = ?", (p.user_id,))
+        fresh = await cur.fetchone()
+        assert fresh is not None
+        if self._audit is not None:
+            await self._audit.record(tenant=p.tenant, actor=p.actor, actor_name=p.username,
+                                     role=p.role.value, action="change_password",
+                                     record_type="user", record_id=p.user_id,
+                                     reason="own password; all sessions revoked")
+        return self._issue(fresh)
 
     async def principal(self, token: str) -> Principal:
         claims = verify(self._secret, TOKEN_PURPOSE, token, self._clock.now())
@@ -226,11 +342,20 @@ class UserService:
                                           (str(claims.get("sub")),))
         row = await cur.fetchone()
         if row is None or not row["active"] or row["token_version"] != claims.get("v"):
-            raise AuthenticationError("token revoked")
+            raise AuthenticationError("token revoked", code="token_revoked")
+        cur = await self._db.conn.execute("SELECT 1 FROM revoked_tokens WHERE token_hash = ?",
+                                          (_token_hash(token),))
+        if await cur.fetchone() is not None:
+            raise AuthenticationError("token revoked", code="token_revoked")
         districts, residents, contacts = await self._links(row["id"])
         return Principal(user_id=row["id"], username=row["username"], role=Role(row["role"]),
                          tenant=row["tenant"], district_ids=frozenset(districts),
                          resident_ids=frozenset(residents), contact_ids=frozenset(contacts))
+
+
+def _token_hash(token: str) -> str:
+    """Revoked tokens are kept as hashes: the table holds nothing a thief could use."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 async def _set_links(conn: aiosqlite.Connection, user_id: str, district_ids: list[str],
