@@ -266,7 +266,12 @@ async function start() {
   applyLanguage();
   $("lang").addEventListener("click", switchLanguage);
   $("sound").addEventListener("click", toggleSound);
-  $("logout").addEventListener("click", () => { session.token = null; location.reload(); });
+  $("logout").addEventListener("click", async () => {
+    // revoke the token on the server first: a copy of it is useless from now on
+    await api("/api/v1/auth/logout", { method: "POST" }).catch(() => {});
+    session.token = null;
+    location.reload();
+  });
   $("critical-open").addEventListener("click", () => pick($("critical").dataset.alert, true));
   for (const tab of document.querySelectorAll(".tabs [role=tab]")) {
     tab.addEventListener("click", () => showView(tab.dataset.view));

@@ -191,7 +191,7 @@ export class DetailPane {
     }
     const body = h("div", {}, h("p", { class: "hint" }, t("dispatch.explain")),
       choices("contact_id", options, { checked }),
-      textarea("note", t("dispatch.note"), { rows: 2 }));
+      textarea("note", t("dispatch.note"), { rows: 2, maxlength: 500 }));
     const ok = await openModal({
       title: t("dispatch.title", { name: alert.resident_name || "" }), ok: t("dispatch.send"),
       body, submit: async (form) => {
@@ -237,7 +237,7 @@ export class DetailPane {
       h("p", { class: "hint" }, t("call120.explain")),
       h("dl", { class: "checklist", id: "call120-list" },
         rows.map(([k, v]) => [h("dt", {}, t(k)), h("dd", {}, v)])),
-      textarea("note", t("call120.note_label"), { rows: 2 }));
+      textarea("note", t("call120.note_label"), { rows: 2, maxlength: 1800 }));
     const ok = await openModal({
       title: t("call120.title"), ok: t("call120.record"), danger: true, body, wide: true,
       submit: async (form) => {
@@ -294,7 +294,7 @@ export class DetailPane {
         h("p", {}, h("a", { class: "tel", href: `tel:${contact.phone}` }, `${t("call.dial")} ${contact.phone}`)),
         choices("outcome", CALL_OUTCOMES.map((o) => ({ value: o, label: tx("call_outcome", o) })),
           { checked: -1 }),
-        textarea("note", t("note.label"), { rows: 2 })),
+        textarea("note", t("note.label"), { rows: 2, maxlength: 1800 })),
       submit: async (form) => {
         const outcome = form.get("outcome");
         if (!outcome) throw new Error(t("call.need_outcome"));

@@ -151,7 +151,10 @@ export class ReportsView {
     try {
       const res = await fetch(`/api/v1/records/reports/monthly.${kind}?month=${encodeURIComponent(month)}`,
         { headers: { Authorization: `Bearer ${session.token}` }, cache: "no-store" });
-      if (!res.ok) throw new ApiError(res.status, (await res.json().catch(() => ({}))).detail || res.statusText);
+      if (!res.ok) {
+        const body = await res.json().catch(() => ({}));
+        throw new ApiError(res.status, body.detail || res.statusText, body.code || null);
+      }
       const blob = await res.blob();
       const url = URL.createObjectURL(blob);
       const a = h("a", { href: url, download: `report-${month}.${kind}` });

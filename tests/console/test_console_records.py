@@ -154,3 +154,34 @@ def test_history_review_and_district_reports(stack: ConsoleStack, browser: Any,
     assert page.locator("#case-review").count() == 0
     assert errors == []
     ctx.close()
+
+
+def test_refusals_read_in_chinese_and_sign_out_revokes(stack: ConsoleStack,
+                                                       browser: Any) -> None:
+    ctx = browser.new_context(viewport=DESKTOP, locale="zh-CN", timezone_id="Asia/Shanghai")
+    page = ctx.new_page()
+    page.goto(f"{stack.base_url}/console/")
+    texts = []
+    for i in range(4):
+        page.fill("#login input[name=username]", "no-such-operator")
+        page.fill("#login input[name=password]", f"wrong-{i}")
+        page.evaluate("document.getElementById('login-error').textContent = ''")
+        page.click("#login button[type=submit]")
+        wait_until(lambda: page.locator("#login-error").inner_text().strip(), 10, "an error")
+        texts.append(page.locator("#login-error").inner_text())
+    assert texts[0] == "用户名或密码错误"
+    # the fourth is throttled by the server: its reason shows in Chinese, not English
+    assert "登录失败次数过多" in texts[3]
+    assert not any(c.isascii() and c.isalpha() for c in texts[3]), texts[3]
+
+    sign_in(page, stack)
+    token = page.evaluate("sessionStorage.getItem('eldercare.token')")
+    with stack.http() as client:
+        assert client.get("/api/v1/auth/me", headers={
+            "Authorization": f"Bearer {token}"}).status_code == 200
+    page.click("#logout")
+    page.locator("#login").wait_for(state="visible", timeout=10000)
+    with stack.http() as client:
+        resp = client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+        assert resp.status_code == 401 and resp.json()["code"] == "token_revoked"
+    ctx.close()

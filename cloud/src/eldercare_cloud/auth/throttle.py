@@ -37,14 +37,17 @@ class Verdict:
     retry_after_s: float = 0.0
 
 
-def delay_after(failures: int, policy: ThrottlePolicy) -> float:
-    if failures < policy.free:
+def delay_after(failures: int, policy: ThrottlePolicy, scale: int = 1) -> float:
+    free = policy.free * scale
+    if failures < free:
         return 0.0
-    return float(min(policy.max_delay_s, 2 ** (failures - policy.free)))
+    return float(min(policy.max_delay_s, 2 ** (failures - free)))
 
 
 async def check(conn: aiosqlite.Connection, key: str, now: datetime,
-                policy: ThrottlePolicy) -> Verdict:
+                policy: ThrottlePolicy, scale: int = 1) -> Verdict:
+    """May ``key`` try now? ``scale`` multiplies the free failures and the lock threshold
+    (an address may serve a whole monitoring centre, so it is throttled later)."""
     cur = await conn.execute("SELECT failures, last_failure_at, locked_until FROM"
                              " login_throttle WHERE key = ?", (key,))
     row = await cur.fetchone()
@@ -57,14 +60,14 @@ async def check(conn: aiosqlite.Connection, key: str, now: datetime,
     failures = int(row["failures"])
     if now - last > timedelta(seconds=policy.window_s):
         return Verdict(True)
-    wait = delay_after(failures, policy) - (now - last).total_seconds()
+    wait = delay_after(failures, policy, scale) - (now - last).total_seconds()
     if wait > 0:
         return Verdict(False, "delay", wait)
     return Verdict(True)
 
 
 async def fail(conn: aiosqlite.Connection, key: str, now: datetime, policy: ThrottlePolicy,
-               lock_after: int) -> bool:
+               scale: int = 1) -> bool:
     """Count a failure; True when this one locks the key."""
     cur = await conn.execute("SELECT failures, last_failure_at, locked_until FROM"
                              " login_throttle WHERE key = ?", (key,))
@@ -75,7 +78,7 @@ async def fail(conn: aiosqlite.Connection, key: str, now: datetime, policy: Thro
         expired_lock = row["locked_until"] is not None
         fresh = now - last <= timedelta(seconds=policy.window_s) and not expired_lock
         failures = int(row["failures"]) + 1 if fresh else 1
-    locks = failures >= lock_after
+    locks = failures >= policy.lock_after * scale
     locked_until = iso(now + timedelta(seconds=policy.lock_s)) if locks else None
     await conn.execute(
         "INSERT INTO login_throttle(key, failures, last_failure_at, locked_until)"

@@ -239,12 +239,12 @@ class UserService:
         """Check a password, throttled per account and per address (``auth.throttle``):
         a throttled or locked attempt is refused before any password is verified."""
         now = self._clock.now()
-        keys = [(f"user:{username.lower()}", self.policy.lock_after)]
+        keys = [(f"user:{username.lower()}", 1)]
         if address:
-            # an address may serve a whole centre: it locks later than one account
-            keys.append((f"addr:{address}", self.policy.lock_after * 3))
-        for key, _ in keys:
-            verdict = await throttle.check(self._db.conn, key, now, self.policy)
+            # an address may serve a whole centre: it is slowed and locked later
+            keys.append((f"addr:{address}", 3))
+        for key, scale in keys:
+            verdict = await throttle.check(self._db.conn, key, now, self.policy, scale)
             if not verdict.allowed:
                 locked = verdict.reason == "locked"
                 if locked:
@@ -266,8 +266,8 @@ class UserService:
         if not ok:
             locked_keys = []
             async with self._db.transaction() as conn:
-                for key, lock_after in keys:
-                    if await throttle.fail(conn, key, now, self.policy, lock_after):
+                for key, scale in keys:
+                    if await throttle.fail(conn, key, now, self.policy, scale):
                         locked_keys.append(key)
             for key in locked_keys:
                 await self._audit_login("login_locked", username,
