@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
 
 from eldercare_cloud.api import console_support, installer
@@ -51,6 +51,7 @@ from eldercare_cloud.errors import (
 from eldercare_cloud.notify.base import Channel
 from eldercare_cloud.notify.dispatcher import Dispatcher
 from eldercare_cloud.notify.factory import channels_from_settings
+from eldercare_cloud.notify.sms_outbox import SmsOutbox, render_page
 from eldercare_cloud.records import RecordsService
 from eldercare_cloud.registry import RegistryService
 from eldercare_cloud.settings import CloudSettings
@@ -98,9 +99,12 @@ def build_services(settings: CloudSettings, db: Database, *, clock: Clock | None
                         supervisor_escalation_s=settings.supervisor_escalation_s,
                         supervisors=users.supervisors)
     care = CareService(db, clock, audit_log, hub, ctx, wake_engine)
-    dispatcher = Dispatcher(db, clock, hub,
-                            channels if channels is not None
-                            else channels_from_settings(settings),
+    chans = dict(channels) if channels is not None else channels_from_settings(settings)
+    outbox = None
+    if settings.sms_provider == "outbox" and "sms" not in chans:
+        outbox = SmsOutbox(db, clock)
+        chans["sms"] = outbox
+    dispatcher = Dispatcher(db, clock, hub, chans,
                             max_attempts=settings.notify_max_attempts,
                             retry_base_s=settings.notify_retry_base_s)
     engine = CareEngine(settings, db, clock, registry_svc, care, dispatcher, store, ingest)
@@ -112,7 +116,7 @@ def build_services(settings: CloudSettings, db: Database, *, clock: Clock | None
         responder=ResponderService(db, clock, registry_svc, care, audit_log,
                                    settings.secret_key, settings.tenant),
         dispatcher=dispatcher, engine=engine,
-        records=RecordsService(db, clock, audit_log))
+        records=RecordsService(db, clock, audit_log), sms_outbox=outbox)
 
 
 async def migrate(services: Services) -> None:
@@ -122,6 +126,8 @@ async def migrate(services: Services) -> None:
     await services.audit.migrate()
     await services.hub.migrate()
     await services.care.migrate()
+    if services.sms_outbox is not None:
+        await services.sms_outbox.migrate()
 
 
 def create_app(settings: CloudSettings, db: Database | None = None, ingest: Any = None,
@@ -178,6 +184,15 @@ def create_app(settings: CloudSettings, db: Database | None = None, ingest: Any 
     api.include_router(console_support.router)
     api.include_router(installer.router)
     app.include_router(api)
+    if settings.sms_provider == "outbox":
+        @app.get("/dev/sms", include_in_schema=False, response_class=HTMLResponse)
+        async def sms_outbox_page(request: Request) -> HTMLResponse:
+            """The demo run's SMS outbox (settings refuse the outbox in production)."""
+            services: Services = request.app.state.services
+            assert services.sms_outbox is not None
+            return HTMLResponse(render_page(await services.sms_outbox.messages()),
+                                headers={"Cache-Control": "no-store"})
+
     mount_console(app, settings)
     return app
 

@@ -83,8 +83,9 @@ class CloudSettings(BaseSettings):
     #: (never the secret_key itself: a receiver holding that could forge tokens and links)
     webhook_secret: str = ""
     stream_heartbeat_s: float = Field(default=15.0, gt=0)
-    #: how SMS leave the cloud: not at all, an HTTP SMS gateway, or a GSM modem on a serial port
-    sms_provider: Literal["none", "http", "gsm"] = "none"
+    #: how SMS leave the cloud: not at all, an HTTP SMS gateway, a GSM modem on a serial
+    #: port, or (demo runs) kept in a loopback outbox listed at /dev/sms
+    sms_provider: Literal["none", "http", "gsm", "outbox"] = "none"
     sms_http_url: str | None = None
     sms_http_token: str | None = None
     sms_serial_port: str | None = None
@@ -132,6 +133,9 @@ class CloudSettings(BaseSettings):
         if self.environment == "production" and self.secret_key in PLACEHOLDER_SECRETS:
             raise ConfigError("ELDERCARE_CLOUD_SECRET_KEY must be set to a real secret in "
                               "production")
+        if self.environment == "production" and self.sms_provider == "outbox":
+            raise ConfigError("sms_provider=outbox keeps messages on a page for demos; "
+                              "production needs http or gsm")
         if self.environment == "production" and self.test_exit_after_commit:
             raise ConfigError("ELDERCARE_CLOUD_TEST_EXIT_AFTER_COMMIT is a test hook; "
                               "never set it in production")

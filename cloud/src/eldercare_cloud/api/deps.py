@@ -24,6 +24,7 @@ from eldercare_cloud.care.service import CareService
 from eldercare_cloud.db import Database
 from eldercare_cloud.errors import AuthenticationError, PermissionDeniedError
 from eldercare_cloud.notify.dispatcher import Dispatcher
+from eldercare_cloud.notify.sms_outbox import SmsOutbox
 from eldercare_cloud.records import RecordsService
 from eldercare_cloud.registry import RegistryService
 from eldercare_cloud.settings import CloudSettings
@@ -44,6 +45,8 @@ class Services:
     dispatcher: Dispatcher
     engine: CareEngine
     records: RecordsService
+    #: the demo run's loopback SMS channel (sms_provider=outbox), else None
+    sms_outbox: SmsOutbox | None = None
 
 
 def get_services(request: Request) -> Services:
