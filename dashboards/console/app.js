@@ -62,14 +62,21 @@ async function ensureLogin() {
       const data = new FormData(form);
       $("login-error").textContent = "";
       try {
-        await login(String(data.get("username")), String(data.get("password")));
+        await login(String(data.get("username")), String(data.get("password")),
+          String(data.get("totp") || ""));
         state.me = await api("/api/v1/auth/me");
         form.removeEventListener("submit", onSubmit);
         dlg.close();
         form.reset();
         resolve();
       } catch (err) {
-        $("login-error").textContent = err.status === 401 ? t("auth.wrong") : err.message;
+        if (err.code === "totp_required" || err.code === "totp_wrong") {
+          // two-factor account: the password was right, now the authenticator's code
+          $("login-totp").hidden = false;
+          $("login-totp").querySelector("input").focus();
+        }
+        $("login-error").textContent = err.code === "wrong_credentials" || (!err.code && err.status === 401)
+          ? t("auth.wrong") : err.message;
       }
     });
     dlg.addEventListener("cancel", (e) => e.preventDefault());

@@ -72,10 +72,10 @@ export async function api(path, { method = "GET", body, form, token = session.to
   return data;
 }
 
-export async function login(username, password) {
-  const tok = await api("/api/v1/auth/token", {
-    method: "POST", form: { username, password, grant_type: "password" }, token: null,
-  });
+export async function login(username, password, totp = "") {
+  const form = { username, password, grant_type: "password" };
+  if (totp) form.totp = totp;
+  const tok = await api("/api/v1/auth/token", { method: "POST", form, token: null });
   session.token = tok.access_token;
   return tok;
 }

@@ -5,10 +5,11 @@ user's own password change, and the stable error codes the pages translate."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pyotp
 import pytest
 from care_support import PASSWORD, Running, care_settings, mint_tokens, serve
 
@@ -168,3 +169,41 @@ async def test_errors_carry_a_stable_code(http: Running) -> None:
         assert isinstance(resp.json()["detail"], list)
         resp = await client.get("/api/v1/alerts")
         assert resp.status_code == 401 and resp.json()["code"] == "unauthenticated"
+
+
+async def test_two_factor_sign_in(http: Running) -> None:
+    clock = http.clock
+    assert clock is not None
+    async with httpx.AsyncClient(base_url=http.url) as client:
+        token = (await sign_in(client, "admin", PASSWORD)).json()["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        resp = await client.post("/api/v1/auth/totp/setup", headers=auth)
+        assert resp.status_code == 200, resp.text
+        secret = resp.json()["secret"]
+        assert resp.json()["otpauth_uri"].startswith("otpauth://totp/")
+        totp = pyotp.TOTP(secret)
+        resp = await client.post("/api/v1/auth/totp/enable", headers=auth,
+                                 json={"code": f"{(int(totp.at(clock.now())) + 1) % 10**6:06d}"})
+        assert (resp.status_code, resp.json()["code"]) == (422, "totp_wrong")
+        # not in force until confirmed: the password alone still works
+        assert (await sign_in(client, "admin", PASSWORD)).status_code == 200
+        resp = await client.post("/api/v1/auth/totp/enable", headers=auth,
+                                 json={"code": totp.at(clock.now())})
+        assert resp.status_code == 204
+        me = await client.get("/api/v1/auth/me", headers=auth)
+        assert me.json()["totp_enabled"] is True
+
+        resp = await sign_in(client, "admin", PASSWORD)
+        assert (resp.status_code, resp.json()["code"]) == (401, "totp_required")
+        clock.advance(90)  # codes follow the injected clock, not the wall clock
+        stale = totp.at(clock.now() - timedelta(seconds=90))
+        resp = await client.post("/api/v1/auth/token", data={
+            "username": "admin", "password": PASSWORD, "totp": stale})
+        assert (resp.status_code, resp.json()["code"]) == (401, "totp_wrong")
+        resp = await client.post("/api/v1/auth/token", data={
+            "username": "admin", "password": PASSWORD, "totp": totp.at(clock.now())})
+        assert resp.status_code == 200, resp.text
+        # a right code with a wrong password is still a wrong password
+        resp = await client.post("/api/v1/auth/token", data={
+            "username": "admin", "password": "nope", "totp": totp.at(clock.now())})
+        assert (resp.status_code, resp.json()["code"]) == (401, "wrong_credentials")

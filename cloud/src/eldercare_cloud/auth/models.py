@@ -92,6 +92,7 @@ class UserPublic(BaseModel):
     tenant: str
     display_name: str
     phone: str | None = None
+    totp_enabled: bool = False
     active: bool
     district_ids: list[str]
     resident_ids: list[str]
@@ -103,6 +104,18 @@ class PasswordChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
     current_password: str = Field(min_length=1, max_length=256)
     new_password: str = Field(min_length=8, max_length=256)
+
+
+class TotpSetup(BaseModel):
+    """Shown once: the secret for an authenticator app (also as an otpauth:// URI)."""
+
+    secret: str
+    otpauth_uri: str
+
+
+class TotpCode(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(pattern=r"^[0-9]{6}$")
 
 
 class Token(BaseModel):

@@ -13,6 +13,7 @@ import secrets
 from datetime import UTC, datetime, timedelta
 
 import aiosqlite
+import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
@@ -23,6 +24,7 @@ from eldercare_cloud.auth.models import (
     Principal,
     Role,
     Token,
+    TotpSetup,
     UserCreate,
     UserPublic,
     UserUpdate,
@@ -78,6 +80,10 @@ CREATE TABLE revoked_tokens (
     expires_at TEXT NOT NULL
 );
 CREATE INDEX revoked_tokens_expiry ON revoked_tokens(expires_at)
+""",
+    """
+ALTER TABLE users ADD COLUMN totp_secret TEXT;
+ALTER TABLE users ADD COLUMN totp_enabled INTEGER NOT NULL DEFAULT 0
 """,
 ]
 
@@ -219,7 +225,8 @@ class UserService:
         links = await self._links(row["id"])
         return UserPublic(id=row["id"], username=row["username"], role=Role(row["role"]),
                           tenant=row["tenant"], display_name=row["display_name"],
-                          phone=row["phone"], active=bool(row["active"]),
+                          phone=row["phone"], totp_enabled=bool(row["totp_enabled"]),
+                          active=bool(row["active"]),
                           district_ids=sorted(links[0]),
                           resident_ids=sorted(links[1]), contact_ids=sorted(links[2]),
                           created_at=parse_iso(row["created_at"]))
@@ -235,7 +242,7 @@ class UserService:
         return out[0], out[1], out[2]
 
     async def authenticate(self, username: str, password: str,
-                           address: str | None = None) -> Token:
+                           address: str | None = None, totp: str | None = None) -> Token:
         """Check a password, throttled per account and per address (``auth.throttle``):
         a throttled or locked attempt is refused before any password is verified."""
         now = self._clock.now()
@@ -263,6 +270,14 @@ class UserService:
             ok = row is not None and bool(row["active"])
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             ok = False
+        second_factor: str | None = None
+        if ok and row is not None and row["totp_enabled"]:
+            if not totp:
+                # the password was right: ask for the code (not counted as a failure)
+                raise AuthenticationError("a one-time code is required for this account",
+                                          code="totp_required")
+            if not self._totp_ok(row["totp_secret"], totp, now):
+                ok, second_factor = False, "totp_wrong"
         if not ok:
             locked_keys = []
             async with self._db.transaction() as conn:
@@ -273,11 +288,53 @@ class UserService:
                 await self._audit_login("login_locked", username,
                                         f"{key} locked for {self.policy.lock_s:g} s after"
                                         f" repeated failures; from {address or '?'}")
+            if second_factor is not None:
+                raise AuthenticationError("wrong one-time code", code=second_factor)
             raise AuthenticationError("wrong username or password", code="wrong_credentials")
         async with self._db.transaction() as conn:
             await throttle.clear(conn, keys[0][0])
         assert row is not None
         return self._issue(row)
+
+    @staticmethod
+    def _totp_ok(secret: str | None, code: str, now: datetime) -> bool:
+        """RFC 6238 codes of 30 s, one step of clock drift either way, at the injected
+        clock's time (pyotp would read the wall clock otherwise)."""
+        if not secret or not code.strip().isdigit():
+            return False
+        return bool(pyotp.TOTP(secret).verify(code.strip(), for_time=now, valid_window=1))
+
+    async def totp_setup(self, p: Principal) -> TotpSetup:
+        """A new secret for the user's authenticator app; not in force until confirmed with
+        a code (``totp_enable``), so a half-done setup never locks anyone out."""
+        secret = pyotp.random_base32()
+        async with self._db.transaction() as conn:
+            await conn.execute("UPDATE users SET totp_secret = ?, totp_enabled = 0"
+                               " WHERE id = ? AND totp_enabled = 0", (secret, p.user_id))
+            cur = await conn.execute("SELECT totp_enabled FROM users WHERE id = ?",
+                                     (p.user_id,))
+            row = await cur.fetchone()
+        if row is not None and row[0]:
+            raise ConflictError("two-factor sign-in is already on for this account",
+                                code="totp_already_enabled")
+        uri = pyotp.TOTP(secret).provisioning_uri(name=p.username, issuer_name="安心守护")
+        return TotpSetup(secret=secret, otpauth_uri=uri)
+
+    async def totp_enable(self, p: Principal, code: str) -> None:
+        cur = await self._db.conn.execute("SELECT totp_secret, totp_enabled FROM users"
+                                          " WHERE id = ?", (p.user_id,))
+        row = await cur.fetchone()
+        if row is None or not row["totp_secret"]:
+            raise ConflictError("start the setup first", code="totp_not_set_up")
+        if not self._totp_ok(row["totp_secret"], code, self._clock.now()):
+            raise InvalidRequestError("wrong one-time code", code="totp_wrong")
+        async with self._db.transaction() as conn:
+            await conn.execute("UPDATE users SET totp_enabled = 1 WHERE id = ?", (p.user_id,))
+        if self._audit is not None:
+            await self._audit.record(tenant=p.tenant, actor=p.actor, actor_name=p.username,
+                                     role=p.role.value, action="totp_enabled",
+                                     record_type="user", record_id=p.user_id,
+                                     reason="two-factor sign-in switched on")
 
     def _issue(self, row: aiosqlite.Row) -> Token:
         expires = self._clock.now() + timedelta(seconds=self._ttl)
