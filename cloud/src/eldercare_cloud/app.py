@@ -53,6 +53,7 @@ from eldercare_cloud.notify.dispatcher import Dispatcher
 from eldercare_cloud.notify.factory import channels_from_settings
 from eldercare_cloud.notify.sms_outbox import SmsOutbox, render_page
 from eldercare_cloud.records import RecordsService
+from eldercare_cloud.records.privacy import PrivacyService
 from eldercare_cloud.registry import RegistryService
 from eldercare_cloud.settings import CloudSettings
 from eldercare_cloud.stream import StreamHub
@@ -116,7 +117,10 @@ def build_services(settings: CloudSettings, db: Database, *, clock: Clock | None
         responder=ResponderService(db, clock, registry_svc, care, audit_log,
                                    settings.secret_key, settings.tenant),
         dispatcher=dispatcher, engine=engine,
-        records=RecordsService(db, clock, audit_log), sms_outbox=outbox)
+        records=RecordsService(db, clock, audit_log), sms_outbox=outbox,
+        privacy=PrivacyService(db, clock, audit_log, registry_svc, care,
+                               store.telemetry if store is not None else None,
+                               outbox is not None))
 
 
 async def migrate(services: Services) -> None:

@@ -70,6 +70,8 @@ class CloudSettings(BaseSettings):
     #: an alert nobody at the centre acknowledged within this goes to the shift
     #: supervisors, on screen and by SMS (0: never)
     supervisor_escalation_s: int = Field(default=60, ge=0, le=3600)
+    #: telemetry older than this is purged once a day (0: kept for ever)
+    telemetry_retention_days: int = Field(default=365, ge=0, le=36500)
     responder_link_ttl_s: int = Field(default=24 * 3600, ge=60)
     access_token_ttl_s: int = Field(default=8 * 3600, ge=60)
     care_poll_s: float = Field(default=1.0, gt=0, le=60)

@@ -26,6 +26,7 @@ from eldercare_cloud.errors import AuthenticationError, PermissionDeniedError
 from eldercare_cloud.notify.dispatcher import Dispatcher
 from eldercare_cloud.notify.sms_outbox import SmsOutbox
 from eldercare_cloud.records import RecordsService
+from eldercare_cloud.records.privacy import PrivacyService
 from eldercare_cloud.registry import RegistryService
 from eldercare_cloud.settings import CloudSettings
 from eldercare_cloud.stream import StreamHub
@@ -47,6 +48,7 @@ class Services:
     records: RecordsService
     #: the demo run's loopback SMS channel (sms_provider=outbox), else None
     sms_outbox: SmsOutbox | None = None
+    privacy: PrivacyService | None = None
 
 
 def get_services(request: Request) -> Services:

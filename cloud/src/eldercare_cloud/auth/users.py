@@ -423,3 +423,8 @@ async def _set_links(conn: aiosqlite.Connection, user_id: str, district_ids: lis
         await conn.execute("INSERT OR IGNORE INTO user_residents VALUES (?, ?)", (user_id, r))
     for c in set(contact_ids):
         await conn.execute("UPDATE contacts SET user_id = ? WHERE id = ?", (user_id, c))
+
+
+async def unlink_resident(conn: aiosqlite.Connection, resident_id: str) -> None:
+    """A resident's erasure: family accounts no longer point at them."""
+    await conn.execute("DELETE FROM user_residents WHERE resident_id = ?", (resident_id,))

@@ -43,6 +43,7 @@ from eldercare_cloud.ingest.models import (
 from eldercare_cloud.notify.dispatcher import Dispatcher
 from eldercare_cloud.registry import RegistryService
 from eldercare_cloud.settings import CloudSettings
+from eldercare_cloud.telemetry import sqlite as telemetry_sqlite
 from eldercare_protocols.events import ACTIVITY_KINDS, EventKind
 from eldercare_protocols.uplink import GatewayConfig
 
@@ -103,6 +104,7 @@ class CareEngine:
         self._next_rules: datetime | None = None
         self._next_config_try: datetime | None = None
         self._next_maintenance: datetime | None = None
+        self._next_retention: datetime | None = None
         self._maintenance_ready = False
         self.failures = 0
 
@@ -194,6 +196,9 @@ class CareEngine:
                 await self.run_maintenance()
                 self._next_maintenance = now + timedelta(
                     seconds=self._settings.maintenance_scan_interval_s)
+            if self._next_retention is None or now >= self._next_retention:
+                await self.run_retention()
+                self._next_retention = now + timedelta(hours=24)
             await self.run_due()
             await self.run_supervision()
             await self.publish_configs()
@@ -450,6 +455,18 @@ class CareEngine:
         if moved:
             self._care.committed()
         return moved
+
+    async def run_retention(self) -> int:
+        """Telemetry older than ``telemetry_retention_days`` goes (once a day)."""
+        days = self._settings.telemetry_retention_days
+        if days <= 0 or self._store is None:
+            return 0
+        async with self._db.transaction() as conn:
+            purged = await telemetry_sqlite.purge_before(
+                conn, self._clock.now() - timedelta(days=days))
+        if purged:
+            log.info("purged %d telemetry rows older than %d days", purged, days)
+        return purged
 
     async def run_supervision(self) -> int:
         """Alerts nobody acknowledged in time go to the district's shift supervisors."""

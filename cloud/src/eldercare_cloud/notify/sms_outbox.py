@@ -14,6 +14,7 @@ import html
 import re
 from datetime import datetime
 
+import aiosqlite
 from pydantic import BaseModel, ConfigDict
 
 from eldercare_cloud.care.clock import Clock, iso, parse_iso
@@ -113,3 +114,11 @@ a.link {{ color: #1d4ed8; }}
 {rows}
 </ul></body></html>
 """
+
+
+async def erase(conn: aiosqlite.Connection, phones: list[str], names: list[str]) -> None:
+    """A resident's erasure on a demo run: messages to their contacts or naming them."""
+    for phone in phones:
+        await conn.execute("DELETE FROM sms_outbox WHERE to_address = ?", (phone,))
+    for name in names:
+        await conn.execute("DELETE FROM sms_outbox WHERE text LIKE ?", (f"%{name}%",))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -117,3 +118,14 @@ def _scope(p: Principal) -> tuple[str, list[Any]]:
         clause, params = in_clause("value", p.contact_ids)
         return f"EXISTS (SELECT 1 FROM json_each(contact_ids) WHERE {clause})", params
     return "0", []
+
+
+async def forget(conn: aiosqlite.Connection, alert_ids: Sequence[str],
+                 resident_id: str) -> None:
+    """A resident's erasure: their events (which carry names and addresses) leave the
+    stream, inside the erasure's transaction."""
+    await conn.execute("DELETE FROM stream_events WHERE resident_id = ?", (resident_id,))
+    if alert_ids:
+        marks = ",".join("?" for _ in alert_ids)
+        await conn.execute(f"DELETE FROM stream_events WHERE alert_id IN ({marks})",
+                           tuple(alert_ids))

@@ -11,6 +11,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
+from fastapi.responses import JSONResponse
 
 from eldercare_cloud.api.deps import CurrentUser, ServicesDep, roles
 from eldercare_cloud.auth.models import Role
@@ -19,6 +20,7 @@ from eldercare_cloud.care.models import AlertKind, ClosureCode
 from eldercare_cloud.records import export
 from eldercare_cloud.records.kpi import LOCAL_TZ
 from eldercare_cloud.records.models import CasePage, CaseRecord, Handover, KpiReport, ReviewState
+from eldercare_cloud.records.privacy import EraseRequest, ErasureReport
 from eldercare_cloud.records.sources import register
 
 router = APIRouter(prefix="/records", tags=["records"])
@@ -114,3 +116,25 @@ async def handover(services: ServicesDep, user: CurrentUser,
     following up (unsigned resolutions, unanswered alerts, failed messages...)."""
     since = services.clock.now() - timedelta(hours=hours)
     return await services.records.handover(user, since)
+
+
+@router.get("/residents/{resident_id}/export", **roles(Role.ADMIN),
+            responses={200: {"content": {"application/json": {}}}})
+async def export_resident(services: ServicesDep, user: CurrentUser,
+                          resident_id: str) -> JSONResponse:
+    """One resident's full record (registry, alerts with timelines, telemetry, audit), as a
+    JSON file; the export itself is audited."""
+    assert services.privacy is not None
+    data = await services.privacy.export(user, resident_id)
+    return JSONResponse(data, headers={
+        "Content-Disposition": f'attachment; filename="resident-{resident_id}.json"'})
+
+
+@router.post("/residents/{resident_id}/erase", response_model=ErasureReport,
+             **roles(Role.ADMIN))
+async def erase_resident(services: ServicesDep, user: CurrentUser, resident_id: str,
+                         body: EraseRequest) -> ErasureReport:
+    """Erase a resident on request: personal data and telemetry go; alerts stay as
+    anonymous facts so statistics keep their counts. Cannot be undone; audited."""
+    assert services.privacy is not None
+    return await services.privacy.erase(user, resident_id, body)
