@@ -62,6 +62,10 @@ export class HistoryView {
         option("", t("history.any")), this.communities.map((c) => option(c.id, c.name)))),
       h("label", {}, h("span", {}, t("history.closure")), h("select", { name: "closure_code" },
         option("", t("history.any")), CLOSURE_CODES.map((c) => option(c, tx("closure", c))))),
+      h("label", {}, h("span", {}, t("history.responder")),
+        h("input", { name: "responder", type: "search", maxlength: 64, size: 8 })),
+      h("label", {}, h("span", {}, t("history.operators")),
+        h("input", { name: "operator", type: "search", maxlength: 64, size: 8 })),
       h("label", {}, h("span", {}, t("history.since")), h("input", { name: "since", type: "date" })),
       h("label", {}, h("span", {}, t("history.until")), h("input", { name: "until", type: "date" })),
       h("label", { class: "check" }, h("input", { name: "mine", type: "checkbox", value: "1" }),
@@ -78,7 +82,8 @@ export class HistoryView {
   query() {
     const data = new FormData(this.form);
     const params = new URLSearchParams();
-    for (const key of ["q", "state", "kind", "community_id", "closure_code", "since", "until"]) {
+    for (const key of ["q", "state", "kind", "community_id", "closure_code", "responder",
+      "operator", "since", "until"]) {
       const v = String(data.get(key) || "").trim();
       if (v) params.set(key, v);
     }

@@ -4,6 +4,9 @@ user's own password change, and the stable error codes the pages translate."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -207,3 +210,36 @@ async def test_two_factor_sign_in(http: Running) -> None:
         resp = await client.post("/api/v1/auth/token", data={
             "username": "admin", "password": "nope", "totp": totp.at(clock.now())})
         assert (resp.status_code, resp.json()["code"]) == (401, "wrong_credentials")
+
+
+async def test_administrators_must_enrol_when_two_factor_is_required(
+        tmp_path: Path, care_db: Path, care_template: tuple[Path, dict[str, str]]) -> None:
+    settings = care_settings(tmp_path, admin_totp_required=True)
+    clock = ManualClock(T0)
+    async with serve(care_db, settings, clock, care_template[1]) as running, \
+            httpx.AsyncClient(base_url=running.url) as client:
+        resp = await sign_in(client, "admin", PASSWORD)
+        assert (resp.status_code, resp.json()["code"]) == (401, "totp_enrollment_required")
+        assert (await sign_in(client, "operator", PASSWORD)).status_code == 200
+        # the command line (eldercare-cloud user totp) enrols them
+        setup = await running.services.users.totp_enrol("admin")
+        resp = await client.post("/api/v1/auth/token", data={
+            "username": "admin", "password": PASSWORD,
+            "totp": pyotp.TOTP(setup.secret).at(clock.now())})
+        assert resp.status_code == 200, resp.text
+
+
+def test_cli_enrols_two_factor(tmp_path: Path) -> None:
+    env = {**os.environ, "ELDERCARE_CLOUD_DATA_DIR": str(tmp_path)}
+    cli = [sys.executable, "-m", "eldercare_cloud.cli", "user"]
+    added = subprocess.run([*cli, "add", "--username", "root", "--role", "admin",
+                            "--password-stdin"], input="a long enough password\n",
+                           capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert added.returncode == 0, added.stderr
+    out = subprocess.run([*cli, "totp", "--username", "root"], capture_output=True, text=True,
+                         env=env, timeout=60, check=False)
+    assert out.returncode == 0, out.stderr
+    assert "otpauth://totp/" in out.stdout and "secret: " in out.stdout
+    missing = subprocess.run([*cli, "totp", "--username", "nobody"], capture_output=True,
+                             text=True, env=env, timeout=60, check=False)
+    assert missing.returncode == 1 and "not found" in missing.stderr

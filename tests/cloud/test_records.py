@@ -276,6 +276,8 @@ async def test_a_responder_resolved_case_waits_for_review_then_closes(
                 ({"closure_code": "false_alarm"}, False), ({"operator_id": operator_id}, True),
                 ({"operator_id": care_http.user_ids["admin"]}, False),
                 ({"responder_id": SON}, True), ({"q": "王秀"}, True), ({"q": "nobody"}, False),
+                ({"responder": "李建"}, True), ({"responder": "张"}, False),
+                ({"operator": "OPERATOR"}, True), ({"operator": "admin"}, False),
                 ({"kind": "sos", "community_id": "C-XH-CY"}, True),
                 ({"community_id": "C-XH-GD"}, False),
                 ({"since": str(today), "until": str(today)}, True),

@@ -32,6 +32,7 @@ from eldercare_cloud.api.routes import (
     users,
 )
 from eldercare_cloud.audit import AuditLog
+from eldercare_cloud.auth.models import Role
 from eldercare_cloud.auth.users import UserService
 from eldercare_cloud.care.clock import Clock, SystemClock
 from eldercare_cloud.care.engine import CareEngine, IngestLink, IngestReader
@@ -91,7 +92,9 @@ def build_services(settings: CloudSettings, db: Database, *, clock: Clock | None
 
     registry_svc = RegistryService(db, clock, audit_log, settings.tenant, wake_engine)
     users = UserService(db, clock, settings.secret_key, settings.tenant,
-                        settings.access_token_ttl_s, audit=audit_log)
+                        settings.access_token_ttl_s, audit=audit_log,
+                        totp_required=frozenset({Role.ADMIN}) if settings.admin_totp_required
+                        else frozenset())
     ctx = LadderContext(registry=registry_svc, hub=hub, secret_key=settings.secret_key,
                         public_base_url=settings.public_base_url,
                         link_ttl_s=settings.responder_link_ttl_s,

@@ -72,3 +72,22 @@ def list_users() -> None:
         scope = ",".join(user.district_ids + user.resident_ids + user.contact_ids) or "-"
         state = "active" if user.active else "inactive"
         typer.echo(f"{user.username}\t{user.role.value}\t{scope}\t{state}")
+
+
+@user_app.command("totp")
+def totp(username: Annotated[str, typer.Option("--username", help="login name")]) -> None:
+    """Switch two-factor sign-in on for a user and print the secret for their app (once)."""
+    async def enrol() -> str:
+        from eldercare_cloud.app import build_services, migrate
+
+        settings = CloudSettings()
+        async with Database(settings.db_path) as db:
+            services = build_services(settings, db, channels={})
+            await migrate(services)
+            setup = await services.users.totp_enrol(username)
+            return f"secret: {setup.secret}\nuri:    {setup.otpauth_uri}"
+    try:
+        typer.echo(asyncio.run(enrol()))
+    except CloudError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc

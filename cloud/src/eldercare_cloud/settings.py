@@ -70,6 +70,9 @@ class CloudSettings(BaseSettings):
     #: an alert nobody at the centre acknowledged within this goes to the shift
     #: supervisors, on screen and by SMS (0: never)
     supervisor_escalation_s: int = Field(default=60, ge=0, le=3600)
+    #: administrators must sign in with a one-time code (enrol them first with
+    #: ``eldercare-cloud user totp --username NAME``); operators may opt in
+    admin_totp_required: bool = False
     #: telemetry older than this is purged once a day (0: kept for ever)
     telemetry_retention_days: int = Field(default=365, ge=0, le=36500)
     responder_link_ttl_s: int = Field(default=24 * 3600, ge=60)

@@ -102,8 +102,10 @@ def _dummy_hash() -> str:
 class UserService:
     def __init__(self, db: Database, clock: Clock, secret_key: str, tenant: str,
                  token_ttl_s: int, audit: AuditLog | None = None,
-                 policy: throttle.ThrottlePolicy | None = None) -> None:
+                 policy: throttle.ThrottlePolicy | None = None,
+                 totp_required: frozenset[Role] = frozenset()) -> None:
         self._audit = audit
+        self._totp_required = totp_required
         self.policy = policy or throttle.ThrottlePolicy()
         self._db = db
         self._clock = clock
@@ -271,6 +273,11 @@ class UserService:
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             ok = False
         second_factor: str | None = None
+        if (ok and row is not None and not row["totp_enabled"]
+                and Role(row["role"]) in self._totp_required):
+            raise AuthenticationError(
+                "two-factor sign-in is required for this role: enrol with"
+                " `eldercare-cloud user totp`", code="totp_enrollment_required")
         if ok and row is not None and row["totp_enabled"]:
             if not totp:
                 # the password was right: ask for the code (not counted as a failure)
@@ -318,6 +325,18 @@ class UserService:
             raise ConflictError("two-factor sign-in is already on for this account",
                                 code="totp_already_enabled")
         uri = pyotp.TOTP(secret).provisioning_uri(name=p.username, issuer_name="安心守护")
+        return TotpSetup(secret=secret, otpauth_uri=uri)
+
+    async def totp_enrol(self, username: str) -> TotpSetup:
+        """Command-line enrolment (whoever runs it has the server): a new secret, in force
+        at once. For the first admin of a deployment that requires two-factor sign-in."""
+        secret = pyotp.random_base32()
+        async with self._db.transaction() as conn:
+            cur = await conn.execute("UPDATE users SET totp_secret = ?, totp_enabled = 1"
+                                     " WHERE username = ?", (secret, username))
+            if not cur.rowcount:
+                raise NotFoundError(f"user {username} not found")
+        uri = pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name="安心守护")
         return TotpSetup(secret=secret, otpauth_uri=uri)
 
     async def totp_enable(self, p: Principal, code: str) -> None:

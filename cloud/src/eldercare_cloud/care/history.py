@@ -50,6 +50,9 @@ class HistoryFilter:
     operator_id: str | None = None
     #: a contact id: cases this responder accepted
     responder_id: str | None = None
+    #: part of a name: cases whose accepting responder / acting staff member matches
+    responder_q: str | None = None
+    operator_q: str | None = None
     #: resolved (待复核) or closed (已结案); None: both
     status: str | None = None
 
@@ -81,6 +84,14 @@ def _where(p: Principal, f: HistoryFilter) -> tuple[str, list[Any]]:
     if f.until is not None:
         where.append("a.opened_at < ?")
         params.append(iso(f.until))
+    if f.responder_q:
+        where.append("EXISTS (SELECT 1 FROM ladder_offers o WHERE o.alert_id = a.id"
+                     " AND o.status = 'accepted' AND lower(o.name) LIKE ?)")
+        params.append(f"%{f.responder_q.lower()}%")
+    if f.operator_q:
+        where.append("EXISTS (SELECT 1 FROM alert_timeline t WHERE t.alert_id = a.id"
+                     " AND t.actor LIKE ? AND lower(t.actor_name) LIKE ?)")
+        params.extend(["user:%", f"%{f.operator_q.lower()}%"])
     if f.operator_id is not None:
         where.append("EXISTS (SELECT 1 FROM alert_timeline t WHERE t.alert_id = a.id"
                      " AND t.actor = ?)")

@@ -47,7 +47,12 @@ async def history(services: ServicesDep, user: CurrentUser,
                   since: Annotated[date | None, Query(description="first day, local")] = None,
                   until: Annotated[date | None, Query(description="last day, local")] = None,
                   closure_code: ClosureCode | None = None, operator_id: Ref = None,
-                  responder_id: Ref = None, state: ReviewState | None = None,
+                  responder_id: Ref = None,
+                  responder: Annotated[str | None, Query(max_length=64,
+                                                         description="part of a name")] = None,
+                  operator: Annotated[str | None, Query(max_length=64,
+                                                        description="part of a name")] = None,
+                  state: ReviewState | None = None,
                   limit: Annotated[int, Query(ge=1, le=200)] = 50,
                   offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> CasePage:
     """Resolved (待复核) and closed (已结案) cases, newest first."""
@@ -57,6 +62,8 @@ async def history(services: ServicesDep, user: CurrentUser,
                       community_id=community_id, since=_day(since), until=_day(until, 1),
                       closure_code=closure_code.value if closure_code else None,
                       operator_id=operator_id, responder_id=responder_id,
+                      responder_q=responder.strip() if responder and responder.strip() else None,
+                      operator_q=operator.strip() if operator and operator.strip() else None,
                       status=status[state] if state else None)
     return await services.records.history(user, f, limit=limit, offset=offset)
 
