@@ -245,6 +245,9 @@ function switchLanguage() {
 
 function onStreamEvent(type, data) {
   const id = store.apply(type, data);
+  if (type === "account.locked" && data) {
+    toast(t("toast.account_locked", { name: data.username || "" }), true);
+  }
   if (type === "alert.supervisor" && data && data.alert) {
     // nobody answered in time: loud for everyone on shift, and the supervisor's to take
     toast(t("toast.supervisor", { name: data.alert.resident_name || data.alert.gateway_id || "",

@@ -73,6 +73,14 @@ async def test_thirty_wrong_passwords_are_throttled_then_locked_and_audited(
         assert "login_locked" in actions and "login_refused" in actions
         locked = next(e for e in audit if e.action == "login_locked")
         assert "user:operator" in locked.reason and "127.0.0.1" in locked.reason
+        # and a note to the administrators on their live stream (only theirs)
+        admin = await http.services.users.principal(http.tokens["admin"])
+        events, _ = await http.services.hub.events_after(admin, 0)
+        notes = [e for e in events if e.type == "account.locked"]
+        assert len(notes) == 1 and notes[0].data["username"] == "operator"
+        op = await http.services.users.principal(http.tokens["operator_other"])
+        events, _ = await http.services.hub.events_after(op, 0)
+        assert not [e for e in events if e.type == "account.locked"]
 
         # after the lock the right password works, and the slate is clean
         clock.advance(15 * 60 + 1)

@@ -94,7 +94,7 @@ def build_services(settings: CloudSettings, db: Database, *, clock: Clock | None
     users = UserService(db, clock, settings.secret_key, settings.tenant,
                         settings.access_token_ttl_s, audit=audit_log,
                         totp_required=frozenset({Role.ADMIN}) if settings.admin_totp_required
-                        else frozenset())
+                        else frozenset(), hub=hub)
     ctx = LadderContext(registry=registry_svc, hub=hub, secret_key=settings.secret_key,
                         public_base_url=settings.public_base_url,
                         link_ttl_s=settings.responder_link_ttl_s,

@@ -49,7 +49,7 @@ async def check(conn: aiosqlite.Connection, key: str, now: datetime,
     """May ``key`` try now? ``scale`` multiplies the free failures and the lock threshold
     (an address may serve a whole monitoring centre, so it is throttled later)."""
     cur = await conn.execute("SELECT failures, last_failure_at, locked_until FROM"
-                             " login_throttle WHERE key = ?", (key,))
+                             " login_throttle WHERE subject = ?", (key,))
     row = await cur.fetchone()
     if row is None:
         return Verdict(True)
@@ -70,7 +70,7 @@ async def fail(conn: aiosqlite.Connection, key: str, now: datetime, policy: Thro
                scale: int = 1) -> bool:
     """Count a failure; True when this one locks the key."""
     cur = await conn.execute("SELECT failures, last_failure_at, locked_until FROM"
-                             " login_throttle WHERE key = ?", (key,))
+                             " login_throttle WHERE subject = ?", (key,))
     row = await cur.fetchone()
     failures = 1
     if row is not None:
@@ -81,12 +81,12 @@ async def fail(conn: aiosqlite.Connection, key: str, now: datetime, policy: Thro
     locks = failures >= policy.lock_after * scale
     locked_until = iso(now + timedelta(seconds=policy.lock_s)) if locks else None
     await conn.execute(
-        "INSERT INTO login_throttle(key, failures, last_failure_at, locked_until)"
-        " VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET failures = excluded.failures,"
+        "INSERT INTO login_throttle(subject, failures, last_failure_at, locked_until)"
+        " VALUES (?, ?, ?, ?) ON CONFLICT (subject) DO UPDATE SET failures = excluded.failures,"
         " last_failure_at = excluded.last_failure_at, locked_until = excluded.locked_until",
         (key, 0 if locks else failures, iso(now), locked_until))
     return locks
 
 
 async def clear(conn: aiosqlite.Connection, key: str) -> None:
-    await conn.execute("DELETE FROM login_throttle WHERE key = ?", (key,))
+    await conn.execute("DELETE FROM login_throttle WHERE subject = ?", (key,))

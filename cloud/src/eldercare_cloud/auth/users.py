@@ -39,6 +39,7 @@ from eldercare_cloud.errors import (
     NotFoundError,
     ThrottledError,
 )
+from eldercare_cloud.stream import StreamHub
 
 MIGRATIONS: list[str] = [
     """
@@ -69,7 +70,7 @@ ALTER TABLE users ADD COLUMN phone TEXT
 """,
     """
 CREATE TABLE login_throttle (
-    key TEXT PRIMARY KEY,
+    subject TEXT PRIMARY KEY,
     failures INTEGER NOT NULL,
     last_failure_at TEXT NOT NULL,
     locked_until TEXT
@@ -103,8 +104,10 @@ class UserService:
     def __init__(self, db: Database, clock: Clock, secret_key: str, tenant: str,
                  token_ttl_s: int, audit: AuditLog | None = None,
                  policy: throttle.ThrottlePolicy | None = None,
-                 totp_required: frozenset[Role] = frozenset()) -> None:
+                 totp_required: frozenset[Role] = frozenset(),
+                 hub: StreamHub | None = None) -> None:
         self._audit = audit
+        self._hub = hub
         self._totp_required = totp_required
         self.policy = policy or throttle.ThrottlePolicy()
         self._db = db
@@ -291,6 +294,14 @@ class UserService:
                 for key, scale in keys:
                     if await throttle.fail(conn, key, now, self.policy, scale):
                         locked_keys.append(key)
+                if locked_keys and self._hub is not None:
+                    # a note to the administrators: an event with no district reaches
+                    # admins only (stream scope)
+                    await self._hub.append(conn, "account.locked", {
+                        "username": username[:64], "locked": locked_keys,
+                        "address": address, "for_s": self.policy.lock_s})
+            if locked_keys and self._hub is not None:
+                self._hub.wake()
             for key in locked_keys:
                 await self._audit_login("login_locked", username,
                                         f"{key} locked for {self.policy.lock_s:g} s after"
