@@ -4,9 +4,10 @@
 import { api } from "../shared/api.js";
 import { clear, h, sparkline } from "../shared/dom.js";
 import { t, tx } from "../shared/i18n.js";
-import { age, ago, clock, full, secondsSince, stamp, timer } from "../shared/time.js";
+import { age, ago, clock, full, secondsSince, timer } from "../shared/time.js";
 import { choices, openModal, textarea, toast } from "./dialogs.js";
 import { assignedName, isOverdue, offerSummary, stepLabel } from "./queue.js";
+import { condense, lineText } from "./timeline.js";
 import { severityOf } from "./store.js";
 
 export const CLOSURE_CODES = ["false_alarm", "helped_at_home", "taken_to_hospital",
@@ -403,9 +404,10 @@ export class DetailPane {
         sum.silent.length ? h("span", {}, " · ", t("ladder.silent", { names: sum.silent.map((o) => o.name).join("、") })) : null));
     }
     const tl = h("ol", { class: "timeline", id: "timeline" });
-    for (const e of [...((detail && detail.timeline) || [])].reverse()) {
-      tl.append(h("li", {}, h("time", { datetime: e.ts }, stamp(e.ts)),
-        h("span", {}, timelineText(e))));
+    // one line per ladder step, not per contact or message (timeline.js)
+    for (const e of condense((detail && detail.timeline) || []).reverse()) {
+      tl.append(h("li", { dataset: { action: e.action } }, h("time", { datetime: e.ts }, clock(e.ts)),
+        h("span", {}, e.action === "severity" ? timelineText(e) : lineText(e))));
     }
     panel.append(h("h3", {}, t("timeline.title")), tl);
     return panel;

@@ -8,6 +8,7 @@ import { t, tx } from "../shared/i18n.js";
 import { full } from "../shared/time.js";
 import { CLOSURE_CODES } from "./detail.js";
 import { choices, openModal, textarea, toast } from "./dialogs.js";
+import { lineText } from "./timeline.js";
 
 const enc = encodeURIComponent;
 const KINDS = ["sos", "fall", "gas_alarm", "smoke_alarm", "vitals_alarm", "inactivity",
@@ -201,50 +202,5 @@ export class HistoryView {
     toast(t("toast.reviewed"));
     await this.search();
     await this.open(c.id);
-  }
-}
-
-/** One condensed timeline line: who, what, and for a ladder step who was asked and
- *  which channels failed (one line per step, not per contact or message). */
-export function lineText(e) {
-  const who = e.actor === "system" ? "" : `${e.actor_name}：`;
-  const d = e.detail || {};
-  switch (e.action) {
-    case "ladder_step": {
-      const parts = [t("timeline.step", { n: (d.step_index ?? 0) + 1 })];
-      if (d.offered && d.offered.length) parts.push(t("history.asked", { names: d.offered.join("、") }));
-      if (d.delivered) parts.push(t("history.delivered", { n: d.delivered }));
-      const failed = Object.entries(d.failed || {});
-      if (failed.length) {
-        parts.push(t("history.failed", { list: failed.map(([ch, n]) => `${tx("channel", ch)}×${n}`).join("、") }));
-      }
-      return parts.join(" · ");
-    }
-    case "notifications_failed":
-      return t("history.failed", { list: Object.entries(d.failed || {})
-        .map(([ch, n]) => `${tx("channel", ch)}×${n}`).join("、") });
-    case "reviewed": {
-      const code = d.closure_code ? tx("closure", d.closure_code) : "";
-      return `${who}${t("review.line", { code })}${d.note ? `：${d.note}` : ""}`;
-    }
-    case "note": return `${who}${d.text || ""}`;
-    case "accepted": return t("timeline.accepted", { name: e.actor_name });
-    case "declined": return t("timeline.declined", { name: e.actor_name });
-    case "dispatched": return `${who}${t("timeline.dispatched", { name: d.name || "" })}${d.note ? `：${d.note}` : ""}`;
-    case "takeover": return `${who}${t("timeline.takeover")}${d.note ? `：${d.note}` : ""}`;
-    case "ladder_stopped": return t("timeline.stopped", { reason: tx("stop_reason", d.reason) });
-    case "ladder_exhausted": return t("timeline.exhausted");
-    case "task": return tx("task", d.task);
-    case "repeat": return t("timeline.repeat");
-    case "opened": return t("timeline.opened", { kind: tx("kind", d.kind) || "" });
-    default:
-      if (e.to_status === "resolved") {
-        return `${who}${t("history.resolved_line", { code: tx("closure", d.closure_code) })}${d.note ? `：${d.note}` : ""}`;
-      }
-      if (e.to_status) {
-        const code = d.closure_code ? `（${tx("closure", d.closure_code)}）` : "";
-        return `${who}${tx("status", e.to_status)}${code}${d.note ? `：${d.note}` : ""}`;
-      }
-      return `${who}${tx("timeline_action", e.action)}`;
   }
 }

@@ -185,3 +185,30 @@ def test_refusals_read_in_chinese_and_sign_out_revokes(stack: ConsoleStack,
         resp = client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
         assert resp.status_code == 401 and resp.json()["code"] == "token_revoked"
     ctx.close()
+
+
+def test_live_card_timeline_is_one_line_per_step_with_seconds(stack: ConsoleStack,
+                                                              browser: Any) -> None:
+    token = stack.operator_token()
+    stack.publish_event("GW-XH-003", "btn-xh003", EventKind.SOS)
+    alert = wait_until(lambda: [a for a in stack.alerts(token)
+                                if a["household_id"] == "H-XH-003" and a["kind"] == "sos"],
+                       15, "the SOS alert")[0]
+    ctx = browser.new_context(viewport=DESKTOP, locale="zh-CN", timezone_id="Asia/Shanghai")
+    page = ctx.new_page()
+    errors = page_errors(page)
+    sign_in(page, stack)
+    page.locator(f".qi[data-id='{alert['id']}']").click()
+    step = page.locator("#timeline li[data-action='ladder_step']").first
+    step.wait_for(timeout=10000)
+    # who was asked is on the step's line; no line per contact or per message
+    wait_until(lambda: "通知了" in step.inner_text(), 10, "the step names who was asked")
+    assert page.locator("#timeline li[data-action='offered']").count() == 0
+    assert page.locator("#timeline li[data-action='notification']").count() == 0
+    assert step.locator("time").inner_text().count(":") == 2  # to the second
+    assert errors == []
+    ctx.close()
+    with stack.http() as client:
+        client.post(f"/api/v1/alerts/{alert['id']}/resolve", headers={
+            "Authorization": f"Bearer {token}"}, json={"closure_code": "false_alarm"}
+        ).raise_for_status()
