@@ -97,7 +97,7 @@ export function renderQueue(list, alerts, store, selectedId, onPick) {
           ? h("span", { class: "tag supervisor" }, t("queue.supervisor")) : null),
       h("div", { class: "name" }, alert.resident_name || alert.gateway_id || alert.device_id || "—",
         alert.room ? h("span", { class: "hint" }, ` · ${alert.room}`) : null),
-      h("div", { class: "addr" }, alert.address || ""),
+      h("div", { class: "addr", title: alert.address || "" }, alert.address || ""),
       h("div", { class: "ladder" }, ladderLine(alert, detail))),
     h("div", { class: "side" },
       h("span", { class: `timer${overdue ? " overdue" : ""}`, dataset: { since: alert.opened_at },

@@ -93,7 +93,7 @@ export class ReportsView {
     const card = (id, label, value, hint = "", cls = "") => h("div", { class: `kpi ${cls}`, id },
       h("div", { class: "kname" }, label), h("div", { class: "kval" }, value),
       hint ? h("div", { class: "hint" }, hint) : null);
-    body.append(
+    body.append(...[
       h("p", { class: "hint" }, t("reports.period", { from: full(r.period_start), to: full(r.period_end) })),
       h("div", { class: "kpis" },
         card("kpi-alerts", t("reports.alerts"), num(f.alerts), t("reports.alarm_calls", { n: f.alarm_calls })),
@@ -129,7 +129,10 @@ export class ReportsView {
       barChart(Object.entries(f.accepted_at_step).map(([k, v]) => ({ key: k, label: t("reports.step", { n: k }),
         value: v })), { label: t("reports.steps"), width: 320, id: "chart-steps" }),
       this.table(t("reports.by_community"), r.by_community, "table-community"),
-      this.table(t("reports.by_operator"), r.by_operator, "table-operator"));
+      this.table(t("reports.by_operator"), r.by_operator, "table-operator"),
+      r.by_district.length > 1 ? this.table(t("reports.by_district"), r.by_district, "table-district") : null,
+      r.by_month.length > 1 ? this.table(t("reports.by_month"), r.by_month, "table-month") : null,
+    ].filter(Boolean));
   }
 
   table(title, groups, id) {

@@ -109,6 +109,7 @@ def test_history_review_and_district_reports(stack: ConsoleStack, browser: Any,
     page.wait_for_selector("#case-state:has-text('已结案')", timeout=10000)
     page.wait_for_selector("#case-timeline li[data-action='reviewed']:has-text('已送医')")
     page.wait_for_selector(f"#history-list tr[data-id='{alert_id}'][data-state='closed']")
+    assert "null" not in page.locator("#history-case").inner_text()
     page.screenshot(path=str(artifacts / "console-history-closed.png"))
     # the shift handover lists it among this shift's changes, signed off
     page.keyboard.press("6")
@@ -134,6 +135,7 @@ def test_history_review_and_district_reports(stack: ConsoleStack, browser: Any,
     assert page.locator("#chart-hour rect.bar").count() == 24
     assert int(page.locator("#kpi-alerts .kval").inner_text().replace(",", "")) >= 1
     assert "97.5" in page.locator("#kpi-ack60").inner_text()
+    assert "null" not in page.locator("#reports-body").inner_text()
     page.screenshot(path=str(artifacts / "console-reports.png"), full_page=True)
     with page.expect_download(timeout=20000) as download:
         page.click("#report-xlsx")
