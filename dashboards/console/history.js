@@ -36,6 +36,7 @@ export class HistoryView {
     this.selected = null;
     this.record = null;
     this.communities = [];
+    this.districts = [];
     this.ready = null;
   }
 
@@ -47,9 +48,11 @@ export class HistoryView {
 
   async build() {
     try {
-      this.communities = await api("/api/v1/communities");
+      [this.communities, this.districts] = await Promise.all([api("/api/v1/communities"),
+        api("/api/v1/districts")]);
     } catch {
       this.communities = [];
+      this.districts = [];
     }
     const form = h("form", { class: "history-filters", id: "history-form" },
       h("label", {}, h("span", {}, t("history.q")),
@@ -59,6 +62,9 @@ export class HistoryView {
         option("closed", t("review.closed")))),
       h("label", {}, h("span", {}, t("history.kind")), h("select", { name: "kind" },
         option("", t("history.any")), KINDS.map((k) => option(k, tx("kind", k))))),
+      this.districts.length > 1 ? h("label", {}, h("span", {}, t("history.district")),
+        h("select", { name: "district_id" }, option("", t("history.any")),
+          this.districts.map((d) => option(d.id, d.name)))) : null,
       h("label", {}, h("span", {}, t("history.community")), h("select", { name: "community_id" },
         option("", t("history.any")), this.communities.map((c) => option(c.id, c.name)))),
       h("label", {}, h("span", {}, t("history.closure")), h("select", { name: "closure_code" },
@@ -83,7 +89,7 @@ export class HistoryView {
   query() {
     const data = new FormData(this.form);
     const params = new URLSearchParams();
-    for (const key of ["q", "state", "kind", "community_id", "closure_code", "responder",
+    for (const key of ["q", "state", "kind", "district_id", "community_id", "closure_code", "responder",
       "operator", "since", "until"]) {
       const v = String(data.get(key) || "").trim();
       if (v) params.set(key, v);

@@ -31,15 +31,19 @@ async def _with_services(settings: CloudSettings, body: UserCreate | None) -> li
 @user_app.command("add")
 def add(
     username: Annotated[str, typer.Option("--username", help="login name")],
-    role: Annotated[Role, typer.Option("--role", help="admin, operator, family, volunteer,"
-                                       " worker or installer")],
+    role: Annotated[Role, typer.Option("--role", help="admin, operator, supervisor,"
+                                       " district_admin, family, volunteer, worker or"
+                                       " installer")],
     district: Annotated[list[str] | None, typer.Option(
-        "--district", help="district id (operators, installers; repeat for several)")] = None,
+        "--district", help="district id (operators, supervisors, district admins,"
+        " installers; repeat for several)")] = None,
     resident: Annotated[list[str] | None, typer.Option(
         "--resident", help="resident id (family accounts)")] = None,
     contact: Annotated[list[str] | None, typer.Option(
         "--contact", help="contact id this account answers for (volunteers, workers)")] = None,
     display_name: Annotated[str, typer.Option("--display-name")] = "",
+    phone: Annotated[str | None, typer.Option(
+        "--phone", help="mobile number (a supervisor gets escalations by SMS)")] = None,
     password_stdin: Annotated[bool, typer.Option(
         "--password-stdin", help="read the password from the first line of stdin")] = False,
 ) -> None:
@@ -50,7 +54,8 @@ def add(
         password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
     try:
         body = UserCreate(username=username, password=password, role=role,
-                          display_name=display_name, district_ids=district or [],
+                          display_name=display_name, phone=phone,
+                          district_ids=district or [],
                           resident_ids=resident or [], contact_ids=contact or [])
     except ValidationError as exc:
         # never echo the input: it may be the password
