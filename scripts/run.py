@@ -361,7 +361,10 @@ class Run:
             "http_host": HOST, "http_port": http_port,
             "http_enabled": not self.args.no_console,
             "public_base_url": f"http://{HOST}:{http_port}",
-            "secret_key": self.secrets.get("cloud_secret_key")}
+            "secret_key": self.secrets.get("cloud_secret_key"),
+            # no SMS gateway on a laptop: messages are kept and listed at /dev/sms, so a
+            # newcomer can open a responder's link in the first minute
+            "sms_provider": "outbox"}
         if cloud.secured:
             values.update(mqtt_username="cloud-ingest",
                           mqtt_password=self.secrets.get("broker_ingest"))
@@ -404,7 +407,17 @@ class Run:
         except ImportError:
             return f"API:              {service.http_url}"
         login = await demo_operator_login(service.db, service.settings, service.http_url)
-        return str(login.banner())
+        base = service.http_url.rstrip("/")
+        data_dir = service.settings.data_dir
+        return "\n".join([
+            str(login.banner()),
+            f"短信 SMS outbox:  {base}/dev/sms  (演示短信不真正发送，在此查看并打开响应链接 /"
+            " demo SMS are kept here: open a responder's link from it)",
+            f"家属 Family page: {base}/family/",
+            "加家属账号 Add a family account (another terminal):",
+            f"  ELDERCARE_CLOUD_DATA_DIR={data_dir} uv run eldercare-cloud user add"
+            " --username wang-family --role family --resident R-XH-001",
+        ])
 
     # -- gateways and devices -----------------------------------------------------------------
 

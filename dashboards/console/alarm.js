@@ -22,7 +22,24 @@ export async function enableSound(on) {
   localStorage.setItem("eldercare.sound", on ? "1" : "0");
 }
 
-export function soundWanted() { return localStorage.getItem("eldercare.sound") === "1"; }
+/** On unless the operator switched it off (the choice survives reloads). */
+export function soundWanted() { return localStorage.getItem("eldercare.sound") !== "0"; }
+
+/**
+ * After a reload there is no sign-in click, and browsers keep audio locked until a
+ * gesture: the first click or key anywhere re-arms the sound the operator had on.
+ */
+export function armOnFirstGesture(onArmed) {
+  if (!soundWanted() || enabled) return;
+  const arm = () => {
+    document.removeEventListener("pointerdown", arm, true);
+    document.removeEventListener("keydown", arm, true);
+    if (enabled || !soundWanted()) return;
+    enableSound(true).then(onArmed, () => {});
+  };
+  document.addEventListener("pointerdown", arm, true);
+  document.addEventListener("keydown", arm, true);
+}
 
 /** Two short tones (880 Hz, 660 Hz), repeated `times` times; the 120-call-centre style. */
 export function beep(times = 3) {

@@ -9,8 +9,11 @@ import * as alarm from "./alarm.js";
 import { DeviceBoard } from "./board.js";
 import { DetailPane } from "./detail.js";
 import { toast } from "./dialogs.js";
+import { HandoverView } from "./handover.js";
+import { HistoryView } from "./history.js";
 import { CareMap } from "./map.js";
 import { isUnacknowledged, renderQueue, tickTimers } from "./queue.js";
+import { ReportsView } from "./reports.js";
 import { AlertStore, severityOf } from "./store.js";
 
 const $ = (id) => document.getElementById(id);
@@ -25,6 +28,11 @@ const store = new AlertStore();
 const detail = new DetailPane($("detail"), store);
 const careMap = new CareMap($("map"), $("map-side"), $("map-filter"), $("map-summary"), store,
   (residentId) => openResident(residentId));
+/** the record views (history.js, reports.js): built once the role is known */
+const records = { history: null, reports: null, handover: null };
+/** roles that work the live queue; a district administrator sees only the record */
+const QUEUE_ROLES = ["admin", "operator", "supervisor"];
+const VIEWS = ["queue", "map", "devices", "history", "reports", "handover"];
 const board = new DeviceBoard($("board"), $("devices-updated"), (n) => setDeviceCount(n),
   (residentId) => openResident(residentId));
 
@@ -46,17 +54,29 @@ async function ensureLogin() {
   await new Promise((resolve) => {
     form.addEventListener("submit", async function onSubmit(event) {
       event.preventDefault();
+      // the sign-in click is the gesture browsers want before they play sound: the
+      // centre's alarm is on from the moment an operator is in (unless they turned it off)
+      if (alarm.soundWanted() && !alarm.soundEnabled()) {
+        alarm.enableSound(true).then(showSound, () => {});
+      }
       const data = new FormData(form);
       $("login-error").textContent = "";
       try {
-        await login(String(data.get("username")), String(data.get("password")));
+        await login(String(data.get("username")), String(data.get("password")),
+          String(data.get("totp") || ""));
         state.me = await api("/api/v1/auth/me");
         form.removeEventListener("submit", onSubmit);
         dlg.close();
         form.reset();
         resolve();
       } catch (err) {
-        $("login-error").textContent = err.status === 401 ? t("auth.wrong") : err.message;
+        if (err.code === "totp_required" || err.code === "totp_wrong") {
+          // two-factor account: the password was right, now the authenticator's code
+          $("login-totp").hidden = false;
+          $("login-totp").querySelector("input").focus();
+        }
+        $("login-error").textContent = err.code === "wrong_credentials" || (!err.code && err.status === 401)
+          ? t("auth.wrong") : err.message;
       }
     });
     dlg.addEventListener("cancel", (e) => e.preventDefault());
@@ -137,13 +157,17 @@ function moveSelection(step) {
 }
 
 function showView(view) {
+  if ($(`tab-${view}`).hidden) return;
   state.view = view;
   for (const tab of document.querySelectorAll(".tabs [role=tab]")) {
     tab.setAttribute("aria-selected", tab.dataset.view === view ? "true" : "false");
   }
-  for (const name of ["queue", "map", "devices"]) $(`view-${name}`).hidden = name !== view;
+  for (const name of VIEWS) $(`view-${name}`).hidden = name !== view;
   if (view === "map") careMap.load();
   if (view === "devices") board.load();
+  if (view === "history" && records.history) records.history.load();
+  if (view === "reports" && records.reports) records.reports.load();
+  if (view === "handover" && records.handover) records.handover.load();
   history.replaceState(null, "", `#${view}`);
 }
 
@@ -166,7 +190,7 @@ function renderKeys() {
   list.replaceChildren(...[
     ["↑ ↓ / J K", "keys.move"], ["Enter", "keys.open"], ["A", "keys.ack"], ["D", "keys.dispatch"],
     ["E", "keys.call120"], ["N", "keys.note"], ["T", "keys.takeover"], ["R", "keys.resolve"],
-    ["1 2 3", "keys.views"], ["M", "keys.sound"], ["L", "keys.lang"], ["?", "keys.help"],
+    ["1–5", "keys.views"], ["M", "keys.sound"], ["L", "keys.lang"], ["?", "keys.help"],
   ].flatMap(([k, label]) => [h("dt", {}, h("kbd", {}, k)), h("dd", {}, t(label))]));
 }
 
@@ -185,6 +209,7 @@ function onKey(event) {
   }
   const handlers = {
     1: () => showView("queue"), 2: () => showView("map"), 3: () => showView("devices"),
+    4: () => showView("history"), 5: () => showView("reports"), 6: () => showView("handover"),
     j: () => moveSelection(1), k: () => moveSelection(-1),
     ArrowDown: () => state.view === "queue" && moveSelection(1),
     ArrowUp: () => state.view === "queue" && moveSelection(-1),
@@ -201,7 +226,11 @@ function onKey(event) {
 
 async function toggleSound() {
   await alarm.enableSound(!alarm.soundEnabled());
-  $("sound").classList.remove("hint-on");
+  showSound();
+}
+
+function showSound() {
+  $("sound").classList.toggle("hint-on", alarm.soundWanted() && !alarm.soundEnabled());
   $("sound").setAttribute("aria-pressed", alarm.soundEnabled() ? "true" : "false");
   $("sound").textContent = alarm.soundEnabled() ? t("sound.on") : t("sound.off");
   if (alarm.soundEnabled() && !$("critical").hidden) alarm.startRepeating();
@@ -216,6 +245,15 @@ function switchLanguage() {
 
 function onStreamEvent(type, data) {
   const id = store.apply(type, data);
+  if (type === "account.locked" && data) {
+    toast(t("toast.account_locked", { name: data.username || "" }), true);
+  }
+  if (type === "alert.supervisor" && data && data.alert) {
+    // nobody answered in time: loud for everyone on shift, and the supervisor's to take
+    toast(t("toast.supervisor", { name: data.alert.resident_name || data.alert.gateway_id || "",
+      n: data.waited_s ?? "" }), true);
+    alarm.startRepeating();
+  }
   if (type === "task" && data && data.task === "call_120") {
     toast(t("toast.task_120", { name: (data.alert && data.alert.resident_name) || "" }), true);
   }
@@ -238,7 +276,12 @@ async function start() {
   applyLanguage();
   $("lang").addEventListener("click", switchLanguage);
   $("sound").addEventListener("click", toggleSound);
-  $("logout").addEventListener("click", () => { session.token = null; location.reload(); });
+  $("logout").addEventListener("click", async () => {
+    // revoke the token on the server first: a copy of it is useless from now on
+    await api("/api/v1/auth/logout", { method: "POST" }).catch(() => {});
+    session.token = null;
+    location.reload();
+  });
   $("critical-open").addEventListener("click", () => pick($("critical").dataset.alert, true));
   for (const tab of document.querySelectorAll(".tabs [role=tab]")) {
     tab.addEventListener("click", () => showView(tab.dataset.view));
@@ -254,6 +297,24 @@ async function start() {
   await ensureLogin();
   $("logout").hidden = false;
   applyLanguage();
+  const role = state.me.role;
+  records.history = new HistoryView($("view-history"), { me: state.me,
+    canReview: QUEUE_ROLES.includes(role) });
+  records.reports = new ReportsView($("view-reports"), {
+    canExport: ["admin", "district_admin"].includes(role) });
+  records.handover = new HandoverView($("view-handover"), { onOpen: (id) => {
+    if (store.get(id)) { pick(id); return; }
+    showView("history");
+    records.history.open(id);
+  } });
+  if (!QUEUE_ROLES.includes(role)) {
+    // the record only: no live queue, no stream (the server refuses it to this role)
+    for (const name of ["queue", "map", "devices", "handover"]) $(`tab-${name}`).hidden = true;
+    $("conn").hidden = true;
+    showView(location.hash === "#history" ? "history" : "reports");
+    document.body.dataset.ready = "1";
+    return;
+  }
 
   store.addEventListener("change", (e) => { renderAll(); detail.update(e.detail); });
   store.addEventListener("opened", (e) => {
@@ -279,9 +340,12 @@ async function start() {
   if (first) pick(first.id);
   board.load().catch(() => {});
   const view = location.hash.replace("#", "");
-  if (["map", "devices"].includes(view)) showView(view);
+  if (["map", "devices", "history", "reports", "handover"].includes(view)) showView(view);
   // the operator had sound on: the browser needs one click again after a reload
-  if (alarm.soundWanted() && !alarm.soundEnabled()) $("sound").classList.add("hint-on");
+  if (alarm.soundWanted() && !alarm.soundEnabled()) {
+    $("sound").classList.add("hint-on");
+    alarm.armOnFirstGesture(showSound);
+  }
   document.body.dataset.ready = "1";
 }
 

@@ -4,9 +4,10 @@
 import { api } from "../shared/api.js";
 import { clear, h, sparkline } from "../shared/dom.js";
 import { t, tx } from "../shared/i18n.js";
-import { age, ago, clock, full, secondsSince, stamp, timer } from "../shared/time.js";
+import { age, ago, clock, full, secondsSince, timer } from "../shared/time.js";
 import { choices, openModal, textarea, toast } from "./dialogs.js";
 import { assignedName, isOverdue, offerSummary, stepLabel } from "./queue.js";
+import { condense, lineText } from "./timeline.js";
 import { severityOf } from "./store.js";
 
 export const CLOSURE_CODES = ["false_alarm", "helped_at_home", "taken_to_hospital",
@@ -191,7 +192,7 @@ export class DetailPane {
     }
     const body = h("div", {}, h("p", { class: "hint" }, t("dispatch.explain")),
       choices("contact_id", options, { checked }),
-      textarea("note", t("dispatch.note"), { rows: 2 }));
+      textarea("note", t("dispatch.note"), { rows: 2, maxlength: 500 }));
     const ok = await openModal({
       title: t("dispatch.title", { name: alert.resident_name || "" }), ok: t("dispatch.send"),
       body, submit: async (form) => {
@@ -237,7 +238,7 @@ export class DetailPane {
       h("p", { class: "hint" }, t("call120.explain")),
       h("dl", { class: "checklist", id: "call120-list" },
         rows.map(([k, v]) => [h("dt", {}, t(k)), h("dd", {}, v)])),
-      textarea("note", t("call120.note_label"), { rows: 2 }));
+      textarea("note", t("call120.note_label"), { rows: 2, maxlength: 1800 }));
     const ok = await openModal({
       title: t("call120.title"), ok: t("call120.record"), danger: true, body, wide: true,
       submit: async (form) => {
@@ -294,7 +295,7 @@ export class DetailPane {
         h("p", {}, h("a", { class: "tel", href: `tel:${contact.phone}` }, `${t("call.dial")} ${contact.phone}`)),
         choices("outcome", CALL_OUTCOMES.map((o) => ({ value: o, label: tx("call_outcome", o) })),
           { checked: -1 }),
-        textarea("note", t("note.label"), { rows: 2 })),
+        textarea("note", t("note.label"), { rows: 2, maxlength: 1800 })),
       submit: async (form) => {
         const outcome = form.get("outcome");
         if (!outcome) throw new Error(t("call.need_outcome"));
@@ -403,9 +404,10 @@ export class DetailPane {
         sum.silent.length ? h("span", {}, " · ", t("ladder.silent", { names: sum.silent.map((o) => o.name).join("、") })) : null));
     }
     const tl = h("ol", { class: "timeline", id: "timeline" });
-    for (const e of [...((detail && detail.timeline) || [])].reverse()) {
-      tl.append(h("li", {}, h("time", { datetime: e.ts }, stamp(e.ts)),
-        h("span", {}, timelineText(e))));
+    // one line per ladder step, not per contact or message (timeline.js)
+    for (const e of condense((detail && detail.timeline) || []).reverse()) {
+      tl.append(h("li", { dataset: { action: e.action } }, h("time", { datetime: e.ts }, clock(e.ts)),
+        h("span", {}, e.action === "severity" ? timelineText(e) : lineText(e))));
     }
     panel.append(h("h3", {}, t("timeline.title")), tl);
     return panel;

@@ -71,9 +71,12 @@ export function choices(name, options, { required = true, checked = 0 } = {}) {
       h("span", {}, o.label, o.hint ? h("span", { class: "hint" }, ` ${o.hint}`) : null))));
 }
 
-export function textarea(name, label, { required = false, placeholder = "", rows = 3 } = {}) {
+/** maxlength is the API's limit for the field (2000 for notes; less where the page adds a
+ *  prefix of its own, or where the API allows less, e.g. a dispatch note's 500). */
+export function textarea(name, label, { required = false, placeholder = "", rows = 3,
+  maxlength = 2000 } = {}) {
   return h("label", {}, h("span", {}, label),
-    h("textarea", { name, rows, required, placeholder, maxlength: 2000 }));
+    h("textarea", { name, rows, required, placeholder, maxlength }));
 }
 
 let toastTimer = null;

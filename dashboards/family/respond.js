@@ -32,7 +32,9 @@ async function respondApi(url, method, body) {
   const res = await fetch(url, { method, headers, cache: "no-store",
     body: body === undefined ? undefined : JSON.stringify(body) });
   const data = await res.json().catch(() => null);
-  if (!res.ok) throw new ApiError(res.status, (data && data.detail) || res.statusText);
+  if (!res.ok) {
+    throw new ApiError(res.status, (data && data.detail) || res.statusText, (data && data.code) || null);
+  }
   return data;
 }
 

@@ -2,14 +2,31 @@
 // stream (server-sent events) read through fetch so that it can carry the same
 // Authorization header and resume with Last-Event-ID after a reconnect.
 
+import { has, lang, t } from "./i18n.js";
+
 const TOKEN_KEY = "eldercare.token";
 
+/**
+ * A refusal from the API. The server's `detail` is English, for logs and API clients;
+ * people read the text the page has for its stable `code` (errors.<code> in the i18n
+ * tables), or for its HTTP status, so no English server sentence reaches the Chinese UI.
+ */
 export class ApiError extends Error {
-  constructor(status, detail) {
-    super(typeof detail === "string" ? detail : JSON.stringify(detail));
+  constructor(status, detail, code = null) {
+    super(localize(status, code, detail));
     this.status = status;
     this.detail = detail;
+    this.code = code;
   }
+}
+
+function localize(status, code, detail) {
+  const english = typeof detail === "string" ? detail : JSON.stringify(detail);
+  if (lang() === "en" && english && english !== "{}") return english;
+  for (const key of [code && `errors.${code}`, `errors.http_${status >= 500 ? 500 : status}`]) {
+    if (key && has(key)) return t(key);
+  }
+  return t("errors.unknown", { status });
 }
 
 /** The bearer token lives for the browser tab only (sessionStorage), never in a cookie. */
@@ -49,15 +66,16 @@ export async function api(path, { method = "GET", body, form, token = session.to
   }
   if (!res.ok) {
     const detail = data && typeof data === "object" && "detail" in data ? data.detail : data;
-    throw new ApiError(res.status, describe(detail ?? res.statusText));
+    const code = data && typeof data === "object" && typeof data.code === "string" ? data.code : null;
+    throw new ApiError(res.status, describe(detail ?? res.statusText), code);
   }
   return data;
 }
 
-export async function login(username, password) {
-  const tok = await api("/api/v1/auth/token", {
-    method: "POST", form: { username, password, grant_type: "password" }, token: null,
-  });
+export async function login(username, password, totp = "") {
+  const form = { username, password, grant_type: "password" };
+  if (totp) form.totp = totp;
+  const tok = await api("/api/v1/auth/token", { method: "POST", form, token: null });
   session.token = tok.access_token;
   return tok;
 }

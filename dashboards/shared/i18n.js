@@ -37,6 +37,11 @@ export function t(key, params = {}) {
   return text.replace(/\{(\w+)\}/g, (_, name) => (name in params ? String(params[name]) : `{${name}}`));
 }
 
+/** Whether the current table (or the Chinese one) has a text for ``key``. */
+export function has(key) {
+  return key in (tables[current] || {}) || key in (tables["zh-CN"] || {});
+}
+
 /** t() for an enum value, e.g. tx("kind", "sos"); unknown values show as they are. */
 export function tx(prefix, value) {
   if (value === null || value === undefined || value === "") return "";

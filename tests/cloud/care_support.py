@@ -66,6 +66,8 @@ USERS: dict[str, dict[str, Any]] = {
     "worker": {"role": Role.WORKER, "contact_ids": [GRID]},
     "installer": {"role": Role.INSTALLER, "district_ids": ["D-XH"]},
     "provider": {"role": Role.PROVIDER},
+    "district_admin": {"role": Role.DISTRICT_ADMIN, "district_ids": ["D-XH"]},
+    "supervisor": {"role": Role.SUPERVISOR, "district_ids": ["D-XH"]},
 }
 #: the service desk's accounts (issue 10): the provider's administrator and one of its
 #: workers (the demo's 陈美华); the worker account also answers for the grid worker above

@@ -279,8 +279,9 @@ def test_unanswered_critical_alert_turns_red_and_beeps(stack: ConsoleStack, brow
     errors = page_errors(page)
     page.clock.install()
     sign_in(page, stack)
-    page.click("#sound")  # the operator switches the sound on (a click: autoplay rules)
-    assert page.locator("#sound").get_attribute("aria-pressed") == "true"
+    # the sign-in click unlocks audio (autoplay rules): the alarm is on from sign-in
+    wait_until(lambda: page.locator("#sound").get_attribute("aria-pressed") == "true", 5,
+               "sound on after sign-in")
     beeps_before = page.evaluate("window.__eldercareBeeps || 0")
     token = stack.operator_token()
     stack.publish_event("GW-XH-005", "btn-xh005", EventKind.SOS, button="red")

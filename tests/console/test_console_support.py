@@ -166,7 +166,14 @@ def test_dispatch_sends_the_link_and_refuses_what_does_not_fit(
     stack.publish_event("GW-XH-007", "btn-xh007", EventKind.SOS, button="red")
     alert = _open_alert(stack, op, "H-XH-007", "sos")
     path = f"/api/v1/console/alerts/{alert['id']}/dispatch"
-    detail = _get(stack, op, f"/api/v1/alerts/{alert['id']}").json()
+    # the ladder's first SMS is delivered asynchronously and its outcome lands on the
+    # timeline: wait for it, so "nothing changes" below compares like with like
+    def delivered() -> dict[str, Any] | None:
+        d: dict[str, Any] = _get(stack, op, f"/api/v1/alerts/{alert['id']}").json()
+        done = d["notifications"] and all(n["status"] != "pending" for n in d["notifications"])
+        return d if done else None
+
+    detail = wait_until(delivered, 15, "the first step's deliveries")
     timeline_before = len(detail["timeline"])
     contacts = _get(stack, op, f"/api/v1/residents/{alert['resident_id']}/contacts").json()
     volunteer = next(c for c in contacts if c["relation"] == "volunteer")

@@ -7,12 +7,15 @@ rules, ladder timers, notification delivery) as named tasks that stop with the a
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, cast
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
 
 from eldercare_cloud.api import console_support, installer
@@ -22,6 +25,7 @@ from eldercare_cloud.api.routes import (
     audit,
     auth,
     ladders,
+    records,
     registry,
     responder,
     stream,
@@ -31,6 +35,7 @@ from eldercare_cloud.api.routes import (
     services as service_routes,
 )
 from eldercare_cloud.audit import AuditLog
+from eldercare_cloud.auth.models import Role
 from eldercare_cloud.auth.users import UserService
 from eldercare_cloud.care.clock import Clock, SystemClock
 from eldercare_cloud.care.engine import CareEngine, IngestLink, IngestReader
@@ -45,10 +50,14 @@ from eldercare_cloud.errors import (
     InvalidRequestError,
     NotFoundError,
     PermissionDeniedError,
+    ThrottledError,
 )
 from eldercare_cloud.notify.base import Channel
 from eldercare_cloud.notify.dispatcher import Dispatcher
 from eldercare_cloud.notify.factory import channels_from_settings
+from eldercare_cloud.notify.sms_outbox import SmsOutbox, render_page
+from eldercare_cloud.records import RecordsService
+from eldercare_cloud.records.privacy import PrivacyService
 from eldercare_cloud.registry import RegistryService
 from eldercare_cloud.services import ServiceDesk, ServiceEngine, ServiceRecords
 from eldercare_cloud.services.engine import CommandLink
@@ -65,6 +74,7 @@ _STATUS: tuple[tuple[type[CloudError], int], ...] = (
     (NotFoundError, 404),
     (ConflictError, 409),
     (InvalidRequestError, 422),
+    (ThrottledError, 429),
 )
 
 
@@ -87,13 +97,23 @@ def build_services(settings: CloudSettings, db: Database, *, clock: Clock | None
             fn()
 
     registry_svc = RegistryService(db, clock, audit_log, settings.tenant, wake_engine)
+    users = UserService(db, clock, settings.secret_key, settings.tenant,
+                        settings.access_token_ttl_s, audit=audit_log,
+                        totp_required=frozenset({Role.ADMIN}) if settings.admin_totp_required
+                        else frozenset(), hub=hub)
     ctx = LadderContext(registry=registry_svc, hub=hub, secret_key=settings.secret_key,
                         public_base_url=settings.public_base_url,
                         link_ttl_s=settings.responder_link_ttl_s,
                         life_safety_timeout_s=settings.ladder_life_safety_timeout_s,
-                        default_timeout_s=settings.ladder_default_timeout_s)
+                        default_timeout_s=settings.ladder_default_timeout_s,
+                        supervisor_escalation_s=settings.supervisor_escalation_s,
+                        supervisors=users.supervisors)
     care = CareService(db, clock, audit_log, hub, ctx, wake_engine)
-    chans = channels if channels is not None else channels_from_settings(settings)
+    chans = dict(channels) if channels is not None else channels_from_settings(settings)
+    outbox = None
+    if settings.sms_provider == "outbox" and "sms" not in chans:
+        outbox = SmsOutbox(db, clock)
+        chans["sms"] = outbox
     dispatcher = Dispatcher(db, clock, hub, chans,
                             max_attempts=settings.notify_max_attempts,
                             retry_base_s=settings.notify_retry_base_s)
@@ -109,13 +129,16 @@ def build_services(settings: CloudSettings, db: Database, *, clock: Clock | None
     desk.set_wake(service_engine.wake)
     return Services(
         settings=settings, db=db, clock=clock, audit=audit_log,
-        users=UserService(db, clock, settings.secret_key, settings.tenant,
-                          settings.access_token_ttl_s),
+        users=users,
         registry=registry_svc, hub=hub, care=care,
         responder=ResponderService(db, clock, registry_svc, care, audit_log,
                                    settings.secret_key, settings.tenant),
         dispatcher=dispatcher, engine=engine, desk=desk,
-        service_records=ServiceRecords(db, registry_svc, desk), service_engine=service_engine)
+        service_records=ServiceRecords(db, registry_svc, desk), service_engine=service_engine,
+        records=RecordsService(db, clock, audit_log), sms_outbox=outbox,
+        privacy=PrivacyService(db, clock, audit_log, registry_svc, care,
+                               store.telemetry if store is not None else None,
+                               outbox is not None))
 
 
 async def migrate(services: Services) -> None:
@@ -127,6 +150,8 @@ async def migrate(services: Services) -> None:
     await services.care.migrate()
     await services.desk.migrate()
     await services.service_engine.init_cursor()
+    if services.sms_outbox is not None:
+        await services.sms_outbox.migrate()
 
 
 def create_app(settings: CloudSettings, db: Database | None = None, ingest: Any = None,
@@ -172,6 +197,7 @@ def create_app(settings: CloudSettings, db: Database | None = None, ingest: Any 
     for exc_type, code in _STATUS:
         app.add_exception_handler(exc_type, _handler(code))
     app.add_exception_handler(DeskError, _desk_handler)
+    app.add_exception_handler(RequestValidationError, _validation_handler)
 
     api = APIRouter(prefix=API_PREFIX)
 
@@ -180,12 +206,21 @@ def create_app(settings: CloudSettings, db: Database | None = None, ingest: Any 
         services: Services = request.app.state.services
         return Health(status="ok", engine_failures=services.engine.failures)
 
-    for module in (auth, users, registry, ladders, alerts, responder, stream, audit,
+    for module in (auth, users, registry, ladders, alerts, responder, stream, audit, records,
                    service_routes):
         api.include_router(module.router)
     api.include_router(console_support.router)
     api.include_router(installer.router)
     app.include_router(api)
+    if settings.sms_provider == "outbox":
+        @app.get("/dev/sms", include_in_schema=False, response_class=HTMLResponse)
+        async def sms_outbox_page(request: Request) -> HTMLResponse:
+            """The demo run's SMS outbox (settings refuse the outbox in production)."""
+            services: Services = request.app.state.services
+            assert services.sms_outbox is not None
+            return HTMLResponse(render_page(await services.sms_outbox.messages()),
+                                headers={"Cache-Control": "no-store"})
+
     mount_console(app, settings)
     return app
 
@@ -193,7 +228,11 @@ def create_app(settings: CloudSettings, db: Database | None = None, ingest: Any 
 def _handler(code: int) -> Any:
     async def handle(request: Request, exc: Exception) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if code == 401 else None
-        return JSONResponse({"detail": str(exc)}, status_code=code, headers=headers)
+        if isinstance(exc, ThrottledError):
+            headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}
+        # the English detail for logs and API clients, the stable code for the pages
+        return JSONResponse({"detail": str(exc), "code": getattr(exc, "code", "error")},
+                            status_code=code, headers=headers)
     return handle
 
 
@@ -204,3 +243,8 @@ async def _desk_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DeskError)
     return JSONResponse({"detail": str(exc), "code": exc.code, "message_zh": exc.zh},
                         status_code=code)
+async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's own 422 body, plus the stable code the pages translate."""
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse({"detail": jsonable_encoder(exc.errors()), "code": "validation"},
+                        status_code=422)

@@ -31,15 +31,19 @@ async def _with_services(settings: CloudSettings, body: UserCreate | None) -> li
 @user_app.command("add")
 def add(
     username: Annotated[str, typer.Option("--username", help="login name")],
-    role: Annotated[Role, typer.Option("--role", help="admin, operator, family, volunteer,"
-                                       " worker or installer")],
+    role: Annotated[Role, typer.Option("--role", help="admin, operator, supervisor,"
+                                       " district_admin, family, volunteer, worker or"
+                                       " installer")],
     district: Annotated[list[str] | None, typer.Option(
-        "--district", help="district id (operators, installers; repeat for several)")] = None,
+        "--district", help="district id (operators, supervisors, district admins,"
+        " installers; repeat for several)")] = None,
     resident: Annotated[list[str] | None, typer.Option(
         "--resident", help="resident id (family accounts)")] = None,
     contact: Annotated[list[str] | None, typer.Option(
         "--contact", help="contact id this account answers for (volunteers, workers)")] = None,
     display_name: Annotated[str, typer.Option("--display-name")] = "",
+    phone: Annotated[str | None, typer.Option(
+        "--phone", help="mobile number (a supervisor gets escalations by SMS)")] = None,
     password_stdin: Annotated[bool, typer.Option(
         "--password-stdin", help="read the password from the first line of stdin")] = False,
 ) -> None:
@@ -50,7 +54,8 @@ def add(
         password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
     try:
         body = UserCreate(username=username, password=password, role=role,
-                          display_name=display_name, district_ids=district or [],
+                          display_name=display_name, phone=phone,
+                          district_ids=district or [],
                           resident_ids=resident or [], contact_ids=contact or [])
     except ValidationError as exc:
         # never echo the input: it may be the password
@@ -72,3 +77,22 @@ def list_users() -> None:
         scope = ",".join(user.district_ids + user.resident_ids + user.contact_ids) or "-"
         state = "active" if user.active else "inactive"
         typer.echo(f"{user.username}\t{user.role.value}\t{scope}\t{state}")
+
+
+@user_app.command("totp")
+def totp(username: Annotated[str, typer.Option("--username", help="login name")]) -> None:
+    """Switch two-factor sign-in on for a user and print the secret for their app (once)."""
+    async def enrol() -> str:
+        from eldercare_cloud.app import build_services, migrate
+
+        settings = CloudSettings()
+        async with Database(settings.database) as db:
+            services = build_services(settings, db, channels={})
+            await migrate(services)
+            setup = await services.users.totp_enrol(username)
+            return f"secret: {setup.secret}\nuri:    {setup.otpauth_uri}"
+    try:
+        typer.echo(asyncio.run(enrol()))
+    except CloudError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc

@@ -70,6 +70,14 @@ class CloudSettings(BaseSettings):
     demo_data: bool = False
     ladder_life_safety_timeout_s: int = Field(default=60, ge=1, le=3600)
     ladder_default_timeout_s: int = Field(default=300, ge=1, le=86400)
+    #: an alert nobody at the centre acknowledged within this goes to the shift
+    #: supervisors, on screen and by SMS (0: never)
+    supervisor_escalation_s: int = Field(default=60, ge=0, le=3600)
+    #: administrators must sign in with a one-time code (enrol them first with
+    #: ``eldercare-cloud user totp --username NAME``); operators may opt in
+    admin_totp_required: bool = False
+    #: telemetry older than this is purged once a day (0: kept for ever)
+    telemetry_retention_days: int = Field(default=365, ge=0, le=36500)
     responder_link_ttl_s: int = Field(default=24 * 3600, ge=60)
     access_token_ttl_s: int = Field(default=8 * 3600, ge=60)
     care_poll_s: float = Field(default=1.0, gt=0, le=60)
@@ -83,8 +91,9 @@ class CloudSettings(BaseSettings):
     #: (never the secret_key itself: a receiver holding that could forge tokens and links)
     webhook_secret: str = ""
     stream_heartbeat_s: float = Field(default=15.0, gt=0)
-    #: how SMS leave the cloud: not at all, an HTTP SMS gateway, or a GSM modem on a serial port
-    sms_provider: Literal["none", "http", "gsm"] = "none"
+    #: how SMS leave the cloud: not at all, an HTTP SMS gateway, a GSM modem on a serial
+    #: port, or (demo runs) kept in a loopback outbox listed at /dev/sms
+    sms_provider: Literal["none", "http", "gsm", "outbox"] = "none"
     sms_http_url: str | None = None
     sms_http_token: str | None = None
     sms_serial_port: str | None = None
@@ -141,6 +150,9 @@ class CloudSettings(BaseSettings):
         if self.environment == "production" and self.secret_key in PLACEHOLDER_SECRETS:
             raise ConfigError("ELDERCARE_CLOUD_SECRET_KEY must be set to a real secret in "
                               "production")
+        if self.environment == "production" and self.sms_provider == "outbox":
+            raise ConfigError("sms_provider=outbox keeps messages on a page for demos; "
+                              "production needs http or gsm")
         if self.environment == "production" and self.test_exit_after_commit:
             raise ConfigError("ELDERCARE_CLOUD_TEST_EXIT_AFTER_COMMIT is a test hook; "
                               "never set it in production")

@@ -24,6 +24,9 @@ from eldercare_cloud.care.service import CareService
 from eldercare_cloud.db import Database
 from eldercare_cloud.errors import AuthenticationError, PermissionDeniedError
 from eldercare_cloud.notify.dispatcher import Dispatcher
+from eldercare_cloud.notify.sms_outbox import SmsOutbox
+from eldercare_cloud.records import RecordsService
+from eldercare_cloud.records.privacy import PrivacyService
 from eldercare_cloud.registry import RegistryService
 from eldercare_cloud.services import ServiceDesk, ServiceEngine, ServiceRecords
 from eldercare_cloud.settings import CloudSettings
@@ -46,6 +49,10 @@ class Services:
     desk: ServiceDesk
     service_records: ServiceRecords
     service_engine: ServiceEngine
+    records: RecordsService
+    #: the demo run's loopback SMS channel (sms_provider=outbox), else None
+    sms_outbox: SmsOutbox | None = None
+    privacy: PrivacyService | None = None
 
 
 def get_services(request: Request) -> Services:
@@ -79,7 +86,11 @@ class RoleGuard:
 
 
 def roles(*allowed: Role) -> dict[str, Any]:
-    """Route keyword arguments: enforce ``allowed`` and publish them as ``x-roles``."""
+    """Route keyword arguments: enforce ``allowed`` and publish them as ``x-roles``.
+
+    A shift supervisor may do whatever an operator may: granting operators grants them."""
+    if Role.OPERATOR in allowed and Role.SUPERVISOR not in allowed:
+        allowed = (*allowed, Role.SUPERVISOR)
     return {"dependencies": [Depends(RoleGuard(allowed))],
             "openapi_extra": {"x-roles": [r.value for r in allowed]}}
 

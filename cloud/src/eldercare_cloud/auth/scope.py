@@ -24,7 +24,7 @@ def district_clause(p: Principal, district_col: str) -> tuple[str, list[Any]]:
     """Districts a staff member or installer works in (admins: their whole tenant)."""
     if p.role is Role.ADMIN:
         return f"{district_col} IN (SELECT id FROM districts WHERE tenant = ?)", [p.tenant]
-    if p.role in (Role.OPERATOR, Role.INSTALLER):
+    if p.role in (Role.OPERATOR, Role.SUPERVISOR, Role.INSTALLER, Role.DISTRICT_ADMIN):
         return in_clause(district_col, p.district_ids)
     return "1 = 0", []
 
@@ -33,14 +33,14 @@ def resident_clause(p: Principal, resident_col: str, district_col: str) -> tuple
     """Residents whose records the caller may read; volunteers and workers read none here."""
     if p.role is Role.FAMILY:
         return in_clause(resident_col, p.resident_ids)
-    if p.role in (Role.ADMIN, Role.OPERATOR, Role.INSTALLER):
+    if p.role in (Role.ADMIN, Role.OPERATOR, Role.SUPERVISOR, Role.INSTALLER):
         return district_clause(p, district_col)
     return "1 = 0", []
 
 
 def alert_clause(p: Principal, alias: str = "a") -> tuple[str, list[Any]]:
     """Alerts the caller may see: by district (staff), own elder (family), offered (others)."""
-    if p.role in (Role.ADMIN, Role.OPERATOR):
+    if p.role in (Role.ADMIN, Role.OPERATOR, Role.SUPERVISOR):
         return district_clause(p, f"{alias}.district_id")
     if p.role is Role.FAMILY:
         return in_clause(f"{alias}.resident_id", p.resident_ids)

@@ -179,7 +179,8 @@ def to_public(r: Row) -> AlertPublic:
         cancel_requested_at=opt_parse(r["cancel_requested_at"]),
         resolved_at=opt_parse(r["resolved_at"]), closed_at=opt_parse(r["closed_at"]),
         closure_code=r["closure_code"], assigned_contact_id=r["assigned_contact_id"],
-        taken_over_by=r["taken_over_by"], updated_at=parse_iso(r["updated_at"]))
+        taken_over_by=r["taken_over_by"], updated_at=parse_iso(r["updated_at"]),
+        supervisor_escalated_at=opt_parse(r["supervisor_escalated_at"]))
 
 
 def public_json(r: Row) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from eldercare_cloud.care import commissioning as C
 from eldercare_cloud.care import gateways as G
 from eldercare_cloud.care import ladder as L
 from eldercare_cloud.care import maintenance as M
+from eldercare_cloud.care import supervision as S
 from eldercare_cloud.care.alerts import AlertSpec
 from eldercare_cloud.care.clock import Clock, iso, parse_iso
 from eldercare_cloud.care.models import DEVICE_SUBJECT_ALERTS, EVENT_ALERTS, AlertKind
@@ -39,6 +40,7 @@ from eldercare_cloud.ingest.models import (
 from eldercare_cloud.notify.dispatcher import Dispatcher
 from eldercare_cloud.registry import RegistryService
 from eldercare_cloud.settings import CloudSettings
+from eldercare_cloud.telemetry import sqlite as telemetry_sqlite
 from eldercare_protocols.events import ACTIVITY_KINDS, EventKind
 from eldercare_protocols.uplink import GatewayConfig
 
@@ -102,6 +104,7 @@ class CareEngine:
         self._next_rules: datetime | None = None
         self._next_config_try: datetime | None = None
         self._next_maintenance: datetime | None = None
+        self._next_retention: datetime | None = None
         self._maintenance_ready = False
         self.failures = 0
         #: one engine per database moves alerts; others on PostgreSQL stand by and take
@@ -211,6 +214,9 @@ class CareEngine:
             candidates.append(self._next_rules)
         if self._next_maintenance is not None:
             candidates.append(self._next_maintenance)
+        supervise = await S.next_due(self._db.conn, self._care.ctx.supervisor_escalation_s)
+        if supervise is not None:
+            candidates.append(supervise)
         return min(candidates)
 
     # -- one pass ----------------------------------------------------------------------
@@ -227,7 +233,11 @@ class CareEngine:
                 await self.run_maintenance()
                 self._next_maintenance = now + timedelta(
                     seconds=self._settings.maintenance_scan_interval_s)
+            if self._next_retention is None or now >= self._next_retention:
+                await self.run_retention()
+                self._next_retention = now + timedelta(hours=24)
             await self.run_due()
+            await self.run_supervision()
             await self.publish_configs()
         self._deliver_wake.set()
 
@@ -479,6 +489,36 @@ class CareEngine:
         for alert_id in await L.due_alerts(self._db.conn, now):
             async with self._db.transaction() as conn:
                 if await L.process_due(conn, alert_id, now, self._care.ctx):
+                    moved += 1
+        if moved:
+            self._care.committed()
+        return moved
+
+    async def run_retention(self) -> int:
+        """Telemetry older than ``telemetry_retention_days`` goes (once a day)."""
+        days = self._settings.telemetry_retention_days
+        if days <= 0 or self._store is None:
+            return 0
+        async with self._db.transaction() as conn:
+            purged = await telemetry_sqlite.purge_before(
+                conn, self._clock.now() - timedelta(days=days))
+        if purged:
+            log.info("purged %d telemetry rows older than %d days", purged, days)
+        return purged
+
+    async def run_supervision(self) -> int:
+        """Alerts nobody acknowledged in time go to the district's shift supervisors."""
+        ctx = self._care.ctx
+        now = self._clock.now()
+        moved = 0
+        for alert_id in await S.due_alerts(self._db.conn, now, ctx.supervisor_escalation_s):
+            row = await self._db.conn.execute("SELECT district_id FROM alerts WHERE id = ?",
+                                              (alert_id,))
+            found = await row.fetchone()
+            district_id = found[0] if found is not None else None
+            people = await ctx.supervisors(district_id) if ctx.supervisors else []
+            async with self._db.transaction() as conn:
+                if await S.escalate(conn, alert_id, now, ctx, people):
                     moved += 1
         if moved:
             self._care.committed()

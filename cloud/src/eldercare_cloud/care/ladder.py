@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -54,6 +55,10 @@ class LadderContext:
     link_ttl_s: int
     life_safety_timeout_s: int
     default_timeout_s: int
+    #: seconds an alert may stay unacknowledged before the supervisors get it (0: never)
+    supervisor_escalation_s: int = 0
+    #: a district's active shift supervisors: (user id, name, phone)
+    supervisors: Callable[[str | None], Awaitable[list[tuple[str, str, str | None]]]] | None = None
 
 
 @dataclass

@@ -322,6 +322,8 @@ class AlertPublic(BaseModel):
     assigned_contact_id: str | None
     taken_over_by: str | None
     updated_at: datetime
+    #: when the alert went to the shift supervisors for want of an acknowledgement
+    supervisor_escalated_at: datetime | None = None
 
 
 class AlertDetail(AlertPublic):
@@ -358,4 +360,13 @@ class ProgressRequest(BaseModel):
 
 class TakeoverRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    note: str = Field(default="", max_length=2000)
+
+
+class ReviewRequest(BaseModel):
+    """An operator's sign-off of a resolved case (待复核 → 已结案), optionally correcting
+    the closure code the responder chose."""
+
+    model_config = ConfigDict(extra="forbid")
+    closure_code: ClosureCode | None = None
     note: str = Field(default="", max_length=2000)

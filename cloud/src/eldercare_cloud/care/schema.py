@@ -146,4 +146,8 @@ CREATE TABLE care_commissioning (
 );
 ALTER TABLE care_gateway_watch ADD COLUMN revoked_at TEXT
 """,
+    """
+ALTER TABLE alerts ADD COLUMN supervisor_escalated_at TEXT;
+CREATE INDEX alerts_unacknowledged ON alerts(status, acknowledged_at, opened_at)
+""",
 ]

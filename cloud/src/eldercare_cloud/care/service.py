@@ -31,6 +31,7 @@ from eldercare_cloud.care.models import (
     NoteCreate,
     ProgressRequest,
     ResolveRequest,
+    ReviewRequest,
     SeverityOverride,
     TakeoverRequest,
     escalates,
@@ -277,6 +278,24 @@ class CareService:
     async def close(self, p: Principal, alert_id: str) -> AlertPublic:
         async def fn(conn: Connection, row: Row, now: datetime) -> None:
             await A.transition(conn, row, AlertStatus.CLOSED, now, self._actor(p))
+        return await self._mutate(p, alert_id, fn)
+
+    async def review(self, p: Principal, alert_id: str, body: ReviewRequest) -> AlertPublic:
+        """Sign a resolved case off (待复核 → 已结案): the reviewer, the time, the note and
+        any correction of the closure code go on the timeline."""
+        async def fn(conn: Connection, row: Row, now: datetime) -> None:
+            if AlertStatus(row["status"]) is not AlertStatus.RESOLVED:
+                raise ConflictError(f"alert {alert_id} is {row['status']}; only a resolved"
+                                    " case waits for review")
+            extra: dict[str, Any] = {}
+            detail: dict[str, Any] = {"note": body.note,
+                                      "closure_code": row["closure_code"]}
+            if body.closure_code is not None and body.closure_code.value != row["closure_code"]:
+                extra["closure_code"] = body.closure_code.value
+                detail.update(closure_code=body.closure_code.value,
+                              closure_code_was=row["closure_code"])
+            await A.transition(conn, row, AlertStatus.CLOSED, now, self._actor(p), "reviewed",
+                               detail, extra)
         return await self._mutate(p, alert_id, fn)
 
     # -- responder actions (the link was verified by the caller) --------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
@@ -136,7 +137,7 @@ def _scope(p: Principal) -> tuple[str, list[Any]]:
     if p.role is Role.ADMIN:
         clause, params = district_clause(p, "district_id")
         return f"(district_id IS NULL OR {clause})", params
-    if p.role is Role.OPERATOR:
+    if p.role in (Role.OPERATOR, Role.SUPERVISOR):
         return district_clause(p, "district_id")
     if p.role is Role.FAMILY:
         return in_clause("resident_id", p.resident_ids)
@@ -145,3 +146,19 @@ def _scope(p: Principal) -> tuple[str, list[Any]]:
         return (f"EXISTS (SELECT 1 FROM stream_event_contacts c"
                 f" WHERE c.event_id = stream_events.id AND {clause})", params)
     return "1 = 0", []
+
+
+async def forget(conn: Connection, alert_ids: Sequence[str],
+                 resident_id: str) -> None:
+    """A resident's erasure: their events (which carry names and addresses) leave the
+    stream, inside the erasure's transaction."""
+    await conn.execute("DELETE FROM stream_event_contacts WHERE event_id IN"
+                       " (SELECT id FROM stream_events WHERE resident_id = ?)", (resident_id,))
+    await conn.execute("DELETE FROM stream_events WHERE resident_id = ?", (resident_id,))
+    if alert_ids:
+        marks = ",".join("?" for _ in alert_ids)
+        await conn.execute("DELETE FROM stream_event_contacts WHERE event_id IN (SELECT id"
+                           f" FROM stream_events WHERE alert_id IN ({marks}))", tuple(alert_ids))
+        await conn.execute(f"DELETE FROM stream_events WHERE alert_id IN ({marks})",
+                           tuple(alert_ids))
+

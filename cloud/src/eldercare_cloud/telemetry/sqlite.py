@@ -54,3 +54,20 @@ async def read(conn: Connection, device_id: str, since: datetime | None = None,
     return [StoredTelemetry(rowid=r[0], batch_id=r[1], gateway_id=r[2], device_id=r[3],
                             kind=EventKind(r[4]), ts=from_db(r[5]), device_seq=r[6],
                             values=json.loads(r[7])) for r in rows]
+
+
+async def erase_devices(conn: Connection, device_ids: Sequence[str]) -> int:
+    """Every telemetry row of these devices (a resident's erasure), in the caller's
+    transaction; returns how many went."""
+    if not device_ids:
+        return 0
+    marks = ",".join("?" for _ in device_ids)
+    cur = await conn.execute(f"DELETE FROM telemetry WHERE device_id IN ({marks})",
+                             tuple(device_ids))
+    return int(cur.rowcount or 0)
+
+
+async def purge_before(conn: Connection, before: datetime) -> int:
+    """Telemetry older than the retention (``telemetry_retention_days``)."""
+    cur = await conn.execute("DELETE FROM telemetry WHERE ts < ?", (to_db(before),))
+    return int(cur.rowcount or 0)

@@ -16,6 +16,7 @@ from eldercare_cloud.care.models import (
     NoteCreate,
     ProgressRequest,
     ResolveRequest,
+    ReviewRequest,
     SeverityOverride,
     TakeoverRequest,
 )
@@ -82,3 +83,10 @@ async def resolve(services: ServicesDep, user: CurrentUser, alert_id: str,
 @router.post("/{alert_id}/close", response_model=AlertPublic, **roles(*STAFF))
 async def close(services: ServicesDep, user: CurrentUser, alert_id: str) -> AlertPublic:
     return await services.care.close(user, alert_id)
+
+
+@router.post("/{alert_id}/review", response_model=AlertPublic, **roles(*STAFF))
+async def review(services: ServicesDep, user: CurrentUser, alert_id: str,
+                 body: ReviewRequest) -> AlertPublic:
+    """Sign off a resolved case (待复核 → 已结案)."""
+    return await services.care.review(user, alert_id, body)

@@ -39,7 +39,8 @@ Reason = Annotated[str, Query(max_length=100, description="why the record is rea
 Ref = Annotated[str | None, Query(max_length=64)]
 
 
-@router.get("/districts", response_model=list[DistrictPublic], **roles(A, O, I))
+@router.get("/districts", response_model=list[DistrictPublic],
+            **roles(A, O, I, Role.DISTRICT_ADMIN))
 async def list_districts(services: ServicesDep, user: CurrentUser) -> list[DistrictPublic]:
     return await services.registry.list_districts(user)
 
@@ -57,7 +58,8 @@ async def get_district(services: ServicesDep, user: CurrentUser,
     return await services.registry.get_district(user, district_id)
 
 
-@router.get("/communities", response_model=list[CommunityPublic], **roles(A, O, I))
+@router.get("/communities", response_model=list[CommunityPublic],
+            **roles(A, O, I, Role.DISTRICT_ADMIN))
 async def list_communities(services: ServicesDep, user: CurrentUser,
                            district_id: Ref = None) -> list[CommunityPublic]:
     return await services.registry.list_communities(user, district_id)

@@ -29,4 +29,16 @@ async def get_user(services: ServicesDep, user: CurrentUser, user_id: str) -> Us
 @router.patch("/{user_id}", response_model=UserPublic, **roles(Role.ADMIN))
 async def update_user(services: ServicesDep, user: CurrentUser, user_id: str,
                       body: UserUpdate) -> UserPublic:
-    return await services.users.update(user_id, body, user.tenant)
+    """An admin's change; a password reset or a disable revokes every session of the user
+    at once (their tokens carry the version these bump), and is audited."""
+    updated = await services.users.update(user_id, body, user.tenant)
+    what = [w for w, on in (("reset_password", body.password is not None),
+                            ("disable_user", body.active is False),
+                            ("enable_user", body.active is True)) if on]
+    for action in what:
+        await services.audit.record(tenant=user.tenant, actor=user.actor,
+                                    actor_name=user.username, role=user.role.value,
+                                    action=action, record_type="user", record_id=user_id,
+                                    reason="admin; sessions revoked" if action != "enable_user"
+                                    else "admin")
+    return updated
