@@ -65,6 +65,8 @@ from eldercare_protocols.uplink import (
 log = logging.getLogger(__name__)
 
 INGEST_CHUNK = 1000
+#: the Zigbee2MQTT adapter's memory in the outbox's state table (beside the rules')
+Z2M_STATE_KEY = "z2m"
 
 
 class Gateway:
@@ -248,14 +250,21 @@ class Gateway:
         When the rules changed something a restart must not forget (an alert raised, a
         door opened, a device declared offline), their snapshot is written in the same
         transaction as these records."""
-        state = None
+        state: dict[str, bytes] | None = None
         if self.rules.urgent and self._rules_restored:
             state = {rule_state.STATE_KEY: rule_state.encode(self.rules.snapshot())}
+        z2m_dirty = self.ingest.z2m.dirty and self._rules_restored
+        if z2m_dirty:
+            # the Zigbee levels these records were decoded against go with them
+            state = (state or {}) | {Z2M_STATE_KEY: self.ingest.z2m.snapshot()}
+            self.ingest.z2m.dirty = False
         try:
             stored = await self.outbox.put_many(drafts, state=state)
         except BaseException:
-            if state is not None:
+            if state is not None and rule_state.STATE_KEY in state:
                 self.rules.mark_unsaved()
+            if z2m_dirty:
+                self.ingest.z2m.dirty = True
             raise
         for s in stored:
             if s.lane is Lane.ALARM and s.device_id is not None:
@@ -408,6 +417,7 @@ class Gateway:
     # ---------------------------------------------------------------- rule state
 
     async def _restore_rules(self) -> None:
+        await self._restore_z2m()
         raw = await self.outbox.load_state(rule_state.STATE_KEY)
         self._rules_restored = True
         if raw is None:
@@ -425,13 +435,36 @@ class Gateway:
                  snap.last_activity.isoformat() if snap.last_activity else "none",
                  len(snap.door_open_since))
 
-    async def save_rules_state(self) -> None:
-        """Write the rules' snapshot now (its ``saved_at`` also says the gateway was alive)."""
-        snap = self.rules.snapshot()
+    async def _restore_z2m(self) -> None:
+        """The Zigbee2MQTT adapter's levels and learned devices: without them a battery
+        report repeating an open door after a restart would read as the door opening."""
+        raw = await self.outbox.load_state(Z2M_STATE_KEY)
+        if raw is None:
+            return
         try:
-            await self.outbox.save_state({rule_state.STATE_KEY: rule_state.encode(snap)})
+            self.ingest.z2m.restore(raw)
+        except DecodeError as exc:
+            self.counters.inc("z2m_state_unreadable")
+            log.error("%s; Zigbee2MQTT levels start from nothing", exc)
+            return
+        log.info("Zigbee2MQTT state restored: %d devices described by the bridge",
+                 len(self.ingest.z2m.devices))
+
+    async def save_rules_state(self) -> None:
+        """Write the rules' snapshot now (its ``saved_at`` also says the gateway was alive),
+        and the Zigbee2MQTT adapter's memory when it changed."""
+        snap = self.rules.snapshot()
+        state = {rule_state.STATE_KEY: rule_state.encode(snap)}
+        z2m_dirty = self.ingest.z2m.dirty
+        if z2m_dirty:
+            state[Z2M_STATE_KEY] = self.ingest.z2m.snapshot()
+            self.ingest.z2m.dirty = False
+        try:
+            await self.outbox.save_state(state)
         except BaseException:
             self.rules.mark_unsaved()
+            if z2m_dirty:
+                self.ingest.z2m.dirty = True
             raise
 
     async def _rule_state_loop(self) -> None:

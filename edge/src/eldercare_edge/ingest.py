@@ -30,6 +30,7 @@ from eldercare_edge.rules import Rules, is_telemetry
 from eldercare_protocols import native, serial_frame, z2m
 from eldercare_protocols.errors import DecodeError
 from eldercare_protocols.events import CanonicalEvent, EventKind
+from eldercare_protocols.z2m_codecs import FieldProblem
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class Ingest:
         self.counters = counters
         self.clock = clock
         self.batcher = batcher
-        self.z2m = z2m.Z2MAdapter()
+        self.z2m = z2m.Z2MAdapter(on_problem=self._z2m_problem)
 
     def handle(self, msg: Inbound, out: IngestResult | None = None) -> IngestResult:
         out = out or IngestResult()
@@ -127,6 +128,13 @@ class Ingest:
 
     def _z2m(self, msg: Inbound, now: datetime, out: IngestResult
              ) -> tuple[DeviceInfo, list[CanonicalEvent]] | None:
+        if msg.topic == z2m.BRIDGE_DEVICES:
+            self._z2m_devices(msg, now, out)
+            return None
+        if msg.topic == z2m.BRIDGE_STATE:
+            online = self.z2m.bridge_state(msg.payload, msg.topic)
+            log.info("Zigbee2MQTT bridge is %s", "online" if online else "offline")
+            return None
         parts = msg.topic.split("/")
         if len(parts) >= 2 and parts[1] == "bridge":
             self.counters.inc("z2m_bridge")
@@ -134,13 +142,31 @@ class Ingest:
         friendly, _ = z2m.parse_topic(msg.topic)
         info = self.registry.by_z2m_name(friendly)
         if info is None:
-            self._unknown(msg, friendly, None, now, out)
+            learned = self.z2m.device(friendly)
+            dtype = learned.device_type if learned is not None else None
+            self._unknown(msg, friendly, dtype.name if dtype else None, now, out)
             return None
-        model = info.z2m_model
-        if model is None:
-            raise DecodeError(f"{info.device_id} is a {info.dtype.name}, which has no"
-                              " Zigbee2MQTT model", topic=msg.topic, payload=msg.payload)
-        return info, self.z2m.decode(msg.topic, msg.payload, model, device_id=info.device_id)
+        return info, self.z2m.decode(msg.topic, msg.payload, info.z2m_model,
+                                     device_id=info.device_id, dtype=info.dtype)
+
+    def _z2m_devices(self, msg: Inbound, now: datetime, out: IngestResult) -> None:
+        """The bridge's device list: each device not bound yet is reported once, with the
+        catalogue type its model or exposes say, so the installer binds it to a room and a
+        resident without typing a model."""
+        devices = self.z2m.learn(msg.payload, msg.topic)
+        self.counters.inc("z2m_device_lists")
+        for d in devices:
+            info = self.registry.by_z2m_name(d.friendly_name)
+            dtype = d.device_type
+            if info is None:
+                self._unknown(msg, d.friendly_name, dtype.name if dtype else None, now, out)
+            elif dtype is not None and dtype.name != info.dtype.name:
+                log.warning("Zigbee2MQTT device %r (%s %s) is bound as %s but exposes a %s",
+                            d.friendly_name, d.vendor, d.model, info.dtype.name, dtype.name)
+
+    def _z2m_problem(self, topic: str, problem: FieldProblem) -> None:
+        self.counters.inc("malformed_z2m_field")
+        log.warning("Zigbee2MQTT field of the wrong type on %s: %s", topic, problem)
 
     def _serial(self, msg: Inbound, now: datetime, out: IngestResult
                 ) -> tuple[DeviceInfo, list[CanonicalEvent]] | None:

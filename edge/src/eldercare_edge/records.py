@@ -59,7 +59,10 @@ def unknown_draft(gateway_id: str, *, device_id: str, source: str, topic: str,
     rec = UnknownDeviceSeen.model_validate({
         **_stamp(gateway_id, received), "device_id": device_id[:128], "source": source,
         "topic": topic[:256], "device_type": device_type[:32] if device_type else None})
-    return Draft(Lane.EVENT, _builder(rec), once_key=f"unknown:{source}:{device_id}")
+    # once per device; a type learned later (Zigbee2MQTT's device list) is worth one more
+    once = f"unknown:{source}:{device_id}" + (f":{device_type}" if source == "z2m"
+                                              and device_type else "")
+    return Draft(Lane.EVENT, _builder(rec), once_key=once)
 
 
 def sms_report_draft(gateway_id: str, *, alarm_id: str, to: str, status: str, attempts: int,

@@ -34,6 +34,11 @@ class EventKind(StrEnum):
     GEOFENCE_EXIT = "geofence_exit"
     GEOFENCE_ENTER = "geofence_enter"
     STRAP_REMOVED = "strap_removed"
+    #: a fall sensor's "maybe a fall" (Tuya ``maybe_fall``, Heiman ``fall_warning``): a
+    #: concern someone should check, not a confirmed fall
+    FALL_WARNING = "fall_warning"
+    #: a water leak probe is wet (a tap left running, a burst pipe)
+    WATER_LEAK = "water_leak"
     # care alerts raised by the gateway's local rules (not by a device)
     INACTIVITY = "inactivity"
     NIGHT_WANDERING = "night_wandering"
@@ -41,6 +46,7 @@ class EventKind(StrEnum):
     # device
     GAS_CLEAR = "gas_clear"
     SMOKE_CLEAR = "smoke_clear"
+    WATER_CLEAR = "water_clear"
     BATTERY_LOW = "battery_low"
     TAMPER = "tamper"
     DEVICE_ONLINE = "device_online"
@@ -78,6 +84,8 @@ _CATEGORY: dict[EventKind, EventCategory] = {
             EventKind.GEOFENCE_EXIT,
             EventKind.GEOFENCE_ENTER,
             EventKind.STRAP_REMOVED,
+            EventKind.FALL_WARNING,
+            EventKind.WATER_LEAK,
             EventKind.INACTIVITY,
             EventKind.NIGHT_WANDERING,
             EventKind.DOOR_LEFT_OPEN,
@@ -88,6 +96,7 @@ _CATEGORY: dict[EventKind, EventCategory] = {
         for k in (
             EventKind.GAS_CLEAR,
             EventKind.SMOKE_CLEAR,
+            EventKind.WATER_CLEAR,
             EventKind.BATTERY_LOW,
             EventKind.TAMPER,
             EventKind.DEVICE_ONLINE,
