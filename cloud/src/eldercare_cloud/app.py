@@ -145,6 +145,13 @@ def create_app(settings: CloudSettings, db: Database | None = None, ingest: Any 
             holder["services"] = services
             if run_engine:
                 await stack.enter_async_context(services.engine)
+            if settings.watch_port is not None and ingest is not None:
+                from eldercare_cloud.watch import WatchServer
+
+                await stack.enter_async_context(WatchServer(
+                    host=settings.watch_host, port=settings.watch_port,
+                    registered=services.registry.is_watch, commit=ingest.commit_local,
+                    now=services.clock.now, idle_timeout_s=settings.watch_idle_timeout_s))
             yield
 
     app = FastAPI(title="eldercare cloud", version="0.1.0", lifespan=lifespan,

@@ -156,7 +156,7 @@ class CanonicalEvent(BaseModel):
     seq: int | None = Field(default=None, ge=0)
     test: bool = False
     data: EventData = Field(default_factory=dict)
-    source: Annotated[str, Field(pattern=r"^(native|z2m|serial|gateway)$")] = "native"
+    source: Annotated[str, Field(pattern=r"^(native|z2m|serial|gateway|watch)$")] = "native"
 
     @property
     def category(self) -> EventCategory:

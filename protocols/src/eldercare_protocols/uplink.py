@@ -121,7 +121,7 @@ class EventEnvelope(_Record):
     test: bool = False
     device_ts: datetime | None = None
     device_seq: int | None = Field(default=None, ge=0)
-    source: Literal["native", "z2m", "serial", "gateway"] = "native"
+    source: Literal["native", "z2m", "serial", "gateway", "watch"] = "native"
     rule: str | None = Field(default=None, max_length=64)
     data: dict[str, Any] = Field(default_factory=dict)
 

@@ -257,20 +257,29 @@ class IngestService:
                             exc.preview() or payload[:120].decode("utf-8", "replace"))
                 continue
             items.append(Received(gateway_id, msg, received_at))
-        if not items:
-            return
+        if items:
+            await self._commit(items)
+
+    async def commit_local(self, items: list[Received]) -> bool:
+        """Commit records that did not come through a gateway (a GPS watch's alarm heard by
+        the cloud's own watch listener) on the same path as gateway uplink: one commit,
+        the same counters, the care core told by the same listeners. False if not stored."""
+        return await self._commit(items, publish_acks=False)
+
+    async def _commit(self, items: list[Received], *, publish_acks: bool = True) -> bool:
         try:
             info = await self.store.commit(items)
         except (sqlite3.Error, StorageError) as exc:
             # nothing is acked: every gateway resends and the next commit may succeed
             self.counters.commit_failures += 1
             log.error("commit of %d uplink messages failed, not acked: %s", len(items), exc)
-            return
+            return False
         if self.settings.test_exit_after_commit and info.acks:
             log.warning("test hook: killing this process after the commit, before the ack")
             logging.shutdown()
             os.kill(os.getpid(), signal.SIGKILL)
-        self._publish_acks(info)
+        if publish_acks:
+            self._publish_acks(info)
         c = self.counters
         c.batches += 1
         c.committed += info.records - info.duplicates
@@ -290,6 +299,7 @@ class IngestService:
             except Exception:
                 # a care-core bug must not stop the alarm path; it resumes from its cursor
                 log.exception("commit listener %r failed", listener)
+        return True
 
     def _publish_acks(self, info: CommitInfo) -> None:
         for gateway_id, ids in info.acks.items():

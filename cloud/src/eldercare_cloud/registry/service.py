@@ -531,6 +531,12 @@ class RegistryService:
             raise NotFoundError(f"device {device_id} not found")
         return row
 
+    async def is_watch(self, device_id: str) -> bool:
+        """Whether a GPS watch of this id is registered (for the cloud's own watch listener,
+        which has no user; it learns nothing about a person)."""
+        row = await self._one("SELECT type FROM devices WHERE id = ?", [device_id])
+        return row is not None and row["type"] == "gps_tracker"
+
     async def list_devices(self, p: Principal, *, gateway_id: str | None = None,
                            household_id: str | None = None) -> list[DevicePublic]:
         clause, params = self._device_scope(p)
