@@ -9,12 +9,16 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+from care_support import care_settings, open_care
 from test_ingest_support import IngestHarness
 
+from eldercare_cloud.auth.models import Principal, Role
 from eldercare_cloud.care.clock import ManualClock
-from eldercare_cloud.ingest import StoredEvent
+from eldercare_cloud.ingest import Received, StoredEvent
+from eldercare_cloud.registry.models import DeviceCreate
 from eldercare_cloud.watch import WATCH_GATEWAY, WatchServer
 from eldercare_protocols import watch
 from eldercare_protocols.events import EventKind
@@ -117,3 +121,34 @@ async def test_truncated_frame_then_hang_up_stores_nothing(ingest: IngestHarness
                 break
             await asyncio.sleep(0.01)
     assert await events(ingest) == [] and server.counters.frames == 0
+
+
+async def test_watch_sos_is_a_life_safety_alert_for_its_resident(
+        tmp_path: Path, care_db: Path, care_template: tuple[Path, dict[str, str]]) -> None:
+    """Registered like any device (bound to a resident), the watch's SOS becomes the same
+    alert a red button makes, with its position, and climbs the ladder."""
+    clock = ManualClock(T0)
+    async with open_care(care_db, care_settings(tmp_path), clock, care_template[1]) as care:
+        admin = Principal(user_id="installer-test", username="installer-test",
+                          role=Role.ADMIN, tenant=care.settings.tenant)
+        await care.services.registry.create_device(admin, DeviceCreate(
+            id=WATCH, type="gps_tracker", household_id="H-XH-002", resident_id="R-XH-002"))
+        registry = care.services.registry
+        assert await registry.is_watch(WATCH)
+        assert not await registry.is_watch("btn-xh001")      # a device, not a watch
+        assert not await registry.is_watch("1234567890")     # nobody registered it
+
+        async def commit(items: list[Received]) -> bool:
+            await care.store.commit(items)                    # ingest's own write path
+            return True
+
+        async with WatchServer(host="127.0.0.1", port=0, registered=registry.is_watch,
+                               commit=commit, now=clock.now) as server, \
+                SimWatch("127.0.0.1", server.port, WATCH) as w:
+            assert await w.alarm(T0, EventKind.SOS) == b"[3G*8800000015*0002*AL]"
+        await care.run()
+        sos = [a for a in await care.open_alerts() if a["kind"] == "sos"]
+        assert len(sos) == 1
+        assert (sos[0]["resident_id"], sos[0]["device_id"], sos[0]["severity"]) == (
+            "R-XH-002", WATCH, "critical")
+        assert await care.asked(sos[0]["id"]), "the ladder asked nobody"
