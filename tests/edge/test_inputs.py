@@ -16,7 +16,15 @@ from eldercare_sim.clock import SimClock
 from eldercare_sim.dongle import SimDongle
 from eldercare_sim.home import SimHome
 
-from .helpers import Client, CloudAcker, clients, running, settings_for, wait_for
+from .helpers import (
+    Client,
+    CloudAcker,
+    clients,
+    event_payload,
+    running,
+    settings_for,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -207,3 +215,25 @@ async def test_z2m_memory_survives_a_gateway_restart(tmp_path: Path, mosquitto: 
     presses = {e.id for e in cloud.records(EventEnvelope) if e.device_id == "sos-1"
                and e.kind is EventKind.SOS}
     assert len(presses) == 2
+
+
+async def test_device_messages_published_while_the_gateway_is_down_are_not_lost(
+        tmp_path: Path, mosquitto: Broker) -> None:
+    """The home session is persistent: the broker holds what devices publish while the
+    gateway is stopped (an upgrade, a crash, a watchdog restart) and hands it over when
+    the gateway is back."""
+    cloud = CloudAcker(mosquitto.port)
+    button = Client(mosquitto.port, "btn-1-device")
+    settings = settings_for(tmp_path, mosquitto.port)
+    with clients(cloud, button):
+        async with running(settings):
+            pass
+        for seq in range(1, 6):
+            button.publish("eldercare/btn-1/event",
+                           event_payload("call_button", "sos", seq, data={"button": "red"}))
+        async with running(settings):
+            await wait_for(lambda: len({e.device_seq for e in cloud.records(EventEnvelope)
+                                        if e.device_id == "btn-1"}) == 5,
+                           what="the five presses made while the gateway was down")
+    assert all(e.kind is EventKind.SOS and e.lane is Lane.ALARM
+               for e in cloud.records(EventEnvelope) if e.device_id == "btn-1")

@@ -113,7 +113,8 @@ class Gateway:
         subs = native.SUBSCRIPTIONS + (z2m.SUBSCRIPTIONS if settings.z2m.enabled else ())
         home = settings.home_broker
         self.home = MqttLink("home", home, home.client_id or f"gw-{self.gateway_id}-home",
-                             subscriptions=subs, on_messages=self._on_home)
+                             subscriptions=subs, on_messages=self._on_home,
+                             persistent=home.persistent_session)
         modem = modem or (GsmModem(settings.modem) if settings.modem else None)
         self.sms = SmsFallback(
             gateway_id=self.gateway_id, outbox=self.outbox, ledger=self.ledger, modem=modem,

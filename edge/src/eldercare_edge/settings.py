@@ -53,6 +53,9 @@ class BrokerSettings(_Section):
     tls: TlsSettings | None = None
     reconnect_min_s: float = Field(default=0.5, gt=0)
     reconnect_max_s: float = Field(default=30.0, gt=0)
+    #: home broker only: a persistent session (fixed client id, QoS 1 subscriptions), so
+    #: the broker holds what devices publish while the gateway is down or restarting
+    persistent_session: bool = True
 
     @field_validator("url")
     @classmethod

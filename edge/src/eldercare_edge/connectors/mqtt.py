@@ -49,7 +49,7 @@ class MqttLink:
                  will: Outgoing | None = None, birth: Callable[[], Outgoing] | None = None,
                  on_connect: Callable[[], None] | None = None,
                  on_disconnect: Callable[[], None] | None = None,
-                 max_inflight: int = 0) -> None:
+                 max_inflight: int = 0, persistent: bool = False) -> None:
         self.name = name
         self.settings = settings
         self._subscriptions = tuple(subscriptions)
@@ -65,8 +65,10 @@ class MqttLink:
         self.disconnects = 0
         self._connected_async: asyncio.Event | None = None
 
+        # persistent: the broker keeps the session (subscriptions and the QoS 1 messages
+        # that arrive while we are away) under this fixed client id
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                             protocol=mqtt.MQTTv311, clean_session=True)
+                             protocol=mqtt.MQTTv311, clean_session=not persistent)
         if settings.username:
             password = settings.password.get_secret_value() if settings.password else None
             client.username_pw_set(settings.username, password)
