@@ -92,6 +92,12 @@ async def test_one_help_coming_per_button_for_alarms_committed_together(
             assert gw.counters.get("commands_sent") == 4
             await wait_for(lambda: "help_coming" in led_states(button, "btn-1"))
             assert led_states(button, "btn-1") == ["received"] * 3 + ["help_coming"]
+            # each LED command names the alarm records it confirms
+            leds = [json.loads(p)["args"] for _, p in button.received("eldercare/btn-1/cmd")]
+            by_seq = {e.device_seq: e.id for e in envelopes(cloud, EventKind.SOS)}
+            assert [a["alarm"] for a in leds[:3]] == [by_seq[1], by_seq[2], by_seq[3]]
+            assert leds[3]["alarm"] == by_seq[3]
+            assert sorted(leds[3]["alarms"]) == sorted(by_seq.values())
 
 
 async def test_nothing_leaves_the_outbox_without_an_app_ack_and_unacked_is_resent(

@@ -270,16 +270,20 @@ class Gateway:
         for s in stored:
             if s.lane is Lane.ALARM and s.device_id is not None:
                 self.counters.inc("alarms_stored")
-                self._led(s.device_id, "received")
+                self._led(s.device_id, "received", [s.id])
         if stored:
             self.forwarder.wake()
         return stored
 
-    def _led(self, device_id: str, state: str) -> None:
+    def _led(self, device_id: str, state: str, alarms: list[str]) -> None:
+        """Tell a button what happened to its call, naming the alarm records it confirms
+        (``alarm`` the newest, ``alarms`` all of them: one ack may commit several presses)."""
         info = self.registry.get(device_id)
         if info is None or not info.accepts("led") or info.binding.source != "native":
             return
-        self._command(device_id, "led", {"state": state}, f"led-{uuid.uuid4().hex[:16]}")
+        self._command(device_id, "led", {"state": state, "alarm": alarms[-1],
+                                         "alarms": alarms},
+                      f"led-{uuid.uuid4().hex[:16]}")
 
     def _command(self, device_id: str, command: str, args: dict[str, Any], cmd_id: str) -> bool:
         msg = native.DeviceCommand(id=cmd_id[:64], command=command, args=args,
@@ -305,10 +309,12 @@ class Gateway:
 
     def _on_committed(self, gone: list[Stored]) -> None:
         # one "help coming" per button however many of its alarms this ack committed
-        buttons = dict.fromkeys(s.device_id for s in gone
-                                if s.lane is Lane.ALARM and s.device_id is not None)
-        for device_id in buttons:
-            self._led(device_id, "help_coming")
+        buttons: dict[str, list[str]] = {}
+        for s in gone:
+            if s.lane is Lane.ALARM and s.device_id is not None:
+                buttons.setdefault(s.device_id, []).append(s.id)
+        for device_id, alarms in buttons.items():
+            self._led(device_id, "help_coming", alarms)
 
     def _on_down(self, batch: list[tuple[str, bytes]]) -> None:
         self._down.extend(batch)

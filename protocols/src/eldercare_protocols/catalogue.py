@@ -162,7 +162,8 @@ CALL_BUTTONS = Capability(
     events=frozenset({EventKind.SOS, EventKind.SERVICE_REQUEST, EventKind.CANCEL}),
     state_fields=("led",),
     commands=(
-        Command("led", "show the resident what happened to the call", ("state",)),
+        Command("led", "show the resident what happened to the call (and which call)",
+                ("state", "alarm", "alarms")),
     ),
     walk_test="press the red button",
     walk_test_event=EventKind.SOS,
