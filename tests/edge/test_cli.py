@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -77,6 +78,31 @@ def test_bad_settings_are_refused_with_a_reason(tmp_path: Path) -> None:
                     "cloud: {url: 'mqtts://cloud.example:8883', password: changeme}\n")
     with pytest.raises(SettingsError, match="placeholder"):
         EdgeSettings.from_file(prod)
+
+
+@pytest.mark.parametrize(("home", "reason"), [
+    ({"devices": [{"device_id": f"d{i}", "type": "call_button"} for i in range(201)]},
+     "home.devices: List should have at most 200 items"),
+    ({"devices": [{"device_id": "x", "type": "toaster"}]}, "unknown device type 'toaster'"),
+    ({"extra": {"sms_timeout_s": "soon"}}, "home.sms_timeout_s"),
+    ({"devices": [{"device_id": "has space", "type": "call_button"}]}, "home.devices.0"),
+])
+def test_bad_home_section_is_one_line_and_exit_2(tmp_path: Path, home: dict[str, object],
+                                                 reason: str) -> None:
+    """Validated when loaded, by show-config too: never a traceback at start-up."""
+    path = write_config(tmp_path, 1883)
+    body = yaml.safe_load(path.read_text(encoding="utf-8"))
+    body["home"] = home
+    path.write_text(yaml.safe_dump(body, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(SettingsError, match=re.escape(reason)):
+        EdgeSettings.from_file(path)
+    for command in ("show-config", "run"):
+        res = subprocess.run([str(SCRIPT), command, "--config", str(path)], capture_output=True,
+                             timeout=60, check=False)
+        lines = res.stderr.decode().strip().splitlines()
+        assert res.returncode == 2, res.stderr
+        assert len(lines) == 1 and lines[0].startswith("配置错误 / config error: "), lines
+        assert reason in lines[0] and b"Traceback" not in res.stderr
 
 
 @pytest.mark.integration
