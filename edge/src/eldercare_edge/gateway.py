@@ -24,7 +24,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Any, Literal
 
@@ -65,13 +65,23 @@ from eldercare_protocols.uplink import (
 log = logging.getLogger(__name__)
 
 INGEST_CHUNK = 1000
+
+
+def is_auth_refusal(reason: str) -> bool:
+    """paho's CONNACK reasons for a wrong user name, password or missing permission."""
+    text = reason.lower()
+    return "authori" in text or "password" in text
 #: the Zigbee2MQTT adapter's memory in the outbox's state table (beside the rules')
 Z2M_STATE_KEY = "z2m"
 
 
 class Gateway:
     def __init__(self, settings: EdgeSettings, *, clock: Clock | None = None,
-                 modem: Modem | None = None) -> None:
+                 modem: Modem | None = None,
+                 on_status: Callable[[str, str], None] | None = None) -> None:
+        """``on_status(link, what)``: the cloud link's changes as they happen (``up``,
+        ``down``, ``refused: <reason>``), for a console that shows them."""
+        self._on_status = on_status
         self.settings = settings
         self.gateway_id = settings.gateway_id
         self.clock: Clock = clock or SystemClock()
@@ -105,7 +115,7 @@ class Gateway:
             will=Outgoing(self._state_topic, self._state("offline"), 1, True),
             birth=lambda: Outgoing(self._state_topic, self._state("online"), 1, True),
             on_connect=self._on_cloud_connect, on_disconnect=self._on_cloud_disconnect,
-            max_inflight=cloud.mqtt_inflight)
+            max_inflight=cloud.mqtt_inflight, on_refused=self._on_cloud_refused)
         self.forwarder = Forwarder(
             self.gateway_id, self.outbox, self.cloud, window=cloud.inflight_window,
             resend_after_s=cloud.resend_after_s, read_batch=cloud.read_batch, clock=self.clock,
@@ -303,9 +313,22 @@ class Gateway:
 
     def _on_cloud_connect(self) -> None:
         self.forwarder.reset()
+        self._status("cloud", "up")
 
     def _on_cloud_disconnect(self) -> None:
         self.forwarder.reset()
+        self._status("cloud", "down")
+
+    def _on_cloud_refused(self, reason: str) -> None:
+        self.counters.inc("cloud_refused")
+        if is_auth_refusal(reason):
+            log.error("the cloud refuses this gateway's credentials (%s): check cloud.username"
+                      " and cloud.password", reason)
+        self._status("cloud", f"refused: {reason}")
+
+    def _status(self, link: str, what: str) -> None:
+        if self._on_status is not None:
+            self._on_status(link, what)
 
     def _on_committed(self, gone: list[Stored]) -> None:
         # one "help coming" per button however many of its alarms this ack committed

@@ -49,7 +49,8 @@ class MqttLink:
                  will: Outgoing | None = None, birth: Callable[[], Outgoing] | None = None,
                  on_connect: Callable[[], None] | None = None,
                  on_disconnect: Callable[[], None] | None = None,
-                 max_inflight: int = 0, persistent: bool = False) -> None:
+                 max_inflight: int = 0, persistent: bool = False,
+                 on_refused: Callable[[str], None] | None = None) -> None:
         self.name = name
         self.settings = settings
         self._subscriptions = tuple(subscriptions)
@@ -57,6 +58,9 @@ class MqttLink:
         self._birth = birth
         self._on_connect_cb = on_connect
         self._on_disconnect_cb = on_disconnect
+        self._on_refused_cb = on_refused
+        #: why the broker last refused the connection (None once it accepted one)
+        self.refused: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: deque[tuple[str, bytes]] = deque()
         self._drain_scheduled = False
@@ -163,7 +167,11 @@ class MqttLink:
         if getattr(reason, "is_failure", False):
             log.warning("%s: broker %s refused the connection: %s", self.name,
                         self.settings.url, reason)
+            self.refused = str(reason)
+            if self._on_refused_cb is not None:
+                self._call(self._on_refused_cb, str(reason))
             return
+        self.refused = None
         if self._birth is not None:
             birth = self._birth()
             client.publish(birth.topic, birth.payload, qos=birth.qos, retain=birth.retain)
