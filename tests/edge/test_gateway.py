@@ -318,3 +318,32 @@ async def test_a_gateway_that_cannot_open_its_outbox_fails_cleanly(tmp_path: Pat
     with pytest.raises(OutboxError):
         async with Gateway(settings):
             pass
+
+
+async def test_a_device_message_delivered_twice_is_one_alarm_across_restarts(
+        tmp_path: Path, mosquitto: Broker) -> None:
+    """A redelivery from the home broker or a firmware retry repeats the same seq and ts:
+    one alarm, also when the repeat comes after a gateway restart. A device that rebooted
+    and restarted its count (same seq, another ts) is a new press."""
+    cloud = CloudAcker(mosquitto.port)
+    button = Client(mosquitto.port, "btn-1")
+    settings = settings_for(tmp_path, mosquitto.port)
+    press = event_payload("call_button", "sos", 41, data={"button": "red"})
+    with clients(cloud, button):
+        async with running(settings) as gw:
+            button.publish("eldercare/btn-1/event", press)
+            button.publish("eldercare/btn-1/event", press)
+            await wait_for(lambda: gw.counters.get("duplicate_device_msgs") == 1,
+                           what="the second delivery dropped")
+            await wait_for(lambda: bool(envelopes(cloud, EventKind.SOS)))
+        async with running(settings) as gw:
+            button.publish("eldercare/btn-1/event", press)
+            rebooted = event_payload("call_button", "sos", 41, data={"button": "red"})
+            button.publish("eldercare/btn-1/event", rebooted)
+            await wait_for(lambda: len({e.id for e in envelopes(cloud, EventKind.SOS)}) == 2,
+                           what="the rebooted device's press")
+            await wait_for(lambda: gw.counters.get("in_native") >= 2)
+    presses = {e.id: e for e in envelopes(cloud, EventKind.SOS)}
+    assert len(presses) == 2
+    assert sorted(str(e.device_ts) for e in presses.values()) == sorted(
+        {str(e.device_ts) for e in presses.values()})

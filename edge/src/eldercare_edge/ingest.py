@@ -9,6 +9,7 @@ and nothing else: the loop keeps running.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -22,6 +23,7 @@ from eldercare_edge.outbox import Draft
 from eldercare_edge.records import (
     TelemetryBatcher,
     alert_draft,
+    device_msg_key,
     event_draft,
     telemetry_record,
     unknown_draft,
@@ -35,6 +37,8 @@ from eldercare_protocols.z2m_codecs import FieldProblem
 log = logging.getLogger(__name__)
 
 Source = Literal["native", "z2m", "serial"]
+#: device messages remembered in memory to drop a second delivery before the rules see it
+RECENT_KEYS = 4096
 #: kinds any device may report about itself whatever its type
 _LIFECYCLE = frozenset({EventKind.HEARTBEAT, EventKind.DEVICE_ONLINE, EventKind.DEVICE_OFFLINE})
 
@@ -64,6 +68,7 @@ class Ingest:
         self.clock = clock
         self.batcher = batcher
         self.z2m = z2m.Z2MAdapter(on_problem=self._z2m_problem)
+        self._recent: OrderedDict[str, None] = OrderedDict()
 
     def handle(self, msg: Inbound, out: IngestResult | None = None) -> IngestResult:
         out = out or IngestResult()
@@ -198,8 +203,28 @@ class Ingest:
 
     # ---------------------------------------------------------------- events
 
+    def _duplicate(self, ev: CanonicalEvent) -> bool:
+        """A device event seen moments ago (kept in memory; the outbox's once-keys catch it
+        after a restart, after the rules saw it once more)."""
+        if is_telemetry(ev.kind) or ev.kind is EventKind.HEARTBEAT:
+            return False
+        key = device_msg_key(ev)
+        if key is None:
+            return False
+        if key in self._recent:
+            self._recent.move_to_end(key)
+            return True
+        self._recent[key] = None
+        if len(self._recent) > RECENT_KEYS:
+            self._recent.popitem(last=False)
+        return False
+
     def _event(self, ev: CanonicalEvent, info: DeviceInfo, now: datetime,
                out: IngestResult) -> None:
+        if self._duplicate(ev):
+            self.counters.inc("duplicate_device_msgs")
+            log.info("%s sent %s seq %s again: one event", ev.device_id, ev.kind.value, ev.seq)
+            return
         out.events.append(ev)
         alerts = self.rules.on_event(ev, info)
         if is_telemetry(ev.kind):
