@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from eldercare_cloud.api import console_support, installer
 from eldercare_cloud.api.deps import Services, public
+from eldercare_cloud.api.json_guard import RejectNonFiniteJson
 from eldercare_cloud.api.routes import (
     alerts,
     audit,
@@ -160,6 +161,8 @@ def create_app(settings: CloudSettings, db: Database | None = None, ingest: Any 
 
     for exc_type, code in _STATUS:
         app.add_exception_handler(exc_type, _handler(code))
+    # NaN / Infinity in a JSON body: a 422 with the reason on every route, never a 500
+    app.add_middleware(RejectNonFiniteJson)
 
     api = APIRouter(prefix=API_PREFIX)
 
