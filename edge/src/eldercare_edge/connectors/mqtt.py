@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 import threading
 from collections import deque
@@ -35,6 +36,15 @@ class Outgoing:
 
 
 OnMessages = Callable[[list[tuple[str, bytes]]], None]
+
+
+def _nodelay(client: mqtt.Client) -> None:
+    """TCP_NODELAY on paho's socket: paho leaves Nagle on, and Nagle with the broker's
+    delayed ACK held a 1 ms alarm back for tens of milliseconds."""
+    sock: Any = client.socket()
+    if sock is not None:
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class MqttLink:
@@ -172,6 +182,7 @@ class MqttLink:
                 self._call(self._on_refused_cb, str(reason))
             return
         self.refused = None
+        _nodelay(client)
         if self._birth is not None:
             birth = self._birth()
             client.publish(birth.topic, birth.payload, qos=birth.qos, retain=birth.retain)
