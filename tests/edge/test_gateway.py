@@ -358,3 +358,24 @@ async def test_both_broker_sockets_have_nagle_off(tmp_path: Path, mosquitto: Bro
         for link in (gw.home, gw.cloud):
             sock: Any = link._client.socket()
             assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0, link.name
+
+
+async def test_two_gateways_with_one_id_are_detected_and_reported_in_health(
+        tmp_path: Path, mosquitto: Broker, caplog: pytest.LogCaptureFixture) -> None:
+    """The broker drops the older connection when a newer one brings the same client id:
+    two gateways with one gateway_id knock each other off at every reconnect. Each says
+    so by name in its log and counts it, so its health report carries it to the cloud."""
+    caplog.set_level(logging.ERROR)
+    a = settings_for(tmp_path / "a", mosquitto.port)
+    b = settings_for(tmp_path / "b", mosquitto.port)
+    async with running(a) as gw_a, Gateway(b) as gw_b:
+        def conflicts() -> int:
+            return sum(g.counters.get(f"client_id_conflict_{link}")
+                       for g in (gw_a, gw_b) for link in ("home", "cloud"))
+        await wait_for(lambda: conflicts() >= 2, within_s=30, what="the conflict noticed")
+        health = await gw_a.health()
+        noticed = {k for k, v in health.counters.items() if k.startswith("client_id_conflict")
+                   and v} | {k for k, v in (await gw_b.health()).counters.items()
+                             if k.startswith("client_id_conflict") and v}
+        assert noticed
+    assert f"gw-{GW}" in caplog.text and "same gateway_id" in caplog.text

@@ -41,6 +41,11 @@ async def _serve(settings: EdgeSettings) -> None:
         elif what == "down":
             print("与云平台断开，记录保存在本地 / cloud link down, records kept locally",
                   flush=True)
+        elif what == "client id conflict":
+            name = "云平台 / cloud" if link == "cloud" else "家庭 MQTT / home broker"
+            print(f"{name}: 另一台设备正在使用本网关的编号，连接被反复挤掉 / another client uses"
+                  f" this gateway's id and keeps knocking it off (two gateways with gateway_id"
+                  f" {settings.gateway_id}?)", flush=True)
         elif what.startswith("refused"):
             reason = what.partition(": ")[2]
             if is_auth_refusal(reason):

@@ -115,7 +115,8 @@ class Gateway:
             will=Outgoing(self._state_topic, self._state("offline"), 1, True),
             birth=lambda: Outgoing(self._state_topic, self._state("online"), 1, True),
             on_connect=self._on_cloud_connect, on_disconnect=self._on_cloud_disconnect,
-            max_inflight=cloud.mqtt_inflight, on_refused=self._on_cloud_refused)
+            max_inflight=cloud.mqtt_inflight, on_refused=self._on_cloud_refused,
+            on_conflict=lambda: self._conflict("cloud"))
         self.forwarder = Forwarder(
             self.gateway_id, self.outbox, self.cloud, window=cloud.inflight_window,
             resend_after_s=cloud.resend_after_s, read_batch=cloud.read_batch, clock=self.clock,
@@ -124,7 +125,8 @@ class Gateway:
         home = settings.home_broker
         self.home = MqttLink("home", home, home.client_id or f"gw-{self.gateway_id}-home",
                              subscriptions=subs, on_messages=self._on_home,
-                             persistent=home.persistent_session)
+                             persistent=home.persistent_session,
+                             on_conflict=lambda: self._conflict("home"))
         modem = modem or (GsmModem(settings.modem) if settings.modem else None)
         self.sms = SmsFallback(
             gateway_id=self.gateway_id, outbox=self.outbox, ledger=self.ledger, modem=modem,
@@ -325,6 +327,12 @@ class Gateway:
             log.error("the cloud refuses this gateway's credentials (%s): check cloud.username"
                       " and cloud.password", reason)
         self._status("cloud", f"refused: {reason}")
+
+    def _conflict(self, link: str) -> None:
+        """Another client uses this gateway's client id on a broker (two gateways with one
+        gateway_id): counted, so the health report the cloud reads says so."""
+        self.counters.inc(f"client_id_conflict_{link}")
+        self._status(link, "client id conflict")
 
     def _status(self, link: str, what: str) -> None:
         if self._on_status is not None:
