@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -152,3 +153,19 @@ async def test_watch_sos_is_a_life_safety_alert_for_its_resident(
         assert (sos[0]["resident_id"], sos[0]["device_id"], sos[0]["severity"]) == (
             "R-XH-002", WATCH, "critical")
         assert await care.asked(sos[0]["id"]), "the ladder asked nobody"
+
+
+async def test_the_simulator_command_plays_a_watch(ingest: IngestHarness) -> None:
+    """``eldercare-sim watch`` as a process: heartbeat, position, SOS, with the answers."""
+    script = Path(sys.executable).parent / "eldercare-sim"
+    async with listening(ingest) as server:
+        proc = await asyncio.create_subprocess_exec(
+            str(script), "watch", "--server", f"127.0.0.1:{server.port}", "--id", WATCH,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        async with asyncio.timeout(60):
+            out, errs = await proc.communicate()
+    assert proc.returncode == 0, errs.decode()
+    text = out.decode()
+    assert "LK -> [3G*8800000015*0002*LK]" in text
+    assert "AL sos -> [3G*8800000015*0002*AL]" in text
+    assert [e.kind for e in await events(ingest)] == [EventKind.SOS]
