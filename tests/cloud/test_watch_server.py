@@ -133,10 +133,16 @@ async def test_watch_sos_is_a_life_safety_alert_for_its_resident(
         admin = Principal(user_id="installer-test", username="installer-test",
                           role=Role.ADMIN, tenant=care.settings.tenant)
         await care.services.registry.create_device(admin, DeviceCreate(
-            id=WATCH, type="gps_tracker", household_id="H-XH-002", resident_id="R-XH-002"))
+            id=WATCH, type="gps_tracker", household_id="H-XH-002", resident_id="R-XH-002",
+            source="watch"))
         registry = care.services.registry
         assert await registry.is_watch(WATCH)
         assert not await registry.is_watch("btn-xh001")      # a device, not a watch
+        assert not await registry.is_watch("gps-xh002")      # a wristband on the gateway
+        # the home's gateway is not told about the watch: it would call it offline
+        config = await registry.build_gateway_config("GW-XH-002")
+        assert config is not None and WATCH not in {d.device_id for d in config.devices}
+        assert "gps-xh002" in {d.device_id for d in config.devices}
         assert not await registry.is_watch("1234567890")     # nobody registered it
 
         async def commit(items: list[Received]) -> bool:
