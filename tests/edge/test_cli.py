@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from broker_support import Broker
+from broker_support import Broker, start_mosquitto
 from eldercare_edge.errors import SettingsError
 from eldercare_edge.outbox import Outbox
 from eldercare_edge.settings import EdgeSettings
@@ -77,6 +78,31 @@ def test_bad_settings_are_refused_with_a_reason(tmp_path: Path) -> None:
                     "cloud: {url: 'mqtts://cloud.example:8883', password: changeme}\n")
     with pytest.raises(SettingsError, match="placeholder"):
         EdgeSettings.from_file(prod)
+
+
+@pytest.mark.parametrize(("home", "reason"), [
+    ({"devices": [{"device_id": f"d{i}", "type": "call_button"} for i in range(201)]},
+     "home.devices: List should have at most 200 items"),
+    ({"devices": [{"device_id": "x", "type": "toaster"}]}, "unknown device type 'toaster'"),
+    ({"extra": {"sms_timeout_s": "soon"}}, "home.sms_timeout_s"),
+    ({"devices": [{"device_id": "has space", "type": "call_button"}]}, "home.devices.0"),
+])
+def test_bad_home_section_is_one_line_and_exit_2(tmp_path: Path, home: dict[str, object],
+                                                 reason: str) -> None:
+    """Validated when loaded, by show-config too: never a traceback at start-up."""
+    path = write_config(tmp_path, 1883)
+    body = yaml.safe_load(path.read_text(encoding="utf-8"))
+    body["home"] = home
+    path.write_text(yaml.safe_dump(body, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(SettingsError, match=re.escape(reason)):
+        EdgeSettings.from_file(path)
+    for command in ("show-config", "run"):
+        res = subprocess.run([str(SCRIPT), command, "--config", str(path)], capture_output=True,
+                             timeout=60, check=False)
+        lines = res.stderr.decode().strip().splitlines()
+        assert res.returncode == 2, res.stderr
+        assert len(lines) == 1 and lines[0].startswith("配置错误 / config error: "), lines
+        assert reason in lines[0] and b"Traceback" not in res.stderr
 
 
 @pytest.mark.integration
@@ -175,3 +201,49 @@ async def test_clean_sigterm_stores_the_telemetry_waiting_to_be_batched(
         batches = [TelemetryBatch.model_validate_json(i.payload)
                    for i in await ob.read_batch(100) if i.lane is Lane.TELEMETRY]
     assert [r.device_seq for b in batches for r in b.records] == list(range(25))
+
+
+@pytest.mark.integration
+async def test_run_says_when_the_cloud_link_is_up_and_when_it_refuses_the_credentials(
+        tmp_path: Path, mosquitto: Broker) -> None:
+    """An operator watching the console sees the cloud link come up, or sees plainly that
+    the cloud refuses the gateway's user name and password."""
+    passwords = tmp_path / "auth" / "passwd"
+    passwords.parent.mkdir()
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), GW, "the-right-one"],  # noqa: ASYNC221
+                   check=True, capture_output=True, timeout=30)
+    passwords.chmod(0o600)
+    # (started by root, Mosquitto would switch to its own user, who cannot read a test's
+    # private temp dir: it keeps running as whoever started it)
+    user = "user root\n" if os.geteuid() == 0 else ""
+    cloud = start_mosquitto(tmp_path / "auth",
+                            f"{user}allow_anonymous false\npassword_file {passwords}\n")
+    try:
+        for password, expected in (("wrong", "the cloud refused the gateway's credentials"),
+                                   ("the-right-one", "cloud link up")):
+            config = write_config(tmp_path, mosquitto.port)
+            body = yaml.safe_load(config.read_text(encoding="utf-8"))
+            body["cloud"] = {"url": f"mqtt://127.0.0.1:{cloud.port}", "username": GW,
+                             "password": password, "reconnect_min_s": 1,
+                             "reconnect_max_s": 1}
+            config.write_text(yaml.safe_dump(body, allow_unicode=True), encoding="utf-8")
+            proc = subprocess.Popen(  # noqa: ASYNC220
+                [str(SCRIPT), "run", "--config", str(config)], stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            try:
+                assert proc.stdout is not None
+                seen = b""
+                for _ in range(50):       # bounded: a line per change, a few changes
+                    line = await asyncio.to_thread(proc.stdout.readline)
+                    seen += line
+                    if not line or expected.encode() in line:
+                        break
+                assert expected in seen.decode(), seen.decode()
+                if password == "wrong":
+                    # said once, not on every retry
+                    assert seen.decode().count("refused") == 1
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                await asyncio.to_thread(proc.communicate, timeout=20)
+    finally:
+        cloud.stop()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -92,6 +93,12 @@ async def test_one_help_coming_per_button_for_alarms_committed_together(
             assert gw.counters.get("commands_sent") == 4
             await wait_for(lambda: "help_coming" in led_states(button, "btn-1"))
             assert led_states(button, "btn-1") == ["received"] * 3 + ["help_coming"]
+            # each LED command names the alarm records it confirms
+            leds = [json.loads(p)["args"] for _, p in button.received("eldercare/btn-1/cmd")]
+            by_seq = {e.device_seq: e.id for e in envelopes(cloud, EventKind.SOS)}
+            assert [a["alarm"] for a in leds[:3]] == [by_seq[1], by_seq[2], by_seq[3]]
+            assert leds[3]["alarm"] == by_seq[3]
+            assert sorted(leds[3]["alarms"]) == sorted(by_seq.values())
 
 
 async def test_nothing_leaves_the_outbox_without_an_app_ack_and_unacked_is_resent(
@@ -312,3 +319,63 @@ async def test_a_gateway_that_cannot_open_its_outbox_fails_cleanly(tmp_path: Pat
     with pytest.raises(OutboxError):
         async with Gateway(settings):
             pass
+
+
+async def test_a_device_message_delivered_twice_is_one_alarm_across_restarts(
+        tmp_path: Path, mosquitto: Broker) -> None:
+    """A redelivery from the home broker or a firmware retry repeats the same seq and ts:
+    one alarm, also when the repeat comes after a gateway restart. A device that rebooted
+    and restarted its count (same seq, another ts) is a new press."""
+    cloud = CloudAcker(mosquitto.port)
+    button = Client(mosquitto.port, "btn-1")
+    settings = settings_for(tmp_path, mosquitto.port)
+    press = event_payload("call_button", "sos", 41, data={"button": "red"})
+    with clients(cloud, button):
+        async with running(settings) as gw:
+            button.publish("eldercare/btn-1/event", press)
+            button.publish("eldercare/btn-1/event", press)
+            await wait_for(lambda: gw.counters.get("duplicate_device_msgs") == 1,
+                           what="the second delivery dropped")
+            await wait_for(lambda: bool(envelopes(cloud, EventKind.SOS)))
+        async with running(settings) as gw:
+            button.publish("eldercare/btn-1/event", press)
+            rebooted = event_payload("call_button", "sos", 41, data={"button": "red"})
+            button.publish("eldercare/btn-1/event", rebooted)
+            await wait_for(lambda: len({e.id for e in envelopes(cloud, EventKind.SOS)}) == 2,
+                           what="the rebooted device's press")
+            await wait_for(lambda: gw.counters.get("in_native") >= 2)
+    presses = {e.id: e for e in envelopes(cloud, EventKind.SOS)}
+    assert len(presses) == 2
+    assert sorted(str(e.device_ts) for e in presses.values()) == sorted(
+        {str(e.device_ts) for e in presses.values()})
+
+
+async def test_both_broker_sockets_have_nagle_off(tmp_path: Path, mosquitto: Broker) -> None:
+    """paho leaves Nagle on; an alarm then waited for the broker's delayed ACK."""
+    import socket
+
+    async with running(settings_for(tmp_path, mosquitto.port)) as gw:
+        for link in (gw.home, gw.cloud):
+            sock: Any = link._client.socket()
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0, link.name
+
+
+async def test_two_gateways_with_one_id_are_detected_and_reported_in_health(
+        tmp_path: Path, mosquitto: Broker, caplog: pytest.LogCaptureFixture) -> None:
+    """The broker drops the older connection when a newer one brings the same client id:
+    two gateways with one gateway_id knock each other off at every reconnect. Each says
+    so by name in its log and counts it, so its health report carries it to the cloud."""
+    caplog.set_level(logging.ERROR)
+    a = settings_for(tmp_path / "a", mosquitto.port)
+    b = settings_for(tmp_path / "b", mosquitto.port)
+    async with running(a) as gw_a, Gateway(b) as gw_b:
+        def conflicts() -> int:
+            return sum(g.counters.get(f"client_id_conflict_{link}")
+                       for g in (gw_a, gw_b) for link in ("home", "cloud"))
+        await wait_for(lambda: conflicts() >= 2, within_s=30, what="the conflict noticed")
+        health = await gw_a.health()
+        noticed = {k for k, v in health.counters.items() if k.startswith("client_id_conflict")
+                   and v} | {k for k, v in (await gw_b.health()).counters.items()
+                             if k.startswith("client_id_conflict") and v}
+        assert noticed
+    assert f"gw-{GW}" in caplog.text and "same gateway_id" in caplog.text

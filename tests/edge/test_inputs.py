@@ -16,7 +16,15 @@ from eldercare_sim.clock import SimClock
 from eldercare_sim.dongle import SimDongle
 from eldercare_sim.home import SimHome
 
-from .helpers import Client, CloudAcker, clients, running, settings_for, wait_for
+from .helpers import (
+    Client,
+    CloudAcker,
+    clients,
+    event_payload,
+    running,
+    settings_for,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -110,3 +118,122 @@ async def test_z2m_door_from_the_simulated_home(tmp_path: Path, mosquitto: Broke
                 opens = kinds_of(cloud, "h1-door").count(EventKind.DOOR_OPEN)
                 assert opens == 1
                 assert gw.counters.get("malformed_z2m") == 0
+
+
+FIXTURE = Path(__file__).parents[1] / "protocols" / "fixtures" / "z2m_bridge_devices.json"
+
+
+async def test_z2m_devices_learned_from_the_bridge_reported_once_and_decoded_by_exposes(
+        tmp_path: Path, mosquitto: Broker, caplog: pytest.LogCaptureFixture) -> None:
+    """The installer flow: Zigbee2MQTT's retained device list names every paired device
+    with its model and exposes. Unbound devices are reported once each, with the type
+    their exposes say; a device bound with no model typed is decoded by its exposes."""
+    caplog.set_level(logging.WARNING)
+    cloud = CloudAcker(mosquitto.port)
+    bridge = Client(mosquitto.port, "z2m-bridge")
+    # bound by the installer: room and type only, no model (the cloud's binding as `pair`
+    # makes it)
+    devices = [{"device_id": "fall-1", "type": "fall_radar", "source": "z2m",
+                "z2m_name": "living_fall", "room": "客厅"},
+               {"device_id": "sos-1", "type": "call_button", "source": "z2m",
+                "z2m_name": "bath_button"}]
+    with clients(cloud, bridge):
+        bridge.publish("zigbee2mqtt/bridge/devices", FIXTURE.read_bytes(), retain=True)
+        bridge.publish("zigbee2mqtt/bridge/state", b'{"state":"online"}', retain=True)
+        settings = settings_for(tmp_path, mosquitto.port, home={"devices": devices})
+        async with running(settings) as gw:
+            await wait_for(lambda: len(cloud.records(UnknownDeviceSeen)) >= 22,
+                           what="the unbound devices of the bridge's list")
+            # the bridge republishes its list (a device joined): nothing is reported twice
+            bridge.publish("zigbee2mqtt/bridge/devices", FIXTURE.read_bytes(), retain=True)
+            bridge.publish("zigbee2mqtt/front_door", b'{"contact": false, "battery": 90}')
+            bridge.publish("zigbee2mqtt/living_fall",
+                           b'{"fall_status": "fall_warning", "occupancy": true}')
+            bridge.publish("zigbee2mqtt/living_fall", b'{"fall_status": "fall_alarm"}')
+            bridge.publish("zigbee2mqtt/bath_button", b'{"sos": "yes", "battery": 80}')
+            bridge.publish("zigbee2mqtt/bath_button", b'{"sos": true, "battery": 80}')
+            await wait_for(lambda: EventKind.FALL in kinds_of(cloud, "fall-1"), what="fall")
+            await wait_for(lambda: EventKind.SOS in kinds_of(cloud, "sos-1"), what="sos")
+            await wait_for(lambda: gw.counters.get("malformed_z2m_field") == 1)
+            await wait_for(lambda: gw.counters.get("z2m_device_lists") == 2)
+            unknown = {u.device_id: u for u in cloud.records(UnknownDeviceSeen)}
+            assert len(cloud.records(UnknownDeviceSeen)) == len(unknown) == 22
+            assert "living_fall" not in unknown and "bath_button" not in unknown
+            assert unknown["front_door"].device_type == "door_contact"
+            assert unknown["front_door"].source == "z2m"
+            assert unknown["kitchen_gas"].device_type == "gas_detector"
+            assert unknown["bedroom_fall"].device_type == "fall_radar"
+            assert unknown["study_presence"].device_type == "motion_sensor"
+            # (the alarm lane goes first: compare without order)
+            assert sorted(kinds_of(cloud, "fall-1")) == sorted(
+                [EventKind.MOTION, EventKind.FALL_WARNING, EventKind.FALL])
+            fall = next(e for e in cloud.records(EventEnvelope) if e.kind is EventKind.FALL)
+            assert fall.lane is Lane.ALARM and fall.source == "z2m"
+            warning = next(e for e in cloud.records(EventEnvelope)
+                           if e.kind is EventKind.FALL_WARNING)
+            assert warning.lane is not Lane.ALARM
+            assert gw.counters.get("unknown_device_msgs") >= 23
+            warned = [r.getMessage() for r in caplog.records if "wrong type" in r.getMessage()]
+            assert len(warned) == 1 and "zigbee2mqtt/bath_button" in warned[0] \
+                and "sos='yes'" in warned[0]
+
+
+async def test_z2m_memory_survives_a_gateway_restart(tmp_path: Path, mosquitto: Broker) -> None:
+    """After a restart, a battery or tamper report that repeats the open door's contact is
+    not a door opening, and a replayed sos: true is not a second press."""
+    cloud = CloudAcker(mosquitto.port)
+    bridge = Client(mosquitto.port, "z2m-bridge")
+    devices = [{"device_id": "door-z", "type": "door_contact", "source": "z2m",
+                "z2m_name": "bedroom_window"},
+               {"device_id": "sos-1", "type": "call_button", "source": "z2m",
+                "z2m_name": "bath_button"}]
+    settings = settings_for(tmp_path, mosquitto.port, home={"devices": devices})
+    door = "zigbee2mqtt/bedroom_window"
+    with clients(cloud, bridge):
+        bridge.publish("zigbee2mqtt/bridge/devices", FIXTURE.read_bytes(), retain=True)
+        async with running(settings):
+            bridge.publish(door, b'{"contact":true,"battery":90,"tamper":false}')
+            bridge.publish(door, b'{"contact":false,"battery":90,"tamper":false}')
+            bridge.publish("zigbee2mqtt/bath_button", b'{"sos":true,"battery":80}')
+            await wait_for(lambda: EventKind.DOOR_OPEN in kinds_of(cloud, "door-z"))
+            await wait_for(lambda: EventKind.SOS in kinds_of(cloud, "sos-1"))
+        async with running(settings):
+            bridge.publish(door, b'{"contact":false,"battery":85,"tamper":false}')
+            bridge.publish(door, b'{"contact":false,"battery":85,"tamper":true}')
+            bridge.publish("zigbee2mqtt/bath_button", b'{"sos":true,"battery":80}')
+            await wait_for(lambda: EventKind.TAMPER in kinds_of(cloud, "door-z"))
+            bridge.publish(door, b'{"contact":true,"battery":85,"tamper":false}')
+            await wait_for(lambda: kinds_of(cloud, "door-z")[-1] is EventKind.DOOR_CLOSE)
+            # the same state again, nothing else changed: the second press
+            bridge.publish("zigbee2mqtt/bath_button", b'{"sos":true,"battery":80}')
+            await wait_for(lambda: len({e.id for e in cloud.records(EventEnvelope)
+                                        if e.device_id == "sos-1"}) >= 2, what="second press")
+    # (unique by record id: a record not acked before the stop is sent again after it)
+    door_events = {e.id: e.kind for e in cloud.records(EventEnvelope) if e.device_id == "door-z"}
+    assert [door_events[k] for k in sorted(door_events)] == [
+        EventKind.DOOR_CLOSE, EventKind.DOOR_OPEN, EventKind.TAMPER, EventKind.DOOR_CLOSE]
+    presses = {e.id for e in cloud.records(EventEnvelope) if e.device_id == "sos-1"
+               and e.kind is EventKind.SOS}
+    assert len(presses) == 2
+
+
+async def test_device_messages_published_while_the_gateway_is_down_are_not_lost(
+        tmp_path: Path, mosquitto: Broker) -> None:
+    """The home session is persistent: the broker holds what devices publish while the
+    gateway is stopped (an upgrade, a crash, a watchdog restart) and hands it over when
+    the gateway is back."""
+    cloud = CloudAcker(mosquitto.port)
+    button = Client(mosquitto.port, "btn-1-device")
+    settings = settings_for(tmp_path, mosquitto.port)
+    with clients(cloud, button):
+        async with running(settings):
+            pass
+        for seq in range(1, 6):
+            button.publish("eldercare/btn-1/event",
+                           event_payload("call_button", "sos", seq, data={"button": "red"}))
+        async with running(settings):
+            await wait_for(lambda: len({e.device_seq for e in cloud.records(EventEnvelope)
+                                        if e.device_id == "btn-1"}) == 5,
+                           what="the five presses made while the gateway was down")
+    assert all(e.kind is EventKind.SOS and e.lane is Lane.ALARM
+               for e in cloud.records(EventEnvelope) if e.device_id == "btn-1")

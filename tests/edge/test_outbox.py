@@ -167,3 +167,24 @@ async def test_every_alarm_whose_put_returned_survives_sigkill(tmp_path: Path) -
         nxt = await ob.put(Draft(Lane.ALARM, lambda s, r: b"{}"))
         assert nxt is not None
         assert nxt.seq > max(int(c.rsplit("-", 1)[1]) for c in confirmed)
+
+
+async def test_a_write_cancelled_at_any_point_leaves_no_transaction_open(
+        outbox: Outbox) -> None:
+    """BEGIN runs on aiosqlite's thread even when the task waiting for it is cancelled (a
+    gateway stopping cancels its tasks): the write must still roll back, or every later
+    write fails with 'cannot start a transaction within a transaction'."""
+    import asyncio
+
+    for steps in range(12):       # cancel after 0, 1, 2, ... event-loop turns
+        for write in (lambda: outbox.put_many([draft(Lane.EVENT)]),
+                      lambda: outbox.save_state({"k": b"v"}),
+                      lambda: outbox.ack(["nothing"])):
+            task = asyncio.ensure_future(write())
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await outbox.save_state({"after": b"ok"})      # raised before the fix
+    assert await outbox.load_state("after") == b"ok"
+    assert await outbox.put(draft(Lane.ALARM)) is not None

@@ -69,6 +69,13 @@ SAMPLES: list[tuple[str, str, dict[str, object]]] = [
      {"v": 1, "type": "event", "id": "gw-0001-00000042", "seq": 42, "gateway_id": "gw-0001",
       "gateway_ts": GTS, "device_id": "h1-btn", "kind": "sos", "device_ts": TS,
       "device_seq": 17, "source": "native", "data": {"button": "red", "press": "single"}}),
+    # a GPS watch's SOS, heard by the cloud's watch listener and committed as this record
+    # (it never travels on MQTT: the topic names the gateway it is filed under)
+    ("up_watch_event", "ec/v1/cloud-watch/up/events",
+     {"v": 1, "type": "event", "id": "cloud-watch-5b0c9a8e2f4d4c7a9e1f3a6b8c0d2e4f",
+      "seq": 7, "gateway_id": "cloud-watch", "gateway_ts": GTS, "device_id": "8800000015",
+      "kind": "sos", "device_ts": TS, "source": "watch",
+      "data": {"lat": 30.2741, "lon": 120.1551, "position": "fix"}}),
     ("up_rule_event", "ec/v1/gw-0001/up/events",
      {"v": 1, "type": "event", "id": "gw-0001-00000043", "seq": 43, "gateway_id": "gw-0001",
       "gateway_ts": GTS, "device_id": "h1-pir", "kind": "inactivity", "source": "gateway",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from eldercare_protocols import serial_frame as sf
 
@@ -23,11 +24,24 @@ def test_decode_native() -> None:
 
 
 def test_decode_z2m_door_and_empty_action() -> None:
-    res = run("decode", "zigbee2mqtt/front_door", "--model", "MCCGQ11LM",
-              stdin=b'{"contact": true, "battery": 90}')
-    assert [e["kind"] for e in json.loads(res.stdout)] == ["door_close"]
+    res = run("decode", "zigbee2mqtt/front_door", "--model", "TS0203",
+              stdin=b'{"contact": true, "tamper": true, "battery": 90}')
+    assert [e["kind"] for e in json.loads(res.stdout)] == ["door_close", "tamper"]
     res = run("decode", "zigbee2mqtt/b", "--model", "TS0215A_sos", stdin=b'{"action": ""}')
     assert res.returncode == 0 and json.loads(res.stdout) == []
+
+
+def test_decode_z2m_by_the_bridge_device_list() -> None:
+    """No model typed: the device's exposes come from a saved bridge/devices message."""
+    devices = Path(__file__).parent / "fixtures" / "z2m_bridge_devices.json"
+    res = run("decode", "zigbee2mqtt/living_fall", "--devices", str(devices),
+              stdin=b'{"fall_status": "fall_alarm", "occupancy": true}')
+    assert res.returncode == 0, res.stderr
+    assert [e["kind"] for e in json.loads(res.stdout)] == ["fall", "motion"]
+    res = run("decode", "zigbee2mqtt/front_door", "--devices", str(devices),
+              stdin=b'{"contact": "yes"}')
+    assert res.returncode == 0 and json.loads(res.stdout) == []
+    assert b"contact='yes'" in res.stderr and b"zigbee2mqtt/front_door" in res.stderr
 
 
 def test_decode_serial() -> None:

@@ -53,10 +53,11 @@ def test_uplink_bytes(data: bytes, topic: str) -> None:
 
 @given(st.dictionaries(st.sampled_from(["contact", "gas", "smoke", "occupancy", "action", "sos",
                                         "battery_low", "tamper", "status", "fall_down_status",
-                                        "presence", "gas_density", "test", "battery"]),
+                                        "presence", "gas_density", "test", "battery",
+                                        "fall_status", "water_leak"]),
                        json_values, max_size=6),
-       st.sampled_from(["MCCGQ11LM", "JTQJ-BF-01LM/BW", "TS0205", "RTCGQ11LM", "ZG-205Z",
-                        "TS0215A_sos", "SOS-BTN-01"]))
+       st.sampled_from(["MCCGQ11LM", "JTQJ-BF-01LM/BW", "TS0205", "RTCGQ11LM", "MIR-HE200-TY",
+                        "TS0215A_sos", "HS1EB/HS1EB-E", "FDS315", "SEB01ZB"]))
 @settings(max_examples=400)
 def test_z2m_objects(obj: dict[str, object], model: str) -> None:
     with contextlib.suppress(DecodeError):

@@ -2,33 +2,43 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from broker_support import Broker
 from eldercare_protocols.catalogue import CATALOGUE
 from eldercare_protocols.events import CanonicalEvent, EventKind
-from eldercare_protocols.z2m import Z2MAdapter
+from eldercare_protocols.z2m import BRIDGE_DEVICES, Z2MAdapter
 from eldercare_sim.clock import SimClock
 from eldercare_sim.errors import UnsupportedInMode
 from eldercare_sim.home import SimHome
+from eldercare_sim.z2m_models import DEFINITIONS
 
 from .conftest import Collector, Received
 
 pytestmark = pytest.mark.integration
 
+FIXTURE = Path(__file__).parents[1] / "protocols" / "fixtures" / "z2m_bridge_devices.json"
+
 
 def through_adapter(home: SimHome, msgs: list[Received]) -> list[CanonicalEvent]:
+    """Decode as a gateway that subscribed after the bridge started: it gets the bridge's
+    retained device list first, then decodes each device by its exposes (no model given)."""
     adapter = Z2MAdapter()
+    lists = [m for m in msgs if m.topic == BRIDGE_DEVICES]
+    assert lists, "the bridge publishes its device list"
+    learned = {d.friendly_name: d.model for d in adapter.learn(lists[-1].payload)}
+    assert learned == {d: home.z2m_model(d) for d in home.devices if home.z2m_model(d)}
     out: list[CanonicalEvent] = []
     for m in msgs:
         parts = m.topic.split("/")
         if parts[0] != "zigbee2mqtt" or parts[1] == "bridge":
             continue
-        model = home.z2m_model(parts[1])
-        assert model is not None
-        out += adapter.decode(m.topic, m.payload, model)
+        assert adapter.device(parts[1]) is not None
+        out += adapter.decode(m.topic, m.payload, None)
     return out
 
 
@@ -83,8 +93,23 @@ async def test_zigbee_devices_publish_as_a_z2m_bridge(mosquitto: Broker,
     assert all(e.source == "z2m" for e in events)
     # the vitals monitor kept speaking native
     assert any(x.topic == "eldercare/z1-vitals/telemetry" for x in msgs)
-    gone = [e for e in through_adapter(home, [x for x in offline if "availability" in x.topic])
-            if e.kind is EventKind.DEVICE_OFFLINE]
+    gone = [e for e in through_adapter(home, offline) if e.kind is EventKind.DEVICE_OFFLINE]
     assert [e.device_id for e in gone] == ["z1-door"]
     assert [x.payload for x in bridge if x.topic == "zigbee2mqtt/bridge/state"] == [
         b'{"state":"online"}', b'{"state":"offline"}']
+
+
+def test_simulated_models_expose_what_the_real_models_expose() -> None:
+    """The simulator's bridge list is a subset of zigbee-herdsman-converters' definitions."""
+    real = {d["definition"]["model"]: d["definition"] for d in json.loads(FIXTURE.read_bytes())
+            if d["definition"]}
+    for type_name, dtype in CATALOGUE.items():
+        if dtype.z2m_models:
+            assert dtype.z2m_models[0] in DEFINITIONS, type_name
+    for model, (vendor, _, exposes) in DEFINITIONS.items():
+        assert real[model]["vendor"] == vendor
+        theirs = {e["property"]: e for e in real[model]["exposes"] if "property" in e}
+        for e in exposes:
+            t = theirs[e["property"]]
+            assert (t["type"], t.get("values"), t.get("value_on")) == (
+                e["type"], e.get("values"), e.get("value_on")), (model, e["property"])

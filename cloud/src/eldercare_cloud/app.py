@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from eldercare_cloud.api import console_support, installer
 from eldercare_cloud.api.deps import Services, public
+from eldercare_cloud.api.json_guard import RejectNonFiniteJson
 from eldercare_cloud.api.routes import (
     alerts,
     audit,
@@ -188,6 +189,13 @@ def create_app(settings: CloudSettings, db: Database | None = None, ingest: Any 
             if run_engine:
                 await stack.enter_async_context(services.engine)
                 await stack.enter_async_context(services.service_engine)
+            if settings.watch_port is not None and ingest is not None:
+                from eldercare_cloud.watch import WatchServer
+
+                await stack.enter_async_context(WatchServer(
+                    host=settings.watch_host, port=settings.watch_port,
+                    registered=services.registry.is_watch, commit=ingest.commit_local,
+                    now=services.clock.now, idle_timeout_s=settings.watch_idle_timeout_s))
             yield
 
     app = FastAPI(title="eldercare cloud", version="0.1.0", lifespan=lifespan,
@@ -198,6 +206,8 @@ def create_app(settings: CloudSettings, db: Database | None = None, ingest: Any 
         app.add_exception_handler(exc_type, _handler(code))
     app.add_exception_handler(DeskError, _desk_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
+    # NaN / Infinity in a JSON body: a 422 with the reason on every route, never a 500
+    app.add_middleware(RejectNonFiniteJson)
 
     api = APIRouter(prefix=API_PREFIX)
 

@@ -57,6 +57,12 @@ class CloudSettings(BaseSettings):
     #: the console and phone-page files (eldercare_cloud.web); None = the repo's dashboards/
     dashboards_dir: Path | None = None
 
+    # GPS SOS watches (the common "3G" protocol over TCP, eldercare_cloud.watch)
+    #: None: no watch listener
+    watch_port: int | None = Field(default=None, ge=0, le=65535)
+    watch_host: str = "127.0.0.1"
+    watch_idle_timeout_s: float = Field(default=900.0, gt=0)
+
     # gateway health (cloud rules)
     gateway_offline_after_s: int = Field(default=300, ge=5)
     welfare_inactive_hours: float = Field(default=12.0, gt=0)

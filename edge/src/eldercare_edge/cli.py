@@ -18,7 +18,7 @@ from typing import Annotated
 import typer
 
 from eldercare_edge.errors import EdgeError
-from eldercare_edge.gateway import Gateway
+from eldercare_edge.gateway import Gateway, is_auth_refusal
 from eldercare_edge.settings import EdgeSettings
 
 app = typer.Typer(add_completion=False, help="Eldercare home gateway / 居家养老网关")
@@ -52,7 +52,33 @@ async def _serve(settings: EdgeSettings) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
-    gw = Gateway(settings)
+    last: dict[str, str] = {}
+
+    def status(link: str, what: str) -> None:
+        # say each change once (a refused gateway retries every few seconds)
+        if last.get(link) == what:
+            return
+        last[link] = what
+        if what == "up":
+            print("已连接云平台 / cloud link up", flush=True)
+        elif what == "down":
+            print("与云平台断开，记录保存在本地 / cloud link down, records kept locally",
+                  flush=True)
+        elif what == "client id conflict":
+            name = "云平台 / cloud" if link == "cloud" else "家庭 MQTT / home broker"
+            print(f"{name}: 另一台设备正在使用本网关的编号，连接被反复挤掉 / another client uses"
+                  f" this gateway's id and keeps knocking it off (two gateways with gateway_id"
+                  f" {settings.gateway_id}?)", flush=True)
+        elif what.startswith("refused"):
+            reason = what.partition(": ")[2]
+            if is_auth_refusal(reason):
+                print(f"云平台拒绝了网关的账号或密码（请检查 cloud.username / cloud.password）/"
+                      f" the cloud refused the gateway's credentials: {reason}", flush=True)
+            else:
+                print(f"云平台拒绝连接 / the cloud refused the connection: {reason}",
+                      flush=True)
+
+    gw = Gateway(settings, on_status=status)
     await gw.__aenter__()
     code = 0
     try:

@@ -37,9 +37,8 @@ class DeviceInfo:
 
     @property
     def z2m_model(self) -> str | None:
-        if self.binding.z2m_model:
-            return self.binding.z2m_model
-        return self.dtype.z2m_models[0] if self.dtype.z2m_models else None
+        """The model the binding names, if any; the bridge's device list is what counts."""
+        return self.binding.z2m_model or None
 
     def accepts(self, command: str) -> bool:
         return command in self.dtype.commands

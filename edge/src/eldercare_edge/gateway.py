@@ -24,7 +24,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Any, Literal
 
@@ -74,9 +74,23 @@ def _may_be_alarm(msg: Inbound) -> bool:
     return msg.source != "native" or msg.topic.endswith("/event")
 
 
+def is_auth_refusal(reason: str) -> bool:
+    """paho's CONNACK reasons for a wrong user name, password or missing permission."""
+    text = reason.lower()
+    return "authori" in text or "password" in text
+
+
+#: the Zigbee2MQTT adapter's memory in the outbox's state table (beside the rules')
+Z2M_STATE_KEY = "z2m"
+
+
 class Gateway:
     def __init__(self, settings: EdgeSettings, *, clock: Clock | None = None,
-                 modem: Modem | None = None) -> None:
+                 modem: Modem | None = None,
+                 on_status: Callable[[str, str], None] | None = None) -> None:
+        """``on_status(link, what)``: the cloud link's changes as they happen (``up``,
+        ``down``, ``refused: <reason>``), for a console that shows them."""
+        self._on_status = on_status
         self.settings = settings
         self.gateway_id = settings.gateway_id
         self.clock: Clock = clock or SystemClock()
@@ -115,7 +129,8 @@ class Gateway:
             will=Outgoing(self._state_topic, self._state("offline"), 1, True),
             birth=lambda: Outgoing(self._state_topic, self._state("online"), 1, True),
             on_connect=self._on_cloud_connect, on_disconnect=self._on_cloud_disconnect,
-            max_inflight=cloud.mqtt_inflight)
+            max_inflight=cloud.mqtt_inflight, on_refused=self._on_cloud_refused,
+            on_conflict=lambda: self._conflict("cloud"))
         self.forwarder = Forwarder(
             self.gateway_id, self.outbox, self.cloud, window=cloud.inflight_window,
             resend_after_s=cloud.resend_after_s, read_batch=cloud.read_batch, clock=self.clock,
@@ -123,7 +138,9 @@ class Gateway:
         subs = native.SUBSCRIPTIONS + (z2m.SUBSCRIPTIONS if settings.z2m.enabled else ())
         home = settings.home_broker
         self.home = MqttLink("home", home, home.client_id or f"gw-{self.gateway_id}-home",
-                             subscriptions=subs, on_messages=self._on_home)
+                             subscriptions=subs, on_messages=self._on_home,
+                             persistent=home.persistent_session,
+                             on_conflict=lambda: self._conflict("home"))
         modem = modem or (GsmModem(settings.modem) if settings.modem else None)
         self.sms = SmsFallback(
             gateway_id=self.gateway_id, outbox=self.outbox, ledger=self.ledger, modem=modem,
@@ -293,21 +310,28 @@ class Gateway:
         When the rules changed something a restart must not forget (an alert raised, a
         door opened, a device declared offline), their snapshot is written in the same
         transaction as these records."""
-        state = None
+        state: dict[str, bytes] | None = None
         if self.rules.urgent and self._rules_restored:
             state = {rule_state.STATE_KEY: rule_state.encode(self.rules.snapshot())}
+        z2m_dirty = self.ingest.z2m.dirty and self._rules_restored
+        if z2m_dirty:
+            # the Zigbee levels these records were decoded against go with them
+            state = (state or {}) | {Z2M_STATE_KEY: self.ingest.z2m.snapshot()}
+            self.ingest.z2m.dirty = False
         try:
             stored = await self.outbox.put_many(drafts, state=state)
         except BaseException as exc:
-            if state is not None:
+            if state is not None and rule_state.STATE_KEY in state:
                 self.rules.mark_unsaved()
+            if z2m_dirty:
+                self.ingest.z2m.dirty = True
             if not isinstance(exc, Exception):
                 raise
             stored = await self._store_each(drafts, exc)
         for s in stored:
             if s.lane is Lane.ALARM and s.device_id is not None:
                 self.counters.inc("alarms_stored")
-                self._led(s.device_id, "received")
+                self._led(s.device_id, "received", [s.id])
         if stored:
             self.forwarder.wake()
         return stored
@@ -332,11 +356,15 @@ class Gateway:
             raise first
         return stored
 
-    def _led(self, device_id: str, state: str) -> None:
+    def _led(self, device_id: str, state: str, alarms: list[str]) -> None:
+        """Tell a button what happened to its call, naming the alarm records it confirms
+        (``alarm`` the newest, ``alarms`` all of them: one ack may commit several presses)."""
         info = self.registry.get(device_id)
         if info is None or not info.accepts("led") or info.binding.source != "native":
             return
-        self._command(device_id, "led", {"state": state}, f"led-{uuid.uuid4().hex[:16]}")
+        self._command(device_id, "led", {"state": state, "alarm": alarms[-1],
+                                         "alarms": alarms},
+                      f"led-{uuid.uuid4().hex[:16]}")
 
     def _command(self, device_id: str, command: str, args: dict[str, Any], cmd_id: str) -> bool:
         msg = native.DeviceCommand(id=cmd_id[:64], command=command, args=args,
@@ -357,16 +385,37 @@ class Gateway:
 
     def _on_cloud_connect(self) -> None:
         self.forwarder.reset()
+        self._status("cloud", "up")
 
     def _on_cloud_disconnect(self) -> None:
         self.forwarder.reset()
+        self._status("cloud", "down")
+
+    def _on_cloud_refused(self, reason: str) -> None:
+        self.counters.inc("cloud_refused")
+        if is_auth_refusal(reason):
+            log.error("the cloud refuses this gateway's credentials (%s): check cloud.username"
+                      " and cloud.password", reason)
+        self._status("cloud", f"refused: {reason}")
+
+    def _conflict(self, link: str) -> None:
+        """Another client uses this gateway's client id on a broker (two gateways with one
+        gateway_id): counted, so the health report the cloud reads says so."""
+        self.counters.inc(f"client_id_conflict_{link}")
+        self._status(link, "client id conflict")
+
+    def _status(self, link: str, what: str) -> None:
+        if self._on_status is not None:
+            self._on_status(link, what)
 
     def _on_committed(self, gone: list[Stored]) -> None:
         # one "help coming" per button however many of its alarms this ack committed
-        buttons = dict.fromkeys(s.device_id for s in gone
-                                if s.lane is Lane.ALARM and s.device_id is not None)
-        for device_id in buttons:
-            self._led(device_id, "help_coming")
+        buttons: dict[str, list[str]] = {}
+        for s in gone:
+            if s.lane is Lane.ALARM and s.device_id is not None:
+                buttons.setdefault(s.device_id, []).append(s.id)
+        for device_id, alarms in buttons.items():
+            self._led(device_id, "help_coming", alarms)
 
     def _on_down(self, batch: list[tuple[str, bytes]]) -> None:
         room = self.settings.inbox_max - len(self._down)
@@ -490,6 +539,7 @@ class Gateway:
     # ---------------------------------------------------------------- rule state
 
     async def _restore_rules(self) -> None:
+        await self._restore_z2m()
         raw = await self.outbox.load_state(rule_state.STATE_KEY)
         self._rules_restored = True
         if raw is None:
@@ -507,13 +557,36 @@ class Gateway:
                  snap.last_activity.isoformat() if snap.last_activity else "none",
                  len(snap.door_open_since))
 
-    async def save_rules_state(self) -> None:
-        """Write the rules' snapshot now (its ``saved_at`` also says the gateway was alive)."""
-        snap = self.rules.snapshot()
+    async def _restore_z2m(self) -> None:
+        """The Zigbee2MQTT adapter's levels and learned devices: without them a battery
+        report repeating an open door after a restart would read as the door opening."""
+        raw = await self.outbox.load_state(Z2M_STATE_KEY)
+        if raw is None:
+            return
         try:
-            await self.outbox.save_state({rule_state.STATE_KEY: rule_state.encode(snap)})
+            self.ingest.z2m.restore(raw)
+        except DecodeError as exc:
+            self.counters.inc("z2m_state_unreadable")
+            log.error("%s; Zigbee2MQTT levels start from nothing", exc)
+            return
+        log.info("Zigbee2MQTT state restored: %d devices described by the bridge",
+                 len(self.ingest.z2m.devices))
+
+    async def save_rules_state(self) -> None:
+        """Write the rules' snapshot now (its ``saved_at`` also says the gateway was alive),
+        and the Zigbee2MQTT adapter's memory when it changed."""
+        snap = self.rules.snapshot()
+        state = {rule_state.STATE_KEY: rule_state.encode(snap)}
+        z2m_dirty = self.ingest.z2m.dirty
+        if z2m_dirty:
+            state[Z2M_STATE_KEY] = self.ingest.z2m.snapshot()
+            self.ingest.z2m.dirty = False
+        try:
+            await self.outbox.save_state(state)
         except BaseException:
             self.rules.mark_unsaved()
+            if z2m_dirty:
+                self.ingest.z2m.dirty = True
             raise
 
     async def _rule_state_loop(self) -> None:

@@ -9,6 +9,7 @@ and nothing else: the loop keeps running.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -22,6 +23,7 @@ from eldercare_edge.outbox import Draft
 from eldercare_edge.records import (
     TelemetryBatcher,
     alert_draft,
+    device_msg_key,
     event_draft,
     telemetry_record,
     unknown_draft,
@@ -31,10 +33,13 @@ from eldercare_protocols import native, serial_frame, z2m
 from eldercare_protocols.errors import DecodeError
 from eldercare_protocols.events import CanonicalEvent, EventKind
 from eldercare_protocols.lograte import RateLimitedLog
+from eldercare_protocols.z2m_codecs import FieldProblem
 
 log = logging.getLogger(__name__)
 
 Source = Literal["native", "z2m", "serial"]
+#: device messages remembered in memory to drop a second delivery before the rules see it
+RECENT_KEYS = 4096
 #: kinds any device may report about itself whatever its type
 _LIFECYCLE = frozenset({EventKind.HEARTBEAT, EventKind.DEVICE_ONLINE, EventKind.DEVICE_OFFLINE})
 
@@ -65,6 +70,8 @@ class Ingest:
         self.batcher = batcher
         self.z2m = z2m.Z2MAdapter()
         self.warn = RateLimitedLog(log)
+        self.z2m = z2m.Z2MAdapter(on_problem=self._z2m_problem)
+        self._recent: OrderedDict[str, None] = OrderedDict()
 
     def handle(self, msg: Inbound, out: IngestResult | None = None) -> IngestResult:
         """Handle one message. Nothing it raises escapes: one message that breaks any stage
@@ -137,6 +144,13 @@ class Ingest:
 
     def _z2m(self, msg: Inbound, now: datetime, out: IngestResult
              ) -> tuple[DeviceInfo, list[CanonicalEvent]] | None:
+        if msg.topic == z2m.BRIDGE_DEVICES:
+            self._z2m_devices(msg, now, out)
+            return None
+        if msg.topic == z2m.BRIDGE_STATE:
+            online = self.z2m.bridge_state(msg.payload, msg.topic)
+            log.info("Zigbee2MQTT bridge is %s", "online" if online else "offline")
+            return None
         parts = msg.topic.split("/")
         if len(parts) >= 2 and parts[1] == "bridge":
             self.counters.inc("z2m_bridge")
@@ -144,13 +158,31 @@ class Ingest:
         friendly, _ = z2m.parse_topic(msg.topic)
         info = self.registry.by_z2m_name(friendly)
         if info is None:
-            self._unknown(msg, friendly, None, now, out)
+            learned = self.z2m.device(friendly)
+            dtype = learned.device_type if learned is not None else None
+            self._unknown(msg, friendly, dtype.name if dtype else None, now, out)
             return None
-        model = info.z2m_model
-        if model is None:
-            raise DecodeError(f"{info.device_id} is a {info.dtype.name}, which has no"
-                              " Zigbee2MQTT model", topic=msg.topic, payload=msg.payload)
-        return info, self.z2m.decode(msg.topic, msg.payload, model, device_id=info.device_id)
+        return info, self.z2m.decode(msg.topic, msg.payload, info.z2m_model,
+                                     device_id=info.device_id, dtype=info.dtype)
+
+    def _z2m_devices(self, msg: Inbound, now: datetime, out: IngestResult) -> None:
+        """The bridge's device list: each device not bound yet is reported once, with the
+        catalogue type its model or exposes say, so the installer binds it to a room and a
+        resident without typing a model."""
+        devices = self.z2m.learn(msg.payload, msg.topic)
+        self.counters.inc("z2m_device_lists")
+        for d in devices:
+            info = self.registry.by_z2m_name(d.friendly_name)
+            dtype = d.device_type
+            if info is None:
+                self._unknown(msg, d.friendly_name, dtype.name if dtype else None, now, out)
+            elif dtype is not None and dtype.name != info.dtype.name:
+                log.warning("Zigbee2MQTT device %r (%s %s) is bound as %s but exposes a %s",
+                            d.friendly_name, d.vendor, d.model, info.dtype.name, dtype.name)
+
+    def _z2m_problem(self, topic: str, problem: FieldProblem) -> None:
+        self.counters.inc("malformed_z2m_field")
+        log.warning("Zigbee2MQTT field of the wrong type on %s: %s", topic, problem)
 
     def _serial(self, msg: Inbound, now: datetime, out: IngestResult
                 ) -> tuple[DeviceInfo, list[CanonicalEvent]] | None:
@@ -182,8 +214,28 @@ class Ingest:
 
     # ---------------------------------------------------------------- events
 
+    def _duplicate(self, ev: CanonicalEvent) -> bool:
+        """A device event seen moments ago (kept in memory; the outbox's once-keys catch it
+        after a restart, after the rules saw it once more)."""
+        if is_telemetry(ev.kind) or ev.kind is EventKind.HEARTBEAT:
+            return False
+        key = device_msg_key(ev)
+        if key is None:
+            return False
+        if key in self._recent:
+            self._recent.move_to_end(key)
+            return True
+        self._recent[key] = None
+        if len(self._recent) > RECENT_KEYS:
+            self._recent.popitem(last=False)
+        return False
+
     def _event(self, ev: CanonicalEvent, info: DeviceInfo, now: datetime,
                out: IngestResult) -> None:
+        if self._duplicate(ev):
+            self.counters.inc("duplicate_device_msgs")
+            log.info("%s sent %s seq %s again: one event", ev.device_id, ev.kind.value, ev.seq)
+            return
         out.events.append(ev)
         alerts = self.rules.on_event(ev, info)
         if is_telemetry(ev.kind):

@@ -28,18 +28,37 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
 from eldercare_edge.clock import Clock, SystemClock, aware_now
 from eldercare_edge.errors import OutboxError
 from eldercare_protocols.uplink import GapRecord, Lane, encode
+
+T = TypeVar("T")
+
+
+async def _to_the_end(write: Coroutine[Any, Any, T]) -> T:
+    """Run a write transaction to its end even if the caller is cancelled meanwhile (a
+    stopping gateway cancels its tasks). Its statements run on aiosqlite's thread whatever
+    happens to the awaiting task, so a cancel half-way would leave a COMMIT done behind
+    in-memory counters that were rolled back, or a BEGIN never ended; the caller's
+    cancellation is raised once the transaction is over."""
+    task = asyncio.ensure_future(write)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        if not task.done():
+            await asyncio.wait([task])
+        if not task.cancelled():
+            task.exception()    # retrieved: the cancellation is what the caller gets
+        raise
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +234,10 @@ class Outbox:
                        state: Mapping[str, bytes] | None = None) -> list[Stored]:
         """Store drafts in one transaction; alarms make it a fully fsync'd one. ``state``
         rows (see :meth:`save_state`) are written in the same transaction."""
+        return await _to_the_end(self._put_many(drafts, state))
+
+    async def _put_many(self, drafts: Sequence[Draft],
+                        state: Mapping[str, bytes] | None) -> list[Stored]:
         if not drafts:
             if state:
                 await self.save_state(state)
@@ -226,7 +249,9 @@ class Outbox:
             seq0 = self._next_seq
             bytes0 = self._bytes
             try:
-                # inside the try: a cancellation while BEGIN is awaited still rolls back
+                # BEGIN inside the try: a task cancelled while it waits for BEGIN (which
+                # still runs on aiosqlite's thread) must roll back, or the connection is
+                # left inside a transaction and every later write fails
                 await db.execute("BEGIN IMMEDIATE")
                 stored, rows, once = await self._number(drafts)
                 await db.executemany(
@@ -254,13 +279,15 @@ class Outbox:
     async def save_state(self, state: Mapping[str, bytes]) -> None:
         """Replace state rows in their own transaction (``synchronous=NORMAL``: durable
         against a crash of the process, which is what a restart needs)."""
+        await _to_the_end(self._save_state(state))
+
+    async def _save_state(self, state: Mapping[str, bytes]) -> None:
         if not state:
             return
         async with self._lock:
             await self._set_sync("NORMAL")
             try:
-                # inside the try: a cancellation while BEGIN is awaited still rolls back
-                await self.db.execute("BEGIN IMMEDIATE")
+                await self.db.execute("BEGIN IMMEDIATE")   # (inside the try: see put_many)
                 await self._write_state(state)
                 await self.db.execute("COMMIT")
             except BaseException as exc:
@@ -379,6 +406,9 @@ class Outbox:
 
     async def ack(self, ids: Iterable[str]) -> list[Stored]:
         """Delete what the cloud committed; returns the records that were still here."""
+        return await _to_the_end(self._ack(ids))
+
+    async def _ack(self, ids: Iterable[str]) -> list[Stored]:
         wanted = list(dict.fromkeys(ids))
         if not wanted:
             return []
@@ -387,8 +417,7 @@ class Outbox:
             await self._set_sync("NORMAL")
             db = self.db
             try:
-                # inside the try: a cancellation while BEGIN is awaited still rolls back
-                await db.execute("BEGIN IMMEDIATE")
+                await db.execute("BEGIN IMMEDIATE")   # (inside the try: see put_many)
                 for i in range(0, len(wanted), 500):
                     chunk = wanted[i:i + 500]
                     marks = ",".join("?" * len(chunk))

@@ -40,12 +40,23 @@ def _stamp(gateway_id: str, received: datetime) -> dict[str, Any]:
     return {"id": _PENDING_ID, "seq": 0, "gateway_id": gateway_id, "gateway_ts": received}
 
 
+def device_msg_key(ev: CanonicalEvent) -> str | None:
+    """What makes a device's message the same message when it arrives twice (a broker
+    redelivery, a firmware retry): the device, its sequence number and its timestamp (a
+    device that rebooted and restarted its count sends another timestamp)."""
+    if ev.seq is None or ev.ts is None or ev.source not in ("native", "serial"):
+        return None
+    return f"dev:{ev.device_id}:{ev.seq}:{ev.ts.isoformat()}"
+
+
 def event_draft(gateway_id: str, ev: CanonicalEvent, received: datetime,
                 rule: str | None = None) -> Draft:
     env = EventEnvelope(**_stamp(gateway_id, received), device_id=ev.device_id, kind=ev.kind,
                         test=ev.test, device_ts=ev.ts, device_seq=ev.seq, source=ev.source,
                         rule=rule, data=ev.data)
-    return Draft(env.lane, _builder(env), device_id=ev.device_id)
+    # a device message stored once is never stored again, across restarts too
+    return Draft(env.lane, _builder(env), device_id=ev.device_id,
+                 once_key=device_msg_key(ev) if rule is None else None)
 
 
 def alert_draft(gateway_id: str, alert: Alert, received: datetime) -> Draft:
@@ -59,7 +70,10 @@ def unknown_draft(gateway_id: str, *, device_id: str, source: str, topic: str,
     rec = UnknownDeviceSeen.model_validate({
         **_stamp(gateway_id, received), "device_id": device_id[:128], "source": source,
         "topic": topic[:256], "device_type": device_type[:32] if device_type else None})
-    return Draft(Lane.EVENT, _builder(rec), once_key=f"unknown:{source}:{device_id}")
+    # once per device; a type learned later (Zigbee2MQTT's device list) is worth one more
+    once = f"unknown:{source}:{device_id}" + (f":{device_type}" if source == "z2m"
+                                              and device_type else "")
+    return Draft(Lane.EVENT, _builder(rec), once_key=once)
 
 
 def sms_report_draft(gateway_id: str, *, alarm_id: str, to: str, status: str, attempts: int,

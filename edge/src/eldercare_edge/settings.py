@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -24,6 +32,7 @@ from pydantic_settings import (
 )
 
 from eldercare_edge.errors import SettingsError
+from eldercare_protocols.catalogue import CATALOGUE
 from eldercare_protocols.uplink import GATEWAY_ID_RE, GatewayConfig, Resident, SmsContact
 
 _config_file: ContextVar[Path | None] = ContextVar("eldercare_edge_config_file", default=None)
@@ -53,6 +62,9 @@ class BrokerSettings(_Section):
     tls: TlsSettings | None = None
     reconnect_min_s: float = Field(default=0.5, gt=0)
     reconnect_max_s: float = Field(default=30.0, gt=0)
+    #: home broker only: a persistent session (fixed client id, QoS 1 subscriptions), so
+    #: the broker holds what devices publish while the gateway is down or restarting
+    persistent_session: bool = True
 
     @field_validator("url")
     @classmethod
@@ -226,9 +238,34 @@ class EdgeSettings(BaseSettings):
             raise SettingsError(f"config file {file} does not exist")
         with _use_file(file):
             try:
-                return cls(**overrides)
+                settings = cls(**overrides)
+            except ValidationError as exc:
+                raise SettingsError(f"invalid config {file}: {_first_error(exc)}") from exc
             except ValueError as exc:
                 raise SettingsError(f"invalid config {file}: {exc}") from exc
+        settings.check_home()
+        return settings
+
+    def check_home(self) -> None:
+        """Validate the ``home:`` section now (it becomes the bootstrap GatewayConfig),
+        so a bad value is a config error at load time, not a traceback at start-up."""
+        try:
+            config = self.bootstrap_config()
+        except ValidationError as exc:
+            raise SettingsError(f"invalid config: home.{_first_error(exc)}") from exc
+        unknown = sorted({d.type for d in config.devices if d.type not in CATALOGUE})
+        if unknown:
+            raise SettingsError(f"invalid config: home.devices: unknown device type"
+                                f" {', '.join(map(repr, unknown))}; known: {', '.join(CATALOGUE)}")
+
+
+def _first_error(exc: ValidationError) -> str:
+    """One line: where, what, and how many more (pydantic's own text spans many lines)."""
+    errors = exc.errors()
+    first = errors[0]
+    where = ".".join(str(p) for p in first["loc"]) or "settings"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {first['msg']}{more}"
 
 
 @contextmanager

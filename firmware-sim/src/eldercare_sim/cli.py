@@ -92,6 +92,44 @@ def press(
               highlight=False)
 
 
+# ---------------------------------------------------------------------- GPS watch
+
+
+@app.command("watch")
+def watch_cmd(
+    server: Annotated[str, typer.Option(help="HOST:PORT of the cloud's watch listener")],
+    watch_id: Annotated[str, typer.Option("--id", help="the watch's id (digits)")],
+    alarm: Annotated[str, typer.Option(help="sos, fall, strap_removed or none")] = "sos",
+    lat: Annotated[float, typer.Option(help="latitude")] = 30.2741,
+    lon: Annotated[float, typer.Option(help="longitude")] = 120.1551,
+) -> None:
+    """A GPS SOS watch: LK heartbeat, a position, then an alarm (the 3G watch protocol)."""
+    from eldercare_protocols.events import EventKind
+    from eldercare_protocols.watch import WATCH_ID_RE
+    from eldercare_sim.watch import SimWatch
+
+    kinds = {"sos": EventKind.SOS, "fall": EventKind.FALL,
+             "strap_removed": EventKind.STRAP_REMOVED}
+    if alarm != "none" and alarm not in kinds:
+        fail("--alarm must be sos, fall, strap_removed or none", 2)
+    if not WATCH_ID_RE.match(watch_id):
+        fail(f"invalid watch id {watch_id!r} (6 to 20 digits)", 2)
+    host, sep, port = server.rpartition(":")
+    if not sep or not port.isdigit():
+        fail("--server must be HOST:PORT", 2)
+
+    async def go() -> None:
+        async with SimWatch(host or "127.0.0.1", int(port), watch_id, lat=lat, lon=lon) as w:
+            out.print(f"LK -> {(await w.link()).decode() or '(closed)'}", highlight=False)
+            now = datetime.now().astimezone()
+            await w.position(now)
+            if alarm != "none":
+                answer = await w.alarm(now, kinds[alarm])
+                out.print(f"AL {alarm} -> {answer.decode() or '(closed)'}", highlight=False)
+
+    _guard(lambda: asyncio.run(go()))
+
+
 # ---------------------------------------------------------------------- run
 
 

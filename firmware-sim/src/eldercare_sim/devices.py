@@ -306,11 +306,15 @@ class CallButton(SimDevice):
         """Both buttons held: the resident cancels a call made by mistake."""
         self.emit_event(EventKind.CANCEL, button="both", press="long")
 
-    def cmd_led(self, state: str) -> None:
+    def cmd_led(self, state: str, alarm: str | None = None,
+                alarms: list[str] | None = None) -> None:
+        """``alarm``: the gateway's record id of the call this light confirms."""
         if state not in LED_STATES:
             raise ValueError(f"led state must be one of {', '.join(LED_STATES)}")
         self.led = state
         self.props["led"] = state
+        if alarm is not None:
+            self.props["led_alarm"] = str(alarm)
 
 
 # ---------------------------------------------------------------------- door contact

@@ -28,10 +28,12 @@ from eldercare_sim.household import Household
 from eldercare_sim.mqtt import BrokerAddress, MqttConnection, Will
 from eldercare_sim.render import SERIAL_TOPIC, NativeRenderer, Outgoing
 from eldercare_sim.scheduler import Scheduler
+from eldercare_sim.z2m_models import bridge_devices
 
 log = logging.getLogger(__name__)
 
 BRIDGE_STATE = f"{BASE_TOPIC}/bridge/state"
+BRIDGE_DEVICES = f"{BASE_TOPIC}/bridge/devices"
 LINKS_PREFIX = "eldercare-sim/links"
 
 Tap = Callable[[Outgoing], None]
@@ -111,6 +113,11 @@ class Links:
             conn.publish(conn.will.topic if conn.will else "", b"online", 1, True)
         for bridge in self.bridges.values():
             bridge.publish(BRIDGE_STATE, b'{"state":"online"}', 1, True)
+        for house in self.households:
+            if house.home_id in self.bridges:
+                # what Zigbee2MQTT retains about its paired devices: names, models, exposes
+                self.bridges[house.home_id].publish(BRIDGE_DEVICES, bridge_devices(house.models),
+                                                    1, True)
         for dev in self.devices.values():
             self._wire(dev)
 

@@ -293,6 +293,11 @@ class MqttConnection:
     def _on_connect(self, client: paho.Client, _ud: Any, _flags: Any, reason: Any,
                     _props: Any) -> None:
         rc = int(getattr(reason, "value", reason) or 0)
+        sock: Any = client.socket()
+        if sock is not None:
+            # paho leaves Nagle on: a device's alarm would wait for the broker's delayed ACK
+            with contextlib.suppress(OSError, AttributeError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self._connack is not None and not self._connack.done():
             self._connack.set_result(rc)
         if rc == 0:

@@ -132,13 +132,11 @@ class Z2MRenderer:
     def event(self, dev: SimDevice, kind: EventKind, test: bool, data: dict[str, Any]
               ) -> list[Outgoing]:
         if kind is EventKind.SOS:
-            press = str(data.get("press", "single"))
-            action = {"single": "emergency", "long": "hold", "double": "double"}.get(press,
-                                                                                  "emergency")
-            return [self._publish(dev, action=action), self._publish(dev, action="")]
+            # the button's model (TS0215A_sos) has one action for any press
+            return [self._publish(dev, action="emergency"), self._publish(dev, action="")]
         if kind is EventKind.SELF_TEST:
-            field = "selftest" if dev.type_name == "gas_detector" else "test"
-            return [self._publish(dev, **{field: True}), self._publish(dev, **{field: False})]
+            # the IAS zone's test bit, as the gas (JT-BZ-01AQ/A) and smoke (HS3SA) models send
+            return [self._publish(dev, test=True), self._publish(dev, test=False)]
         if kind is EventKind.TAMPER:
             return [self._publish(dev, tamper=True), self._publish(dev, tamper=False)]
         if kind in (EventKind.DOOR_OPEN, EventKind.DOOR_CLOSE, EventKind.MOTION,

@@ -15,6 +15,19 @@ from types import MappingProxyType
 
 from eldercare_protocols.errors import UnknownDeviceError
 from eldercare_protocols.events import EventKind
+from eldercare_protocols.z2m_codecs import (
+    Contact,
+    Expose,
+    FallState,
+    FieldCodec,
+    Level,
+    Occupancy,
+    Reading,
+    SosAction,
+    SosFlag,
+    StateReport,
+    TestFlag,
+)
 
 
 @dataclass(frozen=True)
@@ -56,6 +69,8 @@ class Capability:
     #: what an installer does to make this capability speak during a walk-test
     walk_test: str | None = None
     walk_test_event: EventKind | None = None
+    #: the Zigbee2MQTT properties this capability owns, each with its codec
+    z2m: tuple[FieldCodec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -98,6 +113,14 @@ class DeviceType:
         return MappingProxyType({c.name: c for cap in self.capabilities for c in cap.commands})
 
     @property
+    def z2m_codecs(self) -> tuple[FieldCodec, ...]:
+        seen: dict[int, FieldCodec] = {}
+        for cap in self.capabilities:
+            for codec in cap.z2m:
+                seen.setdefault(id(codec), codec)
+        return tuple(seen.values())
+
+    @property
     def walk_tests(self) -> tuple[tuple[str, EventKind], ...]:
         return tuple(
             (c.walk_test, c.walk_test_event)
@@ -127,18 +150,24 @@ BATTERY = Capability(
     events=frozenset({EventKind.BATTERY_LOW}),
     state_fields=("battery",),
     measurements=(Measurement("battery", "%", 0, 100, 20, None),),
+    z2m=(Level("battery_low", EventKind.BATTERY_LOW, None), StateReport()),
 )
 MAINS = Capability(name="mains", state_fields=("mains",))
-TAMPER = Capability(name="tamper", events=frozenset({EventKind.TAMPER}))
+TAMPER = Capability(name="tamper", events=frozenset({EventKind.TAMPER}),
+                    z2m=(Level("tamper", EventKind.TAMPER, None),))
+#: a detector's or a button's test bit: a self-test, never an alarm
+SELF_TEST = TestFlag()
 CALL_BUTTONS = Capability(
     name="call_buttons",
     events=frozenset({EventKind.SOS, EventKind.SERVICE_REQUEST, EventKind.CANCEL}),
     state_fields=("led",),
     commands=(
-        Command("led", "show the resident what happened to the call", ("state",)),
+        Command("led", "show the resident what happened to the call (and which call)",
+                ("state", "alarm", "alarms")),
     ),
     walk_test="press the red button",
     walk_test_event=EventKind.SOS,
+    z2m=(SosAction(), SosFlag(), SELF_TEST),
 )
 CONTACT = Capability(
     name="contact",
@@ -146,6 +175,7 @@ CONTACT = Capability(
     state_fields=("contact",),
     walk_test="open the door",
     walk_test_event=EventKind.DOOR_OPEN,
+    z2m=(Contact(),),
 )
 ALARM_COMMANDS = (
     Command("self_test", "run the detector's self-test"),
@@ -160,6 +190,8 @@ GAS = Capability(
     commands=ALARM_COMMANDS,
     walk_test="press the gas detector's test button",
     walk_test_event=EventKind.SELF_TEST,
+    z2m=(Level("gas", EventKind.GAS_ALARM, EventKind.GAS_CLEAR, alarm=True),
+         Reading("gas_density", EventKind.GAS_LEVEL, "lel", 0, 100), SELF_TEST),
 )
 SMOKE = Capability(
     name="smoke",
@@ -168,6 +200,16 @@ SMOKE = Capability(
     commands=ALARM_COMMANDS,
     walk_test="press the smoke alarm's test button",
     walk_test_event=EventKind.SELF_TEST,
+    z2m=(Level("smoke", EventKind.SMOKE_ALARM, EventKind.SMOKE_CLEAR, alarm=True), SELF_TEST),
+)
+WATER_LEAK = Capability(
+    name="water_leak",
+    events=frozenset({EventKind.WATER_LEAK, EventKind.WATER_CLEAR}),
+    state_fields=("water_leak",),
+    walk_test="put the water sensor's probes in a wet cloth",
+    walk_test_event=EventKind.WATER_LEAK,
+    z2m=(Level("water_leak", EventKind.WATER_LEAK, EventKind.WATER_CLEAR, alarm=True),
+         SELF_TEST),
 )
 VITALS = Capability(
     name="vitals",
@@ -204,15 +246,17 @@ MOTION = Capability(
     state_fields=("occupancy",),
     walk_test="walk in front of the motion sensor",
     walk_test_event=EventKind.MOTION,
+    z2m=(Occupancy(),),
 )
 FALL = Capability(
     name="fall",
-    events=frozenset({EventKind.FALL}),
+    events=frozenset({EventKind.FALL, EventKind.FALL_WARNING}),
     telemetry_kind=EventKind.PRESENCE,
     measurements=(Measurement("presence", "bool", 0, 1),),
     state_fields=("presence",),
     walk_test="walk through the radar's field of view",
     walk_test_event=EventKind.PRESENCE,
+    z2m=(FallState(),),
 )
 GPS = Capability(
     name="gps",
@@ -244,22 +288,22 @@ CATALOGUE: Mapping[str, DeviceType] = _types(
     DeviceType(
         "call_button", "红绿双键呼叫器", "Red/green call button",
         (BASE, BATTERY, CALL_BUTTONS), heartbeat_s=300,
-        z2m_models=("SOS-BTN-01", "HS1EB", "TS0215A_sos"),
+        z2m_models=("TS0215A_sos", "TS0601_sos", "HS1EB/HS1EB-E", "SEB01ZB"),
     ),
     DeviceType(
         "door_contact", "门磁", "Door contact",
         (BASE, BATTERY, TAMPER, CONTACT), heartbeat_s=600,
-        z2m_models=("MCCGQ11LM", "SNZB-04", "TS0203"),
+        z2m_models=("MCCGQ11LM", "MCCGQ14LM", "SNZB-04", "TS0203"),
     ),
     DeviceType(
         "gas_detector", "燃气报警器", "Gas detector",
-        (BASE, MAINS, GAS), heartbeat_s=300,
-        z2m_models=("JTQJ-BF-01LM/BW", "TS0204", "HS1CG"),
+        (BASE, MAINS, TAMPER, GAS), heartbeat_s=300,
+        z2m_models=("JT-BZ-01AQ/A", "HS1CG", "HS3CG", "TS0204", "JTQJ-BF-01LM/BW"),
     ),
     DeviceType(
         "smoke_detector", "烟雾报警器", "Smoke detector",
         (BASE, BATTERY, TAMPER, SMOKE), heartbeat_s=600,
-        z2m_models=("JTYJ-GD-01LM/BW", "TS0205", "HS1SA"),
+        z2m_models=("HS3SA/HS1SA", "TS0205", "JTYJ-GD-01LM/BW"),
     ),
     DeviceType(
         "vitals_monitor", "生命体征监测仪", "Vital-sign monitor",
@@ -272,12 +316,12 @@ CATALOGUE: Mapping[str, DeviceType] = _types(
     DeviceType(
         "motion_sensor", "人体红外传感器", "PIR motion sensor",
         (BASE, BATTERY, TAMPER, MOTION), heartbeat_s=600,
-        z2m_models=("RTCGQ11LM", "SNZB-03", "TS0202"),
+        z2m_models=("RTCGQ11LM", "SNZB-03", "RTCZCGQ11LM", "TS0202"),
     ),
     DeviceType(
         "fall_radar", "毫米波跌倒雷达", "mmWave fall radar",
         (BASE, MAINS, FALL), heartbeat_s=120,
-        z2m_models=("ZG-205Z", "TS0601_fall"),
+        z2m_models=("MIR-HE200-TY", "HS2FD-EF1-3.0", "FDS315"),
     ),
     DeviceType(
         "gps_tracker", "定位手环", "GPS wristband",
@@ -287,6 +331,22 @@ CATALOGUE: Mapping[str, DeviceType] = _types(
 
 
 _Z2M_INDEX = {model: t for t in CATALOGUE.values() for model in t.z2m_models}
+
+#: capability blocks no device type of the catalogue has yet, whose Zigbee2MQTT fields are
+#: still decoded on any device that exposes them (a door sensor with a leak probe)
+DECODE_ONLY_BLOCKS: tuple[Capability, ...] = (WATER_LEAK,)
+
+
+def _all_codecs() -> tuple[FieldCodec, ...]:
+    seen: dict[int, FieldCodec] = {}
+    for cap in [c for t in CATALOGUE.values() for c in t.capabilities] + list(DECODE_ONLY_BLOCKS):
+        for codec in cap.z2m:
+            seen.setdefault(id(codec), codec)
+    return tuple(seen.values())
+
+
+#: every Zigbee2MQTT field codec the catalogue knows, in block order
+Z2M_CODECS: tuple[FieldCodec, ...] = _all_codecs()
 
 
 def device_type(name: str) -> DeviceType:
@@ -301,3 +361,30 @@ def device_type_for_z2m_model(model: str) -> DeviceType:
         return _Z2M_INDEX[model]
     except KeyError as exc:
         raise UnknownDeviceError(f"unknown Zigbee2MQTT model {model!r}") from exc
+
+
+#: when a device's exposes fit several types, the first wins: what it is for comes before
+#: what it also does (a fall radar also senses presence, a smoke alarm has a battery)
+_EXPOSES_ORDER = ("call_button", "fall_radar", "gas_detector", "smoke_detector",
+                  "door_contact", "motion_sensor")
+#: capability blocks that say nothing about what a device is for
+_GENERIC = frozenset({"base", "battery", "mains", "tamper"})
+
+
+def device_type_for_exposes(model: str | None, exposes: tuple[Expose, ...]
+                            ) -> DeviceType | None:
+    """The catalogue type of a Zigbee2MQTT device: its model when the catalogue lists it,
+    else the first type one of whose own capability blocks claims an exposed property
+    (ignoring the test flag, which detectors and buttons share)."""
+    if model and model in _Z2M_INDEX:
+        return _Z2M_INDEX[model]
+    published = [e for e in exposes if e.published]
+    for name in _EXPOSES_ORDER:
+        t = CATALOGUE[name]
+        for cap in t.capabilities:
+            if cap.name in _GENERIC:
+                continue
+            for codec in cap.z2m:
+                if not codec.early and any(codec.claims(e) for e in published):
+                    return t
+    return None

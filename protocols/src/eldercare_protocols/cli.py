@@ -2,6 +2,7 @@
 
     eldercare-protocols decode eldercare/btn-1/event < payload.json
     eldercare-protocols decode zigbee2mqtt/front_door --model MCCGQ11LM < payload.json
+    eldercare-protocols decode zigbee2mqtt/front_door --devices bridge-devices.json < payload.json
     eldercare-protocols decode ec/v1/gw-1/up/events < record.json
     echo '$EC1,EVT,btn-1,1,kind=sos*XXXX' | eldercare-protocols decode --serial
     eldercare-protocols catalogue
@@ -24,7 +25,8 @@ from eldercare_protocols.catalogue import CATALOGUE
 from eldercare_protocols.errors import DecodeError
 
 
-def _decode(topic: str | None, model: str | None, serial: bool, data: bytes) -> list[Any]:
+def _decode(topic: str | None, model: str | None, serial: bool, data: bytes,
+            devices: bytes | None = None) -> list[Any]:
     if serial:
         lines = [ln for ln in data.splitlines() if ln.strip()]
         if len(lines) != 1:
@@ -33,9 +35,13 @@ def _decode(topic: str | None, model: str | None, serial: bool, data: bytes) -> 
     if not topic:
         raise DecodeError("a TOPIC is required unless --serial is given")
     if topic.startswith(f"{z2m.BASE_TOPIC}/"):
-        if not model and not topic.endswith("/availability"):
-            raise DecodeError("a Zigbee2MQTT payload needs --model MODEL", topic=topic)
-        events = z2m.Z2MAdapter().decode(topic, data, model or "")
+        if not model and devices is None and not topic.endswith("/availability"):
+            raise DecodeError("a Zigbee2MQTT payload needs --model MODEL or --devices FILE",
+                              topic=topic)
+        adapter = z2m.Z2MAdapter()
+        if devices is not None:
+            adapter.learn(devices)
+        events = adapter.decode(topic, data, model)
         return [e.model_dump(mode="json") for e in events]
     if topic.startswith(f"{native.PREFIX}/"):
         return [e.model_dump(mode="json") for e in native.decode_canonical(topic, data)]
@@ -64,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     dec = sub.add_parser("decode", help="decode one payload from stdin into canonical events")
     dec.add_argument("topic", nargs="?")
     dec.add_argument("--model", help="Zigbee2MQTT device model")
+    dec.add_argument("--devices", type=Path,
+                     help="a saved zigbee2mqtt/bridge/devices message: decode by exposes")
     dec.add_argument("--serial", action="store_true", help="decode one serial frame line")
     sch = sub.add_parser("schema", help="write the JSON Schemas")
     sch.add_argument("--out", type=Path, required=True)
@@ -73,7 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "decode":
         data = sys.stdin.buffer.read()
         try:
-            out = _decode(args.topic, args.model, args.serial, data)
+            devices = args.devices.read_bytes() if args.devices else None
+        except OSError as exc:
+            print(f"error: cannot read --devices: {exc}", file=sys.stderr)
+            return 2
+        try:
+            out = _decode(args.topic, args.model, args.serial, data, devices)
         except DecodeError as exc:
             preview = exc.preview()
             print(f"error: {exc}" + (f": {preview}" if preview else ""), file=sys.stderr)

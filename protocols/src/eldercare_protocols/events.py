@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -35,6 +35,11 @@ class EventKind(StrEnum):
     GEOFENCE_EXIT = "geofence_exit"
     GEOFENCE_ENTER = "geofence_enter"
     STRAP_REMOVED = "strap_removed"
+    #: a fall sensor's "maybe a fall" (Tuya ``maybe_fall``, Heiman ``fall_warning``): a
+    #: concern someone should check, not a confirmed fall
+    FALL_WARNING = "fall_warning"
+    #: a water leak probe is wet (a tap left running, a burst pipe)
+    WATER_LEAK = "water_leak"
     # care alerts raised by the gateway's local rules (not by a device)
     INACTIVITY = "inactivity"
     NIGHT_WANDERING = "night_wandering"
@@ -42,6 +47,7 @@ class EventKind(StrEnum):
     # device
     GAS_CLEAR = "gas_clear"
     SMOKE_CLEAR = "smoke_clear"
+    WATER_CLEAR = "water_clear"
     BATTERY_LOW = "battery_low"
     TAMPER = "tamper"
     DEVICE_ONLINE = "device_online"
@@ -79,6 +85,8 @@ _CATEGORY: dict[EventKind, EventCategory] = {
             EventKind.GEOFENCE_EXIT,
             EventKind.GEOFENCE_ENTER,
             EventKind.STRAP_REMOVED,
+            EventKind.FALL_WARNING,
+            EventKind.WATER_LEAK,
             EventKind.INACTIVITY,
             EventKind.NIGHT_WANDERING,
             EventKind.DOOR_LEFT_OPEN,
@@ -89,6 +97,7 @@ _CATEGORY: dict[EventKind, EventCategory] = {
         for k in (
             EventKind.GAS_CLEAR,
             EventKind.SMOKE_CLEAR,
+            EventKind.WATER_CLEAR,
             EventKind.BATTERY_LOW,
             EventKind.TAMPER,
             EventKind.DEVICE_ONLINE,
@@ -130,7 +139,6 @@ def is_life_safety(kind: EventKind) -> bool:
 
 
 JsonScalar = str | int | float | bool | None
-EventData = dict[str, Any]
 
 
 class CanonicalEvent(BaseModel):
@@ -148,7 +156,7 @@ class CanonicalEvent(BaseModel):
     seq: Seq | None = None
     test: bool = False
     data: JsonData = Field(default_factory=dict)
-    source: Annotated[str, Field(pattern=r"^(native|z2m|serial|gateway)$")] = "native"
+    source: Annotated[str, Field(pattern=r"^(native|z2m|serial|gateway|watch)$")] = "native"
 
     @property
     def category(self) -> EventCategory:

@@ -121,7 +121,7 @@ class EventEnvelope(_Record):
     test: bool = False
     device_ts: Timestamp | None = None
     device_seq: Seq | None = None
-    source: Literal["native", "z2m", "serial", "gateway"] = "native"
+    source: Literal["native", "z2m", "serial", "gateway", "watch"] = "native"
     rule: str | None = Field(default=None, max_length=64)
     data: JsonData = Field(default_factory=dict)
 

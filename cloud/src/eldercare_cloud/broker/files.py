@@ -127,7 +127,8 @@ def conf_body(dynsec_file: Path, plugin: Path | None = None) -> str:
 
 def mosquitto_conf(dynsec_file: Path, *, host: str, port: int, plugin: Path | None = None,
                    persistence_dir: Path | None = None) -> str:
-    lines = [f"listener {port} {host}\n"]
+    # no Nagle: an alarm is one small packet that must not wait for a delayed ACK
+    lines = [f"listener {port} {host}\n", "set_tcp_nodelay true\n"]
     if persistence_dir is not None:
         lines.append(f"persistence true\npersistence_location {persistence_dir}/\n")
     else:

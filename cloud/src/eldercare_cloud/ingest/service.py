@@ -303,6 +303,19 @@ class IngestService:
             return
         await self._committed(info, len(items))
 
+    async def commit_local(self, items: list[Received]) -> bool:
+        """Commit records that did not come through a gateway (a GPS watch's alarm heard by
+        the cloud's own watch listener) on the same path as gateway uplink: one commit,
+        the same counters, the care core told by the same listeners. False if not stored."""
+        try:
+            info = await self.store.commit(items)
+        except Exception as exc:  # noqa: BLE001 - isolation: these records, not the listener
+            self.counters.commit_failures += 1
+            self.warn.error("commit_failed", "%d local records not committed: %s: %s",
+                            len(items), type(exc).__name__, str(exc)[:200])
+            return False
+        return await self._committed(info, len(items), publish_acks=False)
+
     async def _commit_each(self, items: list[tuple[Received, bytes]], first: Exception
                            ) -> None:
         """The batch failed: commit its records one by one, so a record the database will
@@ -326,12 +339,14 @@ class IngestService:
                         received.gateway_id, type(exc).__name__, str(exc)[:200],
                         _preview(payload))
 
-    async def _committed(self, info: CommitInfo, n_items: int) -> None:
+    async def _committed(self, info: CommitInfo, n_items: int, *,
+                         publish_acks: bool = True) -> bool:
         if self.settings.test_exit_after_commit and info.acks:
             log.warning("test hook: killing this process after the commit, before the ack")
             logging.shutdown()
             os.kill(os.getpid(), signal.SIGKILL)
-        self._publish_acks(info)
+        if publish_acks:
+            self._publish_acks(info)
         c = self.counters
         c.batches += 1
         c.committed += info.records - info.duplicates
@@ -351,6 +366,7 @@ class IngestService:
             except Exception:
                 # a care-core bug must not stop the alarm path; it resumes from its cursor
                 log.exception("commit listener %r failed", listener)
+        return True
 
     def _publish_acks(self, info: CommitInfo) -> None:
         for gateway_id, ids in info.acks.items():

@@ -367,7 +367,9 @@ class DeviceCreate(_In):
     household_id: RefId | None = None
     resident_id: RefId | None = None
     room: str | None = Field(default=None, max_length=64)
-    source: str = Field(default="native", pattern=r"^(native|z2m|serial)$")
+    #: ``watch``: a GPS watch that talks to the cloud itself (eldercare_cloud.watch), never
+    #: to a home gateway
+    source: str = Field(default="native", pattern=r"^(native|z2m|serial|watch)$")
     z2m_model: str | None = Field(default=None, max_length=64)
     z2m_name: str | None = Field(default=None, max_length=64)
 

@@ -533,6 +533,13 @@ class RegistryService:
             raise NotFoundError(f"device {device_id} not found")
         return row
 
+    async def is_watch(self, device_id: str) -> bool:
+        """Whether a GPS watch of this id is registered (a ``gps_tracker`` with source
+        ``watch``), for the cloud's own watch listener, which has no user; it learns
+        nothing about a person."""
+        row = await self._one("SELECT type, source FROM devices WHERE id = ?", [device_id])
+        return row is not None and row["type"] == "gps_tracker" and row["source"] == "watch"
+
     async def list_devices(self, p: Principal, *, gateway_id: str | None = None,
                            household_id: str | None = None) -> list[DevicePublic]:
         clause, params = self._device_scope(p)
@@ -690,9 +697,11 @@ class RegistryService:
         devices = await self._all(
             "SELECT * FROM devices WHERE household_id = ? OR gateway_id = ? ORDER BY id",
             [household_id, gateway_id])
+        # a watch talks to the cloud, not to the gateway (which would call it offline)
         bindings = [DeviceBinding(device_id=d["id"], type=d["type"], room=d["room"],
                                   source=d["source"], z2m_model=d["z2m_model"],
-                                  z2m_name=d["z2m_name"]) for d in devices[:200]]
+                                  z2m_name=d["z2m_name"])
+                    for d in devices if d["source"] != "watch"][:200]
         return GatewayConfig(gateway_id=gateway_id, version=version, resident=resident,
                              thresholds=thresholds, routine=routine,
                              sms_timeout_s=sms_timeout_s, sms_contacts=contacts,

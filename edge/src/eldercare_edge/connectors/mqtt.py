@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -35,6 +37,19 @@ class Outgoing:
 
 
 OnMessages = Callable[[list[tuple[str, bytes]]], None]
+#: dropped within FLAP_S of connecting, FLAPS times in FLAP_WINDOW_S: a client id conflict
+FLAP_S = 5.0
+FLAPS = 3
+FLAP_WINDOW_S = 120.0
+
+
+def _nodelay(client: mqtt.Client) -> None:
+    """TCP_NODELAY on paho's socket: paho leaves Nagle on, and Nagle with the broker's
+    delayed ACK held a 1 ms alarm back for tens of milliseconds."""
+    sock: Any = client.socket()
+    if sock is not None:
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class MqttLink:
@@ -49,7 +64,9 @@ class MqttLink:
                  will: Outgoing | None = None, birth: Callable[[], Outgoing] | None = None,
                  on_connect: Callable[[], None] | None = None,
                  on_disconnect: Callable[[], None] | None = None,
-                 max_inflight: int = 0) -> None:
+                 max_inflight: int = 0, persistent: bool = False,
+                 on_refused: Callable[[str], None] | None = None,
+                 on_conflict: Callable[[], None] | None = None) -> None:
         self.name = name
         self.settings = settings
         self._subscriptions = tuple(subscriptions)
@@ -57,6 +74,15 @@ class MqttLink:
         self._birth = birth
         self._on_connect_cb = on_connect
         self._on_disconnect_cb = on_disconnect
+        self._on_refused_cb = on_refused
+        #: why the broker last refused the connection (None once it accepted one)
+        self.refused: str | None = None
+        self.client_id = client_id
+        self._on_conflict_cb = on_conflict
+        self._connected_at = 0.0
+        self._flaps: deque[float] = deque()
+        #: the broker keeps dropping us right after we connect: another client has our id
+        self.conflict_suspected = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: deque[tuple[str, bytes]] = deque()
         self._drain_scheduled = False
@@ -65,8 +91,10 @@ class MqttLink:
         self.disconnects = 0
         self._connected_async: asyncio.Event | None = None
 
+        # persistent: the broker keeps the session (subscriptions and the QoS 1 messages
+        # that arrive while we are away) under this fixed client id
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                             protocol=mqtt.MQTTv311, clean_session=True)
+                             protocol=mqtt.MQTTv311, clean_session=not persistent)
         if settings.username:
             password = settings.password.get_secret_value() if settings.password else None
             client.username_pw_set(settings.username, password)
@@ -161,7 +189,13 @@ class MqttLink:
         if getattr(reason, "is_failure", False):
             log.warning("%s: broker %s refused the connection: %s", self.name,
                         self.settings.url, reason)
+            self.refused = str(reason)
+            if self._on_refused_cb is not None:
+                self._call(self._on_refused_cb, str(reason))
             return
+        self.refused = None
+        self._connected_at = time.monotonic()
+        _nodelay(client)
         if self._birth is not None:
             birth = self._birth()
             client.publish(birth.topic, birth.payload, qos=birth.qos, retain=birth.retain)
@@ -190,9 +224,29 @@ class MqttLink:
         elif was:
             self.disconnects += 1
             log.warning("%s: disconnected from %s: %s", self.name, self.settings.url, reason)
+            self._flap_check()
         self._call(self._set_connected, False)
         if self._on_disconnect_cb is not None:
             self._call(self._on_disconnect_cb)
+
+    def _flap_check(self) -> None:
+        """A broker drops an older connection when a new one brings the same client id;
+        two gateways with one id then knock each other off every reconnect. Dropped
+        within FLAP_S of connecting, FLAPS times in FLAP_WINDOW_S, is called that."""
+        now = time.monotonic()
+        if now - self._connected_at > FLAP_S:
+            return
+        self._flaps.append(now)
+        while self._flaps and now - self._flaps[0] > FLAP_WINDOW_S:
+            self._flaps.popleft()
+        if len(self._flaps) >= FLAPS and not self.conflict_suspected:
+            self.conflict_suspected = True
+            log.error("%s: %s dropped this connection %d times within %.0f s of connecting:"
+                      " another client is using the client id %r (a second gateway with the"
+                      " same gateway_id?)", self.name, self.settings.url, len(self._flaps),
+                      FLAP_S, self.client_id)
+            if self._on_conflict_cb is not None:
+                self._call(self._on_conflict_cb)
 
     def _paho_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage
                       ) -> None:

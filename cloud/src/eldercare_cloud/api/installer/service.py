@@ -300,8 +300,12 @@ class InstallerService:
                 if not page:
                     break
                 for u in page:
-                    if u.gateway_id == gateway_id:
-                        seen.setdefault(u.device_id, u)
+                    if u.gateway_id != gateway_id:
+                        continue
+                    # a later report may know the type (Zigbee2MQTT's device list)
+                    first = seen.get(u.device_id)
+                    if first is None or (first.device_type is None and u.device_type):
+                        seen[u.device_id] = u
                 cursor = page[-1].rowid
         return seen
 

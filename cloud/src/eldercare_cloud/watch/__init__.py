@@ -1,0 +1,5 @@
+"""The cloud's own listener for GPS SOS watches that connect over the mobile network."""
+
+from eldercare_cloud.watch.server import WATCH_GATEWAY, WatchCounters, WatchServer
+
+__all__ = ["WATCH_GATEWAY", "WatchCounters", "WatchServer"]
