@@ -36,6 +36,7 @@ import paho.mqtt.client as paho
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
+from db_support import env_target, rows
 from eldercare_cloud.db import Database
 from eldercare_cloud.ingest import IngestStore
 from hostile_support import LONG_Z2M_TOPIC, TS, native_event, raw_json, stream
@@ -115,30 +116,31 @@ def _wait_log(proc: subprocess.Popen[bytes], log: Path, needle: bytes, within_s:
     raise RuntimeError(f"{log.name}: no {needle!r} within {within_s}s")
 
 
-def _committed_sos(db_path: Path) -> set[tuple[str, int]]:
-    if not db_path.exists():
+def _committed_sos(target: str | Path) -> set[tuple[str, int]]:
+    if isinstance(target, Path) and not target.exists():
         return set()
     try:
-        with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5) as conn:
-            rows = conn.execute("SELECT device_id, device_seq FROM events WHERE kind = 'sos'"
-                                " AND device_seq IS NOT NULL").fetchall()
+        found = rows(target, "SELECT device_id, device_seq FROM events WHERE kind = 'sos'"
+                             " AND device_seq IS NOT NULL")
     except sqlite3.OperationalError:
         return set()
-    return {(str(d), int(s)) for d, s in rows}
+    return {(str(d), int(s)) for d, s in found}
 
 
-async def _register(db_path: Path) -> None:
-    async with Database(db_path) as db, IngestStore(db) as store:
+async def _register(target: str | Path) -> None:
+    async with Database(target) as db, IngestStore(db) as store:
         await store.add_gateway(GW)
 
 
 def start_services(work: Path, home: Addr, cloud: Addr
-                   ) -> tuple[dict[str, subprocess.Popen[bytes]], dict[str, Path], Path]:
+                   ) -> tuple[dict[str, subprocess.Popen[bytes]], dict[str, Path], str | Path]:
     """The cloud (``eldercare-cloud run``) and the gateway (``eldercare-edge run``) as
     processes, each logging to a file; returns the processes, their logs, the cloud DB."""
     work.mkdir(parents=True, exist_ok=True)
     cloud_dir = work / "cloud"
-    db_path = cloud_dir / "cloud.sqlite3"
+    # the cloud process opens what its environment names: this SQLite file, or the test's
+    # PostgreSQL database in the PostgreSQL run
+    db_path = env_target(cloud_dir / "cloud.sqlite3")
     asyncio.run(_register(db_path))
     logs = {"gateway": work / "gateway.log", "cloud": work / "cloud.log"}
     env = {**os.environ, "PYTHONUNBUFFERED": "1",
