@@ -28,6 +28,9 @@ from eldercare_cloud.api.routes import (
     users,
 )
 from eldercare_cloud.api.routes import (
+    care_visits as care_visit_routes,
+)
+from eldercare_cloud.api.routes import (
     services as service_routes,
 )
 from eldercare_cloud.audit import AuditLog
@@ -55,6 +58,8 @@ from eldercare_cloud.services.engine import CommandLink
 from eldercare_cloud.services.errors import DeskError
 from eldercare_cloud.settings import CloudSettings
 from eldercare_cloud.stream import StreamHub
+from eldercare_cloud.visits.care import CareVisits
+from eldercare_cloud.visits.care_engine import CareVisitEngine
 from eldercare_cloud.web import mount_console
 
 API_PREFIX = "/api/v1"
@@ -107,6 +112,12 @@ def build_services(settings: CloudSettings, db: Database, *, clock: Clock | None
     service_engine = ServiceEngine(db, clock, registry_svc, desk, store, link,
                                    poll_s=max(settings.care_poll_s, 0.05))
     desk.set_wake(service_engine.wake)
+    care_visits = CareVisits(db, clock, registry_svc, audit_log, care, desk,
+                             dispatcher.channels, secret_key=settings.secret_key,
+                             public_base_url=settings.public_base_url, tenant=settings.tenant)
+    desk.add_visit_hook(care_visits)
+    care_visit_engine = CareVisitEngine(db, clock, registry_svc, care_visits, store,
+                                        poll_s=max(settings.care_poll_s, 0.05))
     return Services(
         settings=settings, db=db, clock=clock, audit=audit_log,
         users=UserService(db, clock, settings.secret_key, settings.tenant,
@@ -115,7 +126,8 @@ def build_services(settings: CloudSettings, db: Database, *, clock: Clock | None
         responder=ResponderService(db, clock, registry_svc, care, audit_log,
                                    settings.secret_key, settings.tenant),
         dispatcher=dispatcher, engine=engine, desk=desk,
-        service_records=ServiceRecords(db, registry_svc, desk), service_engine=service_engine)
+        service_records=ServiceRecords(db, registry_svc, desk), service_engine=service_engine,
+        care_visits=care_visits, care_visit_engine=care_visit_engine)
 
 
 async def migrate(services: Services) -> None:
@@ -127,6 +139,8 @@ async def migrate(services: Services) -> None:
     await services.care.migrate()
     await services.desk.migrate()
     await services.service_engine.init_cursor()
+    await services.care_visits.migrate()
+    await services.care_visit_engine.init_cursor()
 
 
 def create_app(settings: CloudSettings, db: Database | None = None, ingest: Any = None,
@@ -162,6 +176,7 @@ def create_app(settings: CloudSettings, db: Database | None = None, ingest: Any 
             if run_engine:
                 await stack.enter_async_context(services.engine)
                 await stack.enter_async_context(services.service_engine)
+                await stack.enter_async_context(services.care_visit_engine)
             yield
 
     app = FastAPI(title="eldercare cloud", version="0.1.0", lifespan=lifespan,
@@ -180,7 +195,7 @@ def create_app(settings: CloudSettings, db: Database | None = None, ingest: Any 
         return Health(status="ok", engine_failures=services.engine.failures)
 
     for module in (auth, users, registry, ladders, alerts, responder, stream, audit,
-                   service_routes):
+                   service_routes, care_visit_routes):
         api.include_router(module.router)
     api.include_router(console_support.router)
     api.include_router(installer.router)

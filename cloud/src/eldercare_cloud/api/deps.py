@@ -28,6 +28,8 @@ from eldercare_cloud.registry import RegistryService
 from eldercare_cloud.services import ServiceDesk, ServiceEngine, ServiceRecords
 from eldercare_cloud.settings import CloudSettings
 from eldercare_cloud.stream import StreamHub
+from eldercare_cloud.visits.care import CareVisits
+from eldercare_cloud.visits.care_engine import CareVisitEngine
 
 
 @dataclass
@@ -46,6 +48,8 @@ class Services:
     desk: ServiceDesk
     service_records: ServiceRecords
     service_engine: ServiceEngine
+    care_visits: CareVisits
+    care_visit_engine: CareVisitEngine
 
 
 def get_services(request: Request) -> Services:
