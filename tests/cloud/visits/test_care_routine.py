@@ -1,0 +1,143 @@
+"""The routine learned from a home's own events and the concerns its deviations raise:
+the rules on their own, then a generated month of door and motion events committed by
+ingest and checked by the engine on a ManualClock."""
+
+from __future__ import annotations
+
+import random
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from care_support import GW, RESIDENT, VOLUNTEER, Care
+from cv_support import OPERATOR, commit_many
+
+from eldercare_cloud.services.catalogue import LOCAL_TZ
+from eldercare_cloud.visits import routine as R
+from eldercare_protocols.events import EventKind
+
+DOOR, RADAR = "door-xh001", "radar-xh001"
+CHECKS = ((6, 0), (8, 0), (9, 30), (11, 0), (22, 0))
+
+
+def normal_day(day: date, rng: random.Random) -> list[datetime]:
+    """07:00 ± 20 min first activity, 10-16 events through the day, a night visit to the
+    bathroom one night in five."""
+    start = datetime(day.year, day.month, day.day, 7, 0, tzinfo=LOCAL_TZ)
+    first = start + timedelta(minutes=rng.randint(-20, 20))
+    times = [first] + sorted(first + timedelta(minutes=rng.randint(5, 14 * 60))
+                             for _ in range(rng.randint(10, 16)))
+    if rng.random() < 0.2:
+        times.append(start - timedelta(hours=5, minutes=rng.randint(0, 50)))
+    return sorted(times)
+
+
+def late_day(day: date, rng: random.Random) -> list[datetime]:
+    """She does not get up: nothing until 11:30."""
+    return [t + timedelta(hours=4, minutes=30) for t in normal_day(day, rng)
+            if t.hour >= 5]
+
+
+def wandering_day(day: date, rng: random.Random) -> list[datetime]:
+    night = datetime(day.year, day.month, day.day, 1, 0, tzinfo=LOCAL_TZ)
+    return sorted([*normal_day(day, rng), *(night + timedelta(minutes=20 * i) for i in range(9))])
+
+
+async def run_days(cv: Care, days: list[tuple[date, Any]]) -> list[tuple[datetime, str]]:
+    """Commit each day's events up to each checkpoint, then let the engine check; returns
+    (checkpoint, concern kind) for every concern raised."""
+    rng = random.Random(11)
+    raised: list[tuple[datetime, str]] = []
+    seen: set[str] = set()
+    for day, make in days:
+        events = make(day, rng)
+        done = 0
+        for hour, minute in CHECKS:
+            at = datetime(day.year, day.month, day.day, hour, minute, tzinfo=LOCAL_TZ)
+            batch = [t for t in events[done:] if t <= at]
+            done += len(batch)
+            await commit_many(cv.store, GW, [
+                (EventKind.DOOR_OPEN if i % 2 else EventKind.MOTION,
+                 DOOR if i % 2 else RADAR, t, {}) for i, t in enumerate(batch)])
+            cv.clock.set(at)
+            await cv.services.care_visit_engine.tick(check=True)
+            for c in await cv.services.care_visits.list_concerns(OPERATOR, open_only=False):
+                if c.id not in seen:
+                    seen.add(c.id)
+                    raised.append((at, c.kind))
+    return raised
+
+
+def month(first: date, n: int) -> list[date]:
+    return [first + timedelta(days=i) for i in range(n)]
+
+
+async def test_a_normal_month_raises_no_concern(cv: Care) -> None:
+    raised = await run_days(cv, [(d, normal_day) for d in month(date(2025, 2, 1), 30)])
+    assert raised == []
+    routine = await cv.services.care_visits.routine(OPERATOR, RESIDENT)
+    assert routine.learned and routine.baseline is not None
+    # the learned first activity is about 07:00, shown with its band
+    assert 400 <= routine.baseline["first_median_min"] <= 440
+    assert routine.baseline["late_after_min"] >= routine.baseline["first_median_min"] + 120
+    assert routine.baseline["night_limit"] == R.NIGHT_MIN_EVENTS
+
+
+async def test_a_resident_who_stops_getting_up_gets_a_visit(cv: Care) -> None:
+    days = [(d, normal_day) for d in month(date(2025, 2, 1), 21)]
+    raised = await run_days(cv, [*days, (date(2025, 2, 22), late_day)])
+    assert raised == [(datetime(2025, 2, 22, 9, 30, tzinfo=LOCAL_TZ), "no_morning_activity")]
+    [concern] = await cv.services.care_visits.list_concerns(OPERATOR)
+    assert concern.resident_id == RESIDENT and concern.kind_zh == "晨起未见活动"
+    # the evidence: the learned baseline against today, and the rule in words
+    assert concern.evidence["today"]["first_min"] is None
+    assert concern.evidence["baseline"]["days"] == 21
+    assert "no activity by" in concern.rule
+    # a visit task for the visitor, not an alarm
+    [task] = [t for t in await cv.services.care_visits.list_tasks(OPERATOR)
+              if t.concern_id == concern.id]
+    assert (task.mode, task.assignee_contact_id, task.due_date) == (
+        "in_person", VOLUNTEER, date(2025, 2, 22))
+    cur = await cv.db.conn.execute("SELECT COUNT(*) FROM alerts WHERE resident_id = ?",
+                                   (RESIDENT,))
+    assert (await cur.fetchone())[0] == 0
+
+
+async def test_a_resident_who_starts_wandering_at_night_gets_a_call(cv: Care) -> None:
+    days = [(d, normal_day) for d in month(date(2025, 2, 1), 21)]
+    raised = await run_days(cv, [*days, (date(2025, 2, 22), wandering_day)])
+    assert raised == [(datetime(2025, 2, 22, 6, 0, tzinfo=LOCAL_TZ), "night_activity")]
+    [concern] = await cv.services.care_visits.list_concerns(OPERATOR)
+    assert concern.evidence["today"]["night_events"] == 9
+    [task] = [t for t in await cv.services.care_visits.list_tasks(OPERATOR)
+              if t.concern_id == concern.id]
+    assert task.mode == "phone"
+
+
+async def test_too_little_history_learns_nothing(cv: Care) -> None:
+    raised = await run_days(cv, [*[(d, normal_day) for d in month(date(2025, 2, 1), 10)],
+                                 (date(2025, 2, 11), late_day)])
+    assert raised == []
+    routine = await cv.services.care_visits.routine(OPERATOR, RESIDENT)
+    assert not routine.learned
+
+
+def test_the_rules_on_hand_computed_days() -> None:
+    today = date(2025, 3, 1)
+    hist = [R.Day(today - timedelta(days=i), 20, 1 if i % 2 else 0, 420 + (i % 3) * 10)
+            for i in range(1, 15)]
+    base = R.learn(hist, today)
+    assert base is not None
+    # first minutes 420/430/440 → median 430, MAD 10 → late after 430 + 120
+    assert (base.first_median_min, base.late_after_min) == (430, 550)
+    # night mean 0.5 → limit max(4, ceil(1.5)) = 4
+    assert base.night_limit == 4
+    assert R.check(hist, today, 549) == []
+    [late] = R.check(hist, today, 550)
+    assert late.kind is R.ConcernKind.NO_MORNING_ACTIVITY
+    night = [*hist, R.Day(today, 3, 4, 430)]
+    assert [d.kind for d in R.check(night, today, 6 * 60)] == [R.ConcernKind.NIGHT_ACTIVITY]
+    # a week at a third of the usual activity
+    old = [R.Day(today - timedelta(days=i), 30, 0, 420) for i in range(8, 30)]
+    week = [R.Day(today - timedelta(days=i), 10, 0, 420) for i in range(1, 8)]
+    kinds = [d.kind for d in R.check([*old, *week, R.Day(today, 5, 0, 420)], today, 600)]
+    assert kinds == [R.ConcernKind.ACTIVITY_DECLINE]
