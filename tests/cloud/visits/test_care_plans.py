@@ -102,8 +102,8 @@ async def test_a_missed_visit_climbs_its_ladder_across_a_restart(
         clock.advance(timedelta(days=5).total_seconds())
         await again.services.care_visit_engine.tick()
         assert len(mine(again.sms.sent)) == 2  # the ladder ends with the community worker
-        task = [t for t in await again.services.care_visits.list_tasks(
-            OPERATOR, status=TaskStatus.OPEN) if t.id == call.id][0]
+        task = next(t for t in await again.services.care_visits.list_tasks(
+            OPERATOR, status=TaskStatus.OPEN) if t.id == call.id)
         assert (task.step, task.assignee_contact_id, task.next_step_at) == (3, GRID, None)
         coverage = await again.services.care_visits.coverage(OPERATOR, "D-XH", "2025-03")
         cy = {r.key: r for r in coverage.by_community}["C-XH-CY"]

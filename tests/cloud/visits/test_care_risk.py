@@ -13,10 +13,10 @@ from eldercare_cloud.registry.models import (
     ContactPublic,
     Relation,
     ResidentPublic,
-    Routine,
 )
 from eldercare_cloud.visits.care import CareVisits
 from eldercare_cloud.visits.risk import DEFAULT_FREQUENCY, Tier, assess, facts_of
+from eldercare_protocols.uplink import Routine
 
 DAY = date(2025, 3, 4)
 

@@ -24,8 +24,9 @@ def normal_day(day: date, rng: random.Random) -> list[datetime]:
     bathroom one night in five."""
     start = datetime(day.year, day.month, day.day, 7, 0, tzinfo=LOCAL_TZ)
     first = start + timedelta(minutes=rng.randint(-20, 20))
-    times = [first] + sorted(first + timedelta(minutes=rng.randint(5, 14 * 60))
-                             for _ in range(rng.randint(10, 16)))
+    later = sorted(first + timedelta(minutes=rng.randint(5, 14 * 60))
+                   for _ in range(rng.randint(10, 16)))
+    times = [first, *later]
     if rng.random() < 0.2:
         times.append(start - timedelta(hours=5, minutes=rng.randint(0, 50)))
     return sorted(times)
