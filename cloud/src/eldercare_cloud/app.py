@@ -7,11 +7,14 @@ rules, ladder timers, notification delivery) as named tasks that stop with the a
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, cast
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -186,6 +189,7 @@ def create_app(settings: CloudSettings, db: Database | None = None, ingest: Any 
     for exc_type, code in _STATUS:
         app.add_exception_handler(exc_type, _handler(code))
     app.add_exception_handler(DeskError, _desk_handler)
+    app.add_exception_handler(RequestValidationError, _validation_handler)
 
     api = APIRouter(prefix=API_PREFIX)
 
@@ -209,6 +213,23 @@ def _handler(code: int) -> Any:
         headers = {"WWW-Authenticate": "Bearer"} if code == 401 else None
         return JSONResponse({"detail": str(exc)}, status_code=code, headers=headers)
     return handle
+
+
+def _finite(value: Any) -> Any:
+    """The invalid input echoed in a 422, with NaN/Infinity as text (JSON has no such
+    numbers: echoing them raw turned a clear refusal into a 500)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, status_code=422)
 
 
 async def _desk_handler(request: Request, exc: Exception) -> JSONResponse:
