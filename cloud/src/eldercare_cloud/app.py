@@ -101,9 +101,8 @@ def build_services(settings: CloudSettings, db: Database, *, clock: Clock | None
                         life_safety_timeout_s=settings.ladder_life_safety_timeout_s,
                         default_timeout_s=settings.ladder_default_timeout_s)
     care = CareService(db, clock, audit_log, hub, ctx, wake_engine)
-    dispatcher = Dispatcher(db, clock, hub,
-                            channels if channels is not None
-                            else channels_from_settings(settings),
+    chans = channels if channels is not None else channels_from_settings(settings)
+    dispatcher = Dispatcher(db, clock, hub, chans,
                             max_attempts=settings.notify_max_attempts,
                             retry_base_s=settings.notify_retry_base_s)
     engine = CareEngine(settings, db, clock, registry_svc, care, dispatcher, store, ingest)
@@ -112,7 +111,8 @@ def build_services(settings: CloudSettings, db: Database, *, clock: Clock | None
                        public_base_url=settings.public_base_url, tenant=settings.tenant)
     # the running IngestService is both links; a care-only test passes a narrower one
     link = cast("CommandLink | None", ingest if hasattr(ingest, "publish_command") else None)
-    service_engine = ServiceEngine(db, clock, registry_svc, desk, store, link,
+    service_engine = ServiceEngine(db, clock, registry_svc, desk, store, link, channels=chans,
+                                   sms_max_attempts=settings.notify_max_attempts,
                                    poll_s=max(settings.care_poll_s, 0.05))
     desk.set_wake(service_engine.wake)
     care_visits = CareVisits(db, clock, registry_svc, audit_log, care, desk,

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from care_support import RESIDENT, care_settings, open_care
 from svc_support import OPERATOR, T0, local
 
 from eldercare_cloud.care.clock import ManualClock
+from eldercare_cloud.errors import NotFoundError
 from eldercare_cloud.services.desk import Actor
 from eldercare_cloud.services.models import DeclineCreate, OrderCreate
 
@@ -33,6 +35,15 @@ async def test_missed_accept_deadline_redispatches_once_across_a_restart(
         order = await desk.create_order(OPERATOR, CLEANING)
         assert order.worker_id == "W-XH-AK-01"
         assert order.accept_due_at == T0.replace(minute=15)  # 助洁: accept within 15 min
+        # 陈美华 gets the offer by SMS with her signed link, once
+        await care.services.service_engine.tick()
+        await care.services.service_engine.tick()
+        [sms] = care.sms.to("13900005001")
+        assert sms.text.startswith("【安心守护】新工单：助洁，王秀英，")
+        assert "14:00-16:30" in sms.text
+        assert sms.link is not None and f"/work/{order.id}?token=" in sms.link
+        view = await desk.work_view(order.id, sms.link.split("token=", 1)[1])
+        assert view.order.id == order.id and view.order.worker_id == "W-XH-AK-01"
         clock.advance(899)
         assert await desk.run_due() == 0
     # the cloud restarts; the timer is in the database, not in memory
@@ -50,6 +61,11 @@ async def test_missed_accept_deadline_redispatches_once_across_a_restart(
                                                         ("W-XH-AK-03", "offered")]
         # the same due time again acts on nothing (nothing sent or offered twice)
         assert await desk.run_due() == 0
+        await care.services.service_engine.tick()
+        assert [m.address for m in care.sms.sent] == ["13900005003"]  # only the new offer
+        # 陈美华's old link no longer opens the order: it is 杨秀芳's now
+        with pytest.raises(NotFoundError):
+            await desk.work_view(order.id, sms.link.split("token=", 1)[1])
         # the second worker declines: nobody else in 翠苑 cleans, the order waits for a person
         await desk.worker_act(order.id, "W-XH-AK-03", Actor("user:x", "杨秀芳"), "decline",
                               DeclineCreate(reason="腰伤"))

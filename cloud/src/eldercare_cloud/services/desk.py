@@ -774,14 +774,51 @@ class ServiceDesk:
             " dispatched_at = ?, accept_due_at = ?, updated_at = ? WHERE id = ?",
             (OrderStatus.DISPATCHED.value, pick.provider_id, pick.worker_id, iso(now), iso(due),
              iso(now), order["id"]))
-        await conn.execute(
+        cur = await conn.execute(
             "INSERT INTO svc_dispatches(order_id, provider_id, worker_id, offered_at, status)"
-            " VALUES (?,?,?,?,?)",
+            " VALUES (?,?,?,?,?) RETURNING id",
             (order["id"], pick.provider_id, pick.worker_id, iso(now), "offered"))
+        offer = await cur.fetchone()
+        assert offer is not None
+        await self._queue_offer_sms(conn, int(offer[0]), order, stype, pick.worker_id)
         await self._log(conn, subject, actor, "dispatched",
                         {"provider_id": pick.provider_id, "worker_id": pick.worker_id,
                          "worker_name": pick.worker_name, "accept_due_at": iso(due)})
         return pick.worker_id
+
+    async def _queue_offer_sms(self, conn: aiosqlite.Connection, dispatch_id: int,
+                               order: aiosqlite.Row, stype: ServiceTypePublic,
+                               worker_id: str) -> None:
+        """The worker's SMS with the signed link to this order (one per offer, UNIQUE)."""
+        wrow = await K.fetch_one(conn, "SELECT phone FROM svc_workers WHERE id = ?",
+                                 (worker_id,))
+        if wrow is None:
+            return
+        summary = await self._registry.resident_summary(order["resident_id"])
+        start = parse_iso(order["window_start"]).astimezone(K.LOCAL_TZ)
+        end = parse_iso(order["window_end"]).astimezone(K.LOCAL_TZ)
+        expires = parse_iso(order["window_end"]) + timedelta(days=1)
+        token = self.link_token(order["id"], worker_id, expires)
+        link = f"{self._base_url}/work/{quote(order['id'])}?token={quote(token)}"
+        body = (f"【安心守护】新工单：{stype.name_zh}，{summary.name if summary else ''}，"
+                f"{summary.address if summary else ''}，{start:%m-%d %H:%M}-{end:%H:%M}。"
+                f"请点击链接接单：{link}")
+        await conn.execute(
+            "INSERT INTO svc_messages(dispatch_id, order_id, worker_id, address, body, link,"
+            " status, created_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (dispatch_id) DO NOTHING",
+            (dispatch_id, order["id"], worker_id, wrow["phone"], body, link, "pending",
+             iso(self._clock.now())))
+
+    async def pending_messages(self, limit: int = 50) -> list[aiosqlite.Row]:
+        return await K.fetch_all(self._db.conn, "SELECT * FROM svc_messages WHERE"
+                                 " status = 'pending' ORDER BY id LIMIT ?", (limit,))
+
+    async def mark_message(self, message_id: int, status: str, error: str | None) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "UPDATE svc_messages SET status = ?, last_error = ?, attempts = attempts + 1,"
+                " sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END WHERE id = ?",
+                (status, error, status, iso(self._clock.now()), message_id))
 
     async def dispatch(self, p: Principal, order_id: str, worker_id: str | None) -> OrderDetail:
         row = await self._order_row(p, order_id)

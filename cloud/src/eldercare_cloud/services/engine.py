@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,6 +26,7 @@ from eldercare_cloud.care.clock import Clock
 from eldercare_cloud.db import Database
 from eldercare_cloud.errors import CloudError
 from eldercare_cloud.ingest.models import StoredEvent
+from eldercare_cloud.notify.base import Channel, Outbound
 from eldercare_cloud.registry import RegistryService
 from eldercare_cloud.services.desk import ServiceDesk
 from eldercare_cloud.visits import store as V
@@ -59,6 +60,7 @@ class _Where:
 class ServiceEngine:
     def __init__(self, db: Database, clock: Clock, registry: RegistryService, desk: ServiceDesk,
                  store: EventReader | None, link: CommandLink | None, *,
+                 channels: Mapping[str, Channel] | None = None, sms_max_attempts: int = 3,
                  poll_s: float = 5.0, plan_every_s: float = 600.0) -> None:
         self._db = db
         self._clock = clock
@@ -66,6 +68,8 @@ class ServiceEngine:
         self._desk = desk
         self._store = store
         self._link = link
+        self._channels = dict(channels or {})
+        self._sms_max_attempts = sms_max_attempts
         self._poll_s = poll_s
         self._plan_every = timedelta(seconds=plan_every_s)
         self._next_plans: datetime | None = None
@@ -125,6 +129,7 @@ class ServiceEngine:
                 self._next_plans = now + self._plan_every
             await self._desk.run_due()
             await self.send_leds()
+            await self.send_messages()
 
     async def init_cursor(self) -> None:
         """On the desk's first start, begin at ingest's current end: presses committed
@@ -227,4 +232,28 @@ class ServiceEngine:
                 continue
             await self._desk.mark_led(row["id"], True, None)
             sent += 1
+        return sent
+
+    async def send_messages(self) -> int:
+        """Offer SMS to workers through the configured ``sms`` channel: each row is marked
+        ``sent``, ``failed`` (after ``sms_max_attempts`` transient failures or one permanent
+        one) or ``skipped`` (no SMS channel: the operator gives the link from the console)."""
+        sent = 0
+        channel = self._channels.get("sms")
+        for row in await self._desk.pending_messages():
+            if channel is None:
+                await self._desk.mark_message(row["id"], "skipped", "no sms channel")
+                continue
+            # Outbound is shaped for alerts; alert_id carries the order id here
+            result = await channel.send(Outbound(
+                notification_id=f"svc-{row['id']}", alert_id=row["order_id"], channel="sms",
+                address=row["address"], text=row["body"], link=row["link"],
+                payload={"order_id": row["order_id"], "worker_id": row["worker_id"]}))
+            if result.status != "failed":
+                await self._desk.mark_message(row["id"], "sent", None)
+                sent += 1
+            elif result.transient and row["attempts"] + 1 < self._sms_max_attempts:
+                await self._desk.mark_message(row["id"], "pending", result.error)
+            else:
+                await self._desk.mark_message(row["id"], "failed", result.error)
         return sent

@@ -4,7 +4,8 @@ The catalogue and the entitlement rules are rows, not code: a new service type o
 district rule is an INSERT. Everything a restart must resume is here too: every order's
 accept and arrival deadlines (``accept_due_at``, ``arrive_due_at``), every dispatch offer,
 the LED commands still to send (one row per request and state, UNIQUE, so nothing is
-sent twice) and the cursor over ingest's committed events.
+sent twice), the worker's SMS with the signed link (one per dispatch offer, UNIQUE) and
+the cursor over ingest's committed events.
 """
 
 from __future__ import annotations
@@ -204,5 +205,22 @@ CREATE TABLE svc_cursors (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 )
+""",
+    """
+CREATE TABLE svc_messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    dispatch_id INTEGER NOT NULL UNIQUE,
+    order_id TEXT NOT NULL,
+    worker_id TEXT NOT NULL,
+    address TEXT NOT NULL,
+    body TEXT NOT NULL,
+    link TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    created_at TEXT NOT NULL,
+    sent_at TEXT
+);
+CREATE INDEX svc_messages_status ON svc_messages(status, id)
 """,
 ]
