@@ -239,3 +239,41 @@ async def test_refusals_change_nothing(cv_http: Running) -> None:
         resp = await client.post(f"{API}/care-visitors/{VOLUNTEER}/redeem", headers=op,
                                  json={"minutes": 5, "note": "兑换理发"})
         assert resp.status_code == 409 and resp.json()["code"] == "hours_exhausted"
+
+
+async def test_arrival_on_the_phone_then_the_record_closes_the_visit(cv_http: Running) -> None:
+    running = cv_http
+    assert running.clock is not None
+    services = running.services
+    async with httpx.AsyncClient(base_url=running.url, timeout=10) as client:
+        await ok(await client.post(f"{API}/districts/D-XH/care-plans",
+                                   headers=running.auth("operator")))
+        token = services.care_visits.visitor_token(VOLUNTEER)
+        me = await ok(await client.get(f"{API}/visit", headers={"X-Visit-Token": token}))
+        task = next(t for t in me["tasks"] if t["mode"] == "in_person")
+        call = next(t for t in me["tasks"] if t["mode"] == "phone")
+        running.clock.set(local(4, 14, 0))
+        arrived = await ok(await client.post(
+            f"{API}/visit/tasks/{task['id']}/arrive", headers={"X-Visit-Token": token},
+            json={"latitude": 30.2868, "longitude": 120.1229}))
+        assert arrived["visit_status"] == "in_progress"
+        resp = await client.post(f"{API}/visit/tasks/{task['id']}/arrive",
+                                 headers={"X-Visit-Token": token}, json={})
+        assert resp.status_code == 409 and resp.json()["code"] == "already_checked_in"
+        resp = await client.post(f"{API}/visit/tasks/{call['id']}/arrive",
+                                 headers={"X-Visit-Token": token}, json={})
+        assert resp.status_code == 422 and resp.json()["code"] == "not_in_person"
+        # the door closes behind the visitor; the desk's engine keeps it as evidence
+        await commit_many(running.store, GW, [(EventKind.DOOR_CLOSE, DOOR, local(4, 14, 1), {})])
+        await services.service_engine.tick()
+        running.clock.set(local(4, 14, 25))
+        entry = await ok(await client.post(
+            f"{API}/visit/tasks/{task['id']}/record", headers={"X-Visit-Token": token},
+            json={"mode": "in_person"}), 201)
+        assert (entry["verification"], entry["started_at"], entry["ended_at"]) == (
+            "verified", "2025-03-04T06:00:00Z", "2025-03-04T06:25:00Z")
+        visit = await V.by_order(services.db.conn, task["id"])
+        assert visit is not None
+        assert (visit["check_in_method"], visit["check_out_method"], visit["door_events"]) == (
+            "phone", "phone", 1)
+        assert "phone_position" in visit["verification"]

@@ -572,7 +572,11 @@ class CareVisits:
             await self._visitor_audit(who, rid, "care visits (visitor link)")
         return VisitorView(contact_id=who.contact_id, name=who.name,
                            tasks=[await self._task_public(r) for r in rows],
-                           hours=await self._statement(who.contact_id, who.name))
+                           hours=await self._statement(who.contact_id, who.name),
+                           service_types=[{"id": st.id, "name_zh": st.name_zh,
+                                           "name_en": st.name_en}
+                                          for st in await self._desk.list_types()
+                                          if st.active])
 
     async def _task_for(self, who: _Who, task_id: str) -> aiosqlite.Row:
         row = await fetch_one(self._db.conn, "SELECT * FROM cv_tasks WHERE id = ?", (task_id,))

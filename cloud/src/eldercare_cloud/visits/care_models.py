@@ -278,3 +278,5 @@ class VisitorView(_Out):
     name: str
     tasks: list[TaskPublic]
     hours: TimebankStatement
+    #: what a follow-up order may ask for (the service desk's catalogue: id, zh, en)
+    service_types: list[dict[str, str]] = Field(default_factory=list)

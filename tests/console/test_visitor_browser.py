@@ -1,0 +1,80 @@
+"""Issue 11 in headless Chromium against the real cloud: the operator plans the district's
+care visits; the volunteer opens their signed link on a 360 px phone, the home's door
+and motion (published over Mosquitto exactly as a gateway does) reach
+the shared visit tables through ingest and the service desk's engine, and the recorded
+visit is verified by them and lands in the ledger with its concern."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from eldercare_protocols.events import EventKind
+
+from .conftest import ConsoleStack, page_errors, wait_until
+
+pytestmark = pytest.mark.integration
+
+PHONE = {"width": 360, "height": 740}
+GW1, DOOR1, RADAR1 = "GW-XH-001", "door-xh001", "radar-xh001"
+RESIDENT, VOLUNTEER, NAME = "R-XH-001", "K-XH-001-04", "王秀英"
+
+
+def test_a_visit_recorded_on_the_visitors_phone(stack: ConsoleStack, browser: Any,
+                                                artifacts: Path) -> None:
+    token = stack.operator_token()
+    auth = {"Authorization": f"Bearer {token}"}
+    with stack.http() as client:
+        plans = client.post("/api/v1/districts/D-XH/care-plans", headers=auth)
+        assert plans.status_code == 200, plans.text
+        link = client.get(f"/api/v1/care-visitors/{VOLUNTEER}/link", headers=auth).json()
+    assert "/visit/?token=" in link["url"]
+
+    ctx = browser.new_context(viewport=PHONE, locale="zh-CN", timezone_id="Asia/Shanghai")
+    phone = ctx.new_page()
+    errors = page_errors(phone)
+    phone.goto(link["url"])
+    phone.wait_for_selector("body[data-ready='1']", timeout=15000)
+    assert NAME in phone.inner_text("#tasks")
+    assert phone.locator("button[id^='v-arrive-']").count() == 1  # in person only
+    task_id = (phone.locator("button[id^='v-arrive-']").get_attribute("id") or ""
+               ).removeprefix("v-arrive-")
+
+    # the home sees the visitor: door and motion, through Mosquitto, ingest and the engine
+    stack.publish_event(GW1, DOOR1, EventKind.DOOR_OPEN)
+    stack.publish_event(GW1, RADAR1, EventKind.MOTION)
+
+    async def evidence() -> int:
+        cur = await stack.cloud.db.conn.execute(
+            "SELECT COUNT(*) FROM visit_evidence WHERE household_id = 'H-XH-001'")
+        row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    wait_until(lambda: stack.loop.run(evidence()) >= 2, 20, "the door and motion evidence")
+
+    # recorded afterwards: a 30-minute visit ending now, its window holding the events
+    phone.click(f"#v-open-{task_id}")
+    phone.select_option("#v-minutes", "30")
+    phone.select_option("#f-health", "attention")
+    phone.fill("#fn-health", "膝盖疼")
+    phone.fill("#v-note", "精神不错，聊了半小时")
+    phone.fill("#v-concern", "希望社区安排助浴")
+    width = phone.evaluate("document.documentElement.scrollWidth")
+    assert width <= 360, f"the phone page is {width}px wide"
+    phone.screenshot(path=str(artifacts / "care-visitor-phone.png"), full_page=True)
+    phone.click("#v-submit")
+    phone.wait_for_selector("body[data-saved]", timeout=10000)
+    assert "设备已核验" in phone.inner_text("#v-msg")
+    assert errors == []
+
+    with stack.http() as client:
+        ledger = client.get("/api/v1/care-ledger", headers=auth,
+                            params={"resident_id": RESIDENT}).json()
+        concerns = client.get("/api/v1/care-concerns", headers=auth).json()
+    [entry] = [e for e in ledger if e["task_id"] == task_id]
+    assert (entry["verification"], entry["mode"], entry["visitor_contact_id"]) == (
+        "verified", "in_person", VOLUNTEER)
+    assert entry["findings"]["health"] == {"level": "attention", "note": "膝盖疼"}
+    assert [c["kind"] for c in concerns if c["id"] == entry["concern_id"]] == ["visitor"]
