@@ -13,11 +13,12 @@ import pytest
 
 from eldercare_protocols.events import EventKind
 
-from .conftest import ConsoleStack, page_errors, wait_until
+from .conftest import ConsoleStack, page_errors, sign_in, wait_until
 
 pytestmark = pytest.mark.integration
 
 PHONE = {"width": 360, "height": 740}
+DESKTOP = {"width": 1366, "height": 768}
 GW1, DOOR1, RADAR1 = "GW-XH-001", "door-xh001", "radar-xh001"
 RESIDENT, VOLUNTEER, NAME = "R-XH-001", "K-XH-001-04", "王秀英"
 
@@ -78,3 +79,41 @@ def test_a_visit_recorded_on_the_visitors_phone(stack: ConsoleStack, browser: An
         "verified", "in_person", VOLUNTEER)
     assert entry["findings"]["health"] == {"level": "attention", "note": "膝盖疼"}
     assert [c["kind"] for c in concerns if c["id"] == entry["concern_id"]] == ["visitor"]
+
+
+def test_the_console_shows_plans_ledger_and_concerns(stack: ConsoleStack, browser: Any,
+                                                     artifacts: Path) -> None:
+    """Runs after the phone test in this module (same stack): the console's care-visit
+    tab shows the tiers with their rules, the visit in the ledger, and the concern."""
+    ctx = browser.new_context(viewport=DESKTOP, locale="zh-CN", timezone_id="Asia/Shanghai")
+    page = ctx.new_page()
+    errors = page_errors(page)
+    sign_in(page, stack)
+    page.click("#tab-visits")
+    page.wait_for_selector("#cv-generate", timeout=10000)
+    assert page.locator("#view-queue").is_hidden()
+    page.click("#cv-generate")
+    row = page.locator(f"tr[data-resident='{RESIDENT}']")
+    row.wait_for(timeout=10000)
+    assert row.get_attribute("data-tier") == "medium"
+    assert "中风险" in row.inner_text() and "80岁以上且独居" in row.inner_text()
+    page.screenshot(path=str(artifacts / "care-visits-plans.png"))
+
+    page.click("#view-visits button[data-sub='ledger']")
+    entry = page.locator("tr.cv-entry", has_text=NAME)
+    entry.wait_for(timeout=10000)
+    assert entry.get_attribute("data-verification") == "verified"
+    assert "设备已核验" in entry.inner_text() and "膝盖疼" in entry.inner_text()
+    page.fill("#cv-q", "没有这个词")
+    page.click("#cv-apply")
+    page.wait_for_selector("tr.cv-entry", state="detached", timeout=10000)
+
+    page.click("#view-visits button[data-sub='concerns']")
+    concern = page.locator("li.cv-concern[data-kind='visitor']")
+    concern.wait_for(timeout=10000)
+    assert "希望社区安排助浴" in concern.inner_text()
+    page.screenshot(path=str(artifacts / "care-visits-concerns.png"))
+    # back to the alert queue: the care view hides again
+    page.click("#tab-queue")
+    assert page.locator("#view-visits").is_hidden()
+    assert errors == []

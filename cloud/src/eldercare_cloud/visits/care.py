@@ -331,6 +331,11 @@ class CareVisits:
 
     async def _plan_row(self, r: aiosqlite.Row) -> PlanPublic:
         summary = await self._registry.resident_summary(r["resident_id"])
+
+        async def name(cid: str | None) -> str | None:
+            contact = await self._registry.contact(cid) if cid else None
+            return contact.name if contact else None
+
         return PlanPublic(
             resident_id=r["resident_id"], resident_name=summary.name if summary else "",
             household_id=r["household_id"], community_id=r["community_id"],
@@ -338,7 +343,10 @@ class CareVisits:
             matched=json.loads(r["matched"]), visit_every_days=r["visit_every_days"],
             call_every_days=r["call_every_days"], visitor_contact_id=r["visitor_contact_id"],
             backup_contact_id=r["backup_contact_id"],
-            worker_contact_id=r["worker_contact_id"], paired=bool(r["paired"]),
+            worker_contact_id=r["worker_contact_id"],
+            visitor_name=await name(r["visitor_contact_id"]),
+            backup_name=await name(r["backup_contact_id"]),
+            worker_name=await name(r["worker_contact_id"]), paired=bool(r["paired"]),
             start_date=date.fromisoformat(r["start_date"]), active=bool(r["active"]))
 
     async def list_plans(self, p: Principal, *, district_id: str | None = None,

@@ -140,6 +140,10 @@ class PlanPublic(_Out):
     visitor_contact_id: str | None
     backup_contact_id: str | None
     worker_contact_id: str | None
+    #: the contacts' names (visitor, backup, community worker), for people to read
+    visitor_name: str | None = None
+    backup_name: str | None = None
+    worker_name: str | None = None
     paired: bool
     start_date: date
     active: bool
