@@ -122,7 +122,8 @@ def check(history: Sequence[Day], today: date, minute_now: int) -> list[Deviatio
             f"no activity by {_hm(base.late_after_min)}: usual first activity"
             f" {_hm(base.first_median_min)} + max({LATE_MIN} min, 3 × MAD)",
             base.as_json(), {"first_min": None, "minute_now": minute_now}))
-    if minute_now >= DAY_START_H * 60 and now.night_events >= base.night_limit:
+    # checked as the night goes on (not only at its end): the count so far is enough
+    if now.night_events >= base.night_limit:
         out.append(Deviation(
             ConcernKind.NIGHT_ACTIVITY,
             f"{now.night_events} night events >= limit {base.night_limit}"
