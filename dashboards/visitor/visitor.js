@@ -136,7 +136,8 @@ function card(task) {
       task.status === "done" ? h("span", { class: "st" }, t("cv.done")) : null),
     h("p", {}, t("cv.due", { date: task.due_date })),
     h("p", {}, task.address),
-    task.reason !== "plan" ? h("p", {}, t("cv.from_concern")) : null,
+    task.reason.startsWith("concern:") ? h("p", {}, t("cv.from_concern")) : null,
+    task.reason.startsWith("alert:") ? h("p", {}, t("cv.from_alert")) : null,
     task.visit_status ? h("p", {}, tx("cv_visit_status", task.visit_status)) : null,
     h("div", { class: "row" }, buttons));
 }

@@ -277,3 +277,42 @@ async def test_arrival_on_the_phone_then_the_record_closes_the_visit(cv_http: Ru
         assert (visit["check_in_method"], visit["check_out_method"], visit["door_events"]) == (
             "phone", "phone", 1)
         assert "phone_position" in visit["verification"]
+
+
+async def test_a_visit_answers_a_welfare_alert_and_its_outcome_resolves_it(
+        cv_http: Running) -> None:
+    running = cv_http
+    assert running.clock is not None
+    services = running.services
+    op = running.auth("operator")
+    # the gateway's inactivity rule and a red press, committed by ingest, raised by the engine
+    running.clock.set(local(4, 11, 0))
+    await commit_many(running.store, GW, [
+        (EventKind.INACTIVITY, DOOR, local(4, 10, 59), {"hours": 12}),
+        (EventKind.SOS, BUTTON, local(4, 10, 59), {"button": "red"})])
+    await services.engine.tick()
+    cur = await services.db.conn.execute("SELECT id, kind FROM alerts WHERE resident_id = ?",
+                                         (RESIDENT,))
+    alerts = {r[1]: r[0] for r in await cur.fetchall()}
+    async with httpx.AsyncClient(base_url=running.url, timeout=10) as client:
+        resp = await client.post(f"{API}/alerts/{alerts['sos']}/care-visit", headers=op)
+        assert resp.status_code == 422 and resp.json()["code"] == "alert_not_for_visit"
+        resp = await client.post(f"{API}/alerts/{alerts['inactivity']}/care-visit",
+                                 headers=running.auth("operator_other"))
+        assert resp.status_code == 404
+        task = await ok(await client.post(f"{API}/alerts/{alerts['inactivity']}/care-visit",
+                                          headers=op), 201)
+        assert (task["mode"], task["alert_id"], task["assignee_contact_id"], task["due_date"]) == (
+            "in_person", alerts["inactivity"], VOLUNTEER, "2025-03-04")
+        token = services.care_visits.visitor_token(VOLUNTEER)
+        await commit_many(running.store, GW, [(EventKind.DOOR_OPEN, DOOR, local(4, 11, 20), {})])
+        await services.service_engine.tick()
+        running.clock.set(local(4, 11, 45))
+        entry = await ok(await client.post(
+            f"{API}/visit/tasks/{task['id']}/record", headers={"X-Visit-Token": token},
+            json={"mode": "in_person", "started_at": local(4, 11, 20).isoformat(),
+                  "note": "老人睡过头了，一切正常"}), 201)
+        assert entry["verification"] == "verified"
+        alert = await ok(await client.get(f"{API}/alerts/{alerts['inactivity']}", headers=op))
+        assert (alert["status"], alert["closure_code"]) == ("resolved", "helped_at_home")
+        assert any("老人睡过头了" in str(e.get("detail")) for e in alert["timeline"])

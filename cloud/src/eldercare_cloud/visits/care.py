@@ -34,8 +34,10 @@ from eldercare_cloud.audit import AuditLog
 from eldercare_cloud.auth.models import Principal, Role
 from eldercare_cloud.auth.signing import sign, verify
 from eldercare_cloud.care.clock import Clock, iso, opt_parse, parse_iso
+from eldercare_cloud.care.models import ClosureCode, ResolveRequest
 from eldercare_cloud.care.service import CareService
 from eldercare_cloud.db import Database
+from eldercare_cloud.errors import ConflictError, InvalidRequestError, NotFoundError
 from eldercare_cloud.notify.base import Channel, Outbound
 from eldercare_cloud.registry import RegistryService
 from eldercare_cloud.registry.models import ContactPublic, Relation, ResidentPublic
@@ -396,19 +398,19 @@ class CareVisits:
 
     async def _insert_task(self, plan: RowLike, mode: Mode, reason: str,
                            concern_id: str | None, due: date,
-                           assignee: str | None = None) -> int:
+                           assignee: str | None = None, alert_id: str | None = None) -> int:
         now = self._clock.now()
         due_at = day_start(due + timedelta(days=1))
         task_id = f"CV-{now:%y%m%d}-{secrets.token_hex(4)}"
         async with self._db.transaction() as conn:
             cur = await conn.execute(
                 "INSERT INTO cv_tasks(id, resident_id, household_id, community_id, district_id,"
-                " mode, reason, concern_id, due_date, due_at, visitor_contact_id,"
+                " mode, reason, concern_id, alert_id, due_date, due_at, visitor_contact_id,"
                 " backup_contact_id, worker_contact_id, assignee_contact_id, status, step,"
-                " next_step_at, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                " next_step_at, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
                 " ON CONFLICT (resident_id, mode, reason, due_date) DO NOTHING",
                 (task_id, plan["resident_id"], plan["household_id"], plan["community_id"],
-                 plan["district_id"], mode.value, reason, concern_id, due.isoformat(),
+                 plan["district_id"], mode.value, reason, concern_id, alert_id, due.isoformat(),
                  iso(due_at), plan["visitor_contact_id"], plan["backup_contact_id"],
                  plan["worker_contact_id"], assignee or plan["visitor_contact_id"],
                  TaskStatus.OPEN.value, 0, iso(due_at), iso(now)))
@@ -507,6 +509,7 @@ class CareVisits:
             worker_contact_id=r["worker_contact_id"],
             assignee_contact_id=r["assignee_contact_id"], status=r["status"], step=r["step"],
             overdue=r["status"] == "open" and self._clock.now() >= due_at,
+            alert_id=r["alert_id"],
             next_step_at=opt_parse(r["next_step_at"]), done_at=opt_parse(r["done_at"]),
             entry_id=r["entry_id"], visit_status=visit["status"] if visit else None)
 
@@ -740,9 +743,22 @@ class CareVisits:
                     " VALUES (?,?,?,?,?,?,?) ON CONFLICT (entry_id) DO NOTHING",
                     (who.contact_id, "credit", credited, entry_id, f"探访 {task_id}",
                      "system", iso(now)))
+        if task["alert_id"] is not None:
+            await self._resolve_alert(task["alert_id"], entry_id, who, body)
         log.info("care visit %s recorded by %s (%s, %s, %.1f min credited)", task_id,
                  who.contact_id, body.mode.value, verification, credited)
         return await self._entry(entry_id)
+
+    async def _resolve_alert(self, alert_id: str, entry_id: str, who: _Who,
+                             body: EntryCreate) -> None:
+        """The visit's outcome resolves the alert it answered (through the care core)."""
+        note = f"探访 {entry_id}（{who.name}）：{body.note}"[:2000]
+        try:
+            await self._care.resolve(self.system, alert_id, ResolveRequest(
+                closure_code=ClosureCode.HELPED_AT_HOME, note=note))
+        except (ConflictError, InvalidRequestError, NotFoundError) as exc:
+            # already resolved or closed by someone else meanwhile: the entry stands
+            log.info("alert %s not resolved by visit %s: %s", alert_id, entry_id, exc)
 
     # -- the device hooks (asked by the service desk's engine, in its transaction) ----------
 
@@ -908,18 +924,7 @@ class CareVisits:
                                    (resident_id, kind.value))
         if open_row is not None and kind is not R.ConcernKind.OPERATOR:
             return None
-        plan = await fetch_one(self._db.conn, "SELECT * FROM cv_plans WHERE resident_id = ?",
-                               (resident_id,))
-        if plan is None:
-            contacts = await self._registry.contacts_of(resident_id)
-            visitor, backup, worker = self.choose_visitors(contacts, None)
-            plan_d: dict[str, Any] = {
-                "resident_id": resident_id, "household_id": resident.household_id,
-                "community_id": resident.community_id, "district_id": resident.district_id,
-                "visitor_contact_id": visitor, "backup_contact_id": backup,
-                "worker_contact_id": worker}
-        else:
-            plan_d = dict(plan)
+        plan_d = await self._plan_or_default(resident_id)
         today = local_day(self._clock.now())
         async with self._db.transaction() as conn:
             concern_id = await self._insert_concern(conn, plan_d, kind, today, rule, evidence,
@@ -937,6 +942,45 @@ class CareVisits:
                                (task[0] if task else None, concern_id))
         log.info("concern %s (%s) for %s: %s", concern_id, kind.value, resident_id, rule)
         return concern_id
+
+    async def _plan_or_default(self, resident_id: str) -> dict[str, Any]:
+        """The resident's plan row, or (no plan) the visitors chosen from their contacts."""
+        plan = await fetch_one(self._db.conn, "SELECT * FROM cv_plans WHERE resident_id = ?",
+                               (resident_id,))
+        if plan is not None:
+            return dict(plan)
+        resident = await self._registry.resident_summary(resident_id)
+        if resident is None:
+            raise _not_found("resident", resident_id)
+        contacts = await self._registry.contacts_of(resident_id)
+        visitor, backup, worker = self.choose_visitors(contacts, None)
+        return {"resident_id": resident_id, "household_id": resident.household_id,
+                "community_id": resident.community_id, "district_id": resident.district_id,
+                "visitor_contact_id": visitor, "backup_contact_id": backup,
+                "worker_contact_id": worker}
+
+    async def visit_for_alert(self, p: Principal, alert_id: str) -> TaskPublic:
+        """A welfare, inactivity or other care alert answered by a visit today: a task for
+        the resident's visitor whose recorded outcome resolves the alert."""
+        alert = await self._care.get_alert(p, alert_id)  # scoped, audited
+        if alert.category.value != "care" or alert.resident_id is None:
+            raise DeskInvalid("alert_not_for_visit", f"alert {alert_id} ({alert.kind.value})"
+                              " is not a care alert of a resident", "该告警不适合以探访处置")
+        if alert.status.value in ("resolved", "closed"):
+            raise DeskConflict("alert_closed", f"alert {alert_id} is {alert.status.value}",
+                               "该告警已处置")
+        plan = await self._plan_or_default(alert.resident_id)
+        if plan["visitor_contact_id"] is None and plan["worker_contact_id"] is None:
+            raise DeskConflict("no_visitor", f"resident {alert.resident_id} has no visitor",
+                               "该老人没有可派的探访人")
+        today = local_day(self._clock.now())
+        await self._insert_task(plan, Mode.IN_PERSON, f"alert:{alert_id}", None, today,
+                                assignee=plan["visitor_contact_id"] or plan["worker_contact_id"],
+                                alert_id=alert_id)
+        row = await fetch_one(self._db.conn, "SELECT * FROM cv_tasks WHERE alert_id = ?"
+                              " ORDER BY created_at DESC LIMIT 1", (alert_id,))
+        assert row is not None
+        return await self._task_public(row)
 
     async def create_concern(self, p: Principal, body: ConcernCreate) -> ConcernPublic:
         resident = await self._registry.get_resident(p, body.resident_id, "care concern")

@@ -159,6 +159,7 @@ class TaskPublic(_Out):
     mode: str
     reason: str
     concern_id: str | None
+    alert_id: str | None = None
     due_date: date
     due_at: datetime
     visitor_contact_id: str | None

@@ -54,6 +54,7 @@ CREATE TABLE cv_tasks (
     mode TEXT NOT NULL,
     reason TEXT NOT NULL,
     concern_id TEXT,
+    alert_id TEXT,
     due_date TEXT NOT NULL,
     due_at TEXT NOT NULL,
     visitor_contact_id TEXT,

@@ -104,6 +104,13 @@ async def list_tasks(services: ServicesDep, user: CurrentUser, district_id: Ref 
                                                  overdue_only=overdue)
 
 
+@router.post("/alerts/{alert_id}/care-visit", response_model=TaskPublic, status_code=201,
+             **roles(A, OP))
+async def visit_for_alert(services: ServicesDep, user: CurrentUser,
+                          alert_id: str) -> TaskPublic:
+    return await services.care_visits.visit_for_alert(user, alert_id)
+
+
 @router.get("/care-visitors/{contact_id}/link", **roles(A, OP))
 async def visitor_link(services: ServicesDep, user: CurrentUser,
                        contact_id: str) -> dict[str, str]:
