@@ -112,6 +112,7 @@ def simulate(args: argparse.Namespace) -> None:
         resident_months += 1
         detected_at: tuple[date, int] | None = None
         open_kinds: dict[R.ConcernKind, date] = {}
+        last_raised: dict[R.ConcernKind, date] = {}
         for d in range(LEARN_DAYS, LEARN_DAYS + MONTH_DAYS):
             day = START + timedelta(days=d)
             minutes = day_events(rng, person, day, change)
@@ -127,6 +128,11 @@ def simulate(args: argparse.Namespace) -> None:
                     # the engine raises one concern per kind and day, none while one is open
                     if dev.kind in raised_today or dev.kind in open_kinds:
                         continue
+                    cool = R.COOLDOWN_DAYS.get(dev.kind.value, 0)
+                    last = last_raised.get(dev.kind)
+                    if cool and last is not None and (day - last).days < cool:
+                        continue
+                    last_raised[dev.kind] = day
                     raised_today.add(dev.kind)
                     open_kinds[dev.kind] = day
                     injected = (change is not None and dev.kind is change.kind

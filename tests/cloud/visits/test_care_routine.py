@@ -142,3 +142,27 @@ def test_the_rules_on_hand_computed_days() -> None:
     week = [R.Day(today - timedelta(days=i), 10, 0, 420) for i in range(1, 8)]
     kinds = [d.kind for d in R.check([*old, *week, R.Day(today, 5, 0, 420)], today, 600)]
     assert kinds == [R.ConcernKind.ACTIVITY_DECLINE]
+
+
+async def test_a_decline_is_raised_once_per_week_even_after_it_was_closed(cv: Care) -> None:
+    from eldercare_cloud.visits.care_models import ConcernClose
+
+    visits = cv.services.care_visits
+    kind = R.ConcernKind.ACTIVITY_DECLINE
+    first = await visits.raise_concern(RESIDENT, kind, "decline", {})
+    assert first is not None
+    # while open: not again, even the next day
+    cv.clock.advance(86400)
+    assert await visits.raise_concern(RESIDENT, kind, "decline", {}) is None
+    await visits.close_concern(OPERATOR, first, ConcernClose(resolution="电话问候，感冒了"))
+    # closed, but the same week's data: still not again
+    cv.clock.advance(5 * 86400)
+    assert await visits.raise_concern(RESIDENT, kind, "decline", {}) is None
+    cv.clock.advance(86400)
+    assert await visits.raise_concern(RESIDENT, kind, "decline", {}) is not None
+    # a night-activity concern has no such cooldown once closed
+    night = await visits.raise_concern(RESIDENT, R.ConcernKind.NIGHT_ACTIVITY, "night", {})
+    assert night is not None
+    await visits.close_concern(OPERATOR, night, ConcernClose(resolution="已探访"))
+    cv.clock.advance(86400)
+    assert await visits.raise_concern(RESIDENT, R.ConcernKind.NIGHT_ACTIVITY, "n", {})

@@ -924,6 +924,14 @@ class CareVisits:
                                    (resident_id, kind.value))
         if open_row is not None and kind is not R.ConcernKind.OPERATOR:
             return None
+        cooldown = R.COOLDOWN_DAYS.get(kind.value, 0)
+        if cooldown:
+            since = (local_day(self._clock.now()) - timedelta(days=cooldown - 1)).isoformat()
+            recent = await fetch_one(self._db.conn, "SELECT 1 FROM cv_concerns WHERE"
+                                     " resident_id = ? AND kind = ? AND day >= ?",
+                                     (resident_id, kind.value, since))
+            if recent is not None:
+                return None
         plan_d = await self._plan_or_default(resident_id)
         today = local_day(self._clock.now())
         async with self._db.transaction() as conn:

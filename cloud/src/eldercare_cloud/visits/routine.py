@@ -31,6 +31,8 @@ NIGHT_FACTOR = 3.0
 #: the last week's mean below this share of the baseline's mean
 DECLINE_SHARE = 0.5
 DECLINE_DAYS = 7
+#: a decline is a week's trend: once raised, the same week's data must not raise it again
+COOLDOWN_DAYS = {"activity_decline": DECLINE_DAYS}
 
 
 class ConcernKind(StrEnum):
