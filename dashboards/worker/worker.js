@@ -1,6 +1,6 @@
 // The service worker's phone page (issue 10), 360 px first. Two ways in: a signed link
-// (/work/{order}?token=…, the link is the credential, as for responders) or the worker's
-// own account (/work/: today's orders). Accept or decline, the address with a route
+// (/job/{order}?token=…, the link is the credential, as for responders) or the worker's
+// own account (/job/: today's orders). Accept or decline, the address with a route
 // link, check in and out (with the phone's position when the worker allows it), notes.
 
 import { login, session } from "../shared/api.js";
@@ -37,7 +37,7 @@ async function act(order, action) {
   if (action === "check-in") body = await position();
   if (action === "check-out") body = { note: $(`note-${order.id}`).value };
   if (action === "decline") body = { reason: $(`note-${order.id}`).value };
-  const base = LINK_TOKEN ? `/api/v1/work/${encodeURIComponent(order.id)}`
+  const base = LINK_TOKEN ? `/api/v1/jobs/${encodeURIComponent(order.id)}`
     : `/api/v1/service-orders/${encodeURIComponent(order.id)}`;
   try {
     await desk(`${base}/${action}`, { method: "POST", body, linkToken: LINK_TOKEN });
@@ -79,7 +79,7 @@ async function refresh() {
   const root = $("orders");
   if (LINK_ORDER) {
     try {
-      const view = await desk(`/api/v1/work/${encodeURIComponent(LINK_ORDER)}`,
+      const view = await desk(`/api/v1/jobs/${encodeURIComponent(LINK_ORDER)}`,
         { linkToken: LINK_TOKEN || "missing" });
       root.replaceChildren(card(view.order, view.visit, view.route_url, view.resident_phone));
     } catch (err) {

@@ -35,11 +35,11 @@ PUBLIC = {
     ("post", "/api/v1/respond/{alert_id}/resolve"),
     ("get", "/api/v1/respond/{alert_id}/key-safe"),
     # the service worker's phone page: a signed link scoped to one order and one worker
-    ("get", "/api/v1/work/{order_id}"),
-    ("post", "/api/v1/work/{order_id}/accept"),
-    ("post", "/api/v1/work/{order_id}/decline"),
-    ("post", "/api/v1/work/{order_id}/check-in"),
-    ("post", "/api/v1/work/{order_id}/check-out"),
+    ("get", "/api/v1/jobs/{order_id}"),
+    ("post", "/api/v1/jobs/{order_id}/accept"),
+    ("post", "/api/v1/jobs/{order_id}/decline"),
+    ("post", "/api/v1/jobs/{order_id}/check-in"),
+    ("post", "/api/v1/jobs/{order_id}/check-out"),
     # the care visitor's phone page: a signed link scoped to one visitor (issue 11)
     ("get", "/api/v1/visit"),
     ("post", "/api/v1/visit/tasks/{task_id}/arrive"),

@@ -62,7 +62,7 @@ def test_green_press_through_console_and_worker_page(stack: ConsoleStack, browse
     page.screenshot(path=str(artifacts / "services-order-dispatched.png"))
     page.click("#svc-link")
     link = wait_until(lambda: page.input_value("#svc-link-url"), 10, "the worker link")
-    assert "/work/" in link and "token=" in link
+    assert "/job/" in link and "token=" in link
 
     # 3. the worker's phone page, 360 px wide
     phone_ctx = browser.new_context(viewport=PHONE, locale="zh-CN",
@@ -112,3 +112,33 @@ def test_green_press_through_console_and_worker_page(stack: ConsoleStack, browse
     assert errors == [] and phone_errors == []
     phone_ctx.close()
     console_ctx.close()
+
+    # the family page: the service received, the family's rating and a request for help
+    stack.add_user("family-zheng", "family-pass-456", "family", resident_ids=[RESIDENT8])
+    fam_ctx = browser.new_context(viewport=PHONE, locale="zh-CN", timezone_id="Asia/Shanghai")
+    fam = fam_ctx.new_page()
+    fam_errors = page_errors(fam)
+    fam.goto(f"{stack.base_url}/family/")
+    fam.fill("#signin input[name=username]", "family-zheng")
+    fam.fill("#signin input[name=password]", "family-pass-456")
+    fam.click("#signin button[type=submit]")
+    item = fam.locator(f"#family-services li[data-order='{orders[0]['id']}']")
+    item.wait_for(timeout=15000)
+    assert "助洁" in item.inner_text() and "黄丽娟" in item.inner_text()
+    item.locator("input[value='basic']").check()
+    item.locator("[data-field=comment]").fill("还可以")
+    item.locator("button").click()
+    fam.wait_for_selector(f"#family-services li[data-order='{orders[0]['id']}']"
+                          ":has-text('您的评价: 基本满意 — 还可以')", timeout=10000)
+    fam.fill(f"#fam-note-{RESIDENT8}", "想订下周的助餐")
+    fam.click(f"section[data-resident='{RESIDENT8}'] button.primary")
+    fam.wait_for_selector(f"#fam-msg-{RESIDENT8}:has-text('已提交')", timeout=10000)
+    assert fam.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    fam.screenshot(path=str(artifacts / "services-family-page.png"), full_page=True)
+    with httpx.Client(base_url=stack.base_url, timeout=10) as client:
+        queue = client.get("/api/v1/service-requests",
+                           headers={"Authorization": f"Bearer {token}"}).json()
+    assert [(r["resident_id"], r["source"], r["note"]) for r in queue] == [
+        (RESIDENT8, "family", "想订下周的助餐")]
+    assert fam_errors == []
+    fam_ctx.close()

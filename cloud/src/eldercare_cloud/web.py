@@ -13,7 +13,7 @@ Routes (none of them in the OpenAPI: they are pages, not API):
   (``care.links.link_url`` builds those links); the page calls
   ``/api/v1/respond/{alert_id}`` with the token, the link is the only credential;
 - ``/family/``, a family member's view of their elder (with an account);
-- ``/work/`` (a service worker's account: today's orders) and ``/work/{order_id}?token=…``
+- ``/job/`` (a service worker's account: today's orders) and ``/job/{order_id}?token=…``
   (a worker's signed link to one order), the service worker's phone page;
 - ``/ui/…``, the static files themselves.
 """
@@ -126,15 +126,15 @@ def mount_console(app: FastAPI, settings: CloudSettings) -> bool:
     async def family() -> Response:
         return page(FAMILY_PAGE)
 
-    @app.get("/work", include_in_schema=False)
+    @app.get("/job", include_in_schema=False)
     async def work_slash() -> Response:
-        return RedirectResponse("/work/", status_code=307)
+        return RedirectResponse("/job/", status_code=307)
 
-    @app.get("/work/", include_in_schema=False)
+    @app.get("/job/", include_in_schema=False)
     async def work() -> Response:
         return page(WORKER_PAGE)
 
-    @app.get("/work/{order_id}", include_in_schema=False)
+    @app.get("/job/{order_id}", include_in_schema=False)
     async def work_order(order_id: str) -> Response:
         # the page reads the order id from its own path and the token from its query
         return page(WORKER_PAGE)

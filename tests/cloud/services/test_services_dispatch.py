@@ -41,7 +41,7 @@ async def test_missed_accept_deadline_redispatches_once_across_a_restart(
         [sms] = care.sms.to("13900005001")
         assert sms.text.startswith("【安心守护】新工单：助洁，王秀英，")
         assert "14:00-16:30" in sms.text
-        assert sms.link is not None and f"/work/{order.id}?token=" in sms.link
+        assert sms.link is not None and f"/job/{order.id}?token=" in sms.link
         view = await desk.work_view(order.id, sms.link.split("token=", 1)[1])
         assert view.order.id == order.id and view.order.worker_id == "W-XH-AK-01"
         clock.advance(899)

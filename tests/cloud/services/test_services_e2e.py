@@ -156,7 +156,7 @@ async def test_green_press_to_verified_visit_on_real_parts(
         link = await ok(await c.get(f"/api/v1/service-orders/{oid}/work-link", headers=op))
 
         # the worker accepts on the phone page's API: the LED says help is coming
-        view = await ok(await c.post(f"/api/v1/work/{oid}/accept?token={link['token']}"))
+        view = await ok(await c.post(f"/api/v1/jobs/{oid}/accept?token={link['token']}"))
         assert view["order"]["status"] == "accepted"
         await until(lambda: home.led_state(BUTTON) == "help_coming", "LED help coming")
 

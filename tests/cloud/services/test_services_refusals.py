@@ -114,11 +114,11 @@ async def test_refusals_change_nothing(desk_http: Running) -> None:
     async with client(running) as c:
         link = await ok(await c.get(f"/api/v1/service-orders/{ids[0]}/work-link",
                                     headers=running.auth("operator")))
-        view = await ok(await c.get(f"/api/v1/work/{ids[0]}?token={link['token']}"))
+        view = await ok(await c.get(f"/api/v1/jobs/{ids[0]}?token={link['token']}"))
         assert view["order"]["status"] == "accepted" and view["route_url"].startswith("https://")
-    await refused(running, "POST", f"/api/v1/work/{other['id']}/accept?token={link['token']}",
+    await refused(running, "POST", f"/api/v1/jobs/{other['id']}/accept?token={link['token']}",
                   422, "link_other_order", user="nobody-uses-this", )
-    await refused(running, "POST", f"/api/v1/work/{ids[0]}/accept?token=forged.token", 401,
+    await refused(running, "POST", f"/api/v1/jobs/{ids[0]}/accept?token=forged.token", 401,
                   None, user="nobody-uses-this")
 
 

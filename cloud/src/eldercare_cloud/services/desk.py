@@ -799,7 +799,7 @@ class ServiceDesk:
         end = parse_iso(order["window_end"]).astimezone(K.LOCAL_TZ)
         expires = parse_iso(order["window_end"]) + timedelta(days=1)
         token = self.link_token(order["id"], worker_id, expires)
-        link = f"{self._base_url}/work/{quote(order['id'])}?token={quote(token)}"
+        link = f"{self._base_url}/job/{quote(order['id'])}?token={quote(token)}"
         body = (f"【安心守护】新工单：{stype.name_zh}，{summary.name if summary else ''}，"
                 f"{summary.address if summary else ''}，{start:%m-%d %H:%M}-{end:%H:%M}。"
                 f"请点击链接接单：{link}")
@@ -1029,7 +1029,7 @@ class ServiceDesk:
                                "该工单尚未派给服务人员")
         expires = parse_iso(row["window_end"]) + timedelta(days=1)
         token = self.link_token(order_id, row["worker_id"], expires)
-        return {"url": f"{self._base_url}/work/{quote(order_id)}?token={quote(token)}",
+        return {"url": f"{self._base_url}/job/{quote(order_id)}?token={quote(token)}",
                 "token": token, "worker_id": row["worker_id"]}
 
     async def work_view(self, order_id: str, token: str) -> WorkView:

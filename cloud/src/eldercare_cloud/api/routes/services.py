@@ -357,31 +357,31 @@ def _token(query: str | None, header: str | None) -> str:
     return token
 
 
-@router.get("/work/{order_id}", response_model=WorkView, **LINK)
+@router.get("/jobs/{order_id}", response_model=WorkView, **LINK)
 async def work_view(services: ServicesDep, order_id: str, token: TokenQ = None,
                     x_token: TokenH = None) -> WorkView:
     return await services.desk.work_view(order_id, _token(token, x_token))
 
 
-@router.post("/work/{order_id}/accept", response_model=WorkView, **LINK)
+@router.post("/jobs/{order_id}/accept", response_model=WorkView, **LINK)
 async def work_accept(services: ServicesDep, order_id: str, token: TokenQ = None,
                       x_token: TokenH = None) -> WorkView:
     return await services.desk.link_act(order_id, _token(token, x_token), "accept")
 
 
-@router.post("/work/{order_id}/decline", response_model=WorkView, **LINK)
+@router.post("/jobs/{order_id}/decline", response_model=WorkView, **LINK)
 async def work_decline(services: ServicesDep, order_id: str, body: DeclineCreate,
                        token: TokenQ = None, x_token: TokenH = None) -> WorkView:
     return await services.desk.link_act(order_id, _token(token, x_token), "decline", body)
 
 
-@router.post("/work/{order_id}/check-in", response_model=WorkView, **LINK)
+@router.post("/jobs/{order_id}/check-in", response_model=WorkView, **LINK)
 async def work_check_in(services: ServicesDep, order_id: str, body: CheckInCreate,
                         token: TokenQ = None, x_token: TokenH = None) -> WorkView:
     return await services.desk.link_act(order_id, _token(token, x_token), "check_in", body)
 
 
-@router.post("/work/{order_id}/check-out", response_model=WorkView, **LINK)
+@router.post("/jobs/{order_id}/check-out", response_model=WorkView, **LINK)
 async def work_check_out(services: ServicesDep, order_id: str, body: CheckOutCreate,
                          token: TokenQ = None, x_token: TokenH = None) -> WorkView:
     return await services.desk.link_act(order_id, _token(token, x_token), "check_out", body)
