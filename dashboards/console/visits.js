@@ -12,7 +12,7 @@ import { full } from "../shared/time.js";
 
 const $ = (id) => document.getElementById(id);
 const SUBS = ["plans", "overdue", "ledger", "concerns", "coverage"];
-const state = { sub: "plans", district: null, communities: [], month: null, q: "", community: "" };
+const state = { sub: "plans", gen: 0, district: null, communities: [], month: null, q: "", community: "" };
 
 function say(text, ok = false) {
   const el = $("cv-msg");
@@ -169,13 +169,17 @@ async function coverage() {
 const VIEWS = { plans, overdue, ledger, concerns, coverage };
 
 async function render() {
+  // a slower, older render (e.g. after "generate") must not replace a newer one
+  const gen = ++state.gen;
   for (const btn of document.querySelectorAll("#view-visits [data-sub]")) {
     btn.setAttribute("aria-pressed", btn.dataset.sub === state.sub ? "true" : "false");
   }
   try {
     const body = await VIEWS[state.sub]();
+    if (gen !== state.gen) return;
     $("cv-main").replaceChildren(...body);
     $("cv-main").dataset.sub = state.sub;
+    $("cv-main").dataset.q = state.q;
   } catch (err) {
     say(err.message);
   }
