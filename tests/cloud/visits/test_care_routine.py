@@ -166,3 +166,27 @@ async def test_a_decline_is_raised_once_per_week_even_after_it_was_closed(cv: Ca
     await visits.close_concern(OPERATOR, night, ConcernClose(resolution="已探访"))
     cv.clock.advance(86400)
     assert await visits.raise_concern(RESIDENT, R.ConcernKind.NIGHT_ACTIVITY, "n", {})
+
+
+async def test_the_routine_cursor_survives_a_restart(cv: Care, tmp_path: Any,
+                                                    care_db: Any) -> None:
+    """Counts are added in the cursor's transaction: a restart neither repeats nor loses."""
+    from care_support import care_settings, open_care
+
+    day = date(2025, 2, 3)
+    rng = random.Random(3)
+    events = normal_day(day, rng)
+    await commit_many(cv.store, GW, [(EventKind.MOTION, RADAR, t, {}) for t in events[:5]])
+    await cv.services.care_visit_engine.tick(check=False)
+    clock, ids = cv.clock, cv.user_ids
+    async with open_care(care_db, care_settings(tmp_path), clock, ids) as again:
+        await commit_many(again.store, GW, [(EventKind.MOTION, RADAR, t, {})
+                                            for t in events[5:]])
+        await again.services.care_visit_engine.tick(check=False)
+        await again.services.care_visit_engine.tick(check=False)
+        history = await again.services.care_visits.history("H-XH-001", day + timedelta(days=1))
+    [row] = [d for d in history if d.day == day]
+    night = sum(1 for t in events if t.hour < R.DAY_START_H)
+    assert (row.events, row.night_events) == (len(events), night)
+    assert row.first_min == min(t.hour * 60 + t.minute for t in events
+                                if t.hour >= R.DAY_START_H)

@@ -408,13 +408,14 @@ class CareVisits:
                 " mode, reason, concern_id, alert_id, due_date, due_at, visitor_contact_id,"
                 " backup_contact_id, worker_contact_id, assignee_contact_id, status, step,"
                 " next_step_at, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-                " ON CONFLICT (resident_id, mode, reason, due_date) DO NOTHING",
+                " ON CONFLICT (resident_id, mode, reason, due_date) DO NOTHING RETURNING id",
                 (task_id, plan["resident_id"], plan["household_id"], plan["community_id"],
                  plan["district_id"], mode.value, reason, concern_id, alert_id, due.isoformat(),
                  iso(due_at), plan["visitor_contact_id"], plan["backup_contact_id"],
                  plan["worker_contact_id"], assignee or plan["visitor_contact_id"],
                  TaskStatus.OPEN.value, 0, iso(due_at), iso(now)))
-            return cur.rowcount if cur.rowcount and cur.rowcount > 0 else 0
+            # RETURNING, not rowcount: one portable way to know whether the row was new
+            return 1 if await cur.fetchone() is not None else 0
 
     # -- the missed-visit ladder ---------------------------------------------------------------
 
@@ -904,12 +905,13 @@ class CareVisits:
         cur = await conn.execute(
             "INSERT INTO cv_concerns(id, resident_id, household_id, community_id, district_id,"
             " kind, day, rule, evidence, status, raised_by, opened_at) VALUES"
-            " (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (resident_id, kind, day) DO NOTHING",
+            " (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (resident_id, kind, day) DO NOTHING"
+            " RETURNING id",
             (concern_id, where["resident_id"], where["household_id"], where["community_id"],
              where["district_id"], kind.value, day.isoformat(), rule,
              json.dumps(evidence, ensure_ascii=False), "open", raised_by,
              iso(self._clock.now())))
-        return concern_id if cur.rowcount and cur.rowcount > 0 else None
+        return concern_id if await cur.fetchone() is not None else None
 
     async def raise_concern(self, resident_id: str, kind: R.ConcernKind, rule: str,
                             evidence: dict[str, Any], raised_by: str = "routine") -> str | None:

@@ -71,6 +71,7 @@ CREATE TABLE cv_tasks (
 );
 CREATE INDEX cv_tasks_open ON cv_tasks(status, next_step_at);
 CREATE INDEX cv_tasks_district ON cv_tasks(district_id, due_date);
+CREATE INDEX cv_tasks_home ON cv_tasks(household_id, status, mode);
 CREATE TABLE cv_entries (
     id TEXT PRIMARY KEY,
     task_id TEXT NOT NULL UNIQUE,
