@@ -121,3 +121,22 @@ def test_the_console_shows_plans_ledger_and_concerns(stack: ConsoleStack, browse
     page.click("#tab-queue")
     assert page.locator("#view-visits").is_hidden()
     assert errors == []
+
+
+def test_the_family_sees_the_visits_to_their_elder(stack: ConsoleStack, browser: Any,
+                                                   artifacts: Path) -> None:
+    """After the phone test in this module: the family page lists the verified visit."""
+    stack.add_user("family-cv", "family-pass-456", "family", resident_ids=[RESIDENT])
+    ctx = browser.new_context(viewport=PHONE, locale="zh-CN", timezone_id="Asia/Shanghai")
+    page = ctx.new_page()
+    errors = page_errors(page)
+    page.goto(f"{stack.base_url}/family/")
+    page.fill("#signin input[name=username]", "family-cv")
+    page.fill("#signin input[name=password]", "family-pass-456")
+    page.click("#signin button[type=submit]")
+    visit = page.locator("li.cv-visit[data-verification='verified']")
+    visit.wait_for(timeout=15000)
+    text = visit.inner_text()
+    assert "上门探访" in text and "设备已核验" in text and "需关注：健康" in text
+    page.screenshot(path=str(artifacts / "care-family-visits.png"), full_page=True)
+    assert errors == []
