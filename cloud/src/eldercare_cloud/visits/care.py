@@ -652,8 +652,7 @@ class CareVisits:
         task_id = task["id"]
         if task["status"] != TaskStatus.OPEN.value:
             raise DeskConflict("task_done", f"task {task_id} is already recorded", "该任务已登记")
-        if body.mode is Mode.IN_PERSON and task["mode"] != Mode.IN_PERSON.value:
-            pass  # a planned call answered by a visit is allowed: the visit is the better
+        # a planned call answered by a visit in person is allowed (the better of the two)
         if body.mode is Mode.PHONE and task["mode"] == Mode.IN_PERSON.value:
             raise DeskInvalid("visit_needs_person", "a planned visit in person cannot be"
                               " recorded as a phone call", "上门探访任务不能以电话问候登记")
@@ -674,6 +673,10 @@ class CareVisits:
                               "结束时间早于开始时间")
         if ended - started > timedelta(hours=12):
             raise DeskInvalid("too_long", "a visit longer than 12 hours", "探访时长超过12小时")
+        if (visit is not None and visit["check_out_at"] is None
+                and ended < parse_iso(visit["check_in_at"])):
+            raise DeskInvalid("end_before_start", "the end is earlier than the check-in",
+                              "结束时间早于签到时间")
         order_id = None
         fu = body.followups
         if fu.service_order is not None:
@@ -690,6 +693,11 @@ class CareVisits:
         concern_id = None
         credited = 0.0
         async with self._db.transaction() as conn:
+            # re-read inside the transaction: two submissions of one visit record it once
+            fresh = await fetch_one(conn, "SELECT status FROM cv_tasks WHERE id = ?", (task_id,))
+            if fresh is None or fresh["status"] != TaskStatus.OPEN.value:
+                raise DeskConflict("task_done", f"task {task_id} is already recorded",
+                                   "该任务已登记")
             verification, flags = "phone", []
             visit_id = None
             if body.mode is Mode.IN_PERSON:
@@ -699,9 +707,6 @@ class CareVisits:
                     visit = await V.by_order(conn, task_id)
                     assert visit is not None
                 if visit["check_out_at"] is None:
-                    if ended < parse_iso(visit["check_in_at"]):
-                        raise DeskInvalid("end_before_start", "the end is earlier than the"
-                                          " check-in", "结束时间早于签到时间")
                     await V.close_visit(conn, visit, check_out_at=ended, method=Method.PHONE,
                                         note=body.note, now=now)
                 visit = await V.by_order(conn, task_id)
