@@ -55,15 +55,28 @@ async function plans() {
       render();
     } }, t("cvc.generate")),
     table([t("cvc.resident"), t("cvc.tier"), t("cvc.rule"), t("cvc.frequency"), t("cvc.visitor"),
-      t("cvc.backup")], rows.map((p) => h("tr", { dataset: { resident: p.resident_id, tier: p.tier } },
+      t("cvc.backup"), ""], rows.map((p) => h("tr", { dataset: { resident: p.resident_id, tier: p.tier } },
       h("td", {}, p.resident_name),
       h("td", {}, h("span", { class: `cv-tier cv-tier-${p.tier}` }, tx("cv_tier", p.tier))),
       h("td", { class: "cv-rule" }, p.rule ? tx("cv_rule", p.rule) : "-",
         p.matched.length > 1 ? h("span", { class: "hint" }, ` (+${p.matched.slice(1).map((m) => tx("cv_rule", m)).join("、")})`) : null),
       h("td", {}, t("cvc.every", { v: p.visit_every_days, c: p.call_every_days })),
       h("td", {}, p.visitor_name || p.visitor_contact_id || "-", p.paired ? ` ${t("cvc.paired")}` : ""),
-      h("td", {}, p.backup_name || p.backup_contact_id || "-")))),
+      h("td", {}, p.backup_name || p.backup_contact_id || "-"),
+      h("td", {}, p.visitor_contact_id ? h("button", { type: "button", class: "ghost",
+        "data-link": p.visitor_contact_id, onclick: (ev) => visitorLink(ev.target, p.visitor_contact_id) },
+      t("cvc.link")) : null)))),
   ];
+}
+
+async function visitorLink(button, contactId) {
+  try {
+    const link = await desk(`/api/v1/care-visitors/${encodeURIComponent(contactId)}/link`);
+    const input = h("input", { type: "text", readonly: true, class: "cv-link", value: link.url,
+      onclick: (ev) => ev.target.select() });
+    button.replaceWith(input);
+    input.select();
+  } catch (err) { say(err.message); }
 }
 
 async function overdue() {

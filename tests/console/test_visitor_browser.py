@@ -100,6 +100,9 @@ def test_the_console_shows_plans_ledger_and_concerns(stack: ConsoleStack, browse
     row.wait_for(timeout=10000)
     assert "高风险" in row.inner_text() and "有未处理的关注事项" in row.inner_text()
     assert "80岁以上且独居" in row.inner_text()
+    # the operator hands the visitor their link from the plan
+    row.locator("button[data-link]").click()
+    assert "/visit/?token=" in page.input_value("tr[data-resident='R-XH-001'] input.cv-link")
     page.screenshot(path=str(artifacts / "care-visits-plans.png"))
 
     page.click("#view-visits button[data-sub='ledger']")
