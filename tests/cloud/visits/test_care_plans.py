@@ -108,3 +108,26 @@ async def test_a_missed_visit_climbs_its_ladder_across_a_restart(
         coverage = await again.services.care_visits.coverage(OPERATOR, "D-XH", "2025-03")
         cy = {r.key: r for r in coverage.by_community}["C-XH-CY"]
         assert cy.missed >= 1 and cy.on_time == 0 and cy.share_on_time == 0.0
+
+
+async def test_plans_are_reassessed_daily_from_the_record(cv: Care) -> None:
+    """An open concern lifts 王秀英 from medium to high at the next daily re-plan; her
+    visitors stay; the system's read of her record is audited."""
+    from eldercare_cloud.visits.routine import ConcernKind
+
+    visits = cv.services.care_visits
+    engine = cv.services.care_visit_engine
+    await visits.generate_plans(OPERATOR, "D-XH")
+    await engine.tick(check=False)  # the first pass re-plans (nothing changed)
+    assert await visits.raise_concern(RESIDENT, ConcernKind.OPERATOR, "家属反映老人食欲差", {})
+    await engine.tick(check=False)
+    plan = next(p for p in await visits.list_plans(OPERATOR) if p.resident_id == RESIDENT)
+    assert plan.tier == "medium"  # not before the day is over
+    cv.clock.advance(86400)
+    await engine.tick(check=False)
+    plan = next(p for p in await visits.list_plans(OPERATOR) if p.resident_id == RESIDENT)
+    assert (plan.tier, plan.rule, plan.visit_every_days) == ("high", "open_concern", 3)
+    assert (plan.visitor_contact_id, plan.backup_contact_id) == (VOLUNTEER, NEIGHBOUR)
+    cur = await cv.db.conn.execute("SELECT actor FROM audit_log WHERE record_id = ? AND"
+                                   " reason = 'care-visit daily re-plan'", (RESIDENT,))
+    assert {r[0] for r in await cur.fetchall()} == {"user:care-visits"}

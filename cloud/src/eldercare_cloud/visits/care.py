@@ -324,6 +324,22 @@ class CareVisits:
         await self.schedule()
         return await self.list_plans(p, district_id=district_id)
 
+    async def replan(self) -> int:
+        """Every existing plan re-assessed from the record as it is now (a new alert, an
+        open concern or a birthday changes the tier); the read is audited as the
+        system's. Pairings and visitors are kept; returns how many tiers changed."""
+        rows = await fetch_all(self._db.conn, "SELECT resident_id, tier FROM cv_plans")
+        changed = 0
+        for r in rows:
+            try:
+                resident = await self._registry.get_resident(self.system, r["resident_id"],
+                                                             "care-visit daily re-plan")
+            except NotFoundError:
+                continue  # the resident left the registry; the plan stays as it was
+            a = await self._plan_one(resident)
+            changed += a.tier.value != r["tier"]
+        return changed
+
     async def _plan_public(self, resident_id: str) -> PlanPublic:
         row = await fetch_one(self._db.conn, "SELECT * FROM cv_plans WHERE resident_id = ?",
                               (resident_id,))

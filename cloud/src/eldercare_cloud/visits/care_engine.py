@@ -42,7 +42,7 @@ ACTIVITY = frozenset({EventKind.DOOR_OPEN, EventKind.DOOR_CLOSE, EventKind.MOTIO
 class CareVisitEngine:
     def __init__(self, db: Database, clock: Clock, registry: RegistryService,
                  visits: CareVisits, store: EventReader | None, *, poll_s: float = 5.0,
-                 check_every_s: float = 300.0) -> None:
+                 check_every_s: float = 300.0, replan_every_s: float = 86400.0) -> None:
         self._db = db
         self._clock = clock
         self._registry = registry
@@ -51,6 +51,8 @@ class CareVisitEngine:
         self._poll_s = poll_s
         self._check_every = timedelta(seconds=check_every_s)
         self._next_check: datetime | None = None
+        self._replan_every = timedelta(seconds=replan_every_s)
+        self._next_replan: datetime | None = None
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
@@ -95,10 +97,15 @@ class CareVisitEngine:
             await self._clock.sleep_until(min(candidates), self._wake)
 
     async def tick(self, *, check: bool | None = None) -> None:
-        """One pass: new events, the schedule, due ladder steps, and (every
-        ``check_every_s``, or when ``check`` says so) the routine check."""
+        """One pass: new events, the plans re-assessed (every ``replan_every_s``), the
+        schedule, due ladder steps, and (every ``check_every_s``, or when ``check`` says
+        so) the routine check."""
         async with self._lock:
             await self.pull_events()
+            now = self._clock.now()
+            if self._next_replan is None or now >= self._next_replan:
+                await self._visits.replan()
+                self._next_replan = now + self._replan_every
             await self._visits.schedule()
             await self._visits.run_due()
             now = self._clock.now()
