@@ -146,6 +146,10 @@ function evidence(c) {
   if (c.kind === "activity_decline") {
     return t("cvc.ev_decline", { now: now.events_mean_7d, usual: b.events_mean });
   }
+  if (c.kind === "vital_drift") {
+    return t("cvc.ev_vital", { metric: tx("vital", b.metric), now: now.mean, usual: b.mean,
+      band: b.band, days: b.days });
+  }
   return c.rule; // what the visitor or operator wrote
 }
 

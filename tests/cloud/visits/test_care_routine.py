@@ -190,3 +190,63 @@ async def test_the_routine_cursor_survives_a_restart(cv: Care, tmp_path: Any,
     assert (row.events, row.night_events) == (len(events), night)
     assert row.first_min == min(t.hour * 60 + t.minute for t in events
                                 if t.hour >= R.DAY_START_H)
+
+
+async def commit_vitals(cv: Care, gw: str, device: str, day: date, hr: float,
+                        rng: random.Random) -> None:
+    from eldercare_cloud.ingest import Received
+    from eldercare_protocols.uplink import TelemetryBatch, TelemetryRecord
+
+    readings = [datetime(day.year, day.month, day.day, h, 0, tzinfo=LOCAL_TZ)
+                for h in range(8, 20)]
+    batch = TelemetryBatch(
+        id=f"tel-{device}-{day.isoformat()}", seq=day.toordinal(), gateway_id=gw,
+        gateway_ts=readings[-1],
+        records=[TelemetryRecord(device_id=device, kind=EventKind.VITALS, ts=ts,
+                                 values={"heart_rate": round(rng.gauss(hr, 2.0), 1)})
+                 for ts in readings])
+    await cv.store.commit([Received(gw, batch, readings[-1])])
+
+
+async def run_vitals(cv: Care, last_hr: float) -> list[Any]:
+    gw, device = "GW-XH-004", "vitals-xh004"
+    await cv.store.add_gateway(gw, "gateway-secret-" + gw)
+    rng = random.Random(5)
+    days = month(date(2025, 2, 1), 21)
+    for day in days:
+        await commit_vitals(cv, gw, device, day, 70.0 if day != days[-1] else last_hr, rng)
+        cv.clock.set(datetime(day.year, day.month, day.day, 20, 30, tzinfo=LOCAL_TZ))
+        await cv.services.care_visit_engine.tick(check=True)
+    return await cv.services.care_visits.list_concerns(OPERATOR)
+
+
+async def test_a_heart_rate_drifting_out_of_her_own_band_raises_a_concern(cv: Care) -> None:
+    [concern] = await run_vitals(cv, 96.0)
+    assert (concern.resident_id, concern.kind) == ("R-XH-005", "vital_drift")
+    assert concern.evidence["baseline"]["metric"] == "heart_rate"
+    assert 68 <= concern.evidence["baseline"]["mean"] <= 72
+    assert concern.evidence["today"]["readings"] == 12
+    assert 93 <= concern.evidence["today"]["mean"] <= 99
+    [task] = [t for t in await cv.services.care_visits.list_tasks(OPERATOR)
+              if t.concern_id == concern.id]
+    assert task.mode == "in_person"
+
+
+async def test_a_steady_heart_rate_raises_none(cv: Care) -> None:
+    assert await run_vitals(cv, 71.0) == []
+
+
+def test_the_vital_band_on_hand_computed_days() -> None:
+    today = date(2025, 3, 1)
+    # daily means alternating 70 and 72 over 14 days: mean 71, sd 1.04
+    # → band max(3.1, 3.55), shown rounded as 3.6
+    hist = [R.VitalDay(today - timedelta(days=i), "heart_rate", 10, 10 * (70 + 2 * (i % 2)))
+            for i in range(1, 15)]
+    assert R.check_vitals([*hist, R.VitalDay(today, "heart_rate", 10, 745.0)], today) == []
+    [d] = R.check_vitals([*hist, R.VitalDay(today, "heart_rate", 10, 746.0)], today)
+    assert (d.kind, d.baseline["mean"], d.baseline["band"]) == (
+        R.ConcernKind.VITAL_DRIFT, 71.0, 3.6)
+    # too few readings today, or too little history: nothing
+    assert R.check_vitals([*hist, R.VitalDay(today, "heart_rate", 5, 500.0)], today) == []
+    assert R.check_vitals([*hist[:13], R.VitalDay(today, "heart_rate", 10, 900.0)],
+                          today) == []

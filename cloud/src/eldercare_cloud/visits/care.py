@@ -962,7 +962,8 @@ class CareVisits:
                                                     raised_by)
         if concern_id is None:
             return None
-        mode = Mode.IN_PERSON if kind is R.ConcernKind.NO_MORNING_ACTIVITY else Mode.PHONE
+        mode = (Mode.IN_PERSON if kind in (R.ConcernKind.NO_MORNING_ACTIVITY,
+                                           R.ConcernKind.VITAL_DRIFT) else Mode.PHONE)
         await self._insert_task(plan_d, mode, f"concern:{concern_id}", concern_id, today,
                                 assignee=plan_d["visitor_contact_id"]
                                 or plan_d["worker_contact_id"])
@@ -1110,6 +1111,39 @@ class CareVisits:
             for d in deviations:
                 if await self.raise_concern(residents[0], d.kind, d.rule,
                                             {"baseline": d.baseline, "today": d.today}):
+                    raised += 1
+        return raised
+
+    async def add_vitals(self, conn: aiosqlite.Connection,
+                         sums: Mapping[tuple[str, str, str], tuple[int, float]]) -> None:
+        for (household_id, day, metric), (n, total) in sums.items():
+            await conn.execute(
+                "INSERT INTO cv_vital_days(household_id, day, metric, n, total)"
+                " VALUES (?,?,?,?,?) ON CONFLICT (household_id, day, metric) DO UPDATE SET"
+                " n = cv_vital_days.n + excluded.n, total = cv_vital_days.total +"
+                " excluded.total", (household_id, day, metric, n, total))
+
+    async def vital_history(self, household_id: str, today: date) -> list[R.VitalDay]:
+        since = today - timedelta(days=R.LEARN_MAX_DAYS + 1)
+        rows = await fetch_all(self._db.conn, "SELECT * FROM cv_vital_days WHERE"
+                               " household_id = ? AND day >= ? ORDER BY day, metric",
+                               (household_id, since.isoformat()))
+        return [R.VitalDay(date.fromisoformat(r["day"]), r["metric"], int(r["n"]),
+                           float(r["total"])) for r in rows]
+
+    async def check_vitals(self) -> int:
+        today = local_day(self._clock.now())
+        since = (today - timedelta(days=R.LEARN_MAX_DAYS)).isoformat()
+        homes = await fetch_all(self._db.conn, "SELECT DISTINCT household_id FROM"
+                                " cv_vital_days WHERE day >= ?", (since,))
+        raised = 0
+        for h in homes:
+            deviations = R.check_vitals(await self.vital_history(h[0], today), today)
+            residents = await self._registry.residents_of_household(h[0])
+            for d in deviations:
+                if residents and await self.raise_concern(
+                        residents[0], d.kind, d.rule, {"baseline": d.baseline,
+                                                       "today": d.today}):
                     raised += 1
         return raised
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import sqlite3
 from contextlib import suppress
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 
 import aiosqlite
@@ -111,7 +112,9 @@ class CareVisitEngine:
             now = self._clock.now()
             if check or (check is None and (self._next_check is None
                                             or now >= self._next_check)):
+                await self.pull_vitals()
                 await self._visits.check_routines()
+                await self._visits.check_vitals()
                 self._next_check = now + self._check_every
 
     async def _cursor(self) -> int:
@@ -132,6 +135,49 @@ class CareVisitEngine:
                 household = gw["household_id"] if gw is not None else None
             self._homes[key] = household
         return self._homes[key]
+
+    async def pull_vitals(self) -> int:
+        """Each vitals monitor's new telemetry into daily sums per home and metric, with
+        the device's cursor (the last reading's time, in microseconds) in the same
+        transaction. Read through ingest's ``telemetry`` query; readings that arrive
+        later with an older time than the cursor are not counted (a gateway's backlog
+        after an outage: the day's mean is learned without them)."""
+        read = getattr(self._store, "telemetry", None)
+        if read is None:
+            return 0
+        devices = [d for d in await self._registry.list_devices(self._visits.system)
+                   if d.type == "vitals_monitor" and d.household_id is not None]
+        done = 0
+        for device in devices:
+            name = f"vitals:{device.id}"
+            cur = await self._db.conn.execute("SELECT value FROM cv_cursors WHERE name = ?",
+                                              (name,))
+            row = await cur.fetchone()
+            after_us = int(row[0]) if row else 0
+            since = datetime.fromtimestamp(after_us / 1e6, tz=UTC) if after_us else None
+            for _ in range(100):  # bounded: 100k readings per device and pass
+                points = [p for p in await read(device.id, since, 1000)
+                          if _us(p.ts) > after_us]
+                if not points:
+                    break
+                sums: dict[tuple[str, str, str], tuple[int, float]] = {}
+                for p in points:
+                    day = p.ts.astimezone(LOCAL_TZ).date().isoformat()
+                    for metric, value in p.values.items():
+                        if not math.isfinite(value):
+                            continue
+                        key = (str(device.household_id), day, metric)
+                        n, total = sums.get(key, (0, 0.0))
+                        sums[key] = (n + 1, total + value)
+                after_us = max(_us(p.ts) for p in points)
+                async with self._db.transaction() as conn:
+                    await self._visits.add_vitals(conn, sums)
+                    await conn.execute(
+                        "INSERT INTO cv_cursors(name, value) VALUES (?, ?) ON CONFLICT (name)"
+                        " DO UPDATE SET value = excluded.value", (name, after_us))
+                since = datetime.fromtimestamp(after_us / 1e6, tz=UTC)
+                done += len(points)
+        return done
 
     async def pull_events(self) -> int:
         if self._store is None:
@@ -164,3 +210,7 @@ class CareVisitEngine:
                     " DO UPDATE SET value = excluded.value", (CURSOR, rows[-1].rowid))
             done += len(rows)
         return done
+
+
+def _us(ts: datetime) -> int:
+    return int(ts.timestamp() * 1_000_000)

@@ -139,6 +139,14 @@ CREATE TABLE cv_activity_days (
     first_min INTEGER,
     PRIMARY KEY (household_id, day)
 );
+CREATE TABLE cv_vital_days (
+    household_id TEXT NOT NULL,
+    day TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    total REAL NOT NULL,
+    PRIMARY KEY (household_id, day, metric)
+);
 CREATE TABLE cv_timebank (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     contact_id TEXT NOT NULL,

@@ -39,6 +39,7 @@ class ConcernKind(StrEnum):
     NO_MORNING_ACTIVITY = "no_morning_activity"  # 晨起未见活动
     NIGHT_ACTIVITY = "night_activity"            # 夜间活动异常增多
     ACTIVITY_DECLINE = "activity_decline"        # 一周活动量明显下降
+    VITAL_DRIFT = "vital_drift"                  # 生命体征偏离个人基线
     VISITOR = "visitor"                          # 探访人员上报
     OPERATOR = "operator"                        # 坐席登记
 
@@ -47,6 +48,7 @@ CONCERN_ZH = {
     ConcernKind.NO_MORNING_ACTIVITY: "晨起未见活动",
     ConcernKind.NIGHT_ACTIVITY: "夜间活动异常增多",
     ConcernKind.ACTIVITY_DECLINE: "一周活动量明显下降",
+    ConcernKind.VITAL_DRIFT: "生命体征偏离个人基线",
     ConcernKind.VISITOR: "探访人员上报",
     ConcernKind.OPERATOR: "坐席登记",
 }
@@ -72,7 +74,7 @@ class Baseline:
     night_limit: int
     events_mean: float
 
-    def as_json(self) -> dict[str, float | int | None]:
+    def as_json(self) -> dict[str, float | int | str | None]:
         return {"days": self.days, "first_median_min": self.first_median_min,
                 "first_mad_min": round(self.first_mad_min, 1),
                 "late_after_min": self.late_after_min,
@@ -104,8 +106,8 @@ def learn(history: Sequence[Day], today: date) -> Baseline | None:
 class Deviation:
     kind: ConcernKind
     rule: str
-    baseline: dict[str, float | int | None]
-    today: dict[str, float | int | None]
+    baseline: dict[str, float | int | str | None]
+    today: dict[str, float | int | str | None]
 
 
 def check(history: Sequence[Day], today: date, minute_now: int) -> list[Deviation]:
@@ -144,6 +146,51 @@ def check(history: Sequence[Day], today: date, minute_now: int) -> list[Deviatio
                 f"last {DECLINE_DAYS} days {mean:.1f} events/day < {DECLINE_SHARE:g} ×"
                 f" usual {older.events_mean:.1f}",
                 older.as_json(), {"events_mean_7d": round(mean, 1)}))
+    return out
+
+
+#: a day's vital-sign mean counts when it has at least this many readings
+VITAL_MIN_READINGS = 6
+#: outside the resident's own band: max(3 × the spread of daily means, 5 % of the mean)
+VITAL_SIGMAS = 3.0
+VITAL_MIN_SHARE = 0.05
+
+
+@dataclass(frozen=True)
+class VitalDay:
+    day: date
+    metric: str
+    n: int
+    total: float
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.n
+
+
+def check_vitals(history: Sequence[VitalDay], today: date) -> list[Deviation]:
+    """Today's mean of each vital sign against the resident's own band, learned from the
+    complete days before today that had enough readings (none with too little history)."""
+    out: list[Deviation] = []
+    for metric in sorted({v.metric for v in history}):
+        days = sorted((v for v in history if v.metric == metric
+                       and v.n >= VITAL_MIN_READINGS), key=lambda v: v.day)
+        past = [v.mean for v in days if v.day < today][-LEARN_MAX_DAYS:]
+        now = next((v for v in days if v.day == today), None)
+        if len(past) < LEARN_MIN_DAYS or now is None:
+            continue
+        mean = statistics.fmean(past)
+        band = max(VITAL_SIGMAS * statistics.stdev(past), VITAL_MIN_SHARE * abs(mean))
+        if abs(now.mean - mean) > band:
+            out.append(Deviation(
+                ConcernKind.VITAL_DRIFT,
+                f"{metric} today {now.mean:.1f} outside {mean:.1f} ± {band:.1f}"
+                f" (max({VITAL_SIGMAS:g} × sd of {len(past)} daily means,"
+                f" {VITAL_MIN_SHARE:.0%} of the mean))",
+                {"metric": metric, "mean": round(mean, 1), "band": round(band, 1),
+                 "days": len(past)},
+                {"metric": metric, "mean": round(now.mean, 1), "readings": now.n}))
+            break  # one concern a day per resident: the first metric that drifted
     return out
 
 
