@@ -279,6 +279,12 @@ async def test_arrival_on_the_phone_then_the_record_closes_the_visit(cv_http: Ru
         assert (visit["check_in_method"], visit["check_out_method"], visit["door_events"]) == (
             "phone", "phone", 1)
         assert "phone_position" in visit["verification"]
+    cur = await services.db.conn.execute(
+        "SELECT reason FROM audit_log WHERE actor = ? AND record_id = ?",
+        (f"visitor:{VOLUNTEER}", RESIDENT))
+    reasons = {r[0] for r in await cur.fetchall()}
+    assert {f"care visit {task['id']} arrival", f"care visit {task['id']} record",
+            "care visits (visitor link)"} <= reasons
 
 
 async def test_a_visit_answers_a_welfare_alert_and_its_outcome_resolves_it(

@@ -628,6 +628,7 @@ class CareVisits:
             raise DeskInvalid("not_in_person", "a phone call has no arrival", "电话问候无需签到")
         if task["status"] != TaskStatus.OPEN.value:
             raise DeskConflict("task_done", f"task {task_id} is already recorded", "该任务已登记")
+        await self._visitor_audit(who, task["resident_id"], f"care visit {task_id} arrival")
         now = self._clock.now()
         async with self._db.transaction() as conn:
             if await V.by_order(conn, task_id) is not None:
