@@ -41,6 +41,10 @@ PUBLIC = {
     ("post", "/api/v1/jobs/{order_id}/decline"),
     ("post", "/api/v1/jobs/{order_id}/check-in"),
     ("post", "/api/v1/jobs/{order_id}/check-out"),
+    # the care visitor's phone page: a signed link scoped to one visitor (issue 11)
+    ("get", "/api/v1/visit"),
+    ("post", "/api/v1/visit/tasks/{task_id}/arrive"),
+    ("post", "/api/v1/visit/tasks/{task_id}/record"),
 }
 
 
@@ -62,7 +66,18 @@ async def sample_values(running: Running) -> dict[str, str]:
     return {"alert_id": alert_id, "resident_id": RESIDENT, "district_id": "D-XH",
             "community_id": "C-XH-CY", "household_id": "H-XH-001", "contact_id": NEIGHBOUR,
             "gateway_id": GW, "device_id": "btn-xh001",
-            "user_id": running.user_ids["operator"], **await service_values(running)}
+            "user_id": running.user_ids["operator"], "tier": "high",
+            **await service_values(running), **await care_visit_values(running)}
+
+
+async def care_visit_values(running: Running) -> dict[str, str]:
+    """Care visits (issue 11): plans for the district and a concern to close."""
+    from eldercare_cloud.visits.routine import ConcernKind
+
+    visits = running.services.care_visits
+    concern = await visits.raise_concern(RESIDENT, ConcernKind.OPERATOR, "matrix", {})
+    assert concern is not None
+    return {"concern_id": concern}
 
 
 async def service_values(running: Running) -> dict[str, str]:
@@ -190,6 +205,16 @@ async def test_scoped_roles_reach_their_own_records(care_http: Running) -> None:
                          "/api/v1/service-workers/W-XH-AK-01/day"]
     expect["family"] += [f"/api/v1/residents/{RESIDENT}/services",
                          f"/api/v1/residents/{RESIDENT}/vouchers"]
+    # care visits (issue 11)
+    expect["operator"] += [f"/api/v1/residents/{RESIDENT}/care-risk",
+                           f"/api/v1/residents/{RESIDENT}/care-routine",
+                           "/api/v1/districts/D-XH/care-tiers", "/api/v1/care-plans",
+                           "/api/v1/care-tasks", "/api/v1/care-ledger",
+                           "/api/v1/care-concerns", "/api/v1/districts/D-XH/care-coverage",
+                           "/api/v1/districts/D-XH/care-ledger.csv",
+                           f"/api/v1/care-visitors/{NEIGHBOUR}/hours",
+                           f"/api/v1/care-visitors/{NEIGHBOUR}/link"]
+    expect["family"] += ["/api/v1/care-plans", "/api/v1/care-ledger", "/api/v1/care-tasks"]
     async with httpx.AsyncClient(base_url=care_http.url) as client:
         for role, urls in expect.items():
             for url in urls:

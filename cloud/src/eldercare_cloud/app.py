@@ -33,6 +33,9 @@ from eldercare_cloud.api.routes import (
     users,
 )
 from eldercare_cloud.api.routes import (
+    care_visits as care_visit_routes,
+)
+from eldercare_cloud.api.routes import (
     services as service_routes,
 )
 from eldercare_cloud.audit import AuditLog
@@ -65,6 +68,8 @@ from eldercare_cloud.services.engine import CommandLink
 from eldercare_cloud.services.errors import DeskError
 from eldercare_cloud.settings import CloudSettings
 from eldercare_cloud.stream import StreamHub
+from eldercare_cloud.visits.care import CareVisits
+from eldercare_cloud.visits.care_engine import CareVisitEngine
 from eldercare_cloud.web import mount_console
 
 API_PREFIX = "/api/v1"
@@ -128,6 +133,12 @@ def build_services(settings: CloudSettings, db: Database, *, clock: Clock | None
                                    sms_max_attempts=settings.notify_max_attempts,
                                    poll_s=max(settings.care_poll_s, 0.05))
     desk.set_wake(service_engine.wake)
+    care_visits = CareVisits(db, clock, registry_svc, audit_log, care, desk,
+                             dispatcher.channels, secret_key=settings.secret_key,
+                             public_base_url=settings.public_base_url, tenant=settings.tenant)
+    desk.add_visit_hook(care_visits)
+    care_visit_engine = CareVisitEngine(db, clock, registry_svc, care_visits, store,
+                                        poll_s=max(settings.care_poll_s, 0.05))
     return Services(
         settings=settings, db=db, clock=clock, audit=audit_log,
         users=users,
@@ -139,7 +150,8 @@ def build_services(settings: CloudSettings, db: Database, *, clock: Clock | None
         records=RecordsService(db, clock, audit_log), sms_outbox=outbox,
         privacy=PrivacyService(db, clock, audit_log, registry_svc, care,
                                store.telemetry if store is not None else None,
-                               outbox is not None))
+                               outbox is not None),
+        care_visits=care_visits, care_visit_engine=care_visit_engine)
 
 
 async def migrate(services: Services) -> None:
@@ -153,6 +165,8 @@ async def migrate(services: Services) -> None:
     await services.service_engine.init_cursor()
     if services.sms_outbox is not None:
         await services.sms_outbox.migrate()
+    await services.care_visits.migrate()
+    await services.care_visit_engine.init_cursor()
 
 
 def create_app(settings: CloudSettings, db: Database | None = None, ingest: Any = None,
@@ -189,6 +203,7 @@ def create_app(settings: CloudSettings, db: Database | None = None, ingest: Any 
             if run_engine:
                 await stack.enter_async_context(services.engine)
                 await stack.enter_async_context(services.service_engine)
+                await stack.enter_async_context(services.care_visit_engine)
             if settings.watch_port is not None and ingest is not None:
                 from eldercare_cloud.watch import WatchServer
 
@@ -217,7 +232,7 @@ def create_app(settings: CloudSettings, db: Database | None = None, ingest: Any 
         return Health(status="ok", engine_failures=services.engine.failures)
 
     for module in (auth, users, registry, ladders, alerts, responder, stream, audit, records,
-                   service_routes):
+                   service_routes, care_visit_routes):
         api.include_router(module.router)
     api.include_router(console_support.router)
     api.include_router(installer.router)
@@ -246,6 +261,18 @@ def _handler(code: int) -> Any:
     return handle
 
 
+def _finite(value: Any) -> Any:
+    """The invalid input echoed in a 422, with NaN/Infinity as text (JSON has no such
+    numbers: echoing them raw turned a clear refusal into a 500)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
 async def _desk_handler(request: Request, exc: Exception) -> JSONResponse:
     """A service-desk refusal: the status of its cloud error class, plus a stable code and
     the Chinese message the console shows."""
@@ -253,8 +280,11 @@ async def _desk_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DeskError)
     return JSONResponse({"detail": str(exc), "code": exc.code, "message_zh": exc.zh},
                         status_code=code)
+
+
 async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
-    """FastAPI's own 422 body, plus the stable code the pages translate."""
+    """FastAPI's own 422 body (a NaN it echoes made finite, so the body is valid JSON),
+    plus the stable code the pages translate."""
     assert isinstance(exc, RequestValidationError)
-    return JSONResponse({"detail": jsonable_encoder(exc.errors()), "code": "validation"},
+    return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors())), "code": "validation"},
                         status_code=422)

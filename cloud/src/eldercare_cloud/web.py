@@ -47,6 +47,7 @@ CONSOLE_PAGE = Path("console/index.html")
 RESPOND_PAGE = Path("family/respond.html")
 FAMILY_PAGE = Path("family/index.html")
 WORKER_PAGE = Path("worker/index.html")
+VISITOR_PAGE = Path("visitor/index.html")
 
 #: pages and modules change with a deployment, not between reloads of one session; "no-cache"
 #: still lets the browser keep a copy, it only revalidates (ETag) before using it
@@ -137,6 +138,11 @@ def mount_console(app: FastAPI, settings: CloudSettings) -> bool:
     async def work_order(order_id: str) -> Response:
         # the page reads the order id from its own path and the token from its query
         return page(WORKER_PAGE)
+
+    @app.get("/visit/", include_in_schema=False)
+    async def visit() -> Response:
+        # the care visitor's phone page (issue 11): the token comes from its query
+        return page(VISITOR_PAGE)
 
     app.mount("/ui", _Static(directory=root, html=False), name="ui")
     return True

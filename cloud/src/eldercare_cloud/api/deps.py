@@ -31,6 +31,8 @@ from eldercare_cloud.registry import RegistryService
 from eldercare_cloud.services import ServiceDesk, ServiceEngine, ServiceRecords
 from eldercare_cloud.settings import CloudSettings
 from eldercare_cloud.stream import StreamHub
+from eldercare_cloud.visits.care import CareVisits
+from eldercare_cloud.visits.care_engine import CareVisitEngine
 
 
 @dataclass
@@ -50,6 +52,8 @@ class Services:
     service_records: ServiceRecords
     service_engine: ServiceEngine
     records: RecordsService
+    care_visits: CareVisits
+    care_visit_engine: CareVisitEngine
     #: the demo run's loopback SMS channel (sms_provider=outbox), else None
     sms_outbox: SmsOutbox | None = None
     privacy: PrivacyService | None = None

@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from eldercare_cloud.audit import AuditLog
@@ -96,6 +96,14 @@ class Actor:
 SYSTEM = Actor("system", "系统")
 
 
+class VisitHook(Protocol):
+    async def long_press(self, conn: Connection, household_id: str,
+                         device_id: str, at: datetime) -> str | None: ...
+
+    async def has_active(self, conn: Connection, household_id: str,
+                         at: datetime) -> bool: ...
+
+
 @dataclass(frozen=True)
 class Account:
     provider_id: str | None
@@ -114,6 +122,12 @@ class ServiceDesk:
         self._base_url = public_base_url.rstrip("/")
         self._tenant = tenant
         self._wake = wake or (lambda: None)
+        self._visit_hooks: list[VisitHook] = []
+
+    def add_visit_hook(self, hook: VisitHook) -> None:
+        """Another kind of visit at a home (care visits, issue 11) that a long press or a
+        door/motion event may belong to when no service order does."""
+        self._visit_hooks.append(hook)
 
     @property
     def clock(self) -> Clock:
@@ -1309,6 +1323,9 @@ class ServiceDesk:
                                  " ORDER BY o.status DESC, o.window_start",
                                  (household_id, *params))
         if not rows:
+            for hook in self._visit_hooks:
+                if (found := await hook.long_press(conn, household_id, device_id, at)):
+                    return found
             return None
         row = rows[0]  # in_progress sorts before accepted: a running visit is closed first
         action = "check_out" if row["status"] == OrderStatus.IN_PROGRESS.value else "check_in"
@@ -1341,11 +1358,17 @@ class ServiceDesk:
                                   "score": Score.SATISFIED.value})
         return order_id
 
-    async def has_active_order(self, conn: Connection, household_id: str) -> bool:
+    async def has_active_order(self, conn: Connection, household_id: str,
+                               at: datetime | None = None) -> bool:
         clause, params = K.in_list("status", [s.value for s in HOLDS_WORKER])
         row = await K.fetch_one(conn, f"SELECT 1 FROM svc_orders WHERE household_id = ? AND"
                                 f" {clause} LIMIT 1", (household_id, *params))
-        return row is not None
+        if row is not None:
+            return True
+        for hook in self._visit_hooks:
+            if await hook.has_active(conn, household_id, at or self._clock.now()):
+                return True
+        return False
 
 
 def day_bounds(day: date) -> tuple[str, str]:

@@ -206,7 +206,7 @@ class ServiceEngine:
                                                gateway_id=ev.gateway_id,
                                                device_id=ev.device_id, record_id=ev.id,
                                                pressed_at=at)
-                    elif await self._desk.has_active_order(conn, where.household_id):
+                    elif await self._desk.has_active_order(conn, where.household_id, at):
                         await V.add_evidence(conn, where.household_id, ev.id, ev.device_id,
                                              ev.kind.value, at)
                 await conn.execute(
