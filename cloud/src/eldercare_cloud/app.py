@@ -43,6 +43,7 @@ from eldercare_cloud.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+from eldercare_cloud.ingest.store import COMMITS_CHANNEL
 from eldercare_cloud.notify.base import Channel
 from eldercare_cloud.notify.dispatcher import Dispatcher
 from eldercare_cloud.notify.factory import channels_from_settings
@@ -146,6 +147,9 @@ def create_app(settings: CloudSettings, db: Database | None = None, ingest: Any 
             holder["services"] = services
             if run_engine:
                 await stack.enter_async_context(services.engine)
+                # ingest in other processes (role "ingest") wakes this engine by NOTIFY
+                await stack.enter_async_context(
+                    database.listen(COMMITS_CHANNEL, services.engine.wake))
             yield
 
     app = FastAPI(title="eldercare cloud", version="0.1.0", lifespan=lifespan,

@@ -30,14 +30,24 @@ def _logging(verbose: bool) -> None:
 
 
 @app.command()
-def run(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
+def run(verbose: bool = typer.Option(False, "--verbose", "-v"),
+        role: str | None = typer.Option(
+            None, "--role", help="all (default) | ingest | api | engine: the part of the "
+            "production shape this process runs (ELDERCARE_CLOUD_ROLE)")) -> None:
     """Run the cloud (ingest and, when built, the API) until Ctrl-C / SIGTERM.
 
     Configured by ELDERCARE_CLOUD_* environment variables (see settings.py)."""
+    from pydantic import ValidationError
+
     from eldercare_cloud.service import run_until_signalled
 
     _logging(verbose)
-    asyncio.run(run_until_signalled(CloudSettings()))
+    try:
+        settings = CloudSettings() if role is None else CloudSettings(role=role)
+    except ValidationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    asyncio.run(run_until_signalled(settings))
 
 
 @gateway_app.command("add")
