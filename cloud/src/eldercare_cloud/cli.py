@@ -12,6 +12,7 @@ import sys
 
 import typer
 
+from eldercare_cloud.cli_broker import broker_app
 from eldercare_cloud.cli_users import user_app
 from eldercare_cloud.db import Database
 from eldercare_cloud.ingest import IngestStore, RegistrationError
@@ -22,6 +23,7 @@ app = typer.Typer(help="Eldercare cloud: ingest, registry, alerts, API.",
 gateway_app = typer.Typer(help="Register and list gateways.", no_args_is_help=True)
 app.add_typer(gateway_app, name="gateway")
 app.add_typer(user_app, name="user")
+app.add_typer(broker_app, name="broker")
 
 
 def _logging(verbose: bool) -> None:
