@@ -5,11 +5,16 @@ plugin (its first file written by ``eldercare-cloud broker init``, as the compos
 the shared subscription, ``--role api``, ``--role engine``) on the test's database
 (PostgreSQL in scripts/test.sh's second run), every cloud connection to the broker over
 TLS. An installer claims a gateway through the API; the gateway connects over TLS with
-the account the claim issued and its alarm is committed and acked.
+the account the claim issued and its alarm is committed and acked, and a console
+connected to the API process sees the alert that the engine process raised from what the
+ingest process committed (on PostgreSQL by NOTIFY: the stream's heartbeat is then longer
+than the test waits; on SQLite, one file shared by the processes, by the heartbeat's
+re-read).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import ssl
 import subprocess
@@ -43,6 +48,8 @@ from eldercare_protocols.uplink import Ack, Down, EventEnvelope, Up, down_topic,
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
+#: shorter than the engine's poll on PostgreSQL (60 s): the alert must come by NOTIFY
+ALERT_WAIT_S = 30 if db_support.POSTGRES else 60
 #: fixed timestamps for the records (no wall clock in tests)
 AT = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 
@@ -93,7 +100,10 @@ def tls_platform(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Pla
         "ELDERCARE_CLOUD_MQTT_CLIENT_ID": "cloud-{host}-" + uuid.uuid4().hex[:6],
         "ELDERCARE_CLOUD_HTTP_PORT": str(http_port),
         "ELDERCARE_CLOUD_SECRET_KEY": "deploy-tls-tests-secret-key-0123456789",
-        "ELDERCARE_CLOUD_CARE_POLL_S": "0.2",
+        # PostgreSQL: the engine wakes only by NOTIFY within the test's waits
+        "ELDERCARE_CLOUD_CARE_POLL_S": "0.2" if not db_support.POSTGRES else "60",
+        "ELDERCARE_CLOUD_CARE_RULES_INTERVAL_S": "30" if not db_support.POSTGRES else "600",
+        "ELDERCARE_CLOUD_STREAM_HEARTBEAT_S": "0.5" if not db_support.POSTGRES else "120",
         "ELDERCARE_CLOUD_BROKER_URL": tls_url,
         "ELDERCARE_CLOUD_BROKER_TLS_CA": str(certs / "ca.crt"),
         "ELDERCARE_CLOUD_BROKER_ADMIN_USERNAME": admin.username,
@@ -170,6 +180,38 @@ class TlsGateway:
         self.client.loop_stop()
 
 
+class Console:
+    """An operator's live stream (SSE) on the API worker, read on a thread of its own."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.opened = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, args=(url, token), daemon=True)
+        self._thread.start()
+
+    def _read(self, url: str, token: str) -> None:
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(timeout=httpx.Timeout(10, read=150)) as client, \
+                client.stream("GET", f"{url}/api/v1/stream", headers=headers) as r:
+            r.raise_for_status()
+            self.opened.set()
+            event: dict[str, Any] = {}
+            for line in r.iter_lines():
+                if self._stop.is_set():
+                    return
+                if line.startswith("event: "):
+                    event["event"] = line[7:]
+                elif line.startswith("data: "):
+                    event["data"] = json.loads(line[6:])
+                elif not line and event:
+                    self.events.append(event)
+                    event = {}
+
+    def close(self) -> None:
+        self._stop.set()
+
+
 def sos(gateway_id: str, seq: int) -> EventEnvelope:
     return EventEnvelope(id=uuid.uuid4().hex, seq=seq, gateway_id=gateway_id, gateway_ts=AT,
                          device_id="btn-1", kind=EventKind.SOS, device_ts=AT, device_seq=seq)
@@ -187,6 +229,12 @@ def test_a_gateway_claimed_in_the_deployment_shape_publishes_over_tls(
     creds = r.json()["broker"]
     assert creds["url"].startswith("mqtts://")  # what the gateway is told: TLS
 
+    with plat.api(installer) as api:  # the walk test is over: alarms are real now
+        done = api.delete("/installer/gateways/gw-tls-0001/commissioning")
+    assert done.status_code == 200, done.text
+    console = Console(plat.http_url, seeded["admin_token"])
+    assert console.opened.wait(30), "the console's stream did not open"
+
     ca = plat.tmp / "certs" / "ca.crt"
     gw = TlsGateway(creds["url"], ca, creds["username"], creds["password"],
                     creds["client_id"])
@@ -196,8 +244,15 @@ def test_a_gateway_claimed_in_the_deployment_shape_publishes_over_tls(
         gw.client.publish(up_topic(gw.gateway_id, Up.EVENTS), encode(alarm),
                           qos=1).wait_for_publish(10)
         wait_until(lambda: alarm.id in gw.acked_ids(), 60, "the cloud's ack over TLS")
+        # ingest process -> database -> engine process -> stream -> API process -> console
+        opened = wait_until(lambda: [e for e in console.events
+                                     if e.get("event") == "alert.opened"], ALERT_WAIT_S,
+                            "the alert on the console of the API worker")
+        assert opened[0]["data"]["alert"]["kind"] == "sos"
+        assert opened[0]["data"]["alert"]["gateway_id"] == "gw-tls-0001"
     finally:
         gw.close()
+        console.close()
     target = db_support.env_target(plat.tmp / "cloud" / "cloud.sqlite3")
     assert db_support.rows(target, "SELECT gateway_id, kind FROM events WHERE id = ?",
                            (alarm.id,)) == [("gw-tls-0001", "sos")]
