@@ -3,7 +3,7 @@
 Run from the repository root::
 
     uv run python bench/bench_cloud_ingest.py [--records 40000] [--window 2000] [--quick]
-        [--database-url postgresql://USER@HOST:PORT/EMPTY_DB]
+        [--database-url postgresql://USER@HOST:PORT/EMPTY_DB] [--ingest-workers 1,2]
 
 Everything runs on 127.0.0.1: a Mosquitto started here, the cloud as its own process
 (``eldercare-cloud run``, ingest only) on a fresh SQLite file (or the empty PostgreSQL
@@ -15,6 +15,12 @@ counts only when its ack arrived, and the cloud acks only after its commit retur
 Baseline, measured in the same run with the same generator and window: a bare QoS 1
 relay through the same Mosquitto (a process that echoes each message to the down topic,
 no decoding, no storage). Target (issue 4): >= 10,000 records/s.
+
+``--ingest-workers 1,2`` measures the cloud again with each number of ingest worker
+processes (``--role ingest``) on the shared subscription ``$share/bench/...`` (used for
+every count, so one worker is measured the same way), and prints throughput per worker
+count, CPU per record summed over the workers, and the ratio to one worker. Use it with
+``--database-url``: several workers need PostgreSQL.
 """
 
 from __future__ import annotations
@@ -205,8 +211,8 @@ def worker(port: int, window: int, parse_ack: bool, gateways: list[str],
 
 
 def measure(port: int, window: int, parse_ack: bool, phases: list[Phase], workers: int,
-            pid: Callable[[], int]) -> dict[str, tuple[float, float]]:
-    """name -> (records/s, CPU share of one core of the process under test)."""
+            pids: Callable[[], list[int]]) -> dict[str, tuple[float, float]]:
+    """name -> (records/s, CPU share of one core of the processes under test, summed)."""
     ctx = mp.get_context("fork")
     go = [ctx.Event() for _ in phases]
     results = ctx.Queue()
@@ -221,10 +227,10 @@ def measure(port: int, window: int, parse_ack: bool, phases: list[Phase], worker
     try:
         for phase, start in zip(per, go, strict=True):
             time.sleep(0.5)  # every worker has built its messages (they did while we slept)
-            cpu0 = proc_cpu_s(pid())
+            cpu0 = sum(proc_cpu_s(p) for p in pids())
             start.set()
             got = [results.get(timeout=600) for _ in procs]
-            cpu = proc_cpu_s(pid()) - cpu0
+            cpu = sum(proc_cpu_s(p) for p in pids()) - cpu0
             t0, t1 = min(g[1] for g in got), max(g[2] for g in got)
             out[phase.name] = (sum(g[3] for g in got) / (t1 - t0), cpu / (t1 - t0))
     finally:
@@ -264,18 +270,37 @@ def counts(target: Path | str) -> tuple[tuple[int, int], int, int]:
     return asyncio.run(go())
 
 
-def start_cloud(root: Path, port: int, batch_max: int,
-                database_url: str | None) -> subprocess.Popen[bytes]:
+def start_cloud(root: Path, port: int, batch_max: int, database_url: str | None,
+                name: str = "cloud", shared_group: str = "") -> subprocess.Popen[bytes]:
     env = {**os.environ, "ELDERCARE_CLOUD_ENVIRONMENT": "test",
            "ELDERCARE_CLOUD_DATA_DIR": str(root / "cloud"),
            "ELDERCARE_CLOUD_MQTT_URL": f"mqtt://127.0.0.1:{port}",
+           "ELDERCARE_CLOUD_MQTT_CLIENT_ID": f"bench-{name}",
+           "ELDERCARE_CLOUD_MQTT_SHARED_GROUP": shared_group,
            "ELDERCARE_CLOUD_HTTP_ENABLED": "false",
            "ELDERCARE_CLOUD_INGEST_BATCH_MAX": str(batch_max)}
     if database_url:
         env["ELDERCARE_CLOUD_DATABASE_URL"] = database_url
     exe = Path(sys.executable).parent / "eldercare-cloud"
-    return subprocess.Popen([str(exe), "run"], env=env, stdout=(root / "cloud.log").open("wb"),
-                            stderr=subprocess.STDOUT)
+    return subprocess.Popen([str(exe), "run", "--role", "ingest"], env=env,
+                            stdout=(root / f"{name}.log").open("wb"), stderr=subprocess.STDOUT)
+
+
+def run_workers(root: Path, port: int, args: argparse.Namespace, phases: list[Phase],
+                n: int, shared_group: str) -> dict[str, tuple[float, float]]:
+    """The cloud as ``n`` ingest worker processes; CPU summed over them."""
+    clouds: list[subprocess.Popen[bytes]] = []
+    try:
+        for i in range(n):
+            name = f"cloud-{n}-{i}"
+            clouds.append(start_cloud(root, port, args.batch_max, args.database_url, name,
+                                      shared_group))
+            wait_log(root / f"{name}.log", "connected to")
+        return measure(port, args.window, True, phases, args.workers,
+                       lambda: [c.pid for c in clouds])
+    finally:
+        for cloud in clouds:
+            stop(cloud)
 
 
 def wait_log(path: Path, needle: str, limit: float = 30) -> None:
@@ -298,7 +323,13 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="a quarter of the load")
     ap.add_argument("--database-url", help="an empty PostgreSQL database to ingest into "
                     "(postgresql://...); default: a fresh SQLite file")
+    ap.add_argument("--ingest-workers", default="",
+                    help="comma-separated worker counts on a shared subscription, e.g. 1,2 "
+                    "(default: one worker, plain subscription)")
     args = ap.parse_args()
+    worker_counts = [int(x) for x in args.ingest_workers.split(",") if x.strip()]
+    if any(n > 1 for n in worker_counts) and not args.database_url:
+        ap.error("several ingest workers need --database-url (PostgreSQL)")
     if args.quick:
         args.records //= 4
         args.batches //= 4
@@ -318,23 +349,26 @@ def main() -> None:
         if relay.stdout.readline().strip() != b"ready":
             raise RuntimeError("relay did not start")
         try:
-            base = measure(port, args.window, False, phases, args.workers, lambda: relay.pid)
+            base = measure(port, args.window, False, phases, args.workers,
+                           lambda: [relay.pid])
         finally:
             stop(relay)
 
         target: Path | str = args.database_url or root / "cloud" / "cloud.sqlite3"
         register(target)
-        cloud = start_cloud(root, port, args.batch_max, args.database_url)
-        try:
-            wait_log(root / "cloud.log", "connected to")
-            got = measure(port, args.window, True, phases, args.workers, lambda: cloud.pid)
-        finally:
-            stop(cloud)
+        runs: dict[int, dict[str, tuple[float, float]]] = {}
+        for k, n in enumerate(worker_counts or [1]):
+            # fresh record ids for each run (the generators fork from here): a repeat
+            # would measure the duplicate path, not inserts
+            _SEQ[0] = k * 100_000_000
+            runs[n] = run_workers(root, port, args, phases, n,
+                                  "bench" if worker_counts else "")
+        got = runs[(worker_counts or [1])[0]]
         events, batches, readings = counts(target)
         w = args.workers
-        expect_events = (1200 // w + args.records // w) * w
+        expect_events = (1200 // w + args.records // w) * w * len(runs)
         assert events == (expect_events, expect_events), events
-        assert batches == args.batches // w * w
+        assert batches == args.batches // w * w * len(runs)
         assert readings == batches * args.per_batch
 
         for name in ("events", "telemetry"):
@@ -353,6 +387,18 @@ def main() -> None:
                   + (f"; target >= 10,000 records/s: {verdict}"
                      + ("" if rate >= 10_000 else f" by {10_000 - rate:,.0f} records/s"
                         f" ({(1 - rate / 10_000) * 100:.0f}%)") if verdict else ""))
+        if worker_counts:
+            print("ingest workers on $share/bench (commit, then ack); CPU summed over workers:")
+            one = runs[worker_counts[0]]["events"][0]
+            for n, res in runs.items():
+                rate, cpu = res["events"]
+                t_rate, t_cpu = res["telemetry"]
+                print(f"  {n} worker{'s' if n > 1 else ' '}: events {rate:>7,.0f} records/s"
+                      f" ({rate / one:.2f}x {worker_counts[0]} worker), "
+                      f"{cpu / max(rate, 1e-9) * 1e6:,.0f} us CPU per record, relay ratio "
+                      f"{rate / base['events'][0]:.2f}; telemetry {t_rate:,.0f} batches/s "
+                      f"({t_cpu / max(t_rate * args.per_batch, 1e-9) * 1e6:.1f} us CPU per "
+                      f"reading)")
         print(f"stored: {events[0]:,} events (all distinct), {batches:,} telemetry batches, "
               f"{readings:,} readings; "
               + ("PostgreSQL (its own fsync and synchronous_commit settings)"

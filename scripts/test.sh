@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(mosquitto docker-compose chromium fonts-noto-cjk victoria-metrics postgresql fonts-wqy-zenhei poppler-utils)
+APT_PACKAGES=(mosquitto docker-compose chromium fonts-noto-cjk victoria-metrics postgresql fonts-wqy-zenhei poppler-utils openssl)
 PG_PATHS=${ELDERCARE_TEST_PG_PATHS:-tests/cloud tests/installer tests/console tests/e2e}
 
 need=()

@@ -172,7 +172,7 @@ def start_services(work: Path, home: Addr, cloud: Addr
                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
     procs = {"gateway": gw_proc, "cloud": cloud_proc}
     try:
-        _wait_log(cloud_proc, logs["cloud"], b"cloud ingest subscribed", 30)
+        _wait_log(cloud_proc, logs["cloud"], b"cloud role all: broker", 30)
         _wait_log(gw_proc, logs["gateway"], b"home broker connected", 30)
     except BaseException:
         stop_services(procs)

@@ -101,8 +101,8 @@ async def test_an_address_that_tries_many_accounts_is_locked(http: Running) -> N
 
 async def test_logout_revokes_the_token_at_once(http: Running) -> None:
     async with httpx.AsyncClient(base_url=http.url) as client:
+        # two sessions signed in at the same instant (the clock does not move) are distinct
         first = (await sign_in(client, "family", PASSWORD)).json()["access_token"]
-        http.clock.advance(1)  # type: ignore[union-attr]
         second = (await sign_in(client, "family", PASSWORD)).json()["access_token"]
         assert first != second
         auth = {"Authorization": f"Bearer {first}"}

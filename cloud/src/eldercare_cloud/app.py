@@ -56,6 +56,7 @@ from eldercare_cloud.errors import (
     PermissionDeniedError,
     ThrottledError,
 )
+from eldercare_cloud.ingest.store import COMMITS_CHANNEL
 from eldercare_cloud.notify.base import Channel
 from eldercare_cloud.notify.dispatcher import Dispatcher
 from eldercare_cloud.notify.factory import channels_from_settings
@@ -204,6 +205,9 @@ def create_app(settings: CloudSettings, db: Database | None = None, ingest: Any 
                 await stack.enter_async_context(services.engine)
                 await stack.enter_async_context(services.service_engine)
                 await stack.enter_async_context(services.care_visit_engine)
+                # ingest in other processes (role "ingest") wakes this engine by NOTIFY
+                await stack.enter_async_context(
+                    database.listen(COMMITS_CHANNEL, services.engine.wake))
             if settings.watch_port is not None and ingest is not None:
                 from eldercare_cloud.watch import WatchServer
 

@@ -12,6 +12,7 @@ import sys
 
 import typer
 
+from eldercare_cloud.cli_broker import broker_app
 from eldercare_cloud.cli_users import user_app
 from eldercare_cloud.db import Database
 from eldercare_cloud.ingest import IngestStore, RegistrationError
@@ -22,6 +23,7 @@ app = typer.Typer(help="Eldercare cloud: ingest, registry, alerts, API.",
 gateway_app = typer.Typer(help="Register and list gateways.", no_args_is_help=True)
 app.add_typer(gateway_app, name="gateway")
 app.add_typer(user_app, name="user")
+app.add_typer(broker_app, name="broker")
 
 
 def _logging(verbose: bool) -> None:
@@ -30,14 +32,24 @@ def _logging(verbose: bool) -> None:
 
 
 @app.command()
-def run(verbose: bool = typer.Option(False, "--verbose", "-v")) -> None:
+def run(verbose: bool = typer.Option(False, "--verbose", "-v"),
+        role: str | None = typer.Option(
+            None, "--role", help="all (default) | ingest | api | engine: the part of the "
+            "production shape this process runs (ELDERCARE_CLOUD_ROLE)")) -> None:
     """Run the cloud (ingest and, when built, the API) until Ctrl-C / SIGTERM.
 
     Configured by ELDERCARE_CLOUD_* environment variables (see settings.py)."""
+    from pydantic import ValidationError
+
     from eldercare_cloud.service import run_until_signalled
 
     _logging(verbose)
-    code = asyncio.run(run_until_signalled(CloudSettings()))
+    try:
+        settings = CloudSettings() if role is None else CloudSettings(role=role)
+    except ValidationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    code = asyncio.run(run_until_signalled(settings))
     if code:
         raise typer.Exit(code)
 

@@ -4,6 +4,18 @@
 app comes from ``eldercare_cloud.app.create_app`` when that module exists, so ingest
 runs on its own while the care core is being built, and ``http_enabled=false`` runs an
 ingest-only worker (several of them can share ``$share/...``).
+
+``settings.role`` picks the parts of the production shape this process runs, each
+scaled on its own against one PostgreSQL database:
+
+=========  ==================  ========  ===========================================
+role       uplink subscriber   HTTP API  care engine
+=========  ==================  ========  ===========================================
+all        yes                 yes       yes (the one-command run)
+ingest     yes ($share/...)    no        no
+api        no                  yes       no (live stream by LISTEN/NOTIFY)
+engine     no (publishes)      no        yes (one leads per database; woken by NOTIFY)
+=========  ==================  ========  ===========================================
 """
 
 from __future__ import annotations
@@ -11,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import inspect
+import json
 import logging
 import os
 import signal
@@ -43,7 +56,14 @@ class CloudService:
         self.db = Database(settings.database)
         self.store = IngestStore(
             self.db, telemetry_sqlite=settings.telemetry_sqlite or not settings.influx_url)
-        self.ingest = IngestService(settings, self.db, store=self.store)
+        role = settings.role
+        #: None for the api role: it neither takes uplink nor publishes to gateways
+        self.ingest: IngestService | None = (
+            IngestService(settings, self.db, store=self.store,
+                          subscribe=role in ("all", "ingest"))
+            if role != "api" else None)
+        self.serves_http = settings.http_enabled and role in ("all", "api")
+        self.runs_engine = role in ("all", "engine")
         self.app: Any = None
         self.http_url: str | None = None
         self._server: uvicorn.Server | None = None
@@ -54,11 +74,18 @@ class CloudService:
         try:
             await self._stack.enter_async_context(self.db)
             await self._stack.enter_async_context(self.store)
-            await self._stack.enter_async_context(self.ingest)
-            if self.settings.http_enabled:
+            if self.ingest is not None:
+                await self._stack.enter_async_context(self.ingest)
+            if self.serves_http:
                 self.app = self._create_app()
                 if self.app is not None:
                     await self._start_http()
+            elif self.runs_engine and self.settings.role == "engine":
+                # the engine without HTTP: the app's lifespan (migrations, engine) alone
+                self.app = self._create_app()
+                if self.app is not None:
+                    await self._stack.enter_async_context(
+                        self.app.router.lifespan_context(self.app))
         except BaseException:
             await self._stack.aclose()
             raise
@@ -77,7 +104,8 @@ class CloudService:
             log.info("no eldercare_cloud.app yet: running ingest only")
             return None
         create_app = module.create_app
-        offered = {"db": self.db, "ingest": self.ingest, "store": self.store}
+        offered = {"db": self.db, "ingest": self.ingest, "store": self.store,
+                   "run_engine": self.runs_engine}
         params = inspect.signature(create_app).parameters
         kwargs = {k: v for k, v in offered.items() if k in params}
         return create_app(self.settings, **kwargs)
@@ -148,21 +176,22 @@ async def run_until_signalled(settings: CloudSettings) -> int:
     code = 0
     try:
         host, port = settings.mqtt_host_port
-        log.info("cloud ingest subscribed at %s:%d, database %s", host, port,
+        log.info("cloud role %s: broker %s:%d, database %s", settings.role, host, port,
                  redact_url(settings.database))
         if cloud.http_url:
             log.info("console and API: %s", cloud.http_url)
-        waiters: list[asyncio.Task[Any]] = [
-            asyncio.create_task(stop.wait(), name="signal"),
-            asyncio.create_task(cloud.ingest.dead.wait(), name="ingest-dead")]
+        waiters: list[asyncio.Task[Any]] = [asyncio.create_task(stop.wait(), name="signal")]
+        if cloud.ingest is not None:   # the api role has no ingest
+            waiters.append(asyncio.create_task(cloud.ingest.dead.wait(), name="ingest-dead"))
+        own = len(waiters)
         if cloud.server_task is not None:
             waiters.append(cloud.server_task)
         try:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for w in waiters[:2]:
+            for w in waiters[:own]:
                 w.cancel()
-        if cloud.ingest.dead.is_set():
+        if cloud.ingest is not None and cloud.ingest.dead.is_set():
             log.critical("ingest died (%r): exiting with status %d", cloud.ingest.died,
                          EXIT_TASK_DIED)
             code = EXIT_TASK_DIED
@@ -178,4 +207,7 @@ async def run_until_signalled(settings: CloudSettings) -> int:
         except TimeoutError:
             log.error("shutdown took longer than %.0f s: exiting anyway", STOP_BUDGET_S)
             code = code or EXIT_STOP_TIMEOUT
+    if cloud.ingest is not None:
+        # one line an operator (or a test) can read: what this worker did
+        log.info("ingest counters: %s", json.dumps(cloud.ingest.counters.as_dict()))
     return code

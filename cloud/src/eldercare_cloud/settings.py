@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from eldercare_cloud.errors import ConfigError
@@ -24,11 +24,19 @@ class CloudSettings(BaseSettings):
     #: ``postgresql://USER:PASSWORD@HOST:PORT/DB`` for the production engine; unset = the
     #: embedded SQLite file (``sqlite:///PATH`` names one explicitly)
     database_url: str | None = None
+    #: what this process runs: "all" (the one-command shape: ingest, HTTP API, care engine)
+    #: or one role of the production shape, each scaled on its own against one PostgreSQL:
+    #: "ingest" (uplink subscriber on the shared subscription; no HTTP), "api" (HTTP API,
+    #: console and live stream; no uplink, no engine), "engine" (care engine: alerts,
+    #: ladders, notifications; one leads per database, the others stand by)
+    role: Literal["all", "ingest", "api", "engine"] = "all"
 
     # cloud broker (the gateways' uplink)
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     mqtt_username: str | None = None
     mqtt_password: str | None = None
+    #: ``{host}`` is replaced by the host name (a container's id), so replicas started
+    #: from one environment (compose ``deploy.replicas``) get client ids of their own
     mqtt_client_id: str = "eldercare-cloud-ingest"
     #: "$share/<group>/" prefix for many ingest workers; empty for a single worker
     mqtt_shared_group: str = ""
@@ -121,6 +129,15 @@ class CloudSettings(BaseSettings):
     influx_max_pending: int = Field(default=200000, ge=1)
     influx_timeout_ms: int = Field(default=5000, ge=100)
     influx_retry_max_s: float = Field(default=30.0, gt=0)
+
+    @field_validator("mqtt_client_id")
+    @classmethod
+    def _expand_client_id(cls, value: str) -> str:
+        if "{host}" in value:
+            import socket
+
+            value = value.replace("{host}", socket.gethostname())
+        return value
 
     @property
     def db_path(self) -> Path:

@@ -367,8 +367,10 @@ class UserService:
 
     def _issue(self, row: Row) -> Token:
         expires = self._clock.now() + timedelta(seconds=self._ttl)
-        token = sign(self._secret, TOKEN_PURPOSE, {"sub": row["id"], "v": row["token_version"]},
-                     expires)
+        # "jti": each sign-in is its own session, so signing out of one (a revoked token
+        # hash) never revokes another session of the same user issued in the same second
+        token = sign(self._secret, TOKEN_PURPOSE, {"sub": row["id"], "v": row["token_version"],
+                                                   "jti": secrets.token_urlsafe(9)}, expires)
         return Token(access_token=token, expires_in=self._ttl, role=Role(row["role"]))
 
     async def _audit_login(self, action: str, username: str, reason: str) -> None:

@@ -79,14 +79,21 @@ def mqtt_options(settings: CloudSettings) -> MqttOptions:
         host=host, port=port, client_id=settings.mqtt_client_id,
         username=settings.mqtt_username, password=settings.mqtt_password,
         tls=settings.mqtt_url.startswith("mqtts://"), tls_ca=settings.mqtt_tls_ca,
-        keepalive_s=settings.mqtt_keepalive_s, reconnect_max_s=settings.mqtt_reconnect_max_s)
+        keepalive_s=settings.mqtt_keepalive_s, reconnect_max_s=settings.mqtt_reconnect_max_s,
+        # on a shared subscription a kept session that is offline (a dead worker) still
+        # gets its share queued by the broker until it comes back; a clean session hands
+        # that share to the living workers at once (what was in flight at the dead one is
+        # resent by its gateways, which keep every record until our ack)
+        clean_session=bool(settings.mqtt_shared_group))
 
 
 class IngestService:
     """Subscribes to every gateway's uplink, commits, acks; publishes configs and commands."""
 
     def __init__(self, settings: CloudSettings, db: Database, *,
-                 store: IngestStore | None = None) -> None:
+                 store: IngestStore | None = None, subscribe: bool = True) -> None:
+        """``subscribe=False``: a publisher only (configs, commands) for a process of the
+        api or engine role, which must not take a share of the uplink."""
         self.settings = settings
         self.db = db
         self._own_store = store is None
@@ -116,7 +123,8 @@ class IngestService:
         #: process must exit non-zero (``run_until_signalled``) and be restarted
         self.dead = asyncio.Event()
         self.died: BaseException | None = None
-        self.mqtt = MqttConnection(mqtt_options(settings), [(subscription(settings), 1)],
+        self.mqtt = MqttConnection(mqtt_options(settings),
+                                   [(subscription(settings), 1)] if subscribe else [],
                                    self._on_message, name="ingest")
 
     # -- lifecycle ---------------------------------------------------------------------

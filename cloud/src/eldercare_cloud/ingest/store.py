@@ -126,6 +126,9 @@ def _utc_opt(ts: datetime | None) -> datetime | None:
 
 #: notified when the set of accepted gateways shrinks (a revoke)
 GATEWAYS_CHANNEL = "eldercare_gateways"
+#: notified by a commit that stored new events or gateway transitions, so a care engine
+#: in another process (role "engine") wakes at once instead of at its next poll
+COMMITS_CHANNEL = "eldercare_ingest"
 
 
 class IngestStore:
@@ -381,6 +384,8 @@ class IngestStore:
             after["events"] = new_rows[-1][0] if new_rows else before["events"]
             if changes:
                 after["gateway_log"] = changes[-1].rowid
+            if new_rows or changes:
+                await self.db.notify(conn, COMMITS_CHANNEL)
             if any(touched[t] for t in ("gaps", "sms_reports", "unknown_devices",
                                         "telemetry_batches")):
                 after.update(await self._max_rowids(conn))
