@@ -46,8 +46,12 @@ class SystemClock:
 
     async def sleep_until(self, deadline: datetime | None, wake: asyncio.Event) -> None:
         timeout = None if deadline is None else max(0.0, (deadline - self.now()).total_seconds())
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+        # that arrives just as ``wake`` is set, and an engine's loop, cancelled at shutdown,
+        # would then sleep on forever (the rare hang of test_sos_over_mqtt_becomes_an_alert)
         try:
-            await asyncio.wait_for(wake.wait(), timeout=timeout)
+            async with asyncio.timeout(timeout):
+                await wake.wait()
         except TimeoutError:
             return
 

@@ -108,7 +108,8 @@ class StreamHub:
     async def wait(changed: asyncio.Event, seconds: float) -> bool:
         """Wait for a commit after ``watch()`` (True) or ``seconds`` (False)."""
         try:
-            await asyncio.wait_for(changed.wait(), seconds)
+            async with asyncio.timeout(seconds):   # not wait_for: see care/clock.py
+                await changed.wait()
         except TimeoutError:
             return False
         return True

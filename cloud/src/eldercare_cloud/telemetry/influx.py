@@ -150,8 +150,9 @@ class InfluxWriter:
                     remaining = self._first_queued + self.flush_s - time.monotonic()
                     if remaining > 0:
                         self._wake.clear()
-                        with suppress(TimeoutError):
-                            await asyncio.wait_for(self._wake.wait(), remaining)
+                        with suppress(TimeoutError):   # asyncio.timeout: see care/clock.py
+                            async with asyncio.timeout(remaining):
+                                await self._wake.wait()
                         if len(self._queue) < self.batch_size and (
                                 time.monotonic() < self._first_queued + self.flush_s):
                             continue
