@@ -5,7 +5,7 @@ through the registry, which audits them."""
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from eldercare_cloud.auth.models import Principal, Role
@@ -192,15 +192,20 @@ class ServiceRecords:
         where = f"{dclause} AND {mclause}"
         params = [*dparams, *mparams]
         rows = await K.fetch_all(conn, "SELECT o.id, o.status, o.service_type_id,"
-                                 " o.provider_id, o.arrive_due_at, o.window_end,"
-                                 f" o.checked_in_at FROM svc_orders o WHERE {where}", params)
+                                 " o.provider_id, o.window_start, o.accepted_at,"
+                                 " o.checked_in_at, t.arrive_within_s FROM svc_orders o"
+                                 f" JOIN svc_types t ON t.id = o.service_type_id WHERE {where}",
+                                 params)
         types = {r["id"]: r["name_zh"] for r in await K.fetch_all(
             conn, "SELECT id, name_zh FROM svc_types", ())}
         providers = {r["id"]: r["name"] for r in await K.fetch_all(
             conn, "SELECT id, name FROM svc_providers", ())}
+        # the arrive deadline the desk set on acceptance (check-in clears the column):
+        # the later of the window's start and the acceptance, plus the type's arrive time
         arrived = [r for r in rows if r["checked_in_at"] is not None]
-        on_time = sum(1 for r in arrived if parse_iso(r["checked_in_at"])
-                      <= parse_iso(r["arrive_due_at"] or r["window_end"]))
+        on_time = sum(1 for r in arrived if parse_iso(r["checked_in_at"]) <= max(
+            parse_iso(r["window_start"]), parse_iso(r["accepted_at"] or r["window_start"]))
+            + timedelta(seconds=int(r["arrive_within_s"])))
         visits = await V.of_orders(conn, [r["id"] for r in rows])
         closed = [status for status, _ in visits.values() if status in CLOSED_VISITS]
         verified = closed.count("verified")
