@@ -362,6 +362,10 @@ async def test_monthly_report_as_xlsx_and_pdf(care_http: Running) -> None:
         assert resp.status_code == 200, resp.text
         kpis = resp.json()
         assert kpis["overall"]["alarm_calls"] == 1 and kpis["overall"]["accepted"] == 1
+        # the green half's fields are there too (no orders or visits in this month)
+        assert kpis["services"]["orders"] == 0 and kpis["services"]["verified_pct"] is None
+        assert kpis["services"]["evv_standard_pct"] == 90.0
+        assert kpis["care_visits"]["coverage_pct"] is None
 
         resp = await client.get("/api/v1/records/reports/monthly.xlsx", headers=da,
                                 params={"month": month})

@@ -222,8 +222,10 @@ class RecordsService:
         residents = sum(d.residents for d in districts.values())
         # the green half's figures come from their own domains, over the districts this
         # caller's statistics cover: a district administrator sees counts, never residents,
-        # so the domains read the register as an operator of exactly those districts
-        stats = Principal(user_id=p.user_id, username=p.username, role=Role.OPERATOR,
+        # so the domains read the register as an operator of exactly those districts (the
+        # registry audits that read under the caller's id, marked as statistics)
+        stats = Principal(user_id=p.user_id, username=f"{p.username} [statistics]",
+                          role=Role.OPERATOR,
                           tenant=p.tenant, district_ids=frozenset(districts))
         scope = sorted(districts)
         services = (None if self._service_records is None
