@@ -117,6 +117,7 @@ export class ReportsView {
           t("reports.residents", { n: num(f.residents) })),
         card("kpi-offline", t("reports.offline_min"), num(f.device_offline_minutes)),
         card("kpi-battery", t("reports.batteries"), num(f.battery_replacements))),
+      this.green(r, card),
       h("h3", {}, t("reports.by_hour")),
       barChart(r.by_hour.map((g) => ({ key: g.key, label: g.label, short: Number(g.key) % 3 ? "" : g.key,
         value: g.figures.alerts })), { label: t("reports.by_hour"), id: "chart-hour" }),
@@ -133,6 +134,40 @@ export class ReportsView {
       r.by_district.length > 1 ? this.table(t("reports.by_district"), r.by_district, "table-district") : null,
       r.by_month.length > 1 ? this.table(t("reports.by_month"), r.by_month, "table-month") : null,
     ].filter(Boolean));
+  }
+
+  /** The service desk's and the care visits' figures (absent fields: nothing shown). */
+  green(r, card) {
+    const sv = r.services;
+    const cv = r.care_visits;
+    if (!sv && !cv) return null;
+    const rated = sv ? sv.ratings : {};
+    return h("section", { class: "panel", id: "reports-green" },
+      sv ? h("h3", {}, t("reports.services")) : null,
+      sv ? h("div", { class: "kpis" },
+        card("kpi-orders", t("reports.orders"), num(sv.orders),
+          t("reports.orders_hint", { done: sv.completed, cancelled: sv.cancelled })),
+        card("kpi-ontime", t("reports.on_time"), num(sv.on_time_pct, "%"),
+          t("reports.arrived", { n: sv.arrived })),
+        card("kpi-evv", t("reports.evv"), num(sv.verified_pct, "%"),
+          t("reports.evv_standard", { n: sv.evv_standard_pct }),
+          sv.meets_evv_standard === null ? "" : sv.meets_evv_standard ? "good" : "bad"),
+        card("kpi-flagged", t("reports.flagged"), num(sv.flagged),
+          t("reports.flagged_open", { n: sv.flagged_open })),
+        card("kpi-ratings", t("reports.ratings"),
+          `${num(rated.satisfied)} / ${num(rated.basic)} / ${num(rated.unsatisfied)}`,
+          t("reports.ratings_hint")),
+        card("kpi-complaints", t("reports.complaints"), num(sv.complaints),
+          t("reports.complaints_closed", { n: sv.complaints_closed })),
+        card("kpi-levels", t("reports.levels"), num(sv.levels_met_pct, "%"),
+          t("reports.levels_hint", { met: sv.levels_met, n: sv.entitled_residents })),
+        card("kpi-vouchers", t("reports.vouchers"), num(sv.voucher_debited_cents / 100))) : null,
+      cv ? h("h3", {}, t("reports.care_visits")) : null,
+      cv ? h("div", { class: "kpis" },
+        card("kpi-coverage", t("reports.coverage"), num(cv.coverage_pct, "%"),
+          t("reports.coverage_hint", { on_time: cv.on_time, late: cv.late, missed: cv.missed })),
+        card("kpi-concerns", t("reports.concerns"), num(cv.concerns_raised),
+          t("reports.concerns_answered", { n: cv.concerns_answered }))) : null);
   }
 
   table(title, groups, id) {

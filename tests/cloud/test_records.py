@@ -34,9 +34,20 @@ from care_support import (
 from openpyxl import load_workbook
 from pypdf import PdfReader
 
-from eldercare_cloud.auth.models import Principal
+from eldercare_cloud.auth.models import Principal, Role
 from eldercare_cloud.care.clock import ManualClock, iso
+from eldercare_cloud.records import export
 from eldercare_cloud.records.kpi import percentile
+from eldercare_cloud.services.desk import Actor
+from eldercare_cloud.services.models import (
+    CheckOutCreate,
+    OrderCreate,
+    Payment,
+    RatingCreate,
+    Score,
+)
+from eldercare_cloud.visits import store as V
+from eldercare_cloud.visits.care_models import ConcernClose, ConcernCreate
 from eldercare_protocols.events import EventKind
 
 pytestmark = pytest.mark.integration
@@ -351,6 +362,10 @@ async def test_monthly_report_as_xlsx_and_pdf(care_http: Running) -> None:
         assert resp.status_code == 200, resp.text
         kpis = resp.json()
         assert kpis["overall"]["alarm_calls"] == 1 and kpis["overall"]["accepted"] == 1
+        # the green half's fields are there too (no orders or visits in this month)
+        assert kpis["services"]["orders"] == 0 and kpis["services"]["verified_pct"] is None
+        assert kpis["services"]["evv_standard_pct"] == 90.0
+        assert kpis["care_visits"]["coverage_pct"] is None
 
         resp = await client.get("/api/v1/records/reports/monthly.xlsx", headers=da,
                                 params={"month": month})
@@ -358,7 +373,8 @@ async def test_monthly_report_as_xlsx_and_pdf(care_http: Running) -> None:
         assert resp.headers["content-type"].startswith(
             "application/vnd.openxmlformats-officedocument.spreadsheetml")
         wb = load_workbook(io.BytesIO(resp.content))
-        assert wb.sheetnames == ["总览", "按社区", "按值班员", "按小时", "按月份", "按区"]
+        assert wb.sheetnames == ["总览", "按社区", "按值班员", "按小时", "按月份", "按区", "服务",
+                                 "探访"]
         ws = wb["总览"]
         assert ws["A1"].value == f"西湖区智慧养老监护服务月报（{month}）"
         rows = {r[0]: r[1] for r in ws.iter_rows(min_row=6, values_only=True) if r[0]}
@@ -438,3 +454,163 @@ async def test_shift_handover_lists_open_changed_and_follow_up(care: Care) -> No
     other_op = await principal(care, "operator_other")
     assert (await care.services.records.handover(
         other_op, care.clock.now() - timedelta(hours=8))).open == []
+
+
+# -- the green half: service desk and care visits in the same monthly report --------------
+
+STATS_ADMIN = Principal(user_id="U-test-admin", username="admin", role=Role.ADMIN,
+                        tenant="default")
+DESK_OP = Principal(user_id="U-test-operator", username="operator", role=Role.OPERATOR,
+                    tenant="default", district_ids=frozenset({"D-XH"}))
+ZHENG = "R-XH-009"  # 郑长根, H-XH-008
+
+
+async def desk_visit(care: Care, resident: str, household: str, type_id: str, worker: str,
+                     start: datetime, minutes: int, *, late_min: int = 0,
+                     evidence: bool = True, payment: Payment = Payment.VOUCHER) -> str:
+    """One order through the desk's own functions: created, dispatched, accepted, checked
+    in ``late_min`` after the window opens, checked out ``minutes`` later."""
+    desk, clock = care.services.desk, care.clock
+    clock.set(start - timedelta(hours=2))
+    order = await desk.create_order(DESK_OP, OrderCreate(
+        resident_id=resident, service_type_id=type_id, window_start=start,
+        window_end=start + timedelta(minutes=minutes + 30), payment=payment, dispatch=False))
+    await desk.dispatch(DESK_OP, order.id, worker)
+    who = Actor(f"worker:{worker}", worker)
+    await desk.worker_act(order.id, worker, who, "accept")
+    arrive = start + timedelta(minutes=late_min)
+    clock.set(arrive)
+    if evidence:
+        async with desk.db.transaction() as conn:
+            await V.add_evidence(conn, household, f"ev-{order.id}", "door", "door_open",
+                                 arrive - timedelta(minutes=1))
+    await desk.worker_act(order.id, worker, who, "check_in")
+    clock.set(arrive + timedelta(minutes=minutes))
+    await desk.worker_act(order.id, worker, who, "check_out", CheckOutCreate())
+    return order.id
+
+
+async def plan_task(care: Care, task_id: str, due: datetime, *, done_min: int | None = None,
+                    reason: str = "plan") -> None:
+    """A care-visit task as the visit scheduler leaves it (done ``done_min`` minutes
+    after its due time, negative: before; None: never done)."""
+    async with care.db.transaction() as conn:
+        await conn.execute(
+            "INSERT INTO cv_tasks(id, resident_id, household_id, community_id, district_id,"
+            " mode, reason, due_date, due_at, status, done_at, created_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (task_id, RESIDENT, "H-XH-001", "C-XH-CY", "D-XH", "in_person", reason,
+             due.astimezone(LOCAL).date().isoformat(), iso(due),
+             "open" if done_min is None else "done",
+             None if done_min is None else iso(due + timedelta(minutes=done_min)),
+             iso(due - timedelta(days=1))))
+
+
+async def test_service_and_care_visit_figures_of_a_generated_month(care: Care) -> None:
+    """March 2025 in 西湖区, computed by hand:
+
+    orders (8 in March; a February one is left out):
+      A 王秀英 助洁 AK-01 3rd 150 min, on time, verified, voucher 90 元, rated 满意
+      B 王秀英 助洁 AK-03 17th 160 min, arrives 40 min after the window opens (the
+        助洁 arrive time is 30 min: late), verified, voucher 90 元, rated 基本满意
+      C 王秀英 陪聊 AK-01 10th 60 min, no device evidence: flagged, voucher 30 元
+      D 郑长根 助洁 XY-01 4th 100 min verified, voucher 90 元, rated 满意
+      E 郑长根 助洁 XY-01 12th 200 min verified, voucher 90 元, rated 不满意 (complaint,
+        later closed)
+      F, G 郑长根 陪聊 XY-02 6th, 21st 45 min verified, self-paid; F rated 不满意
+        (complaint, open)
+      H 郑长根 助洁 28th, never dispatched, cancelled
+    → 8 orders, 7 completed, 1 cancelled; 助洁 5/4/1, 陪聊 3/3/0; 安康 3/3/0,
+    夕阳红 4/4/0, 未派单 1/0/1; 7 arrived, 6 on time (85.71 %); 7 visits closed,
+    6 verified (85.71 %, under the 90 % EVV line), 1 flagged and still open; ratings
+    2 / 1 / 2; 2 complaints, 1 closed; minimum levels: 8 entitled, 1 met (郑长根: 助洁
+    2 times 300 min, 陪聊 2 times; 王秀英's only 陪聊 is flagged) → 12.5 %;
+    vouchers 90 + 90 + 30 + 90 + 90 = 390 元.
+    care visits: plan tasks due in March: 2 on time, 1 late, 1 missed (a fifth is due
+    after "now" and a concern's task is not a plan task; a February one is left out)
+    → 4 due, 50 % coverage; concerns 2 raised, 1 answered.
+    """
+    wang = (RESIDENT, "H-XH-001")
+    zheng = (ZHENG, "H-XH-008")
+    a = await desk_visit(care, *wang, "cleaning", "W-XH-AK-01", local(3, 9), 150)
+    b = await desk_visit(care, *wang, "cleaning", "W-XH-AK-03", local(17, 14), 160,
+                         late_min=40)
+    await desk_visit(care, *wang, "company", "W-XH-AK-01", local(10, 15), 60, evidence=False)
+    d = await desk_visit(care, *zheng, "cleaning", "W-XH-XY-01", local(4, 9), 100)
+    e = await desk_visit(care, *zheng, "cleaning", "W-XH-XY-01", local(12, 9), 200)
+    f = await desk_visit(care, *zheng, "company", "W-XH-XY-02", local(6, 16), 45,
+                         payment=Payment.SELF)
+    await desk_visit(care, *zheng, "company", "W-XH-XY-02", local(21, 16), 45,
+                     payment=Payment.SELF)
+    await desk_visit(care, *zheng, "cleaning", "W-XH-XY-01",
+                     datetime(2025, 2, 25, 9, tzinfo=LOCAL), 200)
+    desk = care.services.desk
+    care.clock.set(local(27, 8))
+    h = await desk.create_order(DESK_OP, OrderCreate(
+        resident_id=ZHENG, service_type_id="cleaning", window_start=local(28, 9),
+        window_end=local(28, 11), payment=Payment.SELF, dispatch=False))
+    await desk.cancel(DESK_OP, h.id, "老人住院")
+    for order_id, score in ((a, Score.SATISFIED), (b, Score.BASIC), (d, Score.SATISFIED),
+                            (e, Score.UNSATISFIED), (f, Score.UNSATISFIED)):
+        await desk.rate(DESK_OP, order_id, RatingCreate(score=score, comment="回访"))
+    complaint = next(c for c in await desk.list_followups(DESK_OP) if c.order_id == e)
+    await desk.close_followup(DESK_OP, complaint.id, "已更换服务人员")
+
+    await plan_task(care, "T-1", local(5, 18), done_min=-30)
+    await plan_task(care, "T-2", local(12, 18), done_min=-5)
+    await plan_task(care, "T-3", local(19, 18), done_min=90)
+    await plan_task(care, "T-4", local(26, 18))
+    await plan_task(care, "T-5", local(31, 18))  # due after "now": not counted yet
+    await plan_task(care, "T-6", local(8, 18), reason="concern:CC-x")
+    await plan_task(care, "T-7", datetime(2025, 2, 20, 18, tzinfo=LOCAL), done_min=-10)
+    care.clock.set(local(20, 10))
+    visits = care.services.care_visits
+    first = await visits.create_concern(DESK_OP, ConcernCreate(resident_id=RESIDENT,
+                                                               note="电话无人接听"))
+    await visits.create_concern(DESK_OP, ConcernCreate(resident_id=ZHENG, note="邻居反映"))
+    await visits.close_concern(DESK_OP, first.id, ConcernClose(resolution="已上门，老人安好"))
+    care.clock.set(local(31, 12))
+
+    report = await care.services.records.kpis(STATS_ADMIN, "2025-03")
+    s = report.services
+    assert s is not None
+    assert (s.orders, s.completed, s.cancelled) == (8, 7, 1)
+    assert [(g.key, g.label, g.orders, g.completed, g.cancelled) for g in s.by_type] == [
+        ("cleaning", "助洁", 5, 4, 1), ("company", "陪聊", 3, 3, 0)]
+    assert [(g.key, g.orders, g.completed, g.cancelled) for g in s.by_provider] == [
+        ("-", 1, 0, 1), ("P-XH-AK", 3, 3, 0), ("P-XH-XY", 4, 4, 0)]
+    assert s.by_provider[0].label == "未派单"
+    assert (s.arrived, s.on_time, s.on_time_pct) == (7, 6, 85.71)
+    assert (s.visits_closed, s.verified, s.verified_pct) == (7, 6, 85.71)
+    assert s.evv_standard_pct == 90.0 and s.meets_evv_standard is False
+    assert (s.flagged, s.flagged_open) == (1, 1)
+    assert s.ratings == {"satisfied": 2, "basic": 1, "unsatisfied": 2}
+    assert (s.complaints, s.complaints_closed) == (2, 1)
+    assert (s.entitled_residents, s.levels_met, s.levels_met_pct) == (8, 1, 12.5)
+    assert s.voucher_debited_cents == 39000
+    c = report.care_visits
+    assert c is not None
+    assert (c.due, c.on_time, c.late, c.missed, c.coverage_pct) == (4, 2, 1, 1, 50.0)
+    assert (c.concerns_raised, c.concerns_answered, c.concerns_answered_pct) == (2, 1, 50.0)
+
+    # the same figures in the workbook, on the sheets 服务 and 探访
+    wb = load_workbook(io.BytesIO(export.to_xlsx(report, "西湖区")))
+    assert wb.sheetnames[-2:] == ["服务", "探访"]
+    svc = {r[0]: r[1:] for r in wb["服务"].iter_rows(values_only=True) if r and r[0]}
+    assert svc["服务订单数"][0] == 8 and svc["已取消"][0] == 1
+    assert svc["按时到达率 %"][0] == 85.71
+    assert svc["电子核验率 %（标准 90）"][0] == 85.71 and svc["核验是否达标"][0] == "未达标"
+    assert svc["被标记的上门服务"][0] == 1
+    assert (svc["评价：满意"][0], svc["评价：基本满意"][0], svc["评价：不满意"][0]) == (2, 1, 2)
+    assert svc["投诉（整改单）"][0] == 2 and svc["投诉已处理"][0] == 1
+    assert svc["享受补贴的老人（人·月）"][0] == 8 and svc["达到最低服务标准（人·月）"][0] == 1
+    assert svc["服务券支出（元）"][0] == 390
+    assert svc["助洁"][:3] == (5, 4, 1) and svc["夕阳红为老服务社"][:3] == (4, 4, 0)
+    cv = {r[0]: r[1] for r in wb["探访"].iter_rows(values_only=True) if r and r[0]}
+    assert cv["探访计划覆盖率 %"] == 50.0 and cv["未完成"] == 1
+    assert cv["关注事项"] == 2 and cv["已答复（关闭）"] == 1
+
+    # and in the PDF, a section each with its Chinese heading and the 90 % line
+    reader = PdfReader(io.BytesIO(export.to_pdf(report, "西湖区")))
+    text = "".join(page.extract_text() for page in reader.pages)
+    assert "居家服务" in text and "探访关爱" in text and "至少 90%" in text

@@ -135,6 +135,11 @@ def test_history_review_and_district_reports(stack: ConsoleStack, browser: Any,
     assert page.locator("#chart-hour rect.bar").count() == 24
     assert int(page.locator("#kpi-alerts .kval").inner_text().replace(",", "")) >= 1
     assert "97.5" in page.locator("#kpi-ack60").inner_text()
+    # the service desk's and the care visits' section, with the 90 % EVV line, in Chinese
+    green = page.locator("#reports-green").inner_text()
+    assert "居家服务" in green and "探访关爱" in green
+    assert "至少 90%" in page.locator("#kpi-evv").inner_text()
+    assert page.locator("#kpi-coverage .kval").count() == 1
     assert "null" not in page.locator("#reports-body").inner_text()
     page.screenshot(path=str(artifacts / "console-reports.png"), full_page=True)
     with page.expect_download(timeout=20000) as download:

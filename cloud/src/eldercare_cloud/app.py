@@ -140,6 +140,7 @@ def build_services(settings: CloudSettings, db: Database, *, clock: Clock | None
     desk.add_visit_hook(care_visits)
     care_visit_engine = CareVisitEngine(db, clock, registry_svc, care_visits, store,
                                         poll_s=max(settings.care_poll_s, 0.05))
+    service_records = ServiceRecords(db, registry_svc, desk)
     return Services(
         settings=settings, db=db, clock=clock, audit=audit_log,
         users=users,
@@ -147,8 +148,9 @@ def build_services(settings: CloudSettings, db: Database, *, clock: Clock | None
         responder=ResponderService(db, clock, registry_svc, care, audit_log,
                                    settings.secret_key, settings.tenant),
         dispatcher=dispatcher, engine=engine, desk=desk,
-        service_records=ServiceRecords(db, registry_svc, desk), service_engine=service_engine,
-        records=RecordsService(db, clock, audit_log), sms_outbox=outbox,
+        service_records=service_records, service_engine=service_engine,
+        records=RecordsService(db, clock, audit_log, service_records, care_visits),
+        sms_outbox=outbox,
         privacy=PrivacyService(db, clock, audit_log, registry_svc, care,
                                store.telemetry if store is not None else None,
                                outbox is not None),

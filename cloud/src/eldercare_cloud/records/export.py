@@ -36,6 +36,8 @@ from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, Tabl
 
 from eldercare_cloud.records.kpi import Figures, Group
 from eldercare_cloud.records.models import KpiReport
+from eldercare_cloud.services.models import ServiceGroup, ServiceMonthFigures
+from eldercare_cloud.visits.care_models import CareVisitFigures
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +123,56 @@ def group_row(g: Group) -> list[Any]:
             f.cancel_rate_pct, f.alerts_per_100_residents]
 
 
+SCORE_ZH = {"satisfied": "满意", "basic": "基本满意", "unsatisfied": "不满意"}
+
+
+def service_rows(s: ServiceMonthFigures) -> list[tuple[str, Any]]:
+    """The service desk's summary (sheet 服务, PDF section 居家服务)."""
+    return [
+        ("服务订单数", s.orders),
+        ("已完成", s.completed),
+        ("已取消", s.cancelled),
+        ("已到达（签到）", s.arrived),
+        ("按时到达", s.on_time),
+        ("按时到达率 %", s.on_time_pct),
+        ("已结束的上门服务", s.visits_closed),
+        ("电子核验通过", s.verified),
+        (f"电子核验率 %（标准 {s.evv_standard_pct:g}）", s.verified_pct),
+        ("核验是否达标", None if s.meets_evv_standard is None
+         else ("达标" if s.meets_evv_standard else "未达标")),
+        ("被标记的上门服务", s.flagged),
+        ("其中待复核", s.flagged_open),
+        *[(f"评价：{SCORE_ZH.get(k, k)}", n) for k, n in s.ratings.items()],
+        ("投诉（整改单）", s.complaints),
+        ("投诉已处理", s.complaints_closed),
+        ("享受补贴的老人（人·月）", s.entitled_residents),
+        ("达到最低服务标准（人·月）", s.levels_met),
+        ("最低服务标准达标率 %", s.levels_met_pct),
+        ("服务券支出（元）", s.voucher_debited_cents / 100),
+    ]
+
+
+SERVICE_GROUP_HEADERS = ["分组", "订单数", "已完成", "已取消"]
+
+
+def service_group_row(g: ServiceGroup) -> list[Any]:
+    return [g.label, g.orders, g.completed, g.cancelled]
+
+
+def care_visit_rows(c: CareVisitFigures) -> list[tuple[str, Any]]:
+    """Care visits (sheet 探访, PDF section 探访关爱)."""
+    return [
+        ("计划探访（已到期）", c.due),
+        ("按时完成", c.on_time),
+        ("逾期完成", c.late),
+        ("未完成", c.missed),
+        ("探访计划覆盖率 %", c.coverage_pct),
+        ("关注事项", c.concerns_raised),
+        ("已答复（关闭）", c.concerns_answered),
+        ("答复率 %", c.concerns_answered_pct),
+    ]
+
+
 def sections(report: KpiReport) -> list[tuple[str, list[Group]]]:
     return [("按社区", report.by_community), ("按值班员", report.by_operator),
             ("按小时", report.by_hour), ("按月份", report.by_month),
@@ -167,6 +219,25 @@ def to_xlsx(report: KpiReport, district_name: str) -> bytes:
         for i in range(1, len(GROUP_HEADERS) + 1):
             sheet.column_dimensions[get_column_letter(i)].width = 14
         sheet.column_dimensions["A"].width = 22
+    if report.services is not None:
+        sheet = wb.create_sheet("服务")
+        sheet.append(["指标", "数值"])
+        for label, value in service_rows(report.services):
+            sheet.append([label, value])
+        for name, service_groups in (("按服务类型", report.services.by_type),
+                                     ("按服务商", report.services.by_provider)):
+            sheet.append([])
+            sheet.append([name, *SERVICE_GROUP_HEADERS[1:]])
+            for sg in service_groups:
+                sheet.append([_clean(v) for v in service_group_row(sg)])
+        sheet.column_dimensions["A"].width = 34
+        sheet.column_dimensions["B"].width = 14
+    if report.care_visits is not None:
+        sheet = wb.create_sheet("探访")
+        sheet.append(["指标", "数值"])
+        for label, value in care_visit_rows(report.care_visits):
+            sheet.append([label, value])
+        sheet.column_dimensions["A"].width = 34
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()
@@ -243,5 +314,27 @@ def to_pdf(report: KpiReport, district_name: str) -> bytes:
         Paragraph("按值班员", head_style),
         _table([GROUP_HEADERS, *[group_row(g) for g in report.by_operator]], font),
     ]
+    if report.services is not None:
+        sv = report.services
+        story += [
+            Paragraph("居家服务", head_style),
+            Paragraph(f"电子核验标准（美国联邦居家照护 EVV 规定）：至少 {sv.evv_standard_pct:g}%"
+                      f" 的上门服务经电子核验。本期：{_fmt(sv.verified_pct, '%')}。",
+                      text_style),
+            _table([["指标", "数值"], *[[k, v] for k, v in service_rows(sv)]], font,
+                   [90 * mm, 50 * mm]),
+            Paragraph("按服务类型", head_style),
+            _table([SERVICE_GROUP_HEADERS, *[service_group_row(g) for g in sv.by_type]],
+                   font),
+            Paragraph("按服务商", head_style),
+            _table([SERVICE_GROUP_HEADERS, *[service_group_row(g) for g in sv.by_provider]],
+                   font),
+        ]
+    if report.care_visits is not None:
+        story += [
+            Paragraph("探访关爱", head_style),
+            _table([["指标", "数值"], *[[k, v] for k, v in care_visit_rows(report.care_visits)]],
+                   font, [90 * mm, 50 * mm]),
+        ]
     doc.build(story)
     return out.getvalue()

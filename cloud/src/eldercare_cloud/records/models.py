@@ -17,6 +17,8 @@ from eldercare_cloud.care.models import (
     Severity,
 )
 from eldercare_cloud.records.kpi import Figures, Group
+from eldercare_cloud.services.models import ServiceMonthFigures
+from eldercare_cloud.visits.care_models import CareVisitFigures
 
 
 class _Out(BaseModel):
@@ -102,6 +104,9 @@ class KpiReport(_Out):
     by_operator: list[Group]
     by_hour: list[Group]
     by_month: list[Group]
+    #: the service desk's and the care visits' figures (None where that domain is absent)
+    services: ServiceMonthFigures | None = None
+    care_visits: CareVisitFigures | None = None
 
 
 class FollowUp(StrEnum):

@@ -8,10 +8,10 @@ audit record of every case read and every export.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eldercare_cloud.audit import AuditLog
-from eldercare_cloud.auth.models import Principal
+from eldercare_cloud.auth.models import Principal, Role
 from eldercare_cloud.care import alerts as A
 from eldercare_cloud.care import history as H
 from eldercare_cloud.care.clock import Clock, opt_parse, parse_iso
@@ -31,6 +31,10 @@ from eldercare_cloud.records.models import (
     ReviewState,
 )
 from eldercare_cloud.records.sources import register
+
+if TYPE_CHECKING:
+    from eldercare_cloud.services.records import ServiceRecords
+    from eldercare_cloud.visits.care import CareVisits
 
 #: notification states that reached the far side (or its provider)
 _DELIVERED = frozenset({"sent", "delivered"})
@@ -143,10 +147,14 @@ def condense(timeline: list[Any]) -> list[CaseLine]:
 
 
 class RecordsService:
-    def __init__(self, db: Database, clock: Clock, audit: AuditLog) -> None:
+    def __init__(self, db: Database, clock: Clock, audit: AuditLog,
+                 service_records: ServiceRecords | None = None,
+                 care_visits: CareVisits | None = None) -> None:
         self._db = db
         self._clock = clock
         self._audit = audit
+        self._service_records = service_records
+        self._care_visits = care_visits
 
     async def history(self, p: Principal, f: H.HistoryFilter, *, limit: int = 50,
                       offset: int = 0) -> CasePage:
@@ -212,6 +220,18 @@ class RecordsService:
             cursor = (cursor.replace(year=cursor.year + 1, month=1) if cursor.month == 12
                       else cursor.replace(month=cursor.month + 1))
         residents = sum(d.residents for d in districts.values())
+        # the green half's figures come from their own domains, over the districts this
+        # caller's statistics cover: a district administrator sees counts, never residents,
+        # so the domains read the register as an operator of exactly those districts (the
+        # registry audits that read under the caller's id, marked as statistics)
+        stats = Principal(user_id=p.user_id, username=f"{p.username} [statistics]",
+                          role=Role.OPERATOR,
+                          tenant=p.tenant, district_ids=frozenset(districts))
+        scope = sorted(districts)
+        services = (None if self._service_records is None
+                    else await self._service_records.month_figures(stats, scope, months))
+        care_visits = (None if self._care_visits is None
+                       else await self._care_visits.month_figures(stats, scope, months))
         return KpiReport(
             period_start=start, period_end=end, from_month=from_month,
             to_month=to_month or from_month, district_id=district_id,
@@ -224,7 +244,8 @@ class RecordsService:
             by_operator=K.grouped(facts, by["operator"], start, end),
             by_hour=K.grouped(facts, by["hour"], start, end,
                               [f"{h:02d}" for h in range(24)]),
-            by_month=K.grouped(facts, by["month"], start, end, months))
+            by_month=K.grouped(facts, by["month"], start, end, months),
+            services=services, care_visits=care_visits)
 
     async def handover(self, p: Principal, since: datetime) -> Handover:
         """The shift handover: every open alert, every alert that changed since the shift

@@ -471,6 +471,44 @@ class ProviderMonth(_Out):
     by_service: dict[str, int]
 
 
+class ServiceGroup(_Out):
+    """Orders of one service type or one provider in the report's months."""
+
+    key: str
+    label: str
+    orders: int
+    completed: int
+    cancelled: int
+
+
+class ServiceMonthFigures(_Out):
+    """The service desk's monthly KPIs for the records domain's report (README, records)."""
+
+    months: list[str]
+    orders: int
+    completed: int
+    cancelled: int
+    by_type: list[ServiceGroup]
+    by_provider: list[ServiceGroup]
+    arrived: int
+    on_time: int
+    on_time_pct: float | None
+    visits_closed: int
+    verified: int
+    verified_pct: float | None
+    evv_standard_pct: float
+    meets_evv_standard: bool | None
+    flagged: int
+    flagged_open: int
+    ratings: dict[str, int]
+    complaints: int
+    complaints_closed: int
+    entitled_residents: int
+    levels_met: int
+    levels_met_pct: float | None
+    voucher_debited_cents: int
+
+
 class WorkerDay(_Out):
     worker_id: str
     day: date

@@ -5,7 +5,8 @@ through the registry, which audits them."""
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date
+from datetime import date, timedelta
+from typing import Any
 
 from eldercare_cloud.auth.models import Principal, Role
 from eldercare_cloud.care.clock import parse_iso
@@ -20,7 +21,10 @@ from eldercare_cloud.services.models import (
     OrderStatus,
     ProviderMonth,
     ResidentLevel,
+    Score,
+    ServiceGroup,
     ServiceLevels,
+    ServiceMonthFigures,
     VoucherEntry,
     VoucherStatement,
     WorkerDay,
@@ -30,6 +34,27 @@ from eldercare_cloud.visits import store as V
 #: visits that count towards minimum service levels: verified by the home's devices, or
 #: flagged and then accepted by a reviewer (a flagged visit is never silently counted)
 COUNTED_VISITS = ("verified", "accepted")
+#: the US federal home-care rule (21st Century Cures Act, EVV): at least 90 % of visits
+#: verified electronically
+EVV_STANDARD_PCT = 90.0
+#: visit states after check-out; all but ``verified`` went through the flagged state
+CLOSED_VISITS = ("verified", "flagged", "accepted", "rejected")
+
+
+def _pct(part: int, whole: int) -> float | None:
+    return None if whole == 0 else round(100.0 * part / whole, 2)
+
+
+def _groups(rows: list[Any], column: str, labels: dict[str, str]) -> list[ServiceGroup]:
+    keys = sorted({r[column] or "-" for r in rows})
+    out = []
+    for k in keys:
+        mine = [r for r in rows if (r[column] or "-") == k]
+        out.append(ServiceGroup(
+            key=k, label=labels.get(k, "未派单" if k == "-" else k), orders=len(mine),
+            completed=sum(1 for r in mine if r["status"] == OrderStatus.COMPLETED.value),
+            cancelled=sum(1 for r in mine if r["status"] == OrderStatus.CANCELLED.value)))
+    return out
 
 
 class ServiceRecords:
@@ -117,6 +142,9 @@ class ServiceRecords:
         services they received (completed orders whose visit counts)."""
         if district_id not in await self._desk.districts_of(p):
             raise not_found("district", district_id)
+        return await self._levels(p, district_id, month)
+
+    async def _levels(self, p: Principal, district_id: str, month: str) -> ServiceLevels:
         summaries = await self._registry.list_residents(p, district_id=district_id, limit=10000)
         out: list[ResidentLevel] = []
         for s in summaries:
@@ -150,3 +178,69 @@ class ServiceRecords:
                                      met=all(line.met for line in lines)))
         return ServiceLevels(district_id=district_id, month=month, residents=out,
                              entitled=len(out), met=sum(1 for r in out if r.met))
+
+    async def month_figures(self, p: Principal, district_ids: list[str],
+                            months: list[str]) -> ServiceMonthFigures:
+        """The desk's KPIs over whole months (``svc_orders.month``, the centre's local
+        month of the window) in the given districts, for the records domain's report.
+
+        READ-ONLY. ``district_ids`` is the caller's scope as the records domain resolved
+        it; ``p`` scopes the register reads behind the service levels."""
+        conn = self._db.conn
+        dclause, dparams = K.in_list("o.district_id", district_ids)
+        mclause, mparams = K.in_list("o.month", months)
+        where = f"{dclause} AND {mclause}"
+        params = [*dparams, *mparams]
+        rows = await K.fetch_all(conn, "SELECT o.id, o.status, o.service_type_id,"
+                                 " o.provider_id, o.window_start, o.accepted_at,"
+                                 " o.checked_in_at, t.arrive_within_s FROM svc_orders o"
+                                 f" JOIN svc_types t ON t.id = o.service_type_id WHERE {where}",
+                                 params)
+        types = {r["id"]: r["name_zh"] for r in await K.fetch_all(
+            conn, "SELECT id, name_zh FROM svc_types", ())}
+        providers = {r["id"]: r["name"] for r in await K.fetch_all(
+            conn, "SELECT id, name FROM svc_providers", ())}
+        # the arrive deadline the desk set on acceptance (check-in clears the column):
+        # the later of the window's start and the acceptance, plus the type's arrive time
+        arrived = [r for r in rows if r["checked_in_at"] is not None]
+        on_time = sum(1 for r in arrived if parse_iso(r["checked_in_at"]) <= max(
+            parse_iso(r["window_start"]), parse_iso(r["accepted_at"] or r["window_start"]))
+            + timedelta(seconds=int(r["arrive_within_s"])))
+        visits = await V.of_orders(conn, [r["id"] for r in rows])
+        closed = [status for status, _ in visits.values() if status in CLOSED_VISITS]
+        verified = closed.count("verified")
+        verified_pct = _pct(verified, len(closed))
+        ratings = await K.fetch_all(conn, "SELECT r.score, COUNT(*) AS n FROM svc_ratings r"
+                                    f" JOIN svc_orders o ON o.id = r.order_id WHERE {where}"
+                                    " GROUP BY r.score", params)
+        scores = {s.value: 0 for s in Score}
+        for r in ratings:
+            scores[r["score"]] = int(r["n"])
+        complaints = await K.fetch_all(conn, "SELECT f.status FROM svc_followups f JOIN"
+                                       f" svc_orders o ON o.id = f.order_id WHERE {where}",
+                                       params)
+        debited = await K.fetch_one(conn, "SELECT COALESCE(SUM(v.amount_cents), 0) FROM"
+                                    " svc_vouchers v JOIN svc_orders o ON o.id = v.order_id"
+                                    f" WHERE v.kind = 'debit' AND {where}", params)
+        entitled = met = 0
+        for district_id in district_ids:
+            for month in months:
+                levels = await self._levels(p, district_id, month)
+                entitled += levels.entitled
+                met += levels.met
+        return ServiceMonthFigures(
+            months=months, orders=len(rows),
+            completed=sum(1 for r in rows if r["status"] == OrderStatus.COMPLETED.value),
+            cancelled=sum(1 for r in rows if r["status"] == OrderStatus.CANCELLED.value),
+            by_type=_groups(rows, "service_type_id", types),
+            by_provider=_groups(rows, "provider_id", providers),
+            arrived=len(arrived), on_time=on_time, on_time_pct=_pct(on_time, len(arrived)),
+            visits_closed=len(closed), verified=verified, verified_pct=verified_pct,
+            evv_standard_pct=EVV_STANDARD_PCT,
+            meets_evv_standard=(None if verified_pct is None
+                                else verified_pct >= EVV_STANDARD_PCT),
+            flagged=len(closed) - verified, flagged_open=closed.count("flagged"),
+            ratings=scores, complaints=len(complaints),
+            complaints_closed=sum(1 for c in complaints if c["status"] == "closed"),
+            entitled_residents=entitled, levels_met=met, levels_met_pct=_pct(met, entitled),
+            voucher_debited_cents=-int(debited[0]) if debited else 0)

@@ -47,6 +47,7 @@ from eldercare_cloud.visits import routine as R
 from eldercare_cloud.visits import store as V
 from eldercare_cloud.visits.care_models import (
     ArriveCreate,
+    CareVisitFigures,
     ConcernClose,
     ConcernCreate,
     ConcernPublic,
@@ -915,6 +916,34 @@ class CareVisits:
                                       for k, v in sorted(by_c.items())],
                         by_visitor=[_cov(k, await name_of(k), v)
                                     for k, v in sorted(by_v.items())])
+
+    async def month_figures(self, p: Principal, district_ids: list[str],
+                            months: list[str]) -> CareVisitFigures:
+        """Visit-plan coverage (``coverage`` summed over districts and months) and the
+        concerns raised on a day of those months and since closed, for the records
+        domain's report. READ-ONLY; ``district_ids`` is the scope the caller resolved."""
+        rows: list[CoverageRow] = []
+        for district_id in district_ids:
+            for month in months:
+                rows += (await self.coverage(p, district_id, month)).by_community
+        due = sum(r.due for r in rows)
+        on_time = sum(r.on_time for r in rows)
+        raised = answered = 0
+        if months:
+            first = month_bounds(min(months))[0]
+            nxt = month_bounds(max(months))[1]
+            clause, params = in_list("district_id", district_ids)
+            concerns = await fetch_all(
+                self._db.conn, f"SELECT status FROM cv_concerns WHERE {clause} AND day >= ?"
+                " AND day < ?", (*params, first.isoformat(), nxt.isoformat()))
+            raised = len(concerns)
+            answered = sum(1 for c in concerns if c["status"] == "closed")
+        return CareVisitFigures(
+            months=months, due=due, on_time=on_time, late=sum(r.late for r in rows),
+            missed=sum(r.missed for r in rows),
+            coverage_pct=round(100.0 * on_time / due, 2) if due else None,
+            concerns_raised=raised, concerns_answered=answered,
+            concerns_answered_pct=round(100.0 * answered / raised, 2) if raised else None)
 
     # -- concerns ------------------------------------------------------------
 

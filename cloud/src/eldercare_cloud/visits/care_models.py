@@ -256,6 +256,20 @@ class Coverage(_Out):
     by_visitor: list[CoverageRow]
 
 
+class CareVisitFigures(_Out):
+    """Care visits over whole months for the records domain's report (README, records)."""
+
+    months: list[str]
+    due: int
+    on_time: int
+    late: int
+    missed: int
+    coverage_pct: float | None
+    concerns_raised: int
+    concerns_answered: int
+    concerns_answered_pct: float | None
+
+
 class TimebankRow(_Out):
     kind: str
     minutes: float
