@@ -190,7 +190,7 @@ function renderKeys() {
   list.replaceChildren(...[
     ["↑ ↓ / J K", "keys.move"], ["Enter", "keys.open"], ["A", "keys.ack"], ["D", "keys.dispatch"],
     ["E", "keys.call120"], ["N", "keys.note"], ["T", "keys.takeover"], ["R", "keys.resolve"],
-    ["1–5", "keys.views"], ["M", "keys.sound"], ["L", "keys.lang"], ["?", "keys.help"],
+    ["1–6", "keys.views"], ["M", "keys.sound"], ["L", "keys.lang"], ["?", "keys.help"],
   ].flatMap(([k, label]) => [h("dt", {}, h("kbd", {}, k)), h("dd", {}, t(label))]));
 }
 
