@@ -399,6 +399,10 @@ def drain_once(gw: subprocess.Popen[bytes], root: Path, home: Broker, cloud_b: B
           f" ({os.cpu_count()} cores)")
     print(f"          ratio drain / baseline relay = {drain_rate / base:.2f}")
     wait_until(lambda: sum(outbox_rows(root).values()) == 0, 60, "outbox acked empty")
+    # VmHWM is the process's peak since it started (run with --messages 0 for the outage
+    # and drain alone): the bound is RSS <= 150 MB however large the backlog
+    print(f"          gateway peak RSS so far {proc_mem_mb(gw.pid, 'VmHWM'):.0f} MB, now"
+          f" {proc_mem_mb(gw.pid, 'VmRSS'):.0f} MB (target <= 150 MB)")
     return drain_rate
 
 

@@ -13,7 +13,7 @@ import { lineText } from "./timeline.js";
 const enc = encodeURIComponent;
 const KINDS = ["sos", "fall", "gas_alarm", "smoke_alarm", "vitals_alarm", "inactivity",
   "night_wandering", "door_left_open", "geofence_exit", "strap_removed", "welfare_check",
-  "battery_low", "tamper", "device_offline", "gateway_offline"];
+  "battery_low", "tamper", "device_offline", "gateway_offline", "gateway_id_conflict"];
 const PAGE = 50;
 
 function secs(s) {

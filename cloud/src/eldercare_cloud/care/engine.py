@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -458,8 +458,50 @@ class CareEngine:
                         await self._care.raise_alert(conn, spec, now)
                     await self._watch(conn, b["id"], "welfare_alerted_for", reference)
                     changed = True
+            changed = await self._id_conflicts(conn, records.values(), now) or changed
         if changed:
             self._care.committed()
+
+    async def _id_conflicts(self, conn: Connection, records: Iterable[GatewayRecord],
+                            now: datetime) -> bool:
+        """A gateway whose health counts client id conflicts (two gateways run with one
+        gateway id and knock each other off the brokers) gets one maintenance alert.
+
+        The counters are cumulative since the gateway started, so a count that differs
+        from the one last seen (more conflicts, or a restart that counted some again) is
+        news; the same count in the next report is not. While the alert is open a new
+        count is a repeat on it, never a second alert."""
+        changed = False
+        for rec in records:
+            health = rec.last_health
+            if health is None:
+                continue
+            counts = {link: health.counters.get(f"client_id_conflict_{link}", 0)
+                      for link in ("home", "cloud")}
+            total = sum(counts.values())
+            if total <= 0:
+                continue
+            cur = await conn.execute("SELECT id_conflicts_seen FROM care_gateway_watch"
+                                     " WHERE gateway_id = ?", (rec.id,))
+            row = await cur.fetchone()
+            if row is not None and row[0] is not None and int(row[0]) == total:
+                continue
+            where = await self._where(conn, rec.id, None)
+            links = [link for link, n in counts.items() if n > 0]
+            spec = AlertSpec(
+                kind=AlertKind.GATEWAY_ID_CONFLICT, subject=f"gateway:{rec.id}",
+                source="cloud", resident_id=where.resident_id,
+                household_id=where.household_id, district_id=where.district_id,
+                gateway_id=rec.id, raised_at=rec.last_health_at,
+                detail={"why": "client id conflict", "links": links, "counts": counts,
+                        "text": "两台网关使用同一网关编号，互相挤下线（请检查安装配置）"})
+            await self._care.raise_alert(conn, spec, now)
+            await conn.execute(
+                "INSERT INTO care_gateway_watch(gateway_id, id_conflicts_seen) VALUES (?, ?)"
+                " ON CONFLICT(gateway_id) DO UPDATE SET"
+                " id_conflicts_seen = excluded.id_conflicts_seen", (rec.id, total))
+            changed = True
+        return changed
 
     @staticmethod
     async def _watch(conn: Connection, gateway_id: str, column: str,

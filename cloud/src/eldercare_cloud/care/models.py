@@ -34,6 +34,9 @@ class AlertKind(StrEnum):
     DEVICE_OFFLINE = "device_offline"
     #: cloud rule: Last Will, or no health report for N minutes
     GATEWAY_OFFLINE = "gateway_offline"
+    #: cloud rule: the gateway's health counts client id conflicts (two gateways run with
+    #: one gateway id and knock each other off the brokers): one alert per gateway
+    GATEWAY_ID_CONFLICT = "gateway_id_conflict"
     #: alarms from a gateway during its commissioning window (an installer's walk test):
     #: one low entry per gateway for the console, never a ladder or a family SMS
     COMMISSIONING = "commissioning"
@@ -94,7 +97,7 @@ LIFE_SAFETY_ALERTS = frozenset({AlertKind.SOS, AlertKind.FALL, AlertKind.GAS_ALA
                                 AlertKind.SMOKE_ALARM, AlertKind.VITALS_ALARM})
 MAINTENANCE_ALERTS = frozenset({AlertKind.BATTERY_LOW, AlertKind.TAMPER,
                                 AlertKind.DEVICE_OFFLINE, AlertKind.GATEWAY_OFFLINE,
-                                AlertKind.COMMISSIONING})
+                                AlertKind.GATEWAY_ID_CONFLICT, AlertKind.COMMISSIONING})
 #: maintenance alerts are about one device or gateway, everything else about a person
 DEVICE_SUBJECT_ALERTS = frozenset({AlertKind.BATTERY_LOW, AlertKind.TAMPER,
                                    AlertKind.DEVICE_OFFLINE})
@@ -117,7 +120,8 @@ def default_severity(kind: AlertKind) -> Severity:
     if kind in LIFE_SAFETY_ALERTS:
         return Severity.CRITICAL
     if kind in MAINTENANCE_ALERTS:
-        return Severity.MEDIUM if kind is AlertKind.GATEWAY_OFFLINE else Severity.LOW
+        return (Severity.MEDIUM if kind in (AlertKind.GATEWAY_OFFLINE,
+                                            AlertKind.GATEWAY_ID_CONFLICT) else Severity.LOW)
     if kind in (AlertKind.STRAP_REMOVED, AlertKind.DOOR_LEFT_OPEN):
         return Severity.MEDIUM
     return Severity.HIGH
@@ -170,6 +174,7 @@ KIND_ZH: dict[AlertKind, str] = {
     AlertKind.TAMPER: "设备被拆动",
     AlertKind.DEVICE_OFFLINE: "设备离线",
     AlertKind.GATEWAY_OFFLINE: "网关离线",
+    AlertKind.GATEWAY_ID_CONFLICT: "网关编号冲突",
 }
 
 

@@ -150,4 +150,8 @@ ALTER TABLE care_gateway_watch ADD COLUMN revoked_at TEXT
 ALTER TABLE alerts ADD COLUMN supervisor_escalated_at TEXT;
 CREATE INDEX alerts_unacknowledged ON alerts(status, acknowledged_at, opened_at)
 """,
+    # the client id conflicts a gateway's health last counted (gateway_id_conflict rule)
+    """
+ALTER TABLE care_gateway_watch ADD COLUMN id_conflicts_seen INTEGER
+""",
 ]
