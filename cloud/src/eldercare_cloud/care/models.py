@@ -175,6 +175,7 @@ KIND_ZH: dict[AlertKind, str] = {
     AlertKind.DEVICE_OFFLINE: "设备离线",
     AlertKind.GATEWAY_OFFLINE: "网关离线",
     AlertKind.GATEWAY_ID_CONFLICT: "网关编号冲突",
+    AlertKind.COMMISSIONING: "调试中报警",
 }
 
 
