@@ -86,9 +86,13 @@ class _Sampler(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        while not self.stopped.wait(0.1):
+        # sample first, then every 0.1 s until stopped: a flood shorter than one interval
+        # still has its processes measured
+        while True:
             for name, proc in self.procs.items():
                 self.peak[name] = max(self.peak[name], rss_kb(proc.pid))
+            if self.stopped.wait(0.1):
+                return
 
 
 def _client(addr: Addr, name: str) -> paho.Client:
