@@ -14,7 +14,7 @@ import pytest
 from test_ingest_support import GatewayClient, IngestHarness, running_ingest
 
 # the shared broker helpers (a plain module: see tests/broker_support.py)
-from broker_support import Broker
+from broker_support import Broker, start_mosquitto
 
 # --- ingest (cloud ingest helper) -------------------------------------------------------
 
@@ -37,6 +37,16 @@ def gateway_factory(mosquitto: Broker) -> Iterator[Callable[..., GatewayClient]]
     yield make
     for gw in made:
         gw.close()
+
+
+@pytest.fixture
+def cloud_broker(tmp_path: Path) -> Iterator[Broker]:
+    """A second Mosquitto, the cloud's, for tests with a home broker and a cloud broker."""
+    broker = start_mosquitto(tmp_path / "cloud-mosquitto")
+    try:
+        yield broker
+    finally:
+        broker.stop()
 
 
 # --- care core (cloud care helper) --------------------------------------------------------

@@ -47,9 +47,6 @@ async def commit_at(store: IngestStore, clock: ManualClock, kind: EventKind, dev
     return info.events[0]
 
 
-async def ok(resp: httpx.Response, status: int = 200) -> Any:
-    assert resp.status_code == status, resp.text
-    return resp.json()
 
 
 def client(running: Running) -> httpx.AsyncClient:

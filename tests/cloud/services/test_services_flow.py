@@ -9,7 +9,8 @@ from datetime import timedelta
 
 import pytest
 from care_support import BUTTON, DOOR, GW, RESIDENT, Running
-from svc_support import client, commit_at, count, local, ok
+from stack_support import ok
+from svc_support import client, commit_at, count, local
 
 from eldercare_cloud.care.clock import ManualClock
 from eldercare_protocols.events import EventKind

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 from care_support import OTHER_RESIDENT, RESIDENT, Running
-from svc_support import client, count, local, ok
+from stack_support import ok
+from svc_support import client, count, local
 
 from eldercare_cloud.care.clock import ManualClock
 

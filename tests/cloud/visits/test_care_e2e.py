@@ -8,104 +8,22 @@ devices say, the cloud's ManualClock is the service's time."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from care_support import BUTTON, DOOR, GW, RESIDENT, VOLUNTEER, care_settings, mint_tokens
+from care_support import BUTTON, DOOR, RESIDENT, VOLUNTEER, mint_tokens
 from cv_support import T0
+from stack_support import cloud_app, edge_settings, ok, until
 
-from broker_support import Broker, free_port, start_mosquitto
-from eldercare_cloud.app import create_app
+from broker_support import Broker
 from eldercare_cloud.care.clock import ManualClock
-from eldercare_cloud.db import Database
-from eldercare_cloud.ingest import IngestService
 from eldercare_cloud.visits import store as V
 from eldercare_edge.gateway import Gateway
-from eldercare_edge.settings import EdgeSettings
 from eldercare_sim.clock import SimClock
 from eldercare_sim.home import SimHome
 
 pytestmark = pytest.mark.integration
-
-
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-async def until(cond: Callable[[], Awaitable[bool] | bool], what: str,
-                within_s: float = 15.0) -> None:
-    """Poll a condition against a monotonic deadline (never a bare sleep as sync)."""
-    deadline = time.monotonic() + within_s
-    while True:
-        value = cond()
-        if not isinstance(value, bool):
-            value = await value
-        if value:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
-async def ok(resp: httpx.Response, status: int = 200) -> Any:
-    assert resp.status_code == status, resp.text
-    return resp.json()
-
-
-@pytest.fixture
-def cloud_broker(tmp_path: Path) -> Iterator[Broker]:
-    broker = start_mosquitto(tmp_path / "cloud-mosquitto")
-    try:
-        yield broker
-    finally:
-        broker.stop()
-
-
-def edge_settings(tmp: Path, home: Broker, cloud: Broker) -> EdgeSettings:
-    return EdgeSettings(**{
-        "gateway_id": GW, "data_dir": str(tmp / "gw"),
-        "home_broker": {"url": home.url, "reconnect_min_s": 0.2, "reconnect_max_s": 0.5},
-        "cloud": {"url": cloud.url, "reconnect_min_s": 0.2, "reconnect_max_s": 0.5,
-                  "resend_after_s": 5.0},
-        "outbox": {"telemetry_flush_s": 0.2},
-        "home": {"resident": {"name": "王秀英", "address": "翠苑一区3幢2单元301室"},
-                 "devices": [{"device_id": BUTTON, "type": "call_button"},
-                             {"device_id": DOOR, "type": "door_contact"}]},
-        "rules_tick_s": 0.2, "health_interval_s": 1.0, "sms_check_s": 0.1})
-
-
-@contextlib.asynccontextmanager
-async def cloud_app(db_path: Path, tmp: Path, broker: Broker,
-                    clock: ManualClock) -> AsyncIterator[tuple[str, Any]]:
-    settings = care_settings(tmp, mqtt_url=broker.url, http_enabled=False,
-                             mqtt_client_id=f"cv-{uuid.uuid4().hex[:6]}",
-                             ingest_batch_wait_ms=0, care_poll_s=0.2)
-    async with Database(db_path) as db, IngestService(settings, db) as ingest:
-        assert await ingest.wait_connected(10)
-        ingest.note_gateway_registered(GW)
-        app = create_app(settings, db=db, ingest=ingest, store=ingest.store, clock=clock,
-                         channels={}, run_engine=True)
-        server = _Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(),
-                                        log_level="warning", lifespan="on"))
-        task = asyncio.create_task(server.serve(), name="cv-e2e-uvicorn")
-        await until(lambda: server.started or task.done(), "uvicorn")
-        port = server.servers[0].sockets[0].getsockname()[1]
-        try:
-            yield f"http://127.0.0.1:{port}", app
-        finally:
-            server.should_exit = True
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(task, 10)
 
 
 async def test_a_care_visit_verified_by_the_simulated_home(
@@ -120,7 +38,7 @@ async def test_a_care_visit_verified_by_the_simulated_home(
         sim_clock.advance(seconds)
         clock.advance(seconds)
 
-    async with cloud_app(care_db, tmp_path, cloud_broker, clock) as (url, app), \
+    async with cloud_app(care_db, tmp_path, cloud_broker, clock, "cv") as (url, app), \
             Gateway(edge_settings(tmp_path, mosquitto, cloud_broker)) as gw, \
             SimHome(mosquitto.url, "xh001", devices=[(BUTTON, "call_button"),
                                                      (DOOR, "door_contact")],
