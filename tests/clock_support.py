@@ -8,11 +8,14 @@ ticks in real time, so timeouts and heartbeats still behave as in production.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 from eldercare_sim.clock import SimClock
 
 AFTERNOON = datetime(2026, 3, 2, 14, 0, tzinfo=timezone(timedelta(hours=8)))
+#: where a test's hand-driven clock starts when the test needs no particular instant
+#: (the same quiet afternoon, in UTC)
+TEST_EPOCH = AFTERNOON.astimezone(UTC)
 
 
 def afternoon_clock() -> SimClock:

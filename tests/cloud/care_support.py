@@ -16,7 +16,7 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -180,11 +180,13 @@ _SEQ = [0]
 
 
 async def commit_event(store: IngestStore, kind: EventKind, device_id: str = BUTTON,
-                       gateway_id: str = GW, test: bool = False, **data: Any) -> StoredEvent:
-    """Commit one event envelope through ingest's own write path (as ingest would)."""
+                       gateway_id: str = GW, test: bool = False, *, at: datetime,
+                       **data: Any) -> StoredEvent:
+    """Commit one event envelope through ingest's own write path (as ingest would),
+    received ``at`` the test clock's time."""
     _SEQ[0] += 1
     seq = _SEQ[0]
-    now = datetime.now(UTC)
+    now = at
     env = EventEnvelope(id=uuid.uuid4().hex, seq=seq, gateway_id=gateway_id,
                         gateway_ts=now - timedelta(milliseconds=20), device_id=device_id,
                         kind=kind, test=test, device_ts=now - timedelta(milliseconds=80),
@@ -208,12 +210,14 @@ class Care:
 
     async def commit(self, kind: EventKind, device_id: str = BUTTON, gateway_id: str = GW,
                      test: bool = False, **data: Any) -> StoredEvent:
-        return await commit_event(self.store, kind, device_id, gateway_id, test, **data)
+        return await commit_event(self.store, kind, device_id, gateway_id, test,
+                                  at=self.clock.now(), **data)
 
     async def gateway_state(self, status: str, gateway_id: str = GW) -> None:
+        now = self.clock.now()
         state = GatewayState(gateway_id=gateway_id, status=status,  # type: ignore[arg-type]
-                             ts=datetime.now(UTC))
-        await self.store.commit([Received(gateway_id, state, datetime.now(UTC))])
+                             ts=now)
+        await self.store.commit([Received(gateway_id, state, now)])
 
     async def run(self) -> None:
         """One engine pass and every delivery that is due."""
@@ -292,7 +296,7 @@ class Running:
     url: str
     app: Any
     settings: CloudSettings
-    clock: ManualClock | None
+    clock: ManualClock
     sms: RecordingChannel
     user_ids: dict[str, str]
     store: IngestStore
@@ -307,9 +311,11 @@ class Running:
         return {"Authorization": f"Bearer {self.tokens[username]}"}
 
 
-def mint_tokens(user_ids: dict[str, str], ttl_s: int = 3600) -> dict[str, str]:
-    """Bearer tokens as /auth/token issues them, without paying for argon2 every test."""
-    expires = datetime.now(UTC) + timedelta(seconds=ttl_s)
+def mint_tokens(user_ids: dict[str, str], now: datetime,
+                ttl_s: int = 90 * 24 * 3600) -> dict[str, str]:
+    """Bearer tokens as /auth/token issues them at ``now`` (the server's clock), without
+    paying for argon2 every test; they outlive the days a test's clock may advance."""
+    expires = now + timedelta(seconds=ttl_s)
     return {name: sign(SECRET, TOKEN_PURPOSE, {"sub": uid, "v": 1}, expires)
             for name, uid in user_ids.items()}
 
@@ -322,7 +328,7 @@ async def login(client: httpx.AsyncClient, username: str) -> str:
 
 
 @contextlib.asynccontextmanager
-async def serve(db_path: Path | str, settings: CloudSettings, clock: ManualClock | None,
+async def serve(db_path: Path | str, settings: CloudSettings, clock: ManualClock,
                 user_ids: dict[str, str], *, run_engine: bool = False,
                 channels: dict[str, Channel] | None = None) -> AsyncIterator[Running]:
     """The real app on a real loopback port, in the test's event loop."""
@@ -351,7 +357,8 @@ async def serve(db_path: Path | str, settings: CloudSettings, clock: ManualClock
                 await asyncio.wait_for(task, 10)
 
 
-def serve_in_thread(db_path: Path | str, settings: CloudSettings) -> Iterator[str]:
+def serve_in_thread(db_path: Path | str, settings: CloudSettings,
+                    clock: ManualClock) -> Iterator[str]:
     """The app on a loopback port in its own thread and loop, for synchronous clients
     (schemathesis, the role matrix); yields the base URL."""
     port = free_port()
@@ -360,7 +367,7 @@ def serve_in_thread(db_path: Path | str, settings: CloudSettings) -> Iterator[st
 
     async def main() -> None:
         async with Database(db_path) as db, IngestStore(db) as store:
-            app = create_app(settings, db=db, store=store, channels={})
+            app = create_app(settings, db=db, store=store, clock=clock, channels={})
             server = _Server(uvicorn.Config(app, host="127.0.0.1", port=port,
                                             log_level="warning", lifespan="on"))
             holder["server"] = server

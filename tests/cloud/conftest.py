@@ -51,7 +51,6 @@ def cloud_broker(tmp_path: Path) -> Iterator[Broker]:
 
 # --- care core (cloud care helper) --------------------------------------------------------
 
-from datetime import UTC, datetime  # noqa: E402
 
 from care_support import (  # noqa: E402
     Care,
@@ -64,6 +63,7 @@ from care_support import (  # noqa: E402
     serve,
 )
 
+from clock_support import TEST_EPOCH  # noqa: E402
 from eldercare_cloud.care.clock import ManualClock  # noqa: E402
 
 
@@ -88,7 +88,7 @@ def care_db(tmp_path: Path, care_template: tuple[Path | str, dict[str, str]],
 @pytest.fixture
 async def care(tmp_path: Path, care_db: Path | str,
                care_template: tuple[Path | str, dict[str, str]]) -> AsyncIterator[Care]:
-    clock = ManualClock(datetime.now(UTC))
+    clock = ManualClock(TEST_EPOCH)
     async with open_care(care_db, care_settings(tmp_path), clock, care_template[1]) as c:
         yield c
 
@@ -97,9 +97,9 @@ async def care(tmp_path: Path, care_db: Path | str,
 async def care_http(tmp_path: Path, care_db: Path | str,
                     care_template: tuple[Path | str, dict[str, str]]) -> AsyncIterator[Running]:
     """The app on a real loopback port (engine driven by hand), logged in as every role."""
-    clock = ManualClock(datetime.now(UTC))
+    clock = ManualClock(TEST_EPOCH)
     async with serve(care_db, care_settings(tmp_path), clock, care_template[1]) as running:
         # argon2 verification is slow on purpose: mint the tokens a login would return
         # (test_care_api logs in for real)
-        running.tokens.update(mint_tokens(care_template[1]))
+        running.tokens.update(mint_tokens(care_template[1], clock.now()))
         yield running

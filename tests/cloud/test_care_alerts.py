@@ -3,7 +3,6 @@ home quiet), on a real SQLite file with ingest's real write path in front."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 from care_support import (
@@ -20,6 +19,7 @@ from care_support import (
     open_care,
 )
 
+from clock_support import TEST_EPOCH
 from eldercare_cloud.care.clock import ManualClock, parse_iso
 from eldercare_protocols.events import EventKind
 
@@ -63,7 +63,7 @@ async def test_repeated_presses_attach_to_the_open_alert(care: Care) -> None:
 
 async def test_nothing_is_lost_between_ingest_commit_and_alert_creation(
         tmp_path: Path, care_db: Path, care_template: tuple[Path, dict[str, str]]) -> None:
-    clock = ManualClock(datetime.now(UTC))
+    clock = ManualClock(TEST_EPOCH)
     settings = care_settings(tmp_path)
     # ingest committed two alarms, then the process died before the care engine ran
     async with open_care(care_db, settings, clock, care_template[1]) as first:
@@ -162,7 +162,7 @@ async def test_silent_gateway_is_offline_after_n_seconds_once(care: Care) -> Non
 
 async def test_quiet_home_with_live_gateway_raises_a_welfare_alert(
         tmp_path: Path, care_db: Path, care_template: tuple[Path, dict[str, str]]) -> None:
-    clock = ManualClock(datetime.now(UTC))
+    clock = ManualClock(TEST_EPOCH)
     settings = care_settings(tmp_path, welfare_inactive_hours=1.0,
                              gateway_offline_after_s=3 * 3600)
     async with open_care(care_db, settings, clock, care_template[1]) as care:

@@ -3,8 +3,6 @@ queue, the resident card. 401 for bad credentials, 403/404 for scope, 422 with a
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import httpx
 import pytest
 from care_support import GW, OTHER_RESIDENT, PASSWORD, RESIDENT, Running, commit_event
@@ -153,7 +151,7 @@ async def test_resident_card_has_recent_vitals_and_device_states(
     store = care_http.store
     gw, device = "GW-XH-004", "vitals-xh004"
     await store.add_gateway(gw, "gateway-secret-" + gw)
-    now = datetime.now(UTC)
+    now = care_http.clock.now()
     state = GatewayState(gateway_id=gw, status="health", ts=now, devices={
         device: DeviceStatus(type="vitals_monitor", online=True, battery=81.0, last_seen=now)})
     batch = TelemetryBatch(id="tel-batch-0001", seq=1, gateway_id=gw, gateway_ts=now,
@@ -174,7 +172,8 @@ async def test_resident_card_has_recent_vitals_and_device_states(
 async def test_alert_queue_and_operator_actions(care_http: Running,
                                                 client: httpx.AsyncClient) -> None:
     services = care_http.services
-    await commit_event(care_http.store, EventKind.SOS, gateway_id=GW)
+    await commit_event(care_http.store, EventKind.SOS, gateway_id=GW,
+                       at=care_http.clock.now())
     await services.engine.tick()
     op = care_http.auth("operator")
     queue = (await client.get("/alerts", params={"open_only": True}, headers=op)).json()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import queue
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +16,7 @@ from care_support import GW, RESIDENT, SECRET, RecordingChannel, care_settings
 from paho.mqtt.enums import CallbackAPIVersion
 from test_ingest_support import envelope, wait_until
 
+from clock_support import TEST_EPOCH
 from eldercare_cloud.app import build_services, migrate
 from eldercare_cloud.auth.models import Principal, Role
 from eldercare_cloud.care.clock import ManualClock
@@ -89,7 +89,7 @@ async def test_config_is_pushed_through_ingest_and_again_on_change(
                              ingest_batch_wait_ms=0)
     async with Database(care_db) as db, IngestService(settings, db) as ingest:
         assert await ingest.wait_connected(10)
-        services = build_services(settings, db, clock=ManualClock(datetime.now(UTC)),
+        services = build_services(settings, db, clock=ManualClock(TEST_EPOCH),
                                   store=ingest.store, ingest=ingest, channels={})
         await migrate(services)
         assert await services.engine.publish_configs() == 10  # every demo gateway

@@ -118,7 +118,7 @@ async def test_a_standby_engine_takes_over_when_the_leader_dies_mid_ladder(
         b = await standby_stack.enter_async_context(
             serve(care_db, settings, clock, ids, run_engine=True))
         assert a.services.engine.leading and not b.services.engine.leading
-        await commit_event(a.store, EventKind.SOS)
+        await commit_event(a.store, EventKind.SOS, at=clock.now())
         a.services.engine.wake()
         b.services.engine.wake()
         await wait_until(lambda: [m.address for m in a.sms.sent] == [PHONES[SON]],

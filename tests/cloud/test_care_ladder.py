@@ -9,7 +9,7 @@ emergency services; 60 s per step for life-safety alerts.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -25,6 +25,7 @@ from care_support import (
     open_care,
 )
 
+from clock_support import TEST_EPOCH
 from eldercare_cloud.auth.models import Principal, Role
 from eldercare_cloud.care.clock import ManualClock
 from eldercare_cloud.care.models import (
@@ -214,7 +215,7 @@ async def test_care_alerts_wait_longer_than_life_safety(care: Care) -> None:
 
 async def test_restart_mid_ladder_skips_no_step_and_notifies_nobody_twice(
         tmp_path: Path, care_db: Path, care_template: tuple[Path, dict[str, str]]) -> None:
-    clock = ManualClock(datetime.now(UTC))
+    clock = ManualClock(TEST_EPOCH)
     settings = care_settings(tmp_path)
     sent: list[str] = []
     async with open_care(care_db, settings, clock, care_template[1]) as care:
@@ -249,7 +250,7 @@ async def test_in_flight_notification_is_resent_after_a_crash(
         tmp_path: Path, care_db: Path, care_template: tuple[Path, dict[str, str]]) -> None:
     """Killed between marking a message 'sending' and recording the result: the one
     message in flight is sent again on start (at least once), and nothing else is."""
-    clock = ManualClock(datetime.now(UTC))
+    clock = ManualClock(TEST_EPOCH)
     settings = care_settings(tmp_path)
     async with open_care(care_db, settings, clock, care_template[1]) as care:
         await care.commit(EventKind.SOS)

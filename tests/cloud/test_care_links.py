@@ -14,7 +14,8 @@ pytestmark = pytest.mark.integration
 
 async def raise_alert(running: Running, kind: EventKind = EventKind.SOS,
                       device: str = "btn-xh001") -> str:
-    await commit_event(running.store, kind, device_id=device, gateway_id=GW)
+    await commit_event(running.store, kind, device_id=device, gateway_id=GW,
+                       at=running.clock.now())
     await running.services.engine.tick()
     await running.services.dispatcher.deliver_due()
     cur = await running.services.db.conn.execute(

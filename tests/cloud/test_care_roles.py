@@ -51,7 +51,7 @@ PUBLIC = {
 async def sample_values(running: Running) -> dict[str, str]:
     """Path parameters that exist and sit inside the operator's, family's and (after the
     ladder reached them) the volunteer's and worker's scope."""
-    await commit_event(running.store, EventKind.SOS, gateway_id=GW)
+    await commit_event(running.store, EventKind.SOS, gateway_id=GW, at=running.clock.now())
     services = running.services
     await services.engine.tick()
     assert running.clock is not None
@@ -101,7 +101,7 @@ async def service_values(running: Running) -> dict[str, str]:
     admin = Principal(user_id=running.user_ids["admin"], username="admin", role=Role.ADMIN,
                       tenant="default")
     await commit_event(running.store, EventKind.SERVICE_REQUEST, gateway_id=GW,
-                       button="green", press="single")
+                       button="green", press="single", at=running.clock.now())
     await running.services.service_engine.tick()
     [request] = await desk.list_requests(admin)
     now = running.clock.now()
@@ -155,7 +155,7 @@ async def test_every_endpoint_declares_and_enforces_its_roles(care_http: Running
         public = {(m, p) for m, p, op in operations if "x-public" in op}
         assert public <= PUBLIC, f"new public endpoints: {public - PUBLIC}"
         problems: list[str] = []
-        spare = mint_tokens(care_http.user_ids, ttl_s=7200)
+        spare = mint_tokens(care_http.user_ids, care_http.clock.now(), ttl_s=7200)
         # deleting first would leave later roles nothing to reach: deletes go last
         operations.sort(key=lambda o: o[0] == "delete")
         for method, path, op in operations:

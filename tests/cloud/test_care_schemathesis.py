@@ -15,6 +15,9 @@ from care_support import care_settings, mint_tokens, serve_in_thread
 from hypothesis import HealthCheck, given, settings
 from schemathesis.openapi import from_dict
 
+from clock_support import TEST_EPOCH
+from eldercare_cloud.care.clock import ManualClock
+
 pytestmark = pytest.mark.integration
 
 MAX_EXAMPLES = 6
@@ -24,7 +27,7 @@ SKIP = {"/api/v1/stream"}
 
 @pytest.fixture
 def threaded_app(tmp_path: Path, care_db: Path) -> Iterator[str]:
-    yield from serve_in_thread(care_db, care_settings(tmp_path))
+    yield from serve_in_thread(care_db, care_settings(tmp_path), ManualClock(TEST_EPOCH))
 
 
 def run_operation(operation: Any, base_url: str, role: str, headers: dict[str, str],
@@ -43,7 +46,7 @@ def run_operation(operation: Any, base_url: str, role: str, headers: dict[str, s
 
 def test_no_server_errors(threaded_app: str, care_template: tuple[Path, dict[str, str]]
                           ) -> None:
-    tokens = mint_tokens(care_template[1])
+    tokens = mint_tokens(care_template[1], TEST_EPOCH)
     schema = from_dict(httpx.get(threaded_app + "/openapi.json").json())
     failures: list[str] = []
     tested = 0

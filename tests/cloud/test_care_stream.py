@@ -75,7 +75,8 @@ async def stream(running: Running, user: str, **headers: str) -> AsyncIterator[S
 
 
 async def sos(running: Running, gateway: str = GW, device: str = "btn-xh001") -> None:
-    await commit_event(running.store, EventKind.SOS, device_id=device, gateway_id=gateway)
+    await commit_event(running.store, EventKind.SOS, device_id=device, gateway_id=gateway,
+                       at=running.clock.now())
     await running.services.engine.tick()
 
 

@@ -48,7 +48,8 @@ async def test_unacknowledged_alert_goes_to_the_supervisor(care: Care) -> None:
     await care.run()
     first, second = [a["id"] for a in await care.open_alerts()]
     # the centre answers the second one in time
-    op = await care.services.users.principal(mint_tokens(care.user_ids)["operator"])
+    tokens = mint_tokens(care.user_ids, care.clock.now())
+    op = await care.services.users.principal(tokens["operator"])
     care.clock.advance(30)
     await care.services.care.acknowledge(op, second)
     # the timer is in the database: due exactly 60 s after the first opened
@@ -73,7 +74,8 @@ async def test_unacknowledged_alert_goes_to_the_supervisor(care: Care) -> None:
     assert len(entries) == 1 and "值班主管" in entries[0]["detail"]
 
     # on screen: the supervisor's stream carries it (and the operator's does too)
-    sup = await care.services.users.principal(mint_tokens(care.user_ids)["supervisor-xh"])
+    tokens = mint_tokens(care.user_ids, care.clock.now())
+    sup = await care.services.users.principal(tokens["supervisor-xh"])
     events, _ = await care.services.hub.events_after(sup, 0)
     assert any(e.type == "alert.supervisor" and e.alert_id == first for e in events)
     # a supervisor acts like an operator

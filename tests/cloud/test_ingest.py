@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +27,7 @@ from test_ingest_support import (
 )
 
 import db_support
+from clock_support import TEST_EPOCH
 from eldercare_cloud.db import Database
 from eldercare_cloud.ingest import CommitInfo, IngestService, PublishError, RegistrationError
 from eldercare_protocols.events import EventKind
@@ -57,7 +58,7 @@ GW = "gw-ingest-01"
 
 
 def telemetry_batch(gateway_id: str, seq: int, n: int = 3) -> TelemetryBatch:
-    now = datetime.now(UTC)
+    now = TEST_EPOCH
     return TelemetryBatch(
         id=record_id(), seq=seq, gateway_id=gateway_id, gateway_ts=now,
         records=[TelemetryRecord(device_id="vit-1", kind=EventKind.VITALS,
@@ -222,7 +223,7 @@ async def test_birth_health_and_last_will_drive_online_state(
     will = GatewayState(gateway_id=GW, status="offline")
     gw = gateway_factory(GW, will=will)
     gw.publish(Up.STATE, GatewayState(gateway_id=GW, status="online", version="1.2.3",
-                                      ts=datetime.now(UTC)), retain=True)
+                                      ts=TEST_EPOCH), retain=True)
     await wait_until(lambda: ingest.ingest.counters.gateway_states >= 1, what="birth")
     record = await ingest.store.gateway(GW)
     assert record is not None and record.online and record.version == "1.2.3"
@@ -269,7 +270,7 @@ async def test_gap_sms_and_unknown_device_records_are_stored_with_cursors(
         ingest: IngestHarness, gateway_factory: Callable[..., GatewayClient]) -> None:
     await ingest.register(GW)
     gw = gateway_factory(GW)
-    now = datetime.now(UTC)
+    now = TEST_EPOCH
     gap = GapRecord(id=record_id(), seq=1, gateway_id=GW, gateway_ts=now, dropped=120,
                     first_seq=10, last_seq=129, oldest_ts=now - timedelta(hours=2),
                     newest_ts=now - timedelta(hours=1))
@@ -353,7 +354,7 @@ async def test_publish_config_is_retained_and_commands_reach_the_gateway(
         await asyncio.wait_for(subscribed.wait(), 10)
         await wait_until(lambda: len(got) == 1, what="the retained config")
         cmd = DownCommand(id=record_id(), device_id="gas-1", command="silence",
-                          ts=datetime.now(UTC))
+                          ts=TEST_EPOCH)
         await ingest.ingest.publish_command(GW, cmd)
         await wait_until(lambda: len(got) == 2, what="the command")
     finally:
@@ -370,7 +371,7 @@ async def test_publish_fails_loudly_while_the_broker_is_down(ingest: IngestHarne
     ingest.settings.mqtt_publish_timeout_s = 0.3
     with pytest.raises(PublishError, match="no PUBACK"):
         await ingest.ingest.publish_command(GW, DownCommand(
-            id=record_id(), device_id="gas-1", command="self_test", ts=datetime.now(UTC)))
+            id=record_id(), device_id="gas-1", command="self_test", ts=TEST_EPOCH))
 
 
 async def test_ingest_reconnects_after_a_broker_restart(

@@ -13,13 +13,14 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from clock_support import TEST_EPOCH
 from eldercare_cloud.db import Database
 from eldercare_cloud.ingest import IngestService, IngestStore
 from eldercare_cloud.settings import CloudSettings
@@ -55,7 +56,7 @@ def record_id() -> str:
 
 def envelope(gateway_id: str, seq: int, kind: EventKind = EventKind.SOS,
              device_id: str = "btn-1", **extra: Any) -> EventEnvelope:
-    now = datetime.now(UTC)
+    now = TEST_EPOCH
     fields: dict[str, Any] = {
         "id": record_id(), "seq": seq, "gateway_id": gateway_id, "gateway_ts": now,
         "device_id": device_id, "kind": kind, "device_ts": now - timedelta(milliseconds=50),

@@ -21,7 +21,7 @@ async def app_http(tmp_path: Path, care_db: Path,
                    care_template: tuple[Path, dict[str, str]]) -> AsyncIterator[Running]:
     clock = ManualClock(datetime(2026, 11, 23, 3, 0, tzinfo=UTC))
     async with serve(care_db, care_settings(tmp_path), clock, care_template[1]) as running:
-        running.tokens.update(mint_tokens(care_template[1]))
+        running.tokens.update(mint_tokens(care_template[1], clock.now()))
         yield running
 
 

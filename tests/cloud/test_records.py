@@ -74,7 +74,7 @@ async def care_http(tmp_path: Path, care_db: Path,
                     care_template: tuple[Path, dict[str, str]]) -> AsyncIterator[Running]:
     async with serve(care_db, care_settings(tmp_path), ManualClock(T0),
                      care_template[1]) as running:
-        running.tokens.update(mint_tokens(care_template[1]))
+        running.tokens.update(mint_tokens(care_template[1], T0))
         yield running
 
 
@@ -154,7 +154,7 @@ async def generate_month(care: Care) -> dict[str, str]:
 
 
 async def principal(care: Care, name: str) -> Principal:
-    token = mint_tokens({name: care.user_ids[name]})[name]
+    token = mint_tokens({name: care.user_ids[name]}, care.clock.now())[name]
     return await care.services.users.principal(token)
 
 
@@ -226,7 +226,7 @@ async def test_kpis_of_a_generated_month_match_hand_computed_values(care: Care) 
 
 
 async def _sos_accepted_and_resolved(http: Running) -> str:
-    await commit_event(http.store, EventKind.SOS, gateway_id=GW)
+    await commit_event(http.store, EventKind.SOS, gateway_id=GW, at=http.clock.now())
     await http.services.engine.tick()
     cur = await http.services.db.conn.execute(
         "SELECT a.id, n.link FROM alerts a JOIN notifications n ON n.alert_id = a.id"
@@ -334,7 +334,8 @@ async def test_a_responder_resolved_case_waits_for_review_then_closes(
 
 
 async def test_an_operator_cannot_review_an_open_alert(care_http: Running) -> None:
-    await commit_event(care_http.store, EventKind.SOS, gateway_id=GW)
+    await commit_event(care_http.store, EventKind.SOS, gateway_id=GW,
+                       at=care_http.clock.now())
     await care_http.services.engine.tick()
     cur = await care_http.services.db.conn.execute("SELECT id FROM alerts")
     alert_id = str((await cur.fetchone())[0])

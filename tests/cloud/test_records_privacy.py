@@ -43,7 +43,7 @@ async def care(tmp_path: Path, care_db: Path,
 
 
 async def principal(care: Care, name: str) -> Principal:
-    return await care.services.users.principal(mint_tokens(care.user_ids)[name])
+    return await care.services.users.principal(mint_tokens(care.user_ids, care.clock.now())[name])
 
 
 async def her_history(care: Care) -> str:
@@ -157,7 +157,7 @@ async def http(tmp_path: Path, care_db: Path,
                care_template: tuple[Path, dict[str, str]]) -> AsyncIterator[Running]:
     async with serve(care_db, care_settings(tmp_path), ManualClock(T0),
                      care_template[1]) as running:
-        running.tokens.update(mint_tokens(care_template[1]))
+        running.tokens.update(mint_tokens(care_template[1], T0))
         yield running
 
 

@@ -35,10 +35,11 @@ async def test_console_on_worker_a_sees_an_alert_raised_through_worker_b(
     ids = care_template[1]
     async with serve(care_db, settings, ManualClock(START), ids) as a, \
             serve(care_db, settings, ManualClock(START), ids) as b:
-        a.tokens.update(mint_tokens(ids))
+        a.tokens.update(mint_tokens(ids, START))
         async with stream(a, "operator") as console:
             # the SOS arrives through worker B's ingest and B's engine raises the alert
-            await commit_event(b.store, EventKind.SOS, device_id="btn-xh001", gateway_id=GW)
+            await commit_event(b.store, EventKind.SOS, device_id="btn-xh001", gateway_id=GW,
+                               at=START)
             await b.services.engine.tick()
             event = await console.next(timeout=30)
             assert event["event"] == "alert.opened", event

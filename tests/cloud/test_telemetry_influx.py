@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from test_ingest_support import GatewayClient, envelope, ingest_settings, record_id, wait_until
 
+from clock_support import TEST_EPOCH
 from eldercare_cloud.db import Database
 from eldercare_cloud.ingest import IngestService, TelemetryPoint
 from eldercare_cloud.telemetry.influx import to_line
@@ -55,7 +56,9 @@ class Victoria:
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [VICTORIA, f"-httpListenAddr=127.0.0.1:{self.port}",
-             f"-storageDataPath={self.data}", "-loggerLevel=ERROR"],
+             f"-storageDataPath={self.data}", "-loggerLevel=ERROR",
+             # samples carry the test's fixed dates, not today's: keep them all
+             "-retentionPeriod=100y"],
             stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -101,7 +104,7 @@ def victoria(tmp_path: Path) -> Iterator[Victoria]:
 
 def batch(seq: int, start: datetime, n: int, device_id: str = "vit-1") -> TelemetryBatch:
     return TelemetryBatch(
-        id=record_id(), seq=seq, gateway_id=GW, gateway_ts=datetime.now(UTC),
+        id=record_id(), seq=seq, gateway_id=GW, gateway_ts=start + timedelta(seconds=n),
         records=[TelemetryRecord(device_id=device_id, kind=EventKind.VITALS,
                                  ts=start + timedelta(seconds=i), device_seq=i,
                                  values={"heart_rate": 60.0 + i, "spo2": 95.0})
@@ -109,9 +112,9 @@ def batch(seq: int, start: datetime, n: int, device_id: str = "vit-1") -> Teleme
 
 
 def recent() -> datetime:
-    """Whole seconds, an hour ago: VictoriaMetrics silently drops samples outside its
-    retention (one month by default), so test data must be recent."""
-    return (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0)
+    """A fixed instant in whole seconds (the server keeps 100 years, so fixed dates are
+    inside its retention)."""
+    return TEST_EPOCH
 
 
 def samples(vm: Victoria, metric: str) -> dict[int, float]:

@@ -172,7 +172,7 @@ class ConsoleStack:
     def publish_event(self, gateway_id: str, device_id: str, kind: EventKind,
                       **data: Any) -> str:
         """An uplink alarm exactly as the gateway publishes it (QoS 1, EventEnvelope)."""
-        now = datetime.now(UTC)
+        now = datetime.now(UTC)  # the stack's cloud process runs on the system clock
         env = EventEnvelope(id=uuid.uuid4().hex, seq=time.monotonic_ns() // 1000,
                             gateway_id=gateway_id, gateway_ts=now, device_id=device_id,
                             kind=kind, device_ts=now, device_seq=1, data=data)

@@ -72,7 +72,7 @@ def _open_alert(stack: ConsoleStack, token: str, household: str, kind: str) -> d
 
 def test_fleet_reports_offline_low_battery_and_untested_devices(
         stack: ConsoleStack, tokens: dict[str, str]) -> None:
-    now = datetime.now(UTC)
+    now = datetime.now(UTC)  # the console stack's cloud is a process on the system clock
     _publish_state(stack, GatewayState(
         gateway_id=GW4, status="health", ts=now, version="1.0.0",
         devices={"btn-xh004": DeviceStatus(type="call_button", online=True, battery=12.0,

@@ -11,7 +11,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -121,6 +120,10 @@ async def committed(cloud: CloudService, kind: EventKind | None = None,
                    and (device_id is None or e.device_id == device_id))
 
 
+#: the devices' clock: the afternoon the gateways under test start at, ticking
+DEVICE_CLOCK = afternoon_clock()
+
+
 class NativeDevice:
     """A native device on a plain paho client: publishes events/telemetry/state with its own
     sequence numbers and records the commands (LED states) the gateway sends it."""
@@ -158,7 +161,7 @@ class NativeDevice:
     def event(self, kind: str, *, wait: bool = True, **data: Any) -> int:
         self.seq += 1
         msg = native.DeviceEvent.model_validate({
-            "seq": self.seq, "ts": datetime.now(UTC), "type": self.device_type, "kind": kind,
+            "seq": self.seq, "ts": DEVICE_CLOCK.now(), "type": self.device_type, "kind": kind,
             "data": data})
         self._publish(native.Channel.EVENT, native.encode(msg), wait)
         return self.seq
@@ -166,7 +169,7 @@ class NativeDevice:
     def telemetry(self, kind: str, *, wait: bool = True, **values: float) -> int:
         self.seq += 1
         msg = native.DeviceTelemetry.model_validate({
-            "seq": self.seq, "ts": datetime.now(UTC), "type": self.device_type, "kind": kind,
+            "seq": self.seq, "ts": DEVICE_CLOCK.now(), "type": self.device_type, "kind": kind,
             "values": values})
         self._publish(native.Channel.TELEMETRY, native.encode(msg), wait)
         return self.seq

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 import db_support
 from broker_support import Broker
+from clock_support import afternoon_clock
 from eldercare_cloud.service import CloudService
 from eldercare_protocols import native
 from eldercare_protocols.events import EventKind
@@ -37,6 +37,9 @@ pytestmark = pytest.mark.integration
 EDGE = Path(sys.executable).parent / "eldercare-edge"
 BUTTONS = [f"btn-{i:02d}" for i in range(48)]
 KILLS = 8
+
+
+DEVICE_CLOCK = afternoon_clock()
 
 
 class ButtonBank:
@@ -64,7 +67,7 @@ class ButtonBank:
                 self.leds.setdefault(device_id, []).append(str(cmd.args.get("state")))
 
     def press(self, device_id: str) -> None:
-        msg = native.DeviceEvent(seq=1, ts=datetime.now(UTC), type="call_button",
+        msg = native.DeviceEvent(seq=1, ts=DEVICE_CLOCK.now(), type="call_button",
                                  kind=EventKind.SOS, data={"button": "red"})
         self.client.publish(native.topic(device_id, native.Channel.EVENT), native.encode(msg),
                             qos=1).wait_for_publish(5)

@@ -4,13 +4,13 @@ and the SMS fallback through the simulated GSM modem while the cloud is unreacha
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 import db_support
 from broker_support import Broker
+from clock_support import TEST_EPOCH
 from eldercare_cloud.service import CloudService
 from eldercare_edge.clock import FakeClock
 from eldercare_protocols.events import EventKind
@@ -90,7 +90,7 @@ async def test_5_disk_cap_evicts_oldest_telemetry_sends_a_gap_and_keeps_every_al
 
 async def test_6_cloud_unreachable_past_the_sms_timeout_texts_each_contact_in_chinese(
         tmp_path: Path, home_broker: Broker, cloud_broker: Broker, cloud: CloudService) -> None:
-    clock = FakeClock(datetime.now(UTC))
+    clock = FakeClock(TEST_EPOCH)
     devices = [{"device_id": "btn-1", "type": "call_button"}]
     with SimModem(tmp_path / "sms.log") as modem:
         settings = edge_settings(tmp_path, home_broker, cloud_broker, devices,
@@ -133,7 +133,7 @@ async def test_6_cloud_unreachable_past_the_sms_timeout_texts_each_contact_in_ch
 
 async def test_6_no_sms_when_the_cloud_acks_in_time(
         tmp_path: Path, home_broker: Broker, cloud_broker: Broker, cloud: CloudService) -> None:
-    clock = FakeClock(datetime.now(UTC))
+    clock = FakeClock(TEST_EPOCH)
     devices = [{"device_id": "btn-1", "type": "call_button"}]
     with SimModem(tmp_path / "sms.log") as modem:
         settings = edge_settings(tmp_path, home_broker, cloud_broker, devices,

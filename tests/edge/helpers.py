@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -81,8 +81,12 @@ def settings_for(tmp: Path, home_port: int, cloud_port: int | None = None,
     return EdgeSettings(**base)
 
 
+#: the devices' clock: the same quiet afternoon the gateways under test start at, ticking
+DEVICE_CLOCK = afternoon_clock()
+
+
 def now() -> datetime:
-    return datetime.now(UTC)
+    return DEVICE_CLOCK.now()
 
 
 def event_payload(device_type: str, kind: str, seq: int, **extra: Any) -> bytes:

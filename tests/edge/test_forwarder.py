@@ -10,11 +10,11 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from clock_support import TEST_EPOCH
 from eldercare_edge.clock import SystemClock
 from eldercare_edge.connectors.mqtt import Outgoing
 from eldercare_edge.counters import Counters
@@ -71,7 +71,7 @@ def draft(lane: Lane, body: str, device: str = "dev-1") -> Draft:
 
 
 def ack(ids: list[str]) -> Ack:
-    return Ack(ids=ids, committed_at=datetime.now(UTC))
+    return Ack(ids=ids, committed_at=TEST_EPOCH)
 
 
 @asynccontextmanager

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from broker_support import Broker
+from clock_support import TEST_EPOCH
 from eldercare_edge.clock import FakeClock
 from eldercare_edge.sms import LedgerEntry, SmsLedger, compose
 from eldercare_protocols.events import EventKind
@@ -51,7 +52,7 @@ def test_text_is_chinese_and_names_who_where_when_what() -> None:
 @pytest.mark.integration
 async def test_one_sms_per_contact_when_the_cloud_is_silent_and_none_after_restart(
         tmp_path: Path, mosquitto: Broker) -> None:
-    clock = FakeClock(datetime.now(UTC))
+    clock = FakeClock(TEST_EPOCH)
     with SimModem(tmp_path / "sms.log") as modem:
         settings = sms_settings(tmp_path, mosquitto.port, modem)
         cloud = CloudAcker(mosquitto.port, acking=False)
@@ -85,7 +86,7 @@ async def test_one_sms_per_contact_when_the_cloud_is_silent_and_none_after_resta
 
 @pytest.mark.integration
 async def test_no_sms_when_the_cloud_acks_in_time(tmp_path: Path, mosquitto: Broker) -> None:
-    clock = FakeClock(datetime.now(UTC))
+    clock = FakeClock(TEST_EPOCH)
     with SimModem(tmp_path / "sms.log") as modem:
         cloud = CloudAcker(mosquitto.port, acking=True)
         button = Client(mosquitto.port, "btn-1")
@@ -100,7 +101,7 @@ async def test_no_sms_when_the_cloud_acks_in_time(tmp_path: Path, mosquitto: Bro
 
 @pytest.mark.integration
 async def test_transient_modem_errors_are_retried(tmp_path: Path, mosquitto: Broker) -> None:
-    clock = FakeClock(datetime.now(UTC))
+    clock = FakeClock(TEST_EPOCH)
     with SimModem(tmp_path / "sms.log") as modem:
         settings = sms_settings(tmp_path, mosquitto.port, modem, sms_timeout_s=0.5)
         cloud = CloudAcker(mosquitto.port, acking=False)
@@ -126,7 +127,7 @@ def reports(cloud: CloudAcker) -> list[SmsReport]:
 @pytest.mark.integration
 async def test_no_sim_at_first_then_inserted_each_contact_is_texted_once(
         tmp_path: Path, mosquitto: Broker) -> None:
-    clock = FakeClock(datetime.now(UTC))
+    clock = FakeClock(TEST_EPOCH)
     with SimModem(tmp_path / "sms.log", sim_present=False) as modem:
         settings = sms_settings(tmp_path, mosquitto.port, modem, sms_retry_after_s=300)
         cloud = CloudAcker(mosquitto.port, acking=False)
@@ -163,7 +164,7 @@ async def test_no_sim_at_first_then_inserted_each_contact_is_texted_once(
 @pytest.mark.integration
 async def test_no_network_registration_is_retried_on_the_spot_then_later(
         tmp_path: Path, mosquitto: Broker) -> None:
-    clock = FakeClock(datetime.now(UTC))
+    clock = FakeClock(TEST_EPOCH)
     with SimModem(tmp_path / "sms.log", registered=False) as modem:
         settings = settings_for(tmp_path, mosquitto.port, sms_retry_after_s=120,
                                 modem={"port": modem.port, "retry_delay_s": 0,
@@ -191,7 +192,7 @@ async def test_no_network_registration_is_retried_on_the_spot_then_later(
 @pytest.mark.integration
 async def test_retries_are_bounded_and_stop_when_the_cloud_acks(
         tmp_path: Path, mosquitto: Broker) -> None:
-    clock = FakeClock(datetime.now(UTC))
+    clock = FakeClock(TEST_EPOCH)
     with SimModem(tmp_path / "sms.log", sim_present=False) as modem:
         settings = sms_settings(tmp_path, mosquitto.port, modem, sms_retry_after_s=300,
                                 sms_max_rounds=3)

@@ -23,6 +23,7 @@ import pytest
 from installer_support import root_conftest
 
 import db_support
+from clock_support import TEST_EPOCH
 from eldercare_cloud.app import build_services, create_app, migrate
 from eldercare_cloud.auth.models import Role, UserCreate
 from eldercare_cloud.care.clock import ManualClock
@@ -173,7 +174,7 @@ _SEQ = [0]
 def _record_base() -> dict[str, Any]:
     _SEQ[0] += 1
     return {"id": uuid.uuid4().hex, "seq": _SEQ[0], "gateway_id": GW,
-            "gateway_ts": datetime.now(UTC)}
+            "gateway_ts": TEST_EPOCH}
 
 
 def unknown(device_id: str, device_type: str | None, source: str = "native"
@@ -290,7 +291,7 @@ async def test_walk_event_lookup_says_when_not_what(api: Api) -> None:
     cursor = (await api.get("installer", f"{base}/cursor")).json()
     q = {"device_id": "btn-1", "kind": "sos", "after": cursor["events"], "wait_s": 0}
     assert (await api.get("installer", f"{base}/walk-event", params=q)).json()["found"] is False
-    now = datetime.now(UTC)
+    now = TEST_EPOCH
     await api.commit(event("btn-1", EventKind.SERVICE_REQUEST, now),
                      event("btn-1", EventKind.SOS, now))
     found = (await api.get("installer", f"{base}/walk-event", params=q)).json()
@@ -315,7 +316,7 @@ async def test_walk_results_only_for_bound_devices(api: Api) -> None:
     await api.put("installer", f"{base}/devices/btn-1", json={"room": "卧室",
                                                              "type": "call_button"})
     result = {"device_id": "btn-1", "kind": "sos", "step": "按下红色按钮", "result": "passed",
-              "attempts": 1, "latency_ms": 120.0, "tested_at": datetime.now(UTC).isoformat()}
+              "attempts": 1, "latency_ms": 120.0, "tested_at": TEST_EPOCH.isoformat()}
     stray = dict(result, device_id="btn-elsewhere")
     r = await api.post("installer", f"{base}/walk-tests", json={"results": [result, stray]})
     assert r.status_code == 422 and "btn-elsewhere" in r.json()["detail"]

@@ -18,5 +18,5 @@ async def desk_http(tmp_path: Path, care_db: Path,
                     care_template: tuple[Path, dict[str, str]]) -> AsyncIterator[Running]:
     clock = ManualClock(T0)
     async with serve(care_db, care_settings(tmp_path), clock, care_template[1]) as running:
-        running.tokens.update(mint_tokens(care_template[1]))
+        running.tokens.update(mint_tokens(care_template[1], clock.now()))
         yield running

@@ -33,7 +33,7 @@ async def test_green_press_to_verified_visit_on_real_parts(
         mosquitto: Broker, cloud_broker: Broker) -> None:
     clock = ManualClock(T0)
     sim_clock = SimClock(start=T0, speed=0)
-    tokens = mint_tokens(care_template[1])
+    tokens = mint_tokens(care_template[1], T0)
     op = {"Authorization": f"Bearer {tokens['operator']}"}
     fam = {"Authorization": f"Bearer {tokens['family']}"}
 

@@ -31,7 +31,7 @@ async def test_a_care_visit_verified_by_the_simulated_home(
         mosquitto: Broker, cloud_broker: Broker) -> None:
     clock = ManualClock(T0)
     sim_clock = SimClock(start=T0, speed=0)
-    tokens = mint_tokens(care_template[1])
+    tokens = mint_tokens(care_template[1], T0)
     op = {"Authorization": f"Bearer {tokens['operator']}"}
 
     def both(seconds: float) -> None:
