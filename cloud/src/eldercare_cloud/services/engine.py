@@ -37,6 +37,8 @@ _TICK_ERRORS: tuple[type[Exception], ...] = (CloudError, *DATABASE_ERRORS)
 
 BATCH = 200
 CURSOR = "events"
+#: home-device evidence outlives the longest visit's check-out by this much, then goes
+EVIDENCE_KEEP = timedelta(days=2)
 
 
 class EventReader(Protocol):
@@ -126,10 +128,19 @@ class ServiceEngine:
             now = self._clock.now()
             if self._next_plans is None or now >= self._next_plans:
                 await self._desk.generate_plans()
+                await self.prune_evidence(now)
                 self._next_plans = now + self._plan_every
             await self._desk.run_due()
             await self.send_leds()
             await self.send_messages()
+
+    async def prune_evidence(self, now: datetime) -> int:
+        """Home-device evidence is kept while a visit may still be judged against it."""
+        async with self._db.transaction() as conn:
+            pruned = await V.prune_evidence(conn, now - EVIDENCE_KEEP)
+        if pruned:
+            log.info("pruned %d visit evidence rows older than %s", pruned, EVIDENCE_KEEP)
+        return pruned
 
     async def init_cursor(self) -> None:
         """On the desk's first start, begin at ingest's current end: presses committed

@@ -60,6 +60,16 @@ async def add_evidence(conn: Connection, household_id: str, record_id: str,
         (household_id, record_id, device_id, kind, iso(ts)))
 
 
+async def prune_evidence(conn: Connection, before: datetime) -> int:
+    """Evidence older than ``before`` goes, except in homes with a visit still in progress
+    (its check-out will be judged against the evidence since its check-in). A closed
+    visit keeps its verdict and counts; the raw door/motion rows are not needed again."""
+    cur = await conn.execute(
+        "DELETE FROM visit_evidence WHERE ts < ? AND household_id NOT IN"
+        " (SELECT household_id FROM visits WHERE status = 'in_progress')", (iso(before),))
+    return max(cur.rowcount, 0)
+
+
 async def open_visit(conn: Connection, *, order_id: str, service_type_id: str,
                      resident_id: str, household_id: str, district_id: str, address: str,
                      provider_id: str, worker_id: str, window_start: str, window_end: str,
