@@ -35,7 +35,15 @@ def test_pages_and_assets_over_http(stack: ConsoleStack) -> None:
         respond = client.get("/respond/AL-anything", params={"token": "x"})
         assert respond.status_code == 200 and "/ui/family/respond.js" in respond.text
         assert respond.headers["referrer-policy"] == "no-referrer"
-        assert client.get("/family/").status_code == 200
+        for page, script in (("/family/", "family/family.js"), ("/job/", "worker/worker.js"),
+                             ("/job/SO-1", "worker/worker.js"),
+                             ("/visit/", "visitor/")):
+            resp = client.get(page)
+            assert resp.status_code == 200 and f"/ui/{script}" in resp.text, page
+            assert resp.headers["referrer-policy"] == "no-referrer", page
+        for bare in ("/console", "/family", "/job", "/visit"):
+            resp = client.get(bare, follow_redirects=False)
+            assert resp.status_code == 307 and resp.headers["location"] == bare + "/", bare
         module = client.get("/ui/console/app.js")
         assert module.status_code == 200
         assert "javascript" in module.headers["content-type"]
@@ -48,7 +56,8 @@ def test_pages_and_assets_over_http(stack: ConsoleStack) -> None:
         assert client.get("/ui/nope.js").status_code == 404
         # pages are not API: they stay out of the OpenAPI document
         paths = client.get("/openapi.json").json()["paths"]
-        assert not any(p.startswith(("/console", "/respond", "/family", "/ui")) for p in paths)
+        assert not any(p.startswith(("/console", "/respond", "/family", "/job", "/visit", "/ui"))
+                       for p in paths)
         assert "/api/v1/console/alerts/{alert_id}/dispatch" in paths
 
 

@@ -15,6 +15,7 @@ Routes (none of them in the OpenAPI: they are pages, not API):
 - ``/family/``, a family member's view of their elder (with an account);
 - ``/job/`` (a service worker's account: today's orders) and ``/job/{order_id}?token=…``
   (a worker's signed link to one order), the service worker's phone page;
+- ``/visit/?token=…``, the care visitor's phone page;
 - ``/ui/…``, the static files themselves.
 """
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +50,17 @@ RESPOND_PAGE = Path("family/respond.html")
 FAMILY_PAGE = Path("family/index.html")
 WORKER_PAGE = Path("worker/index.html")
 VISITOR_PAGE = Path("visitor/index.html")
+
+#: where each page is served: ``/x/`` (``/x`` redirects there), or a path with an id the
+#: page reads from its own location (and a signed token from its query)
+PAGE_ROUTES: tuple[tuple[str, Path], ...] = (
+    ("/console/", CONSOLE_PAGE),
+    ("/respond/{alert_id}", RESPOND_PAGE),
+    ("/family/", FAMILY_PAGE),
+    ("/job/", WORKER_PAGE),
+    ("/job/{order_id}", WORKER_PAGE),
+    ("/visit/", VISITOR_PAGE),  # the care visitor's phone page (issue 11)
+)
 
 #: pages and modules change with a deployment, not between reloads of one session; "no-cache"
 #: still lets the browser keep a copy, it only revalidates (ETag) before using it
@@ -95,54 +108,25 @@ def mount_console(app: FastAPI, settings: CloudSettings) -> bool:
                     "ELDERCARE_CLOUD_DASHBOARDS_DIR)", root)
         return False
 
-    def page(relative: Path) -> Response:
-        path = root / relative
-        if not path.is_file():
-            return PlainTextResponse(f"page {relative} is missing", status_code=404)
-        return FileResponse(path, media_type="text/html; charset=utf-8", headers=_PAGE_HEADERS)
+    def page(relative: Path) -> Callable[[], Awaitable[Response]]:
+        async def serve() -> Response:
+            path = root / relative
+            if not path.is_file():
+                return PlainTextResponse(f"page {relative} is missing", status_code=404)
+            return FileResponse(path, media_type="text/html; charset=utf-8",
+                                headers=_PAGE_HEADERS)
+        return serve
 
-    @app.get("/", include_in_schema=False)
-    async def home() -> Response:
-        return RedirectResponse("/console/", status_code=307)
+    def redirect(to: str) -> Callable[[], Awaitable[Response]]:
+        async def go() -> Response:
+            return RedirectResponse(to, status_code=307)
+        return go
 
-    @app.get("/console", include_in_schema=False)
-    async def console_slash() -> Response:
-        return RedirectResponse("/console/", status_code=307)
-
-    @app.get("/console/", include_in_schema=False)
-    async def console() -> Response:
-        return page(CONSOLE_PAGE)
-
-    @app.get("/respond/{alert_id}", include_in_schema=False)
-    async def respond(alert_id: str) -> Response:
-        # the page reads the alert id from its own path and the token from its query
-        return page(RESPOND_PAGE)
-
-    @app.get("/family", include_in_schema=False)
-    async def family_slash() -> Response:
-        return RedirectResponse("/family/", status_code=307)
-
-    @app.get("/family/", include_in_schema=False)
-    async def family() -> Response:
-        return page(FAMILY_PAGE)
-
-    @app.get("/job", include_in_schema=False)
-    async def work_slash() -> Response:
-        return RedirectResponse("/job/", status_code=307)
-
-    @app.get("/job/", include_in_schema=False)
-    async def work() -> Response:
-        return page(WORKER_PAGE)
-
-    @app.get("/job/{order_id}", include_in_schema=False)
-    async def work_order(order_id: str) -> Response:
-        # the page reads the order id from its own path and the token from its query
-        return page(WORKER_PAGE)
-
-    @app.get("/visit/", include_in_schema=False)
-    async def visit() -> Response:
-        # the care visitor's phone page (issue 11): the token comes from its query
-        return page(VISITOR_PAGE)
+    app.add_api_route("/", redirect("/console/"), include_in_schema=False)
+    for path, relative in PAGE_ROUTES:
+        app.add_api_route(path, page(relative), include_in_schema=False)
+        if path.endswith("/"):
+            app.add_api_route(path.rstrip("/"), redirect(path), include_in_schema=False)
 
     app.mount("/ui", _Static(directory=root, html=False), name="ui")
     return True
