@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -30,6 +29,7 @@ from eldercare_cloud.care.clock import Clock, iso, parse_iso
 from eldercare_cloud.care.models import DEVICE_SUBJECT_ALERTS, EVENT_ALERTS, AlertKind
 from eldercare_cloud.care.service import CareService
 from eldercare_cloud.db import DATABASE_ERRORS, Connection, Database
+from eldercare_cloud.engine_loop import Tasks, run_loop
 from eldercare_cloud.errors import CloudError
 from eldercare_cloud.ingest.models import (
     GatewayLogEntry,
@@ -99,7 +99,7 @@ class CareEngine:
         self._wake = asyncio.Event()
         self._deliver_wake = asyncio.Event()
         self._tick_lock = asyncio.Lock()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks = Tasks()
         self._unlisten: Callable[[], None] | None = None
         self._next_rules: datetime | None = None
         self._next_config_try: datetime | None = None
@@ -119,20 +119,20 @@ class CareEngine:
             await self._lead_acquired()
         if self._link is not None:
             self._unlisten = self._link.add_commit_listener(lambda _info: self.wake())
-        self._tasks = [asyncio.create_task(self._loop(), name="care-engine"),
-                       asyncio.create_task(self._deliver_loop(), name="care-notify")]
+        poll_s = self._settings.care_poll_s
+        self._tasks.start("care-engine", run_loop(
+            "care engine pass", self._clock, self._wake, self._pass, poll_s=poll_s,
+            errors=_PASS_ERRORS, failed=self._failed))
+        self._tasks.start("care-notify", run_loop(
+            "notification delivery", self._clock, self._deliver_wake, self._deliver,
+            poll_s=poll_s * 5, errors=_PASS_ERRORS, failed=self._failed))
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         if self._unlisten is not None:
             self._unlisten()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        await self._tasks.stop()
 
     def wake(self) -> None:
         self._wake.set()
@@ -150,59 +150,30 @@ class CareEngine:
             self._leading = True
             log.info("care engine: leading")
             await self._dispatcher.recover()
+            self._deliver_wake.set()
 
-    async def _standing_by(self) -> bool:
-        """True (after a poll interval's wait) while another engine leads."""
-        if await self._lead.held():
-            await self._lead_acquired()
-            return False
-        if self._leading:
-            self._leading = False
-            log.warning("care engine: lost the lead; standing by")
-        await self._clock.sleep_until(
-            self._clock.now() + timedelta(seconds=self._settings.care_poll_s), self._wake)
-        return True
+    def _failed(self) -> None:
+        self.failures += 1
 
-    async def _loop(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                if await self._standing_by():
-                    continue
-                await self.tick()
-            except _PASS_ERRORS:
-                self.failures += 1
-                log.exception("care engine tick failed; retrying")
-                # back off: an error that repeats must not become a hot loop of logs
-                await self._clock.sleep_until(
-                    self._clock.now() + timedelta(seconds=max(1.0, self._settings.care_poll_s)),
-                    asyncio.Event())
-                continue
-            deadline = await self._next_deadline()
-            await self._clock.sleep_until(deadline, self._wake)
+    async def _pass(self) -> datetime | None:
+        """One pass when this engine leads; while another leads, only the check (again
+        after a poll interval, or when woken)."""
+        if not await self._lead.held():
+            if self._leading:
+                self._leading = False
+                log.warning("care engine: lost the lead; standing by")
+            return None
+        await self._lead_acquired()
+        await self.tick()
+        return await self._next_deadline()
 
-    async def _deliver_loop(self) -> None:
-        while True:
-            self._deliver_wake.clear()
-            try:
-                if not self._leading:  # the leader's outbox; _loop takes the lead
-                    await self._clock.sleep_until(
-                        self._clock.now() + timedelta(seconds=self._settings.care_poll_s),
-                        self._deliver_wake)
-                    continue
-                while await self._dispatcher.deliver_due():
-                    pass
-            except _PASS_ERRORS:
-                self.failures += 1
-                log.exception("notification delivery failed; retrying")
-                await self._clock.sleep_until(
-                    self._clock.now() + timedelta(seconds=max(1.0, self._settings.care_poll_s)),
-                    asyncio.Event())
-                continue
-            deadline = await self._dispatcher.next_due()
-            poll = self._clock.now() + timedelta(seconds=self._settings.care_poll_s * 5)
-            await self._clock.sleep_until(min(deadline, poll) if deadline else poll,
-                                          self._deliver_wake)
+    async def _deliver(self) -> datetime | None:
+        """Every notification that is due, by the leader (the outbox is the leader's)."""
+        if not self._leading:
+            return None
+        while await self._dispatcher.deliver_due():
+            pass
+        return await self._dispatcher.next_due()
 
     async def _next_deadline(self) -> datetime:
         now = self._clock.now()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -21,6 +20,7 @@ from typing import Any, Protocol
 
 from eldercare_cloud.care.clock import Clock
 from eldercare_cloud.db import DATABASE_ERRORS, Database
+from eldercare_cloud.engine_loop import Tasks, earliest, run_loop
 from eldercare_cloud.errors import CloudError
 from eldercare_cloud.ingest.models import StoredEvent
 from eldercare_cloud.notify.base import Channel, Outbound
@@ -77,50 +77,33 @@ class ServiceEngine:
         self._next_plans: datetime | None = None
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks = Tasks()
         self._unlisten: Callable[[], None] | None = None
         self.failures = 0
 
     async def __aenter__(self) -> ServiceEngine:
         if self._link is not None:
             self._unlisten = self._link.add_commit_listener(lambda _info: self.wake())
-        self._tasks = [asyncio.create_task(self._loop(), name="service-engine")]
+        self._tasks.start("service-engine", run_loop(
+            "service engine pass", self._clock, self._wake, self._pass, poll_s=self._poll_s,
+            errors=_TICK_ERRORS, failed=self._failed))
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         if self._unlisten is not None:
             self._unlisten()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        await self._tasks.stop()
 
     def wake(self) -> None:
         self._wake.set()
 
-    async def _loop(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                await self.tick()
-            except _TICK_ERRORS:
-                self.failures += 1
-                log.exception("service engine tick failed; retrying")
-                await self._clock.sleep_until(
-                    self._clock.now() + timedelta(seconds=max(1.0, self._poll_s)),
-                    asyncio.Event())
-                continue
-            now = self._clock.now()
-            candidates = [now + timedelta(seconds=self._poll_s)]
-            due = await self._desk.next_due()
-            if due is not None:
-                candidates.append(due)
-            if self._next_plans is not None:
-                candidates.append(self._next_plans)
-            await self._clock.sleep_until(min(candidates), self._wake)
+    def _failed(self) -> None:
+        self.failures += 1
+
+    async def _pass(self) -> datetime | None:
+        await self.tick()
+        return earliest(await self._desk.next_due(), self._next_plans)
 
     async def tick(self) -> None:
         async with self._lock:

@@ -14,12 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 
 from eldercare_cloud.care.clock import Clock
 from eldercare_cloud.db import DATABASE_ERRORS, Database
+from eldercare_cloud.engine_loop import Tasks, run_loop
 from eldercare_cloud.errors import CloudError
 from eldercare_cloud.registry import RegistryService
 from eldercare_cloud.services.catalogue import LOCAL_TZ
@@ -56,21 +56,19 @@ class CareVisitEngine:
         self._next_replan: datetime | None = None
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks = Tasks()
         self._homes: dict[str, str | None] = {}
         self.failures = 0
 
     async def __aenter__(self) -> CareVisitEngine:
-        self._task = asyncio.create_task(self._loop(), name="care-visit-engine")
+        self._tasks.start("care-visit-engine", run_loop(
+            "care-visit engine pass", self._clock, self._wake, self._pass,
+            poll_s=max(self._poll_s, 0.05), errors=_TICK_ERRORS, failed=self._failed))
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._tasks.stop()
 
     def wake(self) -> None:
         self._wake.set()
@@ -82,20 +80,12 @@ class CareVisitEngine:
             await conn.execute("INSERT INTO cv_cursors(name, value) VALUES (?, 0)"
                                " ON CONFLICT (name) DO NOTHING", (CURSOR,))
 
-    async def _loop(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                await self.tick()
-            except _TICK_ERRORS:
-                self.failures += 1
-                log.exception("care-visit engine tick failed; retrying")
-            now = self._clock.now()
-            candidates = [now + timedelta(seconds=max(self._poll_s, 0.05))]
-            due = await self._visits.next_due()
-            if due is not None:
-                candidates.append(due)
-            await self._clock.sleep_until(min(candidates), self._wake)
+    def _failed(self) -> None:
+        self.failures += 1
+
+    async def _pass(self) -> datetime | None:
+        await self.tick()
+        return await self._visits.next_due()
 
     async def tick(self, *, check: bool | None = None) -> None:
         """One pass: new events, the plans re-assessed (every ``replan_every_s``), the
