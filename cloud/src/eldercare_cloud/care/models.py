@@ -292,6 +292,27 @@ class LadderRunPublic(BaseModel):
     steps: list[LadderStep]
 
 
+class PositionSource(StrEnum):
+    #: the alarm frame's own GPS fix
+    FIX = "fix"
+    #: the watch had no fix: the last fix it (or the cloud) heard before
+    LAST_KNOWN = "last_known"
+    #: the watch had no fix and none was known: the coordinates it wrote anyway
+    NO_FIX = "no_fix"
+
+
+class AlertPosition(BaseModel):
+    """Where the person was: a GPS fix (WGS-84) and when it was taken; ``valid`` False
+    when the watch said it had no fix (a place to start looking, not to trust)."""
+
+    model_config = ConfigDict(frozen=True)
+    lat: float
+    lon: float
+    at: datetime | None
+    valid: bool
+    source: PositionSource
+
+
 class AlertPublic(BaseModel):
     """An alert with every timestamp of invariant 5, and no medical detail."""
 
@@ -330,6 +351,8 @@ class AlertPublic(BaseModel):
     updated_at: datetime
     #: when the alert went to the shift supervisors for want of an acknowledgement
     supervisor_escalated_at: datetime | None = None
+    #: the person's last position (a GPS watch's alarm), None for home devices
+    position: AlertPosition | None = None
 
 
 class AlertDetail(AlertPublic):
