@@ -8,6 +8,7 @@ import { age, ago, clock, full, secondsSince, timer } from "../shared/time.js";
 import { choices, openModal, textarea, toast } from "./dialogs.js";
 import { assignedName, isOverdue, offerSummary, stepLabel } from "./queue.js";
 import { condense, lineText } from "./timeline.js";
+import { positionBlock } from "../shared/position.js";
 import { severityOf } from "./store.js";
 
 export const CLOSURE_CODES = ["false_alarm", "helped_at_home", "taken_to_hospital",
@@ -108,7 +109,11 @@ export class DetailPane {
         h("p", { class: "keys" }, t("keys.summary"))));
       return;
     }
-    if (alert) root.append(this.alertHeader(alert), this.actions(alert));
+    if (alert) {
+      root.append(this.alertHeader(alert));
+      if (alert.position) root.append(positionBlock(alert.position, "alert-position"));
+      root.append(this.actions(alert));
+    }
     const card = this.cardFor === this.residentId ? this.card : null;
     const grid = h("div", { class: "grid" });
     grid.append(h("div", { class: "col" }, this.whoPanel(card, alert), this.contactsPanel(card, alert)),
