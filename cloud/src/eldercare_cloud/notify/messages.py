@@ -38,12 +38,16 @@ def position_text(pos: AlertPosition, now: datetime) -> str:
 def offer_text(resident: str, address: str, kind: AlertKind, url: str,
                cancel_requested: bool, position: AlertPosition | None = None,
                now: datetime | None = None) -> str:
+    """The offer; with a GPS position, where and how old, and a map link at the very end.
+    Each URL is followed by a space or the end of the text: phones end a link at
+    whitespace, not at Chinese punctuation."""
     extra = "（老人已按取消键，仍请确认）" if cancel_requested else ""
-    where = ""
+    where = tail = ""
     if position is not None and now is not None:
-        where = f"{position_text(position, now)}，地图：{map_url(position)}。"
+        where = f"{position_text(position, now)}。"
+        tail = f" 地图：{map_url(position)}"
     return (f"{BRAND}{resident}（{address}）{KIND_ZH[kind]}{extra}。{where}"
-            f"您能否前往查看？请点击：{url}")
+            f"您能否前往查看？请点击：{url}{tail}")
 
 
 def centre_task_text(resident: str, address: str, kind: AlertKind) -> str:
