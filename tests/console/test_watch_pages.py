@@ -84,3 +84,46 @@ def test_responder_phone_and_console_show_where_the_sos_came_from(
     page.screenshot(path=str(artifacts / "console-watch-position.png"))
     ctx.close()
     assert console_errors == []
+
+
+def test_operator_sets_the_watch_profile_in_the_console(stack: ConsoleStack, browser: Any,
+                                                         artifacts: Path) -> None:
+    """The safe area and strap setting are edited on the resident's card: incomplete
+    input is refused in Chinese and saves nothing; a valid one is saved and shown."""
+    ctx = browser.new_context(viewport=DESKTOP, locale="zh-CN", timezone_id="Asia/Shanghai")
+    page = ctx.new_page()
+    errors = page_errors(page)
+    sign_in(page, stack)
+    item = page.locator(".qi", has_text=NAME).first
+    item.wait_for(timeout=15000)
+    item.click()
+    page.locator("#watch-profile").wait_for(timeout=10000)
+    assert "未设安全区域" in page.locator("#watch-fence").inner_text()
+    assert page.locator("#watch-strap").inner_text() == "摘下手环时报警"
+    page.click("#watch-edit")
+    dialog = page.locator("#modal")
+    dialog.wait_for(state="visible")
+    # the household's coordinates are offered as the centre; a radius left empty is refused
+    assert page.locator("#watch-lat").input_value() == "30.2874"
+    page.fill("#watch-radius", "")
+    page.click("#modal-ok")
+    error = page.locator("#modal-error")
+    error.wait_for(state="visible")
+    assert "纬度、经度和半径需同时填写" in error.inner_text()
+    token = stack.operator_token()
+    with stack.http() as client:
+        url = "/api/v1/residents/R-XH-002/watch-profile"
+        auth = {"Authorization": f"Bearer {token}"}
+        assert client.get(url, headers=auth).json()["home"] is None      # nothing saved
+        page.fill("#watch-radius", "250")
+        page.uncheck("#watch-strap_alert")
+        page.click("#modal-ok")
+        dialog.wait_for(state="hidden", timeout=10000)
+        page.wait_for_selector("#watch-fence:has-text('半径 250 米')", timeout=10000)
+        assert page.locator("#watch-strap").inner_text() == "摘下手环只记录，不报警"
+        saved = client.get(url, headers=auth).json()
+    assert (saved["home"], saved["radius_m"], saved["strap_alert"]) == (
+        {"latitude": 30.2874, "longitude": 120.1241}, 250, False)
+    page.screenshot(path=str(artifacts / "console-watch-profile.png"))
+    ctx.close()
+    assert errors == []
