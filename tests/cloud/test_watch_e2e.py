@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,12 +18,14 @@ import pytest
 import uvicorn
 from care_support import RESIDENT, SON, RecordingChannel, care_settings, mint_tokens
 from stack_support import _Server, ok, until
+from test_ingest_support import IngestHarness
 
 from broker_support import Broker, free_port
 from eldercare_cloud.app import create_app
 from eldercare_cloud.care.clock import ManualClock
 from eldercare_cloud.db import Database
 from eldercare_cloud.ingest import IngestService
+from eldercare_cloud.watch import WatchServer
 from eldercare_protocols.events import EventKind
 from eldercare_sim import watch_scenario
 from eldercare_sim.geo import offset
@@ -31,7 +34,7 @@ from eldercare_sim.watch import SimWatch
 pytestmark = pytest.mark.integration
 
 SCENARIO = Path(__file__).resolve().parents[2] / "firmware-sim" / "scenarios" / \
-    "watch-wander.yaml"
+    "watch" / "watch-wander.yaml"
 WATCH = "9051004074"
 #: half a minute after the scenario's SOS (09:25 +08:00)
 NOW = datetime(2026, 11, 23, 1, 25, 30, tzinfo=UTC)
@@ -121,3 +124,30 @@ async def test_simulated_watch_wanders_takes_strap_off_and_presses_sos(
             server.should_exit = True
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(task, 10)
+
+
+async def test_the_simulator_command_plays_the_watch_scenario(ingest: IngestHarness) -> None:
+    """``eldercare-sim watch --scenario watch-wander`` as a process: every step with the
+    server's answer, and the resent SOS stored once."""
+    script = Path(sys.executable).parent / "eldercare-sim"
+    clock = ManualClock(NOW)
+
+    async def registered(watch_id: str) -> bool:
+        return watch_id == WATCH           # the registry's is_watch in the app
+
+    async with WatchServer(host="127.0.0.1", port=0, registered=registered,
+                           commit=ingest.ingest.commit_local, now=clock.now) as server:
+        proc = await asyncio.create_subprocess_exec(
+            str(script), "watch", "--server", f"127.0.0.1:{server.port}", "--id", WATCH,
+            "--scenario", "watch-wander",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        async with asyncio.timeout(60):
+            out, errs = await proc.communicate()
+    assert proc.returncode == 0, errs.decode()
+    text = out.decode()
+    assert "09:25:00 AL sos -> [3G*9051004074*0002*AL]" in text
+    assert "09:25:00 AL (resent) -> [3G*9051004074*0002*AL]" in text
+    assert "09:20:00 AL strap_off -> [3G*9051004074*0002*AL]" in text
+    assert text.count(" UD ") == 7                  # home, 5 on the walk, one further out
+    events = await ingest.store.events_after(0, limit=100)
+    assert [e.kind for e in events] == [EventKind.STRAP_REMOVED, EventKind.SOS]

@@ -218,6 +218,11 @@ async def test_geofence_exit_is_one_concern_per_exit_with_hysteresis(
         await care.run()
         [concern] = await alerts_of(care, "geofence_exit")   # still one open concern
         assert concern["repeat_count"] == 1
+        # the return is a note on the concern, not an alert
+        cur = await care.db.conn.execute(
+            "SELECT detail FROM alert_timeline WHERE alert_id = ? AND action = 'note'",
+            (concern["id"],))
+        assert ["已返回安全区域" in r[0] for r in await cur.fetchall()] == [True]
 
 
 async def test_fence_state_survives_a_reconnect(

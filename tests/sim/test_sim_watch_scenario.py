@@ -11,7 +11,7 @@ from eldercare_sim import watch_scenario
 from eldercare_sim.errors import ScenarioError
 
 SHIPPED = Path(__file__).resolve().parents[2] / "firmware-sim" / "scenarios" / \
-    "watch-wander.yaml"
+    "watch" / "watch-wander.yaml"
 
 
 def test_the_shipped_walk_loads() -> None:

@@ -103,7 +103,7 @@ def watch_cmd(
     lat: Annotated[float, typer.Option(help="latitude")] = 30.2741,
     lon: Annotated[float, typer.Option(help="longitude")] = 120.1551,
     scenario: Annotated[str | None, typer.Option(
-        help="a watch scenario YAML file (or the name of one in firmware-sim/scenarios, "
+        help="a watch scenario YAML file (or the name of one in firmware-sim/scenarios/watch, "
              "e.g. watch-wander) to play instead")] = None,
 ) -> None:
     """A GPS SOS watch: LK heartbeat, a position, then an alarm (the 3G watch protocol)."""
@@ -125,8 +125,8 @@ def watch_cmd(
     played = None
     if scenario is not None:
         path = Path(scenario)
-        if not path.exists() and (SCENARIO_DIR / f"{scenario}.yaml").exists():
-            path = SCENARIO_DIR / f"{scenario}.yaml"
+        if not path.exists() and (SCENARIO_DIR / "watch" / f"{scenario}.yaml").exists():
+            path = SCENARIO_DIR / "watch" / f"{scenario}.yaml"
         played = _guard(lambda: watch_scenario.load(path))
 
     async def go() -> None:

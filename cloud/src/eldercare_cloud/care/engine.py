@@ -370,6 +370,10 @@ class CareEngine:
             await self._care.system_note(
                 conn, self._subject(alarm, ev.gateway_id, ev.device_id, where), alarm,
                 "探测器报告浓度已恢复正常（仍需人工确认）", now)
+        elif ev.kind is EventKind.GEOFENCE_ENTER:
+            await self._care.system_note(
+                conn, self._subject(AlertKind.GEOFENCE_EXIT, ev.gateway_id, ev.device_id, where),
+                AlertKind.GEOFENCE_EXIT, "已返回安全区域（仍请确认老人情况）", now)
         elif ev.kind is EventKind.DEVICE_ONLINE:
             await self._care.system_note(conn, f"device:{ev.device_id}",
                                          AlertKind.DEVICE_OFFLINE, "设备已恢复在线", now)

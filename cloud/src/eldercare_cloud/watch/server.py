@@ -38,6 +38,7 @@ from datetime import datetime
 from types import TracebackType
 
 from eldercare_cloud.care.clock import iso
+from eldercare_cloud.db import DATABASE_ERRORS
 from eldercare_cloud.ingest.store import Received
 from eldercare_cloud.registry.models import WatchProfilePublic
 from eldercare_cloud.watch import fence as F
@@ -71,6 +72,9 @@ class WatchCounters:
 
 Profile = Callable[[str], Awaitable[WatchProfilePublic | None]]
 
+
+#: a fence that cannot be read or saved costs the fence check, never the position or alarm
+_FENCE_ERRORS: tuple[type[Exception], ...] = DATABASE_ERRORS
 
 Registered = Callable[[str], Awaitable[bool]]
 Commit = Callable[[list[Received]], Awaitable[bool]]
@@ -178,11 +182,23 @@ class WatchServer:
                 except DecodeError as exc:
                     self._bad(peer, watch_id, exc)
                     return
-                moved = await self._fence(watch_id, fix, events) if fix is not None else None
+                moved = None
+                if fix is not None:
+                    try:
+                        moved = await self._fence(watch_id, fix, events)
+                    except _FENCE_ERRORS as exc:
+                        log.error("watch %s: geofence not checked: %s: %s", watch_id,
+                                  type(exc).__name__, exc)
                 if not await self._store(watch_id, frame, events):
                     return      # no reply: the watch repeats the alarm, we may store it then
                 if moved is not None and self._store_db is not None:
-                    await self._store_db.set_fence(watch_id, moved, iso(self._now()))
+                    try:
+                        await self._store_db.set_fence(watch_id, moved, iso(self._now()))
+                    except _FENCE_ERRORS as exc:
+                        # the exit is stored; the next fix outside raises it again (same
+                        # fix time: the same record id, so no second record for one fix)
+                        log.error("watch %s: geofence state not saved: %s: %s", watch_id,
+                                  type(exc).__name__, exc)
                 answer = watch.reply(frame)
                 if answer is not None:
                     writer.write(answer)
