@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from eldercare_cloud.registry.models import Relation
 from eldercare_protocols.events import EventKind
@@ -311,6 +311,20 @@ class AlertPosition(BaseModel):
     at: datetime | None
     valid: bool
     source: PositionSource
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def amap_url(self) -> str:
+        """The spot in Amap (its URI API takes the watch's WGS-84 coordinates with
+        ``coordinate=wgs84``, and opens the app on a phone that has it)."""
+        return (f"https://uri.amap.com/marker?position={self.lon:.5f},{self.lat:.5f}"
+                "&coordinate=wgs84&callnative=1")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def osm_url(self) -> str:
+        lat, lon = f"{self.lat:.5f}", f"{self.lon:.5f}"
+        return f"https://www.openstreetmap.org/?mlat={lat}&mlon={lon}#map=17/{lat}/{lon}"
 
 
 class AlertPublic(BaseModel):

@@ -10,10 +10,7 @@ BRAND = "【安心守护】"
 
 
 def map_url(pos: AlertPosition) -> str:
-    """A map of the spot (Amap's URI API, which takes the watch's WGS-84 coordinates
-    with ``coordinate=wgs84`` and works in any phone browser)."""
-    return (f"https://uri.amap.com/marker?position={pos.lon:.5f},{pos.lat:.5f}"
-            "&coordinate=wgs84&callnative=1")
+    return pos.amap_url
 
 
 def age_text(at: datetime | None, now: datetime) -> str:
