@@ -195,8 +195,8 @@ class WatchServer:
                     try:
                         await self._store_db.set_fence(watch_id, moved, iso(self._now()))
                     except _FENCE_ERRORS as exc:
-                        # the exit is stored; the next fix outside raises it again (same
-                        # fix time: the same record id, so no second record for one fix)
+                        # the exit is stored; the next fix outside raises it once more,
+                        # a repeat on the open concern rather than a second one
                         log.error("watch %s: geofence state not saved: %s: %s", watch_id,
                                   type(exc).__name__, exc)
                 answer = watch.reply(frame)
