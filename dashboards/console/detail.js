@@ -8,6 +8,7 @@ import { age, ago, clock, full, secondsSince, timer } from "../shared/time.js";
 import { choices, openModal, textarea, toast } from "./dialogs.js";
 import { assignedName, isOverdue, offerSummary, stepLabel } from "./queue.js";
 import { condense, lineText } from "./timeline.js";
+import { positionBlock } from "../shared/position.js";
 import { severityOf } from "./store.js";
 
 export const CLOSURE_CODES = ["false_alarm", "helped_at_home", "taken_to_hospital",
@@ -64,12 +65,14 @@ export class DetailPane {
     if (!force && this.cardFor === rid && this.card) return;
     const reason = this.alertId ? `alert ${this.alertId}` : "care map";
     try {
-      const [card, status] = await Promise.all([
+      const [card, status, watch] = await Promise.all([
         api(`/api/v1/residents/${enc(rid)}/card?hours=24&reason=${enc(reason)}`),
         api(`/api/v1/console/residents/${enc(rid)}/status`).catch(() => null),
+        api(`/api/v1/residents/${enc(rid)}/watch-profile`).catch(() => null),
       ]);
       if (this.residentId !== rid) return;
-      this.card = { ...card, last_activity_at: status ? status.last_activity_at : null };
+      this.card = { ...card, last_activity_at: status ? status.last_activity_at : null,
+        watch_profile: watch };
       this.cardFor = rid;
     } catch (err) {
       this.card = null;
@@ -108,7 +111,11 @@ export class DetailPane {
         h("p", { class: "keys" }, t("keys.summary"))));
       return;
     }
-    if (alert) root.append(this.alertHeader(alert), this.actions(alert));
+    if (alert) {
+      root.append(this.alertHeader(alert));
+      if (alert.position) root.append(positionBlock(alert.position, "alert-position"));
+      root.append(this.actions(alert));
+    }
     const card = this.cardFor === this.residentId ? this.card : null;
     const grid = h("div", { class: "grid" });
     grid.append(h("div", { class: "col" }, this.whoPanel(card, alert), this.contactsPanel(card, alert)),
@@ -351,7 +358,70 @@ export class DetailPane {
         h("dt", {}, t("card.last_activity")), h("dd", { id: "last-activity" }, lastActivity(card)),
         h("dt", {}, t("card.key_safe")), h("dd", {}, hh.has_key_safe ? t("card.key_safe_yes") : t("card.key_safe_no")),
         hh.notes ? [h("dt", {}, t("card.notes")), h("dd", {}, hh.notes)] : null,
-        r.notes ? [h("dt", {}, t("card.resident_notes")), h("dd", {}, r.notes)] : null));
+        r.notes ? [h("dt", {}, t("card.resident_notes")), h("dd", {}, r.notes)] : null),
+      this.watchProfile(card));
+  }
+
+  /** The resident's GPS-watch profile: the safe area around home, strap removal, risk. */
+  watchProfile(card) {
+    const w = card.watch_profile;
+    if (!w) return null;
+    const fence = w.home
+      ? t("watch.fence", { lat: w.home.latitude.toFixed(5), lon: w.home.longitude.toFixed(5),
+        radius: Math.round(w.radius_m) })
+      : t("watch.no_fence");
+    return h("div", { class: "watch-profile", id: "watch-profile" },
+      h("h4", {}, t("watch.title"),
+        h("button", { class: "ghost", id: "watch-edit", onclick: () => this.editWatch(card) },
+          t("watch.edit"))),
+      h("div", { id: "watch-fence" }, fence),
+      h("div", { id: "watch-strap" }, w.strap_alert ? t("watch.strap_on") : t("watch.strap_off")),
+      w.effective_high_risk ? h("div", { class: "flag", id: "watch-risk" }, t("watch.high_risk")) : null);
+  }
+
+  async editWatch(card) {
+    const w = card.watch_profile || {};
+    const coords = card.household.coordinates;
+    const home = w.home || (coords ? { latitude: coords.latitude, longitude: coords.longitude } : null);
+    const num = (name, label, value, min, max, step) => h("label", {}, h("span", {}, label),
+      h("input", { type: "number", name, id: `watch-${name}`, min, max, step,
+        value: value === null || value === undefined ? "" : String(value) }));
+    const box = (name, label, checked) => h("label", { class: "check" },
+      h("input", { type: "checkbox", name, id: `watch-${name}`, checked }), h("span", {}, label));
+    const body = h("div", { class: "watch-form" },
+      h("p", { class: "hint" }, t("watch.form_hint")),
+      num("lat", t("watch.lat"), home ? home.latitude : null, -90, 90, "any"),
+      num("lon", t("watch.lon"), home ? home.longitude : null, -180, 180, "any"),
+      num("radius", t("watch.radius"), w.radius_m ?? (home ? 300 : null), 1, 50000, "any"),
+      box("strap_alert", t("watch.strap_alert"), w.strap_alert !== false),
+      box("high_risk", t("watch.high_risk_flag"), Boolean(w.high_risk)));
+    const saved = await openModal({
+      title: t("watch.title"), ok: t("watch.save"), body,
+      submit: async (data) => {
+        const fields = ["lat", "lon", "radius"].map((k) => String(data.get(k) || "").trim());
+        const filled = fields.filter(Boolean).length;
+        if (filled !== 0 && filled !== 3) throw new Error(t("watch.need_all"));
+        const [lat, lon, radius] = fields.map(Number);
+        const payload = {
+          home: filled ? { latitude: lat, longitude: lon } : null,
+          radius_m: filled ? radius : null,
+          strap_alert: data.get("strap_alert") === "on",
+          high_risk: data.get("high_risk") === "on",
+        };
+        try {
+          return await api(`/api/v1/residents/${enc(card.resident.id)}/watch-profile`,
+            { method: "PUT", body: payload });
+        } catch (err) {
+          // the API's reason is English; say it in the operator's language
+          if (err.status === 422) throw new Error(t("watch.invalid"));
+          throw err;
+        }
+      },
+    });
+    if (!saved) return;
+    toast(t("watch.saved"));
+    if (this.card === card) this.card = { ...card, watch_profile: saved };
+    this.render();
   }
 
   contactsPanel(card, alert) {

@@ -5,6 +5,7 @@
 import { ApiError, api } from "../shared/api.js";
 import { clear, h } from "../shared/dom.js";
 import { applyI18n, lang, loadLanguages, setLang, t, tx } from "../shared/i18n.js";
+import { positionBlock } from "../shared/position.js";
 import { full, secondsSince, timer } from "../shared/time.js";
 
 const $ = (id) => document.getElementById(id);
@@ -112,6 +113,9 @@ function render() {
   } else if (view.you.status === "declined") {
     main.append(h("div", { class: "notice", id: "you" }, t("phone.you_declined")));
   }
+
+  // a GPS watch's alarm: where the person is now matters more than the home address
+  if (view.where) main.append(positionBlock(view.where.position));
 
   if (r) {
     const geo = r.coordinates ? `geo:${r.coordinates.latitude},${r.coordinates.longitude}` : null;

@@ -94,7 +94,7 @@ async def test_unregistered_watch_is_counted_and_disconnected(
 
 @pytest.mark.parametrize("junk", [
     b"GET / HTTP/1.1\r\n\r\n",                                       # not the protocol
-    b"[3G*8800000015*0009*LK]",                                      # length lies
+    b"[3G*8800000015*00G9*LK]",                                      # length not hex
     b"[3G*8800000015*0002*" + b"x" * 5000,                           # oversized, no end
     watch.encode("3G", "8800000015", "AL,220414,134652,A,95.0,N,113.8,E"),   # bad latitude
 ])

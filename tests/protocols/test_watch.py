@@ -29,8 +29,11 @@ def test_frames_parse_and_lengths_are_checked() -> None:
                                                         ("50", "100", "87"))
     assert watch.encode_frame(f) == LK
     assert watch.parse_frame(b"[3G*8800000015*0002*LK]").fields == ()
+    # a declared length that is not the content's is tolerated (real watches send them,
+    # Traccar accepts them) and kept on the frame; one that is not 4 hex digits is not
+    assert watch.parse_frame(b"[3G*8800000015*0003*LK]").declared_length == 3
     with pytest.raises(DecodeError, match="length"):
-        watch.parse_frame(b"[3G*8800000015*0003*LK]")
+        watch.parse_frame(b"[3G*8800000015*003*LK]")
     assert watch.parse_frame(UD).type == "UD"
     assert watch.parse_frame(AL_SOS).vendor == "SG"
 
@@ -71,7 +74,11 @@ def test_alarm_without_fix_carries_the_last_known_position() -> None:
     assert [e.kind for e in events] == [EventKind.SOS]       # no LOCATION without a fix
     assert events[0].data["position"] == "last_known"
     assert events[0].data["lat"] == 22.571707
-    assert watch.to_canonical(watch.parse_frame(no_fix), "w1")[0].data == {}
+    # no fix heard before: the coordinates the watch wrote, marked as no fix
+    assert watch.to_canonical(watch.parse_frame(no_fix), "w1")[0].data == {
+        "lat": 22.571707, "lon": 113.8613968, "position": "no_fix"}
+    zero = no_fix.replace(b"22.571707", b"0.000000").replace(b"113.8613968", b"0.0000000")
+    assert watch.to_canonical(watch.parse_frame(zero), "w1")[0].data == {}
 
 
 def test_reader_splits_a_stream_and_refuses_garbage() -> None:
@@ -80,7 +87,7 @@ def test_reader_splits_a_stream_and_refuses_garbage() -> None:
     frames = r.feed(stream[:10]) + r.feed(stream[10:100]) + r.feed(stream[100:])
     assert [f.type for f in frames] == ["LK", "UD", "AL"] and r.pending == 0
     for bad in (b"hello", b"[XX*8800000015*0002*LK]", b"[3G*abc*0002*LK]",
-                b"[3G*8800000015*0002*LK,]", b"[3G*8800000015*zz*LK]", b"[\xff]"):
+                b"[3G*8800000015*0002*,LK]", b"[3G*8800000015*zz*LK]", b"[\xff]"):
         with pytest.raises(DecodeError):
             watch.FrameReader().feed(bad)
     with pytest.raises(DecodeError, match="no frame end"):

@@ -211,12 +211,15 @@ def create_app(settings: CloudSettings, db: Database | None = None, ingest: Any 
                 await stack.enter_async_context(
                     database.listen(COMMITS_CHANNEL, services.engine.wake))
             if settings.watch_port is not None and ingest is not None:
-                from eldercare_cloud.watch import WatchServer
+                from eldercare_cloud.watch import WatchServer, WatchStore
 
+                watch_store = WatchStore(database)
+                await watch_store.migrate()
                 await stack.enter_async_context(WatchServer(
                     host=settings.watch_host, port=settings.watch_port,
                     registered=services.registry.is_watch, commit=ingest.commit_local,
-                    now=services.clock.now, idle_timeout_s=settings.watch_idle_timeout_s))
+                    now=services.clock.now, idle_timeout_s=settings.watch_idle_timeout_s,
+                    profile=services.registry.watch_profile_for_device, store=watch_store))
             yield
 
     app = FastAPI(title="eldercare cloud", version="0.1.0", lifespan=lifespan,

@@ -102,10 +102,14 @@ def watch_cmd(
     alarm: Annotated[str, typer.Option(help="sos, fall, strap_removed or none")] = "sos",
     lat: Annotated[float, typer.Option(help="latitude")] = 30.2741,
     lon: Annotated[float, typer.Option(help="longitude")] = 120.1551,
+    scenario: Annotated[str | None, typer.Option(
+        help="a watch scenario YAML file (or the name of one in firmware-sim/scenarios/watch, "
+             "e.g. watch-wander) to play instead")] = None,
 ) -> None:
     """A GPS SOS watch: LK heartbeat, a position, then an alarm (the 3G watch protocol)."""
     from eldercare_protocols.events import EventKind
     from eldercare_protocols.watch import WATCH_ID_RE
+    from eldercare_sim import watch_scenario
     from eldercare_sim.watch import SimWatch
 
     kinds = {"sos": EventKind.SOS, "fall": EventKind.FALL,
@@ -118,8 +122,19 @@ def watch_cmd(
     if not sep or not port.isdigit():
         fail("--server must be HOST:PORT", 2)
 
+    played = None
+    if scenario is not None:
+        path = Path(scenario)
+        if not path.exists() and (SCENARIO_DIR / "watch" / f"{scenario}.yaml").exists():
+            path = SCENARIO_DIR / "watch" / f"{scenario}.yaml"
+        played = _guard(lambda: watch_scenario.load(path))
+
     async def go() -> None:
         async with SimWatch(host or "127.0.0.1", int(port), watch_id, lat=lat, lon=lon) as w:
+            if played is not None:
+                await watch_scenario.play(w, played, lambda line: out.print(
+                    line, highlight=False))
+                return
             out.print(f"LK -> {(await w.link()).decode() or '(closed)'}", highlight=False)
             now = datetime.now().astimezone()
             await w.position(now)

@@ -34,6 +34,8 @@ class SimWatch:
     #: how long to wait for the server's answer to an LK or AL
     reply_timeout_s: float = 5.0
     replies: list[bytes] = field(default_factory=list)
+    #: the last frame sent (a scenario's ``resend`` sends it again, byte for byte)
+    last_sent: bytes | None = None
     _reader: asyncio.StreamReader | None = None
     _writer: asyncio.StreamWriter | None = None
 
@@ -51,6 +53,7 @@ class SimWatch:
     async def send_raw(self, data: bytes) -> None:
         if self._writer is None:
             raise SimError("the watch is not connected")
+        self.last_sent = data
         self._writer.write(data)
         await self._writer.drain()
 

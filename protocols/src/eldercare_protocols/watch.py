@@ -5,19 +5,26 @@ ASCII frames::
 
     [SG*8800000015*0009*LK,0,0,87]
      |  |          |    `- content: TYPE[,field,...]
-     |  |          `- content length in bytes, 4 hex digits
+     |  |          `- content length in bytes, 4 hex digits (ZJ puts a 4-hex-digit
+     |  |             frame index before it; real watches often get the length wrong)
      |  `- the watch's id (usually 10 digits, printed on it and registered as its device id)
      `- vendor: 3G, SG, CS (and a few others); the reply uses the same vendor
 
 * ``LK[,steps,tumbles,battery]``: link / heartbeat; the server answers ``LK``.
-* ``UD`` / ``UD2`` / ``UD_LTE``: a position report (no answer).
-* ``AL``: an alarm with a position; the server answers ``AL`` (the watch repeats it until
-  then). The status word's high bits say which alarm: 16 SOS, 17 low battery, 18 left the
-  fence, 19 entered the fence, 20 strap removed, 21 fall.
+* ``UD`` / ``UD2`` / ``UD3`` / ``UD_LTE`` / ``UD_WCDMA`` / ``WT``: a position report (no
+  answer).
+* ``AL`` (and ``AL_LTE``, ``ALCUSTOMER1``, ...): an alarm with a position; the server
+  answers ``AL`` (the watch repeats it until then).
+* ``heart`` / ``PULSE`` / ``bphrt`` / ``BLOOD`` / ``btemp2``: vital signs (acknowledged by
+  type); ``TKQ``: a time query (acknowledged, nothing stored).
+
+An alarm's status word says which alarm in its high bits: 16 SOS, 17 low battery, 18 left
+the fence, 19 entered the fence, 20 strap removed, 21 fall.
 
 Position fields (after the type): date ``ddMMyy``, time ``HHmmss`` (UTC), ``A``/``V``
-(valid fix or not), latitude, ``N``/``S``, longitude, ``E``/``W``, speed, course, altitude,
-satellites, GSM signal, battery %, steps, tumbles, status (hex), then cell and Wi-Fi data.
+(valid fix or not), latitude, ``N``/``S`` (or empty; a ``-`` sign is kept), longitude,
+``E``/``W``, speed, course, altitude, satellites, GSM signal, battery %, steps, tumbles,
+status (hex), then cell and Wi-Fi data.
 
 Everything here is pure: :class:`FrameReader` turns a byte stream into frames (raising
 :class:`DecodeError` on anything malformed, truncated or oversized), :func:`to_canonical`
@@ -37,12 +44,27 @@ from eldercare_protocols.events import CanonicalEvent, EventKind
 VENDORS = frozenset({"3G", "SG", "CS", "ZJ", "HM", "DW", "YS"})
 #: content longer than this is refused (real frames are under 1 KiB; photos are not taken)
 MAX_CONTENT = 2048
-MAX_FRAME = MAX_CONTENT + 32
+MAX_FRAME = MAX_CONTENT + 48
 WATCH_ID_RE = re.compile(r"^[0-9]{6,20}$")
-#: the frames that carry a position
-POSITION_TYPES = frozenset({"UD", "UD2", "UD_LTE", "UD_WCDMA", "AL", "AL_LTE"})
-ALARM_TYPES = frozenset({"AL", "AL_LTE"})
-#: the alarm bits of the status word
+#: ``VENDOR*ID*[INDEX*]LEN*CONTENT``: the ZJ variant numbers its frames with a 4-hex-digit
+#: index before the length, and expects it back in the reply
+_FRAME_RE = re.compile(r"([0-9A-Z]{2})\*([^*]*)\*(?:([0-9A-Fa-f]{4})\*)?([^*,]*)\*(.*)",
+                       re.DOTALL)
+_TYPE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,15}")
+#: the alarm types answered with ``AL``: AL, AL_LTE, ALCUSTOMER1, ...
+ALARM_PREFIX = "AL"
+#: the vital-sign frames: (type, the attribute of each field); no alarm, acknowledged
+VITALS_FIELDS: dict[str, tuple[str, ...]] = {
+    "heart": ("heart_rate",),
+    "PULSE": ("heart_rate",),
+    "bphrt": ("systolic", "diastolic", "heart_rate"),
+    "BLOOD": ("systolic", "diastolic"),
+    "btemp2": ("temperature_mode", "temperature"),
+}
+#: frames acknowledged with their own type and otherwise ignored (TKQ: "time query")
+ACK_ONLY_TYPES = frozenset({"TKQ", "TKQ2"})
+#: the alarm bits of the status word (bits 0-15 are states, not alarms: a low battery
+#: state, inside/outside a fence, worn or not; they repeat in every frame)
 ALARM_BITS: tuple[tuple[int, EventKind], ...] = (
     (16, EventKind.SOS),
     (17, EventKind.BATTERY_LOW),
@@ -53,12 +75,29 @@ ALARM_BITS: tuple[tuple[int, EventKind], ...] = (
 )
 
 
+def is_position_type(kind: str) -> bool:
+    """The frames that carry a position, as Traccar reads them: UD, UD2, UD3, UD_LTE,
+    UD_WCDMA, WT, and every alarm type (AL, AL_LTE, ALCUSTOMER1, ...)."""
+    return (kind in ("UD", "UD2", "UD3", "WT") or kind.startswith("UD_")
+            or is_alarm_type(kind))
+
+
+def is_alarm_type(kind: str) -> bool:
+    return kind.startswith(ALARM_PREFIX)
+
+
 @dataclass(frozen=True)
 class Frame:
     vendor: str
     watch_id: str
     type: str
     fields: tuple[str, ...] = ()
+    #: the ZJ variant's frame index (4 hex digits), echoed in the reply
+    index: str | None = None
+    #: the length the watch declared (None: it matched the content). Real watches get it
+    #: wrong (the frames Traccar tests with declare 1 byte for 8, or 16 too many), and
+    #: Traccar ends a frame at its ``]``, so a mismatch is tolerated and counted
+    declared_length: int | None = None
 
     @property
     def content(self) -> str:
@@ -76,13 +115,14 @@ class Position:
     status: int = 0
 
 
-def encode(vendor: str, watch_id: str, content: str) -> bytes:
+def encode(vendor: str, watch_id: str, content: str, index: str | None = None) -> bytes:
     body = content.encode("ascii")
-    return b"[%s*%s*%04X*%s]" % (vendor.encode(), watch_id.encode(), len(body), body)
+    idx = b"%s*" % index.encode() if index is not None else b""
+    return b"[%s*%s*%s%04X*%s]" % (vendor.encode(), watch_id.encode(), idx, len(body), body)
 
 
 def encode_frame(frame: Frame) -> bytes:
-    return encode(frame.vendor, frame.watch_id, frame.content)
+    return encode(frame.vendor, frame.watch_id, frame.content, frame.index)
 
 
 def parse_frame(raw: bytes) -> Frame:
@@ -95,23 +135,25 @@ def parse_frame(raw: bytes) -> Frame:
         text = raw[1:-1].decode("ascii")
     except UnicodeDecodeError as exc:
         raise DecodeError("frame is not ASCII", payload=raw) from exc
-    parts = text.split("*", 3)
-    if len(parts) != 4:
+    m = _FRAME_RE.fullmatch(text)
+    if m is None:
         raise DecodeError("expected VENDOR*ID*LEN*CONTENT", payload=raw)
-    vendor, watch_id, length, content = parts
+    vendor, watch_id, index, length, content = m.groups()
     if vendor not in VENDORS:
         raise DecodeError(f"unknown vendor {vendor!r}", payload=raw)
     if not WATCH_ID_RE.match(watch_id):
         raise DecodeError(f"bad watch id {watch_id!r}", payload=raw)
     if not re.fullmatch(r"[0-9A-Fa-f]{4}", length):
         raise DecodeError(f"bad length {length!r}", payload=raw)
-    if int(length, 16) != len(content):
-        raise DecodeError(f"length says {int(length, 16)} bytes, content has {len(content)}",
-                          payload=raw)
+    if len(content) > MAX_CONTENT:
+        raise DecodeError(f"content of {len(content)} bytes exceeds {MAX_CONTENT}",
+                          payload=raw[:200])
+    declared = int(length, 16)
     kind, _, rest = content.partition(",")
-    if not re.fullmatch(r"[A-Z][A-Z0-9_]{0,15}", kind):
+    if not _TYPE_RE.fullmatch(kind):
         raise DecodeError(f"bad frame type {kind!r}", payload=raw)
-    return Frame(vendor, watch_id, kind, tuple(rest.split(",")) if rest else ())
+    return Frame(vendor, watch_id, kind, tuple(rest.split(",")) if rest else (), index,
+                 None if declared == len(content) else declared)
 
 
 @dataclass
@@ -159,8 +201,15 @@ def _float(value: str, what: str, frame: Frame) -> float:
     return out
 
 
+def _coordinate(value: str, hemisphere: str, negative: str, what: str, frame: Frame) -> float:
+    """As Traccar reads them: a signed number; an ``S``/``W`` hemisphere makes it negative
+    whatever its sign, ``N``/``E`` or nothing leaves the sign the watch wrote."""
+    out = _float(value, what, frame)
+    return -abs(out) if hemisphere == negative else out
+
+
 def position(frame: Frame) -> Position:
-    """The position of a UD/UD2/AL frame."""
+    """The position of a UD/UD2/UD_LTE/WT/AL frame."""
     f = frame.fields
     if len(f) < 7:
         raise DecodeError(f"{frame.type} needs at least 7 position fields, got {len(f)}",
@@ -170,10 +219,10 @@ def position(frame: Frame) -> Position:
     except ValueError as exc:
         raise DecodeError(f"bad date/time {f[0]!r} {f[1]!r}", payload=encode_frame(frame)) \
             from exc
-    if f[2] not in ("A", "V") or f[4] not in ("N", "S") or f[6] not in ("E", "W"):
+    if f[2] not in ("A", "V") or f[4] not in ("N", "S", "") or f[6] not in ("E", "W", ""):
         raise DecodeError("bad fix flag or hemisphere", payload=encode_frame(frame))
-    lat = _float(f[3], "latitude", frame) * (1 if f[4] == "N" else -1)
-    lon = _float(f[5], "longitude", frame) * (1 if f[6] == "E" else -1)
+    lat = _coordinate(f[3], f[4], "S", "latitude", frame)
+    lon = _coordinate(f[5], f[6], "W", "longitude", frame)
     if not (-90 <= lat <= 90 and -180 <= lon <= 180):
         raise DecodeError(f"position {lat},{lon} out of range", payload=encode_frame(frame))
     speed = _float(f[7], "speed", frame) if len(f) > 7 and f[7] else None
@@ -186,6 +235,20 @@ def position(frame: Frame) -> Position:
             raise DecodeError(f"bad status word {f[15]!r}", payload=encode_frame(frame))
         status = int(f[15], 16)
     return Position(ts, f[2] == "A", lat, lon, speed, battery, status)
+
+
+def vitals(frame: Frame) -> dict[str, float]:
+    """The readings of a heart / PULSE / bphrt / BLOOD / btemp2 frame; empty fields (and
+    the 0 a watch sends when it measured nothing) are left out."""
+    names = VITALS_FIELDS.get(frame.type, ())
+    out: dict[str, float] = {}
+    for name, value in zip(names, frame.fields, strict=False):
+        if value.strip():
+            number = _float(value, name, frame)
+            if number != 0 or name == "temperature_mode":
+                out[name] = number
+    out.pop("temperature_mode", None)
+    return out
 
 
 def link_battery(frame: Frame) -> float | None:
@@ -201,7 +264,8 @@ def link_battery(frame: Frame) -> float | None:
 def to_canonical(frame: Frame, device_id: str, last: Position | None = None
                  ) -> list[CanonicalEvent]:
     """The canonical events a frame means. An alarm without a valid fix carries the last
-    known position (``position: "last_known"``) so a responder still has somewhere to go."""
+    known fix (``position: "last_known"``) so a responder still has somewhere to go, or
+    failing that the coordinates the watch wrote (``position: "no_fix"``) if not 0,0."""
     def ev(kind: EventKind, ts: datetime | None, data: dict[str, Any]) -> CanonicalEvent:
         return CanonicalEvent(device_id=device_id, kind=kind, ts=ts, data=data, source="watch")
 
@@ -209,7 +273,10 @@ def to_canonical(frame: Frame, device_id: str, last: Position | None = None
         battery = link_battery(frame)
         return [ev(EventKind.HEARTBEAT, None, {"battery": battery} if battery is not None
                    else {})]
-    if frame.type not in POSITION_TYPES:
+    if frame.type in VITALS_FIELDS:
+        readings = vitals(frame)
+        return [ev(EventKind.VITALS, None, dict(readings))] if readings else []
+    if not is_position_type(frame.type):
         return []
     pos = position(frame)
     where: dict[str, Any] = {}
@@ -218,8 +285,10 @@ def to_canonical(frame: Frame, device_id: str, last: Position | None = None
     elif last is not None:
         where = {"lat": last.lat, "lon": last.lon, "position": "last_known",
                  "position_ts": last.ts.isoformat()}
+    elif (pos.lat, pos.lon) != (0.0, 0.0):
+        where = {"lat": pos.lat, "lon": pos.lon, "position": "no_fix"}
     out: list[CanonicalEvent] = []
-    if frame.type in ALARM_TYPES:
+    if is_alarm_type(frame.type):
         for bit, kind in ALARM_BITS:
             if pos.status >> bit & 1:
                 data = dict(where)
@@ -231,8 +300,21 @@ def to_canonical(frame: Frame, device_id: str, last: Position | None = None
     return out
 
 
+def alarm_key(frame: Frame) -> str | None:
+    """What makes an alarm frame the same alarm when the watch resends it (it repeats an
+    AL until it hears the reply): the watch, the frame's own date and time and its status
+    word. None for frames that are not alarms."""
+    if not is_alarm_type(frame.type) or len(frame.fields) < 2:
+        return None
+    status = frame.fields[15].upper().zfill(8) if len(frame.fields) > 15 else "0"
+    return f"{frame.watch_id}-{frame.fields[0]}{frame.fields[1]}-{status}"
+
+
 def reply(frame: Frame) -> bytes | None:
-    """The frame the watch expects back, if any (LK and AL are acknowledged by type)."""
-    if frame.type == "LK" or frame.type in ALARM_TYPES:
-        return encode(frame.vendor, frame.watch_id, frame.type)
+    """The frame the watch expects back, if any: LK, every alarm type (answered ``AL``),
+    TKQ, and the vital-sign frames are acknowledged by type; positions are not."""
+    if is_alarm_type(frame.type):
+        return encode(frame.vendor, frame.watch_id, ALARM_PREFIX, frame.index)
+    if frame.type == "LK" or frame.type in ACK_ONLY_TYPES or frame.type in VITALS_FIELDS:
+        return encode(frame.vendor, frame.watch_id, frame.type, frame.index)
     return None

@@ -535,7 +535,8 @@ async def dispatch(services: ServicesDep, user: CurrentUser, alert_id: str,
         url = link_url(services.settings.public_base_url, alert_id, token)
         text = messages.offer_text(row["resident_name"] or "居民", row["address"] or "",
                                    AlertKind(row["kind"]), url,
-                                   status is AlertStatus.CANCEL_REQUESTED)
+                                   status is AlertStatus.CANCEL_REQUESTED,
+                                   A.position_of(row), now)
         if body.note:
             text = f"{text}（{body.note}）"
         address = {"sms": contact.phone, "webhook": contact.webhook_url or "",

@@ -18,12 +18,15 @@ from eldercare_cloud.care.models import (
     TRANSITIONS,
     AlertDetail,
     AlertKind,
+    AlertPosition,
     AlertPublic,
     AlertStatus,
     LadderRunPublic,
     LadderStep,
     NotificationPublic,
     OfferPublic,
+    PositionSource,
+    Severity,
     TimelineEntry,
     category_of,
     default_severity,
@@ -75,6 +78,9 @@ class AlertSpec:
     received_at: datetime | None = None
     committed_at: datetime | None = None
     detail: dict[str, Any] | None = None
+    #: None: the kind's default severity (the resident's profile may set another)
+    severity: Severity | None = None
+    position: AlertPosition | None = None
 
 
 async def find_open(conn: Connection, subject: str,
@@ -94,13 +100,35 @@ async def insert_alert(conn: Connection, spec: AlertSpec, now: datetime) -> str:
         " received_at, committed_at, opened_at, updated_at)"
         " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (alert_id, spec.subject, spec.kind.value, category_of(spec.kind).value,
-         default_severity(spec.kind).value, AlertStatus.OPEN.value, spec.resident_id,
-         spec.household_id, spec.district_id, spec.gateway_id, spec.device_id, spec.room,
-         spec.source, opt_iso(spec.raised_at), opt_iso(spec.received_at),
-         opt_iso(spec.committed_at), iso(now), iso(now)))
+         (spec.severity or default_severity(spec.kind)).value, AlertStatus.OPEN.value,
+         spec.resident_id, spec.household_id, spec.district_id, spec.gateway_id,
+         spec.device_id, spec.room, spec.source, opt_iso(spec.raised_at),
+         opt_iso(spec.received_at), opt_iso(spec.committed_at), iso(now), iso(now)))
+    if spec.position is not None:
+        await set_position(conn, alert_id, spec.position)
     await add_timeline(conn, alert_id, now, Actor.system(), "opened", None, AlertStatus.OPEN,
                        spec.detail or {})
     return alert_id
+
+
+async def set_position(conn: Connection, alert_id: str, pos: AlertPosition) -> None:
+    """Record where the person is, unless the alert already holds a newer position (a
+    repeat with an older fix, or one without a fix, does not overwrite a valid newer one)."""
+    at = opt_iso(pos.at)
+    await conn.execute(
+        "UPDATE alerts SET position_lat = ?, position_lon = ?, position_at = ?,"
+        " position_valid = ?, position_source = ? WHERE id = ? AND (position_lat IS NULL"
+        " OR (? >= position_valid AND COALESCE(?, '') >= COALESCE(position_at, '')))",
+        (pos.lat, pos.lon, at, int(pos.valid), pos.source.value, alert_id, int(pos.valid),
+         at))
+
+
+def position_of(r: Row) -> AlertPosition | None:
+    if r["position_lat"] is None:
+        return None
+    return AlertPosition(lat=r["position_lat"], lon=r["position_lon"],
+                         at=opt_parse(r["position_at"]), valid=bool(r["position_valid"]),
+                         source=PositionSource(r["position_source"]))
 
 
 async def add_timeline(conn: Connection, alert_id: str, now: datetime, actor: Actor,
@@ -180,7 +208,8 @@ def to_public(r: Row) -> AlertPublic:
         resolved_at=opt_parse(r["resolved_at"]), closed_at=opt_parse(r["closed_at"]),
         closure_code=r["closure_code"], assigned_contact_id=r["assigned_contact_id"],
         taken_over_by=r["taken_over_by"], updated_at=parse_iso(r["updated_at"]),
-        supervisor_escalated_at=opt_parse(r["supervisor_escalated_at"]))
+        supervisor_escalated_at=opt_parse(r["supervisor_escalated_at"]),
+        position=position_of(r))
 
 
 def public_json(r: Row) -> dict[str, Any]:

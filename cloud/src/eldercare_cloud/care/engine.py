@@ -26,7 +26,14 @@ from eldercare_cloud.care import maintenance as M
 from eldercare_cloud.care import supervision as S
 from eldercare_cloud.care.alerts import AlertSpec
 from eldercare_cloud.care.clock import Clock, iso, parse_iso
-from eldercare_cloud.care.models import DEVICE_SUBJECT_ALERTS, EVENT_ALERTS, AlertKind
+from eldercare_cloud.care.models import (
+    DEVICE_SUBJECT_ALERTS,
+    EVENT_ALERTS,
+    AlertKind,
+    AlertPosition,
+    PositionSource,
+    Severity,
+)
 from eldercare_cloud.care.service import CareService
 from eldercare_cloud.db import DATABASE_ERRORS, Connection, Database
 from eldercare_cloud.engine_loop import Tasks, run_loop
@@ -299,6 +306,17 @@ class CareEngine:
             if window is not None and window.covers(now, ev.received_at):
                 await self._commissioning_entry(conn, ev, where, window, now)
                 return
+        severity: Severity | None = None
+        if kind in (AlertKind.STRAP_REMOVED, AlertKind.GEOFENCE_EXIT) and where.resident_id:
+            profile = await self._registry.watch_profile_of(where.resident_id)
+            if profile is not None:
+                if kind is AlertKind.STRAP_REMOVED and not profile.strap_alert:
+                    log.info("strap of %s removed (resident %s): recorded, no alert (the"
+                             " resident's watch profile)", ev.device_id, where.resident_id)
+                    return
+                # a concern to check (medium), high for a resident at risk of wandering:
+                # neither is a life-safety alarm, which SOS and fall remain
+                severity = Severity.HIGH if profile.effective_high_risk else Severity.MEDIUM
         if kind is not None:
             if where.household_id is None:
                 log.warning("alarm %s (%s) from gateway %s device %s is not bound to a"
@@ -312,7 +330,8 @@ class CareEngine:
                 raised_at=ev.device_ts, received_at=ev.gateway_ts,
                 committed_at=ev.committed_at,
                 detail={"record_id": ev.id, "device_id": ev.device_id, "rule": ev.rule,
-                        "data": ev.data})
+                        "data": ev.data},
+                severity=severity, position=await self._position(ev))
             await self._care.raise_alert(conn, spec, now, record_id=ev.id, cursor=ev.rowid)
         elif ev.kind is EventKind.CANCEL and where.resident_id is not None:
             await self._care.cancel_requested(conn, where.resident_id, now,
@@ -322,9 +341,44 @@ class CareEngine:
             await self._care.system_note(
                 conn, self._subject(alarm, ev.gateway_id, ev.device_id, where), alarm,
                 "探测器报告浓度已恢复正常（仍需人工确认）", now)
+        elif ev.kind is EventKind.GEOFENCE_ENTER:
+            await self._care.system_note(
+                conn, self._subject(AlertKind.GEOFENCE_EXIT, ev.gateway_id, ev.device_id, where),
+                AlertKind.GEOFENCE_EXIT, "已返回安全区域（仍请确认老人情况）", now)
         elif ev.kind is EventKind.DEVICE_ONLINE:
             await self._care.system_note(conn, f"device:{ev.device_id}",
                                          AlertKind.DEVICE_OFFLINE, "设备已恢复在线", now)
+
+    async def _position(self, ev: StoredEvent) -> AlertPosition | None:
+        """Where the person was: the event's own fix, else the newest valid fix the
+        watch reported (up to a day before), else the coordinates it wrote without a fix."""
+        data = ev.data
+        raw_lat, raw_lon = data.get("lat"), data.get("lon")
+        source = data.get("position")
+        has = isinstance(raw_lat, int | float) and isinstance(raw_lon, int | float)
+        lat = float(raw_lat) if isinstance(raw_lat, int | float) else 0.0
+        lon = float(raw_lon) if isinstance(raw_lon, int | float) else 0.0
+        if has and source == PositionSource.FIX.value:
+            return AlertPosition(lat=lat, lon=lon, at=ev.device_ts, valid=True,
+                                 source=PositionSource.FIX)
+        if has and source == PositionSource.LAST_KNOWN.value:
+            at = data.get("position_ts")
+            return AlertPosition(lat=lat, lon=lon,
+                                 at=parse_iso(at) if isinstance(at, str) else None,
+                                 valid=True, source=PositionSource.LAST_KNOWN)
+        if ev.source == "watch" and ev.device_id is not None and self._store is not None:
+            until = ev.device_ts or ev.gateway_ts
+            points = await self._store.telemetry(ev.device_id, until - timedelta(days=1))
+            fixes = [p for p in points if p.kind is EventKind.LOCATION and p.ts <= until
+                     and "lat" in p.values and "lon" in p.values]
+            if fixes:
+                last = fixes[-1]
+                return AlertPosition(lat=last.values["lat"], lon=last.values["lon"],
+                                     at=last.ts, valid=True, source=PositionSource.LAST_KNOWN)
+        if has and source == PositionSource.NO_FIX.value:
+            return AlertPosition(lat=lat, lon=lon, at=ev.device_ts, valid=False,
+                                 source=PositionSource.NO_FIX)
+        return None
 
     async def _commissioning_entry(self, conn: Connection, ev: StoredEvent,
                                    where: Where, window: C.Window, now: datetime) -> None:

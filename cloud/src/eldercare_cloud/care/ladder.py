@@ -276,7 +276,7 @@ async def _offer(conn: Connection, run: Run, alert: Row,
     kind = AlertKind(alert["kind"])
     body = messages.offer_text(alert["resident_name"] or "居民", alert["address"] or "",
                                kind, url, AlertStatus(alert["status"])
-                               is AlertStatus.CANCEL_REQUESTED)
+                               is AlertStatus.CANCEL_REQUESTED, A.position_of(alert), now)
     address = {"sms": contact.phone, "webhook": contact.webhook_url or "",
                "app": contact.user_id or ""}[channel]
     payload: dict[str, Any] = {"type": "offer", "alert": A.public_json(alert),

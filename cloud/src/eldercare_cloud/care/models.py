@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from eldercare_cloud.registry.models import Relation
 from eldercare_protocols.events import EventKind
@@ -292,6 +292,41 @@ class LadderRunPublic(BaseModel):
     steps: list[LadderStep]
 
 
+class PositionSource(StrEnum):
+    #: the alarm frame's own GPS fix
+    FIX = "fix"
+    #: the watch had no fix: the last fix it (or the cloud) heard before
+    LAST_KNOWN = "last_known"
+    #: the watch had no fix and none was known: the coordinates it wrote anyway
+    NO_FIX = "no_fix"
+
+
+class AlertPosition(BaseModel):
+    """Where the person was: a GPS fix (WGS-84) and when it was taken; ``valid`` False
+    when the watch said it had no fix (a place to start looking, not to trust)."""
+
+    model_config = ConfigDict(frozen=True)
+    lat: float
+    lon: float
+    at: datetime | None
+    valid: bool
+    source: PositionSource
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def amap_url(self) -> str:
+        """The spot in Amap (its URI API takes the watch's WGS-84 coordinates with
+        ``coordinate=wgs84``, and opens the app on a phone that has it)."""
+        return (f"https://uri.amap.com/marker?position={self.lon:.5f},{self.lat:.5f}"
+                "&coordinate=wgs84&callnative=1")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def osm_url(self) -> str:
+        lat, lon = f"{self.lat:.5f}", f"{self.lon:.5f}"
+        return f"https://www.openstreetmap.org/?mlat={lat}&mlon={lon}#map=17/{lat}/{lon}"
+
+
 class AlertPublic(BaseModel):
     """An alert with every timestamp of invariant 5, and no medical detail."""
 
@@ -330,6 +365,8 @@ class AlertPublic(BaseModel):
     updated_at: datetime
     #: when the alert went to the shift supervisors for want of an acknowledgement
     supervisor_escalated_at: datetime | None = None
+    #: the person's last position (a GPS watch's alarm), None for home devices
+    position: AlertPosition | None = None
 
 
 class AlertDetail(AlertPublic):

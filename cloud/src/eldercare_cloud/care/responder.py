@@ -19,6 +19,7 @@ from eldercare_cloud.care.models import (
     KIND_ZH,
     UNASSIGNED_STATES,
     AlertKind,
+    AlertPosition,
     AlertStatus,
     ResolveRequest,
     Severity,
@@ -26,6 +27,7 @@ from eldercare_cloud.care.models import (
 from eldercare_cloud.care.service import CareService
 from eldercare_cloud.db import Database
 from eldercare_cloud.errors import NotFoundError, PermissionDeniedError
+from eldercare_cloud.notify import messages
 from eldercare_cloud.registry import RegistryService
 from eldercare_cloud.registry.models import Coordinates, KeySafe
 
@@ -60,6 +62,17 @@ class ResponderMedical(BaseModel):
     phone: str | None
 
 
+class ResponderPosition(BaseModel):
+    """Where the person was (a GPS watch), with the text of the SMS and a map link."""
+
+    model_config = ConfigDict(frozen=True)
+    position: AlertPosition
+    #: seconds between the fix and now (None: the fix time is unknown)
+    age_s: int | None
+    text_zh: str
+    map_url: str
+
+
 class ResponderView(BaseModel):
     model_config = ConfigDict(frozen=True)
     alert_id: str
@@ -77,6 +90,7 @@ class ResponderView(BaseModel):
     actions: list[str]
     medical: ResponderMedical | None
     has_key_safe: bool
+    where: ResponderPosition | None = None
 
 
 class ResponderService:
@@ -175,7 +189,17 @@ class ResponderService:
                     for o in offers if o.contact_id != contact_id],
             actions=_actions(status, accepted, row["assigned_contact_id"] is not None,
                              mine.status),
-            medical=medical, has_key_safe=has_key_safe and accepted)
+            medical=medical, has_key_safe=has_key_safe and accepted,
+            where=_where(A.position_of(row), self._clock.now()))
+
+
+def _where(pos: AlertPosition | None, now: datetime) -> ResponderPosition | None:
+    if pos is None:
+        return None
+    age = int((now - pos.at).total_seconds()) if pos.at is not None else None
+    return ResponderPosition(position=pos, age_s=max(0, age) if age is not None else None,
+                             text_zh=messages.position_text(pos, now),
+                             map_url=messages.map_url(pos))
 
 
 def _actions(status: AlertStatus, mine: bool, assigned: bool, offer_status: str) -> list[str]:

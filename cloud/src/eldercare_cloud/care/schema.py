@@ -154,4 +154,13 @@ CREATE INDEX alerts_unacknowledged ON alerts(status, acknowledged_at, opened_at)
     """
 ALTER TABLE care_gateway_watch ADD COLUMN id_conflicts_seen INTEGER
 """,
+    # where the person was when the alert came (a GPS watch's fix): the newest position
+    # the alert heard, its fix time and whether the watch had a valid fix then
+    """
+ALTER TABLE alerts ADD COLUMN position_lat REAL;
+ALTER TABLE alerts ADD COLUMN position_lon REAL;
+ALTER TABLE alerts ADD COLUMN position_at TEXT;
+ALTER TABLE alerts ADD COLUMN position_valid INTEGER;
+ALTER TABLE alerts ADD COLUMN position_source TEXT
+""",
 ]

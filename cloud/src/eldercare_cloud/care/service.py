@@ -78,6 +78,8 @@ class CareService:
         if existing is not None:
             alert_id = existing["id"]
             await A.touch(conn, alert_id, now, repeat_count=existing["repeat_count"] + 1)
+            if spec.position is not None:
+                await A.set_position(conn, alert_id, spec.position)
             await A.add_timeline(conn, alert_id, now, A.Actor.system(), "repeat", None, None,
                                  {**(spec.detail or {}),
                                   "raised_at": opt_iso(spec.raised_at)})

@@ -12,7 +12,7 @@ from datetime import date, datetime, time
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from eldercare_protocols.catalogue import CATALOGUE
 from eldercare_protocols.uplink import Routine, Threshold
@@ -400,3 +400,31 @@ class DevicePublic(_Out):
     source: str
     z2m_model: str | None
     z2m_name: str | None
+
+
+class WatchProfile(_In):
+    """How a resident's GPS watch is read: a safe area around home (a circle: its centre
+    and radius in metres; none: no fence), whether taking the strap off raises an alert
+    (otherwise it is recorded only), and whether the resident is high risk (a person with
+    dementia who wanders: fence exits and strap removal are then high, not medium)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    home: Coordinates | None = None
+    radius_m: float | None = Field(default=None, gt=0, le=50_000)
+    strap_alert: bool = True
+    high_risk: bool = False
+
+    @model_validator(mode="after")
+    def _fence_whole(self) -> WatchProfile:
+        if (self.home is None) != (self.radius_m is None):
+            raise ValueError("a geofence needs both home and radius_m (or neither)")
+        return self
+
+
+class WatchProfilePublic(WatchProfile):
+    resident_id: str
+    #: high_risk, or the resident's record says wandering risk or moderate/severe
+    #: cognitive impairment
+    effective_high_risk: bool
+    updated_at: datetime | None = None
+    updated_by: str | None = None

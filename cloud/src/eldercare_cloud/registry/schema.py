@@ -106,4 +106,18 @@ CREATE INDEX devices_gateway ON devices(gateway_id)
     """
 ALTER TABLE residents ADD COLUMN categories TEXT NOT NULL DEFAULT '[]'
 """,
+    # a resident's GPS-watch profile: the safe area (geofence) and how strap removal and
+    # fence exits are treated (eldercare_cloud.watch reads it)
+    """
+CREATE TABLE resident_watch_profiles (
+    resident_id TEXT PRIMARY KEY REFERENCES residents(id),
+    home_lat REAL,
+    home_lon REAL,
+    radius_m REAL,
+    strap_alert INTEGER NOT NULL,
+    high_risk INTEGER NOT NULL,
+    updated_at TEXT NOT NULL,
+    updated_by TEXT NOT NULL
+)
+""",
 ]

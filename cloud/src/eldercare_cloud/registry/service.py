@@ -24,6 +24,7 @@ from eldercare_cloud.db import INTEGRITY_ERRORS, Connection, Database, Row
 from eldercare_cloud.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
 from eldercare_cloud.registry.models import (
     AvailabilityWindow,
+    CognitiveImpairment,
     CommunityCreate,
     CommunityPublic,
     Consent,
@@ -49,6 +50,8 @@ from eldercare_cloud.registry.models import (
     ResidentPublic,
     ResidentSummary,
     ResidentUpdate,
+    WatchProfile,
+    WatchProfilePublic,
 )
 from eldercare_cloud.registry.schema import MIGRATIONS
 from eldercare_protocols.uplink import (
@@ -360,6 +363,62 @@ class RegistryService:
             await self._bump_resident(conn, resident_id)
         self._on_config_change()
         return await self.get_resident(p, resident_id, "updated")
+
+    # -- watch profile ---------------------------------------------------------------------
+
+    async def get_watch_profile(self, p: Principal, resident_id: str) -> WatchProfilePublic:
+        row = await self._resident_row(p, resident_id)
+        await self._audit_read(p, "resident", resident_id, "watch profile")
+        return await self._watch_profile(row)
+
+    async def put_watch_profile(self, p: Principal, resident_id: str,
+                                body: WatchProfile) -> WatchProfilePublic:
+        """Replace the resident's watch profile (validated whole before anything is
+        written: a bad latitude or radius changes nothing)."""
+        row = await self._resident_row(p, resident_id)
+        now = self._now()
+        home = body.home
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO resident_watch_profiles(resident_id, home_lat, home_lon, radius_m,"
+                " strap_alert, high_risk, updated_at, updated_by) VALUES (?,?,?,?,?,?,?,?)"
+                " ON CONFLICT(resident_id) DO UPDATE SET home_lat = excluded.home_lat,"
+                " home_lon = excluded.home_lon, radius_m = excluded.radius_m,"
+                " strap_alert = excluded.strap_alert, high_risk = excluded.high_risk,"
+                " updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+                (resident_id, home.latitude if home else None, home.longitude if home else None,
+                 body.radius_m, int(body.strap_alert), int(body.high_risk), now, p.actor))
+        await self._audit_read(p, "resident", resident_id, "watch profile changed", "update")
+        return await self._watch_profile(row)
+
+    async def watch_profile_of(self, resident_id: str) -> WatchProfilePublic | None:
+        """Unscoped, for the watch listener and the care engine (no user, no read of the
+        person's record beyond the profile)."""
+        row = await self._one("SELECT * FROM residents WHERE id = ?", [resident_id])
+        return None if row is None else await self._watch_profile(row)
+
+    async def watch_profile_for_device(self, device_id: str) -> WatchProfilePublic | None:
+        """The profile of the resident a watch is bound to (None: unbound)."""
+        row = await self._one("SELECT resident_id FROM devices WHERE id = ?", [device_id])
+        if row is None or row["resident_id"] is None:
+            return None
+        return await self.watch_profile_of(row["resident_id"])
+
+    async def _watch_profile(self, resident: Row) -> WatchProfilePublic:
+        w = await self._one("SELECT * FROM resident_watch_profiles WHERE resident_id = ?",
+                            [resident["id"]])
+        by_record = (bool(resident["wandering_risk"]) or resident["cognitive_impairment"]
+                     in (CognitiveImpairment.MODERATE.value, CognitiveImpairment.SEVERE.value))
+        if w is None:
+            return WatchProfilePublic(resident_id=resident["id"],
+                                      effective_high_risk=by_record)
+        home = (Coordinates(latitude=w["home_lat"], longitude=w["home_lon"])
+                if w["home_lat"] is not None else None)
+        return WatchProfilePublic(
+            resident_id=resident["id"], home=home, radius_m=w["radius_m"],
+            strap_alert=bool(w["strap_alert"]), high_risk=bool(w["high_risk"]),
+            effective_high_risk=bool(w["high_risk"]) or by_record,
+            updated_at=parse_iso(w["updated_at"]), updated_by=w["updated_by"])
 
     # -- contacts --------------------------------------------------------------------------
 

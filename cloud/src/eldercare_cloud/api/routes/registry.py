@@ -30,6 +30,8 @@ from eldercare_cloud.registry.models import (
     ResidentPublic,
     ResidentSummary,
     ResidentUpdate,
+    WatchProfile,
+    WatchProfilePublic,
 )
 from eldercare_protocols.uplink import GatewayConfig
 
@@ -132,6 +134,20 @@ async def get_resident(services: ServicesDep, user: CurrentUser, resident_id: st
 async def update_resident(services: ServicesDep, user: CurrentUser, resident_id: str,
                           body: ResidentUpdate) -> ResidentPublic:
     return await services.registry.update_resident(user, resident_id, body)
+
+
+@router.get("/residents/{resident_id}/watch-profile", response_model=WatchProfilePublic,
+            **roles(A, O, F))
+async def get_watch_profile(services: ServicesDep, user: CurrentUser,
+                            resident_id: str) -> WatchProfilePublic:
+    return await services.registry.get_watch_profile(user, resident_id)
+
+
+@router.put("/residents/{resident_id}/watch-profile", response_model=WatchProfilePublic,
+            **roles(A, O))
+async def put_watch_profile(services: ServicesDep, user: CurrentUser, resident_id: str,
+                            body: WatchProfile) -> WatchProfilePublic:
+    return await services.registry.put_watch_profile(user, resident_id, body)
 
 
 @router.get("/residents/{resident_id}/card", response_model=ResidentCard, **roles(A, O, F))
