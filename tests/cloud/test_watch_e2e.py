@@ -49,7 +49,7 @@ async def test_simulated_watch_wanders_takes_strap_off_and_presses_sos(
                              mqtt_client_id=f"watch-e2e-{uuid.uuid4().hex[:6]}",
                              ingest_batch_wait_ms=0, care_poll_s=0.2, watch_port=watch_port)
     sms = RecordingChannel()
-    tokens = mint_tokens(care_template[1])
+    tokens = mint_tokens(care_template[1], NOW)
 
     def auth(user: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {tokens[user]}"}

@@ -308,7 +308,7 @@ async def test_watch_profile_api_validates_and_bad_input_changes_nothing(
         tmp_path: Path, care_db: Path, care_template: tuple[Path, dict[str, str]]) -> None:
     settings = care_settings(tmp_path)
     async with serve(care_db, settings, ManualClock(T0), care_template[1]) as app:
-        app.tokens = mint_tokens(care_template[1])
+        app.tokens = mint_tokens(care_template[1], T0)
         url = f"/api/v1/residents/{RESIDENT}/watch-profile"
         async with httpx.AsyncClient(base_url=app.url) as c:
             empty = await c.get(url, headers=app.auth("operator"))
