@@ -18,7 +18,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
 
-from eldercare_cloud.api import console_support, installer
+from eldercare_cloud import installer
+from eldercare_cloud.api import console_support
 from eldercare_cloud.api.deps import Services, public
 from eldercare_cloud.api.json_guard import RejectNonFiniteJson
 from eldercare_cloud.api.routes import (

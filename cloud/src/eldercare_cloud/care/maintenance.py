@@ -45,7 +45,7 @@ class EventReader(Protocol):
 
 async def ensure_tables(db: Database) -> None:
     # imported here: the installer package imports the API layer, which imports the engine
-    from eldercare_cloud.api.installer.schema import MIGRATIONS
+    from eldercare_cloud.installer.schema import MIGRATIONS
 
     await db.migrate("installer", MIGRATIONS)
 

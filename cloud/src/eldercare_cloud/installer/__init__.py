@@ -16,7 +16,15 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, sta
 from fastapi.responses import HTMLResponse
 
 from eldercare_cloud.api.deps import CurrentUser, ServicesDep, roles
-from eldercare_cloud.api.installer.models import (
+from eldercare_cloud.auth.models import Role
+from eldercare_cloud.broker.errors import (
+    BrokerSecurityError,
+    BrokerUnavailableError,
+    DynsecCommandError,
+)
+from eldercare_cloud.broker.settings import BrokerAdminSettings
+from eldercare_cloud.errors import InvalidRequestError
+from eldercare_cloud.installer.models import (
     BindRequest,
     BoundDevice,
     ClaimRequest,
@@ -34,15 +42,7 @@ from eldercare_cloud.api.installer.models import (
     WalkRun,
     WalkRunStored,
 )
-from eldercare_cloud.api.installer.service import InstallerService
-from eldercare_cloud.auth.models import Role
-from eldercare_cloud.broker.errors import (
-    BrokerSecurityError,
-    BrokerUnavailableError,
-    DynsecCommandError,
-)
-from eldercare_cloud.broker.settings import BrokerAdminSettings
-from eldercare_cloud.errors import InvalidRequestError
+from eldercare_cloud.installer.service import InstallerService
 from eldercare_protocols.events import EventKind
 
 A, I = Role.ADMIN, Role.INSTALLER  # noqa: E741

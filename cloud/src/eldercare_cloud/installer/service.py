@@ -19,8 +19,24 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from eldercare_cloud.api.deps import Services
-from eldercare_cloud.api.installer import retained
-from eldercare_cloud.api.installer.models import (
+from eldercare_cloud.auth.models import Principal
+from eldercare_cloud.broker import AccountExistsError, AsyncDynsecClient
+from eldercare_cloud.broker.errors import BrokerUnavailableError, DynsecCommandError
+from eldercare_cloud.broker.names import check_gateway_id, gateway_client_id
+from eldercare_cloud.broker.settings import BrokerAdminSettings
+from eldercare_cloud.care import commissioning, maintenance
+from eldercare_cloud.care import gateways as care_gateways
+from eldercare_cloud.care.clock import iso, opt_iso, opt_parse, parse_iso
+from eldercare_cloud.care.models import AlertKind
+from eldercare_cloud.errors import (
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+)
+from eldercare_cloud.ingest import IngestStore, Received, RegistrationError
+from eldercare_cloud.ingest.credentials import generate_secret
+from eldercare_cloud.installer import retained
+from eldercare_cloud.installer.models import (
     BindRequest,
     BoundDevice,
     BrokerCredentials,
@@ -43,24 +59,8 @@ from eldercare_cloud.api.installer.models import (
     WalkRunStored,
     WalkStep,
 )
-from eldercare_cloud.api.installer.report import render_html
-from eldercare_cloud.api.installer.schema import MIGRATIONS
-from eldercare_cloud.auth.models import Principal
-from eldercare_cloud.broker import AccountExistsError, AsyncDynsecClient
-from eldercare_cloud.broker.errors import BrokerUnavailableError, DynsecCommandError
-from eldercare_cloud.broker.names import check_gateway_id, gateway_client_id
-from eldercare_cloud.broker.settings import BrokerAdminSettings
-from eldercare_cloud.care import commissioning, maintenance
-from eldercare_cloud.care import gateways as care_gateways
-from eldercare_cloud.care.clock import iso, opt_iso, opt_parse, parse_iso
-from eldercare_cloud.care.models import AlertKind
-from eldercare_cloud.errors import (
-    ConflictError,
-    InvalidRequestError,
-    NotFoundError,
-)
-from eldercare_cloud.ingest import IngestStore, Received, RegistrationError
-from eldercare_cloud.ingest.credentials import generate_secret
+from eldercare_cloud.installer.report import render_html
+from eldercare_cloud.installer.schema import MIGRATIONS
 from eldercare_cloud.registry.models import DeviceCreate, DeviceUpdate, GatewayCreate
 from eldercare_protocols.catalogue import CATALOGUE, DeviceType, device_type_for_z2m_model
 from eldercare_protocols.events import EventKind

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from html import escape
 
-from eldercare_cloud.api.installer.models import CommissioningRecord
+from eldercare_cloud.installer.models import CommissioningRecord
 
 CHINA = timezone(timedelta(hours=8))
 RESULT = {"passed": ("✓", "通过 / passed"), "failed": ("✗", "失败 / failed"),
