@@ -31,7 +31,7 @@ from eldercare_cloud.app import build_services, migrate
 from eldercare_cloud.auth.models import Role, UserCreate
 from eldercare_cloud.auth.signing import sign
 from eldercare_cloud.auth.users import TOKEN_PURPOSE
-from eldercare_cloud.care.clock import ManualClock, iso
+from eldercare_cloud.clock import ManualClock, iso
 from eldercare_cloud.db import Database
 from eldercare_cloud.demo import load_demo
 from eldercare_cloud.ingest import IngestStore

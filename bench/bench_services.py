@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 from eldercare_cloud.app import build_services, migrate
 from eldercare_cloud.auth.models import Principal, Role
-from eldercare_cloud.care.clock import ManualClock
+from eldercare_cloud.clock import ManualClock
 from eldercare_cloud.db import Database
 from eldercare_cloud.demo import data, load_demo
 from eldercare_cloud.ingest import IngestStore

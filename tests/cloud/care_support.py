@@ -29,7 +29,7 @@ from eldercare_cloud.app import build_services, create_app, migrate
 from eldercare_cloud.auth.models import Role, UserCreate
 from eldercare_cloud.auth.signing import sign
 from eldercare_cloud.auth.users import TOKEN_PURPOSE
-from eldercare_cloud.care.clock import ManualClock
+from eldercare_cloud.clock import ManualClock
 from eldercare_cloud.db import Database
 from eldercare_cloud.demo import load_demo
 from eldercare_cloud.ingest import IngestStore, Received, StoredEvent

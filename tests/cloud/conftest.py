@@ -64,7 +64,7 @@ from care_support import (  # noqa: E402
     serve,
 )
 
-from eldercare_cloud.care.clock import ManualClock  # noqa: E402
+from eldercare_cloud.clock import ManualClock  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from care_support import BUTTON, DOOR, GW, care_settings
 
 from broker_support import Broker, free_port
 from eldercare_cloud.app import create_app
-from eldercare_cloud.care.clock import ManualClock
+from eldercare_cloud.clock import ManualClock
 from eldercare_cloud.db import Database
 from eldercare_cloud.ingest import IngestService
 from eldercare_edge.settings import EdgeSettings

@@ -17,7 +17,7 @@ import pytest
 from care_support import PASSWORD, Running, care_settings, mint_tokens, serve
 
 from eldercare_cloud.auth.throttle import ThrottlePolicy
-from eldercare_cloud.care.clock import ManualClock
+from eldercare_cloud.clock import ManualClock
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,7 @@ from care_support import (
     open_care,
 )
 
-from eldercare_cloud.care.clock import ManualClock, parse_iso
+from eldercare_cloud.clock import ManualClock, parse_iso
 from eldercare_protocols.events import EventKind
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from eldercare_cloud.care.clock import SystemClock
+from eldercare_cloud.clock import SystemClock
 from eldercare_cloud.stream.hub import StreamHub
 
 

@@ -19,7 +19,7 @@ from test_ingest_support import envelope, wait_until
 
 from eldercare_cloud.app import build_services, migrate
 from eldercare_cloud.auth.models import Principal, Role
-from eldercare_cloud.care.clock import ManualClock
+from eldercare_cloud.clock import ManualClock
 from eldercare_cloud.db import Database
 from eldercare_cloud.demo import load_demo
 from eldercare_cloud.ingest import IngestService

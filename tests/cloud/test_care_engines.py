@@ -32,7 +32,7 @@ from care_support import (
 from test_ingest_support import wait_until
 
 import db_support
-from eldercare_cloud.care.clock import ManualClock
+from eldercare_cloud.clock import ManualClock
 from eldercare_protocols.events import EventKind
 
 START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)

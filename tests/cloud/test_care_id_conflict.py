@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from care_support import GW, OTHER_GW, Care, care_settings, open_care
 
-from eldercare_cloud.care.clock import ManualClock
 from eldercare_cloud.care.models import KIND_ZH, AlertKind
+from eldercare_cloud.clock import ManualClock
 from eldercare_cloud.ingest import Received
 from eldercare_protocols.uplink import GatewayState
 

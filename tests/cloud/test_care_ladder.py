@@ -26,7 +26,6 @@ from care_support import (
 )
 
 from eldercare_cloud.auth.models import Principal, Role
-from eldercare_cloud.care.clock import ManualClock
 from eldercare_cloud.care.models import (
     ClosureCode,
     Ladder,
@@ -35,6 +34,7 @@ from eldercare_cloud.care.models import (
     StepMode,
     TakeoverRequest,
 )
+from eldercare_cloud.clock import ManualClock
 from eldercare_cloud.errors import ConflictError
 from eldercare_protocols.events import EventKind
 

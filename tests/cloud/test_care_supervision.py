@@ -20,7 +20,7 @@ from care_support import (
 
 from eldercare_cloud.auth.models import Role, UserCreate
 from eldercare_cloud.care import supervision as S
-from eldercare_cloud.care.clock import ManualClock
+from eldercare_cloud.clock import ManualClock
 from eldercare_protocols.events import EventKind
 
 T0 = datetime(2025, 3, 14, 1, 30, tzinfo=UTC)

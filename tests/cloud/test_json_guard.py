@@ -11,7 +11,7 @@ import pytest
 from care_support import Running, care_settings, mint_tokens, serve
 
 from eldercare_cloud.api.json_guard import has_non_finite
-from eldercare_cloud.care.clock import ManualClock
+from eldercare_cloud.clock import ManualClock
 
 pytestmark = pytest.mark.integration
 

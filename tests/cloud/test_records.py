@@ -35,7 +35,7 @@ from openpyxl import load_workbook
 from pypdf import PdfReader
 
 from eldercare_cloud.auth.models import Principal, Role
-from eldercare_cloud.care.clock import ManualClock, iso
+from eldercare_cloud.clock import ManualClock, iso
 from eldercare_cloud.records import export
 from eldercare_cloud.records.kpi import percentile
 from eldercare_cloud.services.desk import Actor

@@ -24,8 +24,8 @@ from care_support import (
 )
 
 from eldercare_cloud.auth.models import Principal
-from eldercare_cloud.care.clock import ManualClock, iso
 from eldercare_cloud.care.models import NoteCreate, ResolveRequest
+from eldercare_cloud.clock import ManualClock, iso
 from eldercare_cloud.errors import InvalidRequestError
 from eldercare_cloud.records.privacy import EraseRequest
 from eldercare_protocols.events import EventKind

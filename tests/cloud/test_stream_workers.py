@@ -14,7 +14,7 @@ from care_support import GW, care_settings, commit_event, mint_tokens, serve
 from test_care_stream import stream
 
 import db_support
-from eldercare_cloud.care.clock import ManualClock
+from eldercare_cloud.clock import ManualClock
 from eldercare_protocols.events import EventKind
 
 pytestmark = [

@@ -17,7 +17,7 @@ from care_support import care_settings, open_care
 from test_ingest_support import IngestHarness
 
 from eldercare_cloud.auth.models import Principal, Role
-from eldercare_cloud.care.clock import ManualClock
+from eldercare_cloud.clock import ManualClock
 from eldercare_cloud.ingest import Received, StoredEvent
 from eldercare_cloud.registry.models import DeviceCreate
 from eldercare_cloud.watch import WATCH_GATEWAY, WatchServer

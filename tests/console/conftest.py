@@ -160,7 +160,7 @@ class ConsoleStack:
     def add_user(self, username: str, password: str, role: str, **links: list[str]) -> None:
         from eldercare_cloud.auth.models import Role, UserCreate
         from eldercare_cloud.auth.users import UserService
-        from eldercare_cloud.care.clock import SystemClock
+        from eldercare_cloud.clock import SystemClock
 
         async def create() -> None:
             users = UserService(self.cloud.db, SystemClock(), self.settings.secret_key,

@@ -89,7 +89,7 @@ async def test_demo_operator_is_refused_in_production(tmp_path: Path) -> None:
 
 async def test_demo_operator_gets_a_fresh_password_each_start(tmp_path: Path) -> None:
     from eldercare_cloud.auth.users import UserService
-    from eldercare_cloud.care.clock import SystemClock
+    from eldercare_cloud.clock import SystemClock
     from eldercare_cloud.db import Database
     from eldercare_cloud.errors import AuthenticationError
 

@@ -25,7 +25,7 @@ from installer_support import root_conftest
 import db_support
 from eldercare_cloud.app import build_services, create_app, migrate
 from eldercare_cloud.auth.models import Role, UserCreate
-from eldercare_cloud.care.clock import ManualClock
+from eldercare_cloud.clock import ManualClock
 from eldercare_cloud.db import Database
 from eldercare_cloud.ingest import IngestStore, Received
 from eldercare_cloud.registry.models import (

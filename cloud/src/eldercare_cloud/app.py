@@ -42,11 +42,11 @@ from eldercare_cloud.api.routes import (
 from eldercare_cloud.audit import AuditLog
 from eldercare_cloud.auth.models import Role
 from eldercare_cloud.auth.users import UserService
-from eldercare_cloud.care.clock import Clock, SystemClock
 from eldercare_cloud.care.engine import CareEngine, IngestLink, IngestReader
 from eldercare_cloud.care.ladder import LadderContext
 from eldercare_cloud.care.responder import ResponderService
 from eldercare_cloud.care.service import CareService
+from eldercare_cloud.clock import Clock, SystemClock
 from eldercare_cloud.db import Database
 from eldercare_cloud.errors import (
     AuthenticationError,

@@ -32,7 +32,7 @@ from starlette.types import Scope
 
 from eldercare_cloud.auth.models import Role, UserCreate, UserUpdate
 from eldercare_cloud.auth.users import UserService
-from eldercare_cloud.care.clock import SystemClock
+from eldercare_cloud.clock import SystemClock
 from eldercare_cloud.db import Database
 from eldercare_cloud.errors import ConfigError
 from eldercare_cloud.settings import CloudSettings

@@ -31,7 +31,6 @@ from eldercare_cloud.api.deps import CurrentUser, ServicesDep, roles
 from eldercare_cloud.auth.models import Principal, Role
 from eldercare_cloud.auth.scope import alert_clause, district_clause, in_clause, resident_clause
 from eldercare_cloud.care import alerts as A
-from eldercare_cloud.care.clock import iso, opt_parse
 from eldercare_cloud.care.links import link_token, link_url
 from eldercare_cloud.care.maintenance import SELF_TEST_MAX_AGE, overdue
 from eldercare_cloud.care.models import (
@@ -43,6 +42,7 @@ from eldercare_cloud.care.models import (
     AlertStatus,
     Severity,
 )
+from eldercare_cloud.clock import iso, opt_parse
 from eldercare_cloud.db import Connection
 from eldercare_cloud.errors import ConflictError, InvalidRequestError, NotFoundError
 from eldercare_cloud.notify import messages

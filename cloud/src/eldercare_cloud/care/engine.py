@@ -26,9 +26,9 @@ from eldercare_cloud.care import ladder as L
 from eldercare_cloud.care import maintenance as M
 from eldercare_cloud.care import supervision as S
 from eldercare_cloud.care.alerts import AlertSpec
-from eldercare_cloud.care.clock import Clock, iso, parse_iso
 from eldercare_cloud.care.models import DEVICE_SUBJECT_ALERTS, EVENT_ALERTS, AlertKind
 from eldercare_cloud.care.service import CareService
+from eldercare_cloud.clock import Clock, iso, parse_iso
 from eldercare_cloud.db import DATABASE_ERRORS, Connection, Database
 from eldercare_cloud.errors import CloudError
 from eldercare_cloud.ingest.models import (

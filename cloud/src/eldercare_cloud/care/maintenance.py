@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from eldercare_cloud.care.clock import iso, parse_iso
+from eldercare_cloud.clock import iso, parse_iso
 from eldercare_cloud.db import Connection, Database
 from eldercare_cloud.ingest.models import StoredEvent
 from eldercare_protocols.events import EventKind

@@ -15,9 +15,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from eldercare_cloud.care import alerts as A
-from eldercare_cloud.care.clock import iso, parse_iso
 from eldercare_cloud.care.ladder import LadderContext
 from eldercare_cloud.care.models import KIND_ZH, AlertCategory, AlertKind, AlertStatus
+from eldercare_cloud.clock import iso, parse_iso
 from eldercare_cloud.db import Connection
 from eldercare_cloud.notify.outbox import enqueue
 

@@ -26,8 +26,8 @@ from eldercare_cloud.broker.names import check_gateway_id, gateway_client_id
 from eldercare_cloud.broker.settings import BrokerAdminSettings
 from eldercare_cloud.care import commissioning, maintenance
 from eldercare_cloud.care import gateways as care_gateways
-from eldercare_cloud.care.clock import iso, opt_iso, opt_parse, parse_iso
 from eldercare_cloud.care.models import AlertKind
+from eldercare_cloud.clock import iso, opt_iso, opt_parse, parse_iso
 from eldercare_cloud.errors import (
     ConflictError,
     InvalidRequestError,

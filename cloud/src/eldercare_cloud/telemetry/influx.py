@@ -150,7 +150,7 @@ class InfluxWriter:
                     remaining = self._first_queued + self.flush_s - time.monotonic()
                     if remaining > 0:
                         self._wake.clear()
-                        with suppress(TimeoutError):   # asyncio.timeout: see care/clock.py
+                        with suppress(TimeoutError):   # asyncio.timeout: see clock.py
                             async with asyncio.timeout(remaining):
                                 await self._wake.wait()
                         if len(self._queue) < self.batch_size and (

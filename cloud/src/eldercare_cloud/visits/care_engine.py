@@ -18,7 +18,7 @@ from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 
-from eldercare_cloud.care.clock import Clock
+from eldercare_cloud.clock import Clock
 from eldercare_cloud.db import DATABASE_ERRORS, Database
 from eldercare_cloud.errors import CloudError
 from eldercare_cloud.registry import RegistryService
