@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_ingest_support import GatewayClient, IngestHarness, running_ingest
+from ingest_support import GatewayClient, IngestHarness, running_ingest
 
 # the shared broker helpers (a plain module: see tests/broker_support.py)
 from broker_support import Broker, start_mosquitto

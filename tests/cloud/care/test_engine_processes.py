@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from care_support import BUTTON, DAUGHTER, GW, SECRET, SON
-from test_ingest_support import GatewayClient, envelope
+from ingest_support import GatewayClient, envelope
 
 import db_support
 from eldercare_protocols.events import EventKind

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 import paho.mqtt.client as paho
 import pytest
 from care_support import GW, RESIDENT, SECRET, RecordingChannel, care_settings
+from ingest_support import envelope, wait_until
 from paho.mqtt.enums import CallbackAPIVersion
-from test_ingest_support import envelope, wait_until
 
 from eldercare_cloud.app import build_services, migrate
 from eldercare_cloud.auth.models import Principal, Role

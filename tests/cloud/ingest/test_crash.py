@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from test_ingest_support import GatewayClient, envelope, wait_until
+from ingest_support import GatewayClient, envelope, wait_until
 
 import db_support
 from eldercare_cloud.db import Database

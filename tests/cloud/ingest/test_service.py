@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING
 
 import paho.mqtt.client as paho
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
-from test_ingest_support import (
+from ingest_support import (
     GatewayClient,
     IngestHarness,
     envelope,
@@ -25,6 +24,7 @@ from test_ingest_support import (
     running_ingest,
     wait_until,
 )
+from paho.mqtt.enums import CallbackAPIVersion
 
 import db_support
 from eldercare_cloud.db import Database

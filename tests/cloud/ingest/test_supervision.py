@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from test_ingest_support import ingest_settings
+from ingest_support import ingest_settings
 
 from eldercare_cloud import service
 from eldercare_cloud.ingest import IngestService

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 from care_support import GW, care_settings, commit_event, mint_tokens, serve
-from test_care_stream import stream
 
 import db_support
 from eldercare_cloud.clock import ManualClock
 from eldercare_protocols.events import EventKind
+from stream.test_stream import stream
 
 pytestmark = [
     pytest.mark.integration,

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from test_ingest_support import GatewayClient, envelope
+from ingest_support import GatewayClient, envelope
 
 import db_support
 from eldercare_cloud.db import Database

@@ -29,7 +29,7 @@ from care_support import (
     open_care,
     serve,
 )
-from test_ingest_support import wait_until
+from ingest_support import wait_until
 
 import db_support
 from eldercare_cloud.clock import ManualClock

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from test_ingest_support import GatewayClient, envelope, ingest_settings, record_id, wait_until
+from ingest_support import GatewayClient, envelope, ingest_settings, record_id, wait_until
 
 from eldercare_cloud.db import Database
 from eldercare_cloud.ingest import IngestService, TelemetryPoint

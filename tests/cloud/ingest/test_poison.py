@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from test_ingest_support import GatewayClient, IngestHarness, running_ingest, wait_until
+from ingest_support import GatewayClient, IngestHarness, running_ingest, wait_until
 
 from eldercare_cloud.ingest import service as ingest_service
 from eldercare_protocols.events import EventKind

@@ -65,7 +65,7 @@ class Secured:
 def root_conftest(config: pytest.Config) -> ModuleType:
     """tests/conftest.py as pytest loaded it ("conftest" in sys.modules may be another
     folder's conftest by the time this module is imported)."""
-    path = Path(__file__).resolve().parents[1] / "conftest.py"
+    path = Path(__file__).resolve().parents[2] / "conftest.py"
     for plugin in config.pluginmanager.get_plugins():
         if isinstance(plugin, ModuleType) and plugin.__file__ and \
                 Path(plugin.__file__).resolve() == path:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from care_support import care_settings, open_care
-from test_ingest_support import IngestHarness
+from ingest_support import IngestHarness
 
 from eldercare_cloud.auth.models import Principal, Role
 from eldercare_cloud.clock import ManualClock
