@@ -159,7 +159,7 @@ class RecordingChannel:
     """The far end of SMS in ladder tests: records each message and answers as told.
 
     The channels themselves are tested against a loopback HTTP server and the simulated
-    modem in test_care_notify.py; here only who was asked, and when, matters."""
+    modem in notify/test_channels.py; here only who was asked, and when, matters."""
 
     def __init__(self, name: str = "sms") -> None:
         self.name = name

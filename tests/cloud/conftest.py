@@ -100,6 +100,6 @@ async def care_http(tmp_path: Path, care_db: Path | str,
     clock = ManualClock(datetime.now(UTC))
     async with serve(care_db, care_settings(tmp_path), clock, care_template[1]) as running:
         # argon2 verification is slow on purpose: mint the tokens a login would return
-        # (test_care_api logs in for real)
+        # (api/test_api.py logs in for real)
         running.tokens.update(mint_tokens(care_template[1]))
         yield running
