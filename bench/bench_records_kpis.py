@@ -82,7 +82,8 @@ async def generate(db: Database, n: int, operator: str, seed: int = 7) -> None:
 
 async def main(alerts: int, repeat: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        settings = CloudSettings(environment="test", data_dir=Path(tmp), secret_key=SECRET)
+        settings = CloudSettings(environment="test", data_dir=Path(tmp),
+                                 auth={"secret_key": SECRET})
         clock = ManualClock(datetime(2025, 4, 2, tzinfo=UTC))
         async with Database(Path(tmp) / "cloud.sqlite3") as db, IngestStore(db) as store:
             services = build_services(settings, db, clock=clock, store=store, channels={})

@@ -78,10 +78,10 @@ def care_template(tmp_path_factory: pytest.TempPathFactory
 def care_db(tmp_path: Path, care_template: tuple[Path | str, dict[str, str]],
             monkeypatch: pytest.MonkeyPatch) -> Path | str:
     """The test's copy of the demo database (a file, or a PostgreSQL database that
-    ELDERCARE_CLOUD_DATABASE_URL then names too)."""
+    ELDERCARE_CLOUD_DB__URL then names too)."""
     target = copy_template(care_template[0], tmp_path / "db")
     if isinstance(target, str):
-        monkeypatch.setenv("ELDERCARE_CLOUD_DATABASE_URL", target)
+        monkeypatch.setenv("ELDERCARE_CLOUD_DB__URL", target)
     return target
 
 

@@ -34,6 +34,7 @@ from eldercare_protocols.uplink import (
     encode,
     up_topic,
 )
+from settings_support import merged
 
 if TYPE_CHECKING:
     from broker_support import Broker
@@ -139,12 +140,13 @@ class GatewayClient:
 
 
 def ingest_settings(tmp_path: Path, broker: Broker, **overrides: Any) -> CloudSettings:
+    """Nested ``overrides`` are merged section by section (settings_support.merged)."""
     values: dict[str, Any] = {
-        "environment": "test", "data_dir": tmp_path / "cloud", "mqtt_url": broker.url,
-        "mqtt_client_id": f"ingest-{uuid.uuid4().hex[:8]}", "ingest_batch_wait_ms": 0,
-        "http_enabled": False, "mqtt_reconnect_max_s": 0.5}
-    values.update(overrides)
-    return CloudSettings(**values)
+        "environment": "test", "data_dir": tmp_path / "cloud",
+        "mqtt": {"url": broker.url, "client_id": f"ingest-{uuid.uuid4().hex[:8]}",
+                 "reconnect_max_s": 0.5},
+        "ingest": {"batch_wait_ms": 0}, "http": {"enabled": False}}
+    return CloudSettings(**merged(values, overrides))
 
 
 @dataclass

@@ -222,7 +222,7 @@ async def test_two_factor_sign_in(http: Running) -> None:
 
 async def test_administrators_must_enrol_when_two_factor_is_required(
         tmp_path: Path, care_db: Path, care_template: tuple[Path, dict[str, str]]) -> None:
-    settings = care_settings(tmp_path, admin_totp_required=True)
+    settings = care_settings(tmp_path, auth={"admin_totp_required": True})
     clock = ManualClock(T0)
     async with serve(care_db, settings, clock, care_template[1]) as running, \
             httpx.AsyncClient(base_url=running.url) as client:

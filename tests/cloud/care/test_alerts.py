@@ -152,7 +152,7 @@ async def test_silent_gateway_is_offline_after_n_seconds_once(care: Care) -> Non
     await care.gateway_state("online")
     await care.run()
     assert await care.open_alerts() == []
-    await care.advance(care.settings.gateway_offline_after_s + 5)
+    await care.advance(care.settings.care.gateway_offline_after_s + 5)
     (alert,) = await care.open_alerts()
     assert alert["kind"] == "gateway_offline"
     await care.advance(60)
@@ -163,8 +163,8 @@ async def test_silent_gateway_is_offline_after_n_seconds_once(care: Care) -> Non
 async def test_quiet_home_with_live_gateway_raises_a_welfare_alert(
         tmp_path: Path, care_db: Path, care_template: tuple[Path, dict[str, str]]) -> None:
     clock = ManualClock(datetime.now(UTC))
-    settings = care_settings(tmp_path, welfare_inactive_hours=1.0,
-                             gateway_offline_after_s=3 * 3600)
+    settings = care_settings(tmp_path, care={"welfare_inactive_hours": 1.0,
+                                                  "gateway_offline_after_s": 3 * 3600})
     async with open_care(care_db, settings, clock, care_template[1]) as care:
         await care.gateway_state("online")
         await care.commit(EventKind.MOTION, device_id="pir-xh001")

@@ -37,5 +37,5 @@ async def test_revoked_gateway_silence_raises_no_alert(care: Care) -> None:
         await care.gateway_state("online", gw)
     await care.run()
     await _revoke(care)
-    await care.advance(care.settings.gateway_offline_after_s + 60)
+    await care.advance(care.settings.care.gateway_offline_after_s + 60)
     assert await _offline_alerts(care) == [OTHER_GW]

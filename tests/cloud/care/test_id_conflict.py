@@ -47,7 +47,7 @@ async def _conflicts(care: Care) -> list[dict[str, Any]]:
 async def test_client_id_conflict_in_health_raises_one_maintenance_alert(
         care_fixed: Care) -> None:
     care = care_fixed
-    rules_s = care.settings.care_rules_interval_s
+    rules_s = care.settings.care.rules_interval_s
     await _health(care, GW, client_id_conflict_cloud=3)
     await _health(care, OTHER_GW, client_id_conflict_cloud=0)  # a healthy neighbour
     await care.run()

@@ -206,7 +206,7 @@ async def test_care_alerts_wait_longer_than_life_safety(care: Care) -> None:
     await care.run()
     (alert,) = await care.open_alerts()
     assert await care.asked(alert["id"]) == [SON]
-    await care.advance(care.settings.ladder_default_timeout_s - 1)
+    await care.advance(care.settings.care.ladder_default_timeout_s - 1)
     assert await care.asked(alert["id"]) == [SON]
     await care.advance(1)
     assert await care.asked(alert["id"]) == [SON, DAUGHTER]
@@ -271,7 +271,7 @@ async def test_transient_failures_are_retried_and_recorded(care: Care) -> None:
     cur = await care.db.conn.execute("SELECT status, attempts, last_error FROM notifications")
     assert tuple(await cur.fetchone()) == ("pending", 1, "+CMS ERROR 332")
     assert (await care.alert(alert_id))["first_notified_at"] is None
-    await care.advance(care.settings.notify_retry_base_s)
+    await care.advance(care.settings.notify.retry_base_s)
     cur = await care.db.conn.execute("SELECT status, attempts FROM notifications")
     assert tuple(await cur.fetchone()) == ("sent", 2)
     assert (await care.alert(alert_id))["first_notified_at"] is not None

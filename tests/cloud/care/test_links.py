@@ -27,7 +27,7 @@ async def link_of(running: Running, alert_id: str, contact_id: str) -> tuple[str
         "SELECT link FROM notifications WHERE alert_id = ? AND contact_id = ?",
         (alert_id, contact_id))
     link = str((await cur.fetchone())[0])
-    assert link.startswith(running.settings.public_base_url + f"/respond/{alert_id}?token=")
+    assert link.startswith(running.settings.http.public_base_url + f"/respond/{alert_id}?token=")
     return link, link.split("token=", 1)[1]
 
 
@@ -101,6 +101,6 @@ async def test_link_refuses_another_alert_forgery_expiry_and_bearer_use(
             "SELECT COUNT(*) FROM notifications WHERE contact_id = ?", (DAUGHTER,))
         assert (await cur.fetchone())[0] == 0
         assert care_http.clock is not None
-        care_http.clock.advance(care_http.settings.responder_link_ttl_s + 1)
+        care_http.clock.advance(care_http.settings.auth.responder_link_ttl_s + 1)
         expired = await c.get(f"/respond/{sos_id}", params={"token": token})
         assert expired.status_code == 401 and "expired" in expired.text

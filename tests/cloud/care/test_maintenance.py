@@ -30,7 +30,7 @@ async def test_engine_scans_on_its_timer_and_never_duplicates_a_task(care: Care)
     await care.commit(EventKind.SELF_TEST, device_id=GAS)
     await care.advance(60)
     assert GAS in await _open_tasks(care)
-    interval = care.settings.maintenance_scan_interval_s
+    interval = care.settings.care.maintenance_scan_interval_s
     assert interval == 3600  # hourly unless configured
     for _ in range(3):  # three more hourly scans: still one open task per device
         await care.advance(interval)

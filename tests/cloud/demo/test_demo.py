@@ -84,9 +84,9 @@ def retained_configs(broker: Broker, gateway_id: str) -> queue.Queue[GatewayConf
 @pytest.mark.integration
 async def test_config_is_pushed_through_ingest_and_again_on_change(
         care_db: Path, tmp_path: Path, mosquitto: Broker) -> None:
-    settings = care_settings(tmp_path, mqtt_url=mosquitto.url, http_enabled=False,
-                             mqtt_client_id=f"care-{uuid.uuid4().hex[:6]}",
-                             ingest_batch_wait_ms=0)
+    settings = care_settings(tmp_path, http={"enabled": False}, ingest={"batch_wait_ms": 0},
+                             mqtt={"url": mosquitto.url,
+                                   "client_id": f"care-{uuid.uuid4().hex[:6]}"})
     async with Database(care_db) as db, IngestService(settings, db) as ingest:
         assert await ingest.wait_connected(10)
         services = build_services(settings, db, clock=ManualClock(datetime.now(UTC)),
@@ -113,9 +113,10 @@ async def test_config_is_pushed_through_ingest_and_again_on_change(
 async def test_sos_over_mqtt_becomes_an_alert(care_db: Path, tmp_path: Path,
                                               mosquitto: Broker) -> None:
     """Gateway → Mosquitto → ingest commit → commit listener wakes the engine → alert."""
-    settings = care_settings(tmp_path, mqtt_url=mosquitto.url, http_enabled=False,
-                             mqtt_client_id=f"care-{uuid.uuid4().hex[:6]}",
-                             ingest_batch_wait_ms=0, secret_key=SECRET)
+    settings = care_settings(tmp_path, http={"enabled": False}, ingest={"batch_wait_ms": 0},
+                             mqtt={"url": mosquitto.url,
+                                   "client_id": f"care-{uuid.uuid4().hex[:6]}"},
+                             auth={"secret_key": SECRET})
     sms = RecordingChannel()
     async with Database(care_db) as db, IngestService(settings, db) as ingest:
         assert await ingest.wait_connected(10)

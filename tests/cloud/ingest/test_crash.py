@@ -1,10 +1,10 @@
 """Issue 4, test 4: the cloud ingest killed between its commit and its ack.
 
-A real ``eldercare-cloud run`` process with the test hook
-``ELDERCARE_CLOUD_TEST_EXIT_AFTER_COMMIT`` SIGKILLs itself right after its first commit,
-before publishing the ack. The gateway (played by a plain MQTT client) got no ack, so it
-resends; the restarted cloud finds the id already committed, stores nothing new, and
-acks it: one row.
+A real cloud process started from the test entry point ``tests/crash_entry.py`` (the
+cloud's run with a hook that SIGKILLs it right after its first commit, before publishing
+the ack; production settings have no such hook). The gateway (played by a plain MQTT
+client) got no ack, so it resends; the restarted cloud finds the id already committed,
+stores nothing new, and acks it: one row.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 GW = "gw-crash-01"
+#: the cloud's run with a hook that kills it between a commit and its ack
+CRASH_ENTRY = Path(__file__).resolve().parents[2] / "crash_entry.py"
 
 
 def start_cloud(tmp_path: Path, broker: Broker, *, kill_after_commit: bool,
@@ -40,15 +42,15 @@ def start_cloud(tmp_path: Path, broker: Broker, *, kill_after_commit: bool,
         **os.environ,
         "ELDERCARE_CLOUD_ENVIRONMENT": "test",
         "ELDERCARE_CLOUD_DATA_DIR": str(tmp_path / "cloud"),
-        "ELDERCARE_CLOUD_MQTT_URL": broker.url,
-        "ELDERCARE_CLOUD_MQTT_CLIENT_ID": "ingest-crash-test",
-        "ELDERCARE_CLOUD_HTTP_ENABLED": "false",
-        "ELDERCARE_CLOUD_INGEST_BATCH_WAIT_MS": "0",
-        "ELDERCARE_CLOUD_TEST_EXIT_AFTER_COMMIT": "true" if kill_after_commit else "false",
+        "ELDERCARE_CLOUD_MQTT__URL": broker.url,
+        "ELDERCARE_CLOUD_MQTT__CLIENT_ID": "ingest-crash-test",
+        "ELDERCARE_CLOUD_HTTP__ENABLED": "false",
+        "ELDERCARE_CLOUD_INGEST__BATCH_WAIT_MS": "0",
     }
+    command = [sys.executable, str(CRASH_ENTRY)] if kill_after_commit else \
+        [sys.executable, "-m", "eldercare_cloud.cli", "run"]
     log = (tmp_path / log_name).open("wb")
-    return subprocess.Popen([sys.executable, "-m", "eldercare_cloud.cli", "run"], env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

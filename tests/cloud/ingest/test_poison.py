@@ -126,7 +126,7 @@ async def test_ingest_reconnects_after_a_keepalive_drop_while_reading_is_paused(
     """Reading paused for backpressure when the connection drops: only the keep-alive
     notices (nothing is read), and the CONNACK of the reconnect must still be read, or
     ingest never comes back (it did not: issue 15)."""
-    async with running_ingest(tmp_path, mosquitto, mqtt_keepalive_s=5) as harness:
+    async with running_ingest(tmp_path, mosquitto, mqtt={"keepalive_s": 5}) as harness:
         await harness.register(GW)
         mqtt = harness.ingest.mqtt
         mqtt.pause_reading()

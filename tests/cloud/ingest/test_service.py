@@ -367,7 +367,7 @@ async def test_publish_config_is_retained_and_commands_reach_the_gateway(
 async def test_publish_fails_loudly_while_the_broker_is_down(ingest: IngestHarness) -> None:
     ingest.broker.stop()
     await wait_until(lambda: not ingest.ingest.mqtt.connected.is_set(), what="disconnect")
-    ingest.settings.mqtt_publish_timeout_s = 0.3
+    ingest.settings.mqtt = ingest.settings.mqtt.model_copy(update={"publish_timeout_s": 0.3})
     with pytest.raises(PublishError, match="no PUBACK"):
         await ingest.ingest.publish_command(GW, DownCommand(
             id=record_id(), device_id="gas-1", command="self_test", ts=datetime.now(UTC)))
@@ -389,7 +389,7 @@ async def test_ingest_reconnects_after_a_broker_restart(
 async def test_telemetry_lives_in_sqlite_and_alarms_do_not_wait_for_its_batching(
         tmp_path: Path, mosquitto: Broker,
         gateway_factory: Callable[..., GatewayClient]) -> None:
-    async with running_ingest(tmp_path, mosquitto, ingest_batch_wait_ms=200) as harness:
+    async with running_ingest(tmp_path, mosquitto, ingest={"batch_wait_ms": 200}) as harness:
         service = harness.ingest
         await harness.register(GW)
         gw = gateway_factory(GW)
@@ -412,7 +412,7 @@ async def test_telemetry_lives_in_sqlite_and_alarms_do_not_wait_for_its_batching
 async def test_subscription_topic_allows_shared_workers(
         tmp_path: Path, mosquitto: Broker, shared: str,
         gateway_factory: Callable[..., GatewayClient]) -> None:
-    async with running_ingest(tmp_path, mosquitto, mqtt_shared_group=shared) as harness:
+    async with running_ingest(tmp_path, mosquitto, mqtt={"shared_group": shared}) as harness:
         service = harness.ingest
         assert service.mqtt.subscriptions[0][0] == (
             f"$share/{shared}/ec/v1/+/up/#" if shared else "ec/v1/+/up/#")
@@ -427,7 +427,7 @@ async def test_an_event_is_committed_and_acked_before_telemetry_received_just_be
         tmp_path: Path, mosquitto: Broker,
         gateway_factory: Callable[..., GatewayClient]) -> None:
     # a telemetry batch opens a 300 ms batching window; the alarm arrives inside it
-    async with running_ingest(tmp_path, mosquitto, ingest_batch_wait_ms=300) as harness:
+    async with running_ingest(tmp_path, mosquitto, ingest={"batch_wait_ms": 300}) as harness:
         service = harness.ingest
         await harness.register(GW)
         gw = gateway_factory(GW)

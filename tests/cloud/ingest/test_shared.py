@@ -53,18 +53,18 @@ WINDOW = 10
 
 def start_role(tmp_path: Path, broker: Broker, role: str, name: str
                ) -> subprocess.Popen[bytes]:
-    """One cloud process of ``role`` on the test's database (ELDERCARE_CLOUD_DATABASE_URL,
+    """One cloud process of ``role`` on the test's database (ELDERCARE_CLOUD_DB__URL,
     set by the cloud_database fixture)."""
     env = {
         **os.environ,
         "ELDERCARE_CLOUD_ENVIRONMENT": "test",
         "ELDERCARE_CLOUD_DATA_DIR": str(tmp_path / name),
-        "ELDERCARE_CLOUD_MQTT_URL": broker.url,
-        "ELDERCARE_CLOUD_MQTT_CLIENT_ID": f"cloud-{name}",
-        "ELDERCARE_CLOUD_MQTT_SHARED_GROUP": "ingest",
-        "ELDERCARE_CLOUD_MQTT_RECONNECT_MAX_S": "0.5",
-        "ELDERCARE_CLOUD_INGEST_BATCH_WAIT_MS": "0",
-        "ELDERCARE_CLOUD_CARE_POLL_S": "30",  # an alert that comes sooner came by NOTIFY
+        "ELDERCARE_CLOUD_MQTT__URL": broker.url,
+        "ELDERCARE_CLOUD_MQTT__CLIENT_ID": f"cloud-{name}",
+        "ELDERCARE_CLOUD_MQTT__SHARED_GROUP": "ingest",
+        "ELDERCARE_CLOUD_MQTT__RECONNECT_MAX_S": "0.5",
+        "ELDERCARE_CLOUD_INGEST__BATCH_WAIT_MS": "0",
+        "ELDERCARE_CLOUD_CARE__POLL_S": "30",  # an alert that comes sooner came by NOTIFY
     }
     log = (tmp_path / f"{name}.log").open("wb")
     return subprocess.Popen([sys.executable, "-m", "eldercare_cloud.cli", "run", "--role", role],

@@ -112,7 +112,7 @@ async def test_webhook_contact_through_the_ladder_with_retry(care: Care, sink: S
     await care.commit(EventKind.SOS)
     await care.run()
     assert len(sink.requests) == 1
-    await care.advance(care.settings.notify_retry_base_s)
+    await care.advance(care.settings.notify.retry_base_s)
     assert len(sink.requests) == 2
     ids = {r["headers"]["X-Eldercare-Delivery"] for r in sink.requests}
     assert len(ids) == 1
@@ -120,8 +120,8 @@ async def test_webhook_contact_through_the_ladder_with_retry(care: Care, sink: S
                                      " WHERE contact_id = ?", (SON,))
     assert tuple(await cur.fetchone()) == ("webhook", "delivered", 2)
     body = json.loads(sink.requests[1]["body"])
-    assert body["type"] == "offer" and body["link"].startswith(care.settings.public_base_url)
-    assert care.settings.secret_key not in sink.requests[1]["body"].decode()
+    assert body["type"] == "offer" and body["link"].startswith(care.settings.http.public_base_url)
+    assert care.settings.auth.secret_key.get_secret_value() not in sink.requests[1]["body"].decode()
 
 
 async def test_http_sms_gateway(sink: Sink) -> None:

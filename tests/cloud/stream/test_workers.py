@@ -31,7 +31,7 @@ HEARTBEAT_S = 120.0
 async def test_console_on_worker_a_sees_an_alert_raised_through_worker_b(
         tmp_path: Path, care_db: Path | str,
         care_template: tuple[Path | str, dict[str, str]]) -> None:
-    settings = care_settings(tmp_path, stream_heartbeat_s=HEARTBEAT_S)
+    settings = care_settings(tmp_path, stream={"heartbeat_s": HEARTBEAT_S})
     ids = care_template[1]
     async with serve(care_db, settings, ManualClock(START), ids) as a, \
             serve(care_db, settings, ManualClock(START), ids) as b:

@@ -126,9 +126,9 @@ async def test_telemetry_is_written_and_read_back_with_tags_and_timestamps(
         tmp_path: Path, mosquitto: Broker, victoria: Victoria,
         gateway_factory: Callable[..., GatewayClient]) -> None:
     victoria.start()
-    settings = ingest_settings(tmp_path, mosquitto, influx_url=victoria.url,
-                               influx_token="unused-by-victoria", influx_flush_ms=20,
-                               influx_batch_size=50, telemetry_sqlite=False)
+    settings = ingest_settings(tmp_path, mosquitto, telemetry={"sqlite": False},
+                               influx={"url": victoria.url, "token": "unused-by-victoria",
+                                       "flush_ms": 20, "batch_size": 50})
     start = recent()
     async with Database(settings.db_path) as db, IngestService(settings, db) as service:
         assert await service.wait_connected(10)
@@ -160,9 +160,9 @@ async def test_an_influx_outage_never_delays_alarms_and_telemetry_catches_up(
         tmp_path: Path, mosquitto: Broker, victoria: Victoria,
         gateway_factory: Callable[..., GatewayClient]) -> None:
     # the time-series server is down from the start (nothing listens on its port)
-    settings = ingest_settings(tmp_path, mosquitto, influx_url=victoria.url,
-                               influx_flush_ms=20, influx_retry_max_s=0.3,
-                               influx_timeout_ms=500)
+    settings = ingest_settings(tmp_path, mosquitto,
+                               influx={"url": victoria.url, "flush_ms": 20,
+                                       "retry_max_s": 0.3, "timeout_ms": 500})
     start = recent()
     async with Database(settings.db_path) as db, IngestService(settings, db) as service:
         assert await service.wait_connected(10)

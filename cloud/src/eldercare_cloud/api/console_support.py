@@ -530,9 +530,10 @@ async def dispatch(services: ServicesDep, user: CurrentUser, alert_id: str,
             " responded_at = NULL, channel = excluded.channel",
             (alert_id, DISPATCH_STEP, contact.id, contact.name, contact.relation.value, channel,
              iso(now)))
-        token = link_token(services.settings.secret_key, alert_id, contact.id,
-                           now + timedelta(seconds=services.settings.responder_link_ttl_s))
-        url = link_url(services.settings.public_base_url, alert_id, token)
+        auth = services.settings.auth
+        token = link_token(auth.secret_key.get_secret_value(), alert_id, contact.id,
+                           now + timedelta(seconds=auth.responder_link_ttl_s))
+        url = link_url(services.settings.http.public_base_url, alert_id, token)
         text = messages.offer_text(row["resident_name"] or "居民", row["address"] or "",
                                    AlertKind(row["kind"]), url,
                                    status is AlertStatus.CANCEL_REQUESTED)

@@ -54,7 +54,7 @@ class Services:
     records: RecordsService
     care_visits: CareVisits
     care_visit_engine: CareVisitEngine
-    #: the demo run's loopback SMS channel (sms_provider=outbox), else None
+    #: the demo run's loopback SMS channel (sms.provider=outbox), else None
     sms_outbox: SmsOutbox | None = None
     privacy: PrivacyService | None = None
 

@@ -160,7 +160,7 @@ class CareEngine:
             self._leading = False
             log.warning("care engine: lost the lead; standing by")
         await self._clock.sleep_until(
-            self._clock.now() + timedelta(seconds=self._settings.care_poll_s), self._wake)
+            self._clock.now() + timedelta(seconds=self._settings.care.poll_s), self._wake)
         return True
 
     async def _loop(self) -> None:
@@ -175,7 +175,7 @@ class CareEngine:
                 log.exception("care engine tick failed; retrying")
                 # back off: an error that repeats must not become a hot loop of logs
                 await self._clock.sleep_until(
-                    self._clock.now() + timedelta(seconds=max(1.0, self._settings.care_poll_s)),
+                    self._clock.now() + timedelta(seconds=max(1.0, self._settings.care.poll_s)),
                     asyncio.Event())
                 continue
             deadline = await self._next_deadline()
@@ -187,7 +187,7 @@ class CareEngine:
             try:
                 if not self._leading:  # the leader's outbox; _loop takes the lead
                     await self._clock.sleep_until(
-                        self._clock.now() + timedelta(seconds=self._settings.care_poll_s),
+                        self._clock.now() + timedelta(seconds=self._settings.care.poll_s),
                         self._deliver_wake)
                     continue
                 while await self._dispatcher.deliver_due():
@@ -196,17 +196,17 @@ class CareEngine:
                 self.failures += 1
                 log.exception("notification delivery failed; retrying")
                 await self._clock.sleep_until(
-                    self._clock.now() + timedelta(seconds=max(1.0, self._settings.care_poll_s)),
+                    self._clock.now() + timedelta(seconds=max(1.0, self._settings.care.poll_s)),
                     asyncio.Event())
                 continue
             deadline = await self._dispatcher.next_due()
-            poll = self._clock.now() + timedelta(seconds=self._settings.care_poll_s * 5)
+            poll = self._clock.now() + timedelta(seconds=self._settings.care.poll_s * 5)
             await self._clock.sleep_until(min(deadline, poll) if deadline else poll,
                                           self._deliver_wake)
 
     async def _next_deadline(self) -> datetime:
         now = self._clock.now()
-        candidates = [now + timedelta(seconds=self._settings.care_poll_s)]
+        candidates = [now + timedelta(seconds=self._settings.care.poll_s)]
         due = await L.next_due(self._db.conn)
         if due is not None:
             candidates.append(due)
@@ -228,11 +228,11 @@ class CareEngine:
             now = self._clock.now()
             if self._next_rules is None or now >= self._next_rules:
                 await self.run_rules()
-                self._next_rules = now + timedelta(seconds=self._settings.care_rules_interval_s)
+                self._next_rules = now + timedelta(seconds=self._settings.care.rules_interval_s)
             if self._next_maintenance is None or now >= self._next_maintenance:
                 await self.run_maintenance()
                 self._next_maintenance = now + timedelta(
-                    seconds=self._settings.maintenance_scan_interval_s)
+                    seconds=self._settings.care.maintenance_scan_interval_s)
             if self._next_retention is None or now >= self._next_retention:
                 await self.run_retention()
                 self._next_retention = now + timedelta(hours=24)
@@ -420,8 +420,8 @@ class CareEngine:
         now = self._clock.now()
         records = {g.id: g for g in await self._store.gateways()}
         bound = await self._registry.bound_gateways()
-        offline_after = timedelta(seconds=self._settings.gateway_offline_after_s)
-        quiet_after = timedelta(hours=self._settings.welfare_inactive_hours)
+        offline_after = timedelta(seconds=self._settings.care.gateway_offline_after_s)
+        quiet_after = timedelta(hours=self._settings.care.welfare_inactive_hours)
         changed = False
         async with self._db.transaction() as conn:
             for b in bound:
@@ -454,7 +454,7 @@ class CareEngine:
                             household_id=b["household_id"], district_id=b["district_id"],
                             gateway_id=b["id"],
                             detail={"why": "no activity", "last_activity_at": activity,
-                                    "hours": self._settings.welfare_inactive_hours})
+                                    "hours": self._settings.care.welfare_inactive_hours})
                         await self._care.raise_alert(conn, spec, now)
                     await self._watch(conn, b["id"], "welfare_alerted_for", reference)
                     changed = True
@@ -537,8 +537,8 @@ class CareEngine:
         return moved
 
     async def run_retention(self) -> int:
-        """Telemetry older than ``telemetry_retention_days`` goes (once a day)."""
-        days = self._settings.telemetry_retention_days
+        """Telemetry older than ``telemetry.retention_days`` goes (once a day)."""
+        days = self._settings.telemetry.retention_days
         if days <= 0 or self._store is None:
             return 0
         async with self._db.transaction() as conn:
@@ -577,7 +577,7 @@ class CareEngine:
         published = 0
         for gateway_id, version in await self._registry.pending_configs():
             config = await self._registry.build_gateway_config(
-                gateway_id, self._settings.gateway_sms_timeout_s)
+                gateway_id, self._settings.care.gateway_sms_timeout_s)
             if config is None:
                 continue
             try:
@@ -587,7 +587,7 @@ class CareEngine:
                             gateway_id, exc)
                 await self._registry.mark_published(gateway_id, version, str(exc))
                 self._next_config_try = now + timedelta(
-                    seconds=self._settings.care_rules_interval_s)
+                    seconds=self._settings.care.rules_interval_s)
                 return published
             await self._registry.mark_published(gateway_id, version, None)
             published += 1

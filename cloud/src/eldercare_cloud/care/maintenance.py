@@ -3,7 +3,7 @@
 Gas and smoke detectors must be self-tested (their test button) at least every
 ``SELF_TEST_MAX_AGE``; a detector that was not becomes one open maintenance task for the
 installers. The care engine runs :func:`scan` on a timer
-(``settings.maintenance_scan_interval_s``) so tasks appear without anyone asking; the
+(``settings.care.maintenance_scan_interval_s``) so tasks appear without anyone asking; the
 installer API runs the same scan, scoped to the caller, when the tool asks.
 
 The console's device board flags "not tested recently" with the same constant as its

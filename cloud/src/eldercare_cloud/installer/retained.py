@@ -32,7 +32,7 @@ from eldercare_cloud.broker import AsyncDynsecClient
 from eldercare_cloud.broker.acl import INGEST_ROLE
 from eldercare_cloud.broker.errors import DynsecCommandError
 from eldercare_cloud.errors import CloudError
-from eldercare_cloud.settings import CloudSettings
+from eldercare_cloud.settings import CloudSettings, reveal
 from eldercare_protocols.uplink import Up, up_topic
 
 log = logging.getLogger(__name__)
@@ -73,14 +73,14 @@ async def clear_state(settings: CloudSettings, dynsec: AsyncDynsecClient,
 
 def publish_empty_retained(settings: CloudSettings, topic: str, timeout_s: float) -> None:
     """Connect as the cloud's account, publish b"" retained at QoS 1, wait for the PUBACK."""
-    host, port = settings.mqtt_host_port
+    host, port = settings.mqtt.host_port
     client = paho.Client(CallbackAPIVersion.VERSION2,
-                         client_id=f"{settings.mqtt_client_id}-admin-{secrets.token_hex(4)}",
+                         client_id=f"{settings.mqtt.client_id}-admin-{secrets.token_hex(4)}",
                          protocol=paho.MQTTv5)
-    if settings.mqtt_username:
-        client.username_pw_set(settings.mqtt_username, settings.mqtt_password)
-    if settings.mqtt_url.startswith("mqtts://"):
-        client.tls_set(ca_certs=str(settings.mqtt_tls_ca) if settings.mqtt_tls_ca else None,
+    if settings.mqtt.username:
+        client.username_pw_set(settings.mqtt.username, reveal(settings.mqtt.password))
+    if settings.mqtt.url.startswith("mqtts://"):
+        client.tls_set(ca_certs=str(settings.mqtt.tls_ca) if settings.mqtt.tls_ca else None,
                        cert_reqs=ssl.CERT_REQUIRED)
     connected = threading.Event()
     published = threading.Event()

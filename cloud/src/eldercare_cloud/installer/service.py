@@ -147,8 +147,8 @@ class InstallerService:
         if not self.broker.configured:
             raise BrokerNotConfiguredError(
                 "this cloud cannot issue gateway credentials: broker administration is not "
-                "configured (ELDERCARE_CLOUD_BROKER_ADMIN_USERNAME / _PASSWORD)")
-        return AsyncDynsecClient(self.broker.dynsec_options(self.s.settings.mqtt_url))
+                "configured (ELDERCARE_CLOUD_BROKER__ADMIN_USERNAME / _PASSWORD)")
+        return AsyncDynsecClient(self.broker.dynsec_options(self.s.settings.mqtt.url))
 
     # -- claim and revoke ------------------------------------------------------------------
 
@@ -177,7 +177,7 @@ class InstallerService:
                 await dynsec.revoke_gateway(gateway_id)
                 raise
         now = self._now()
-        url = self.broker.public_url(self.s.settings.mqtt_url)
+        url = self.broker.public_url(self.s.settings.mqtt.url)
         async with self.s.db.transaction() as conn:
             await conn.execute(
                 "INSERT INTO installer_claims(gateway_id, household_id, claimed_by, claimed_at,"
@@ -186,7 +186,7 @@ class InstallerService:
             # the installer is about to press every button in the home
             window = await commissioning.start(
                 conn, gateway_id, now,
-                timedelta(seconds=self.s.settings.commissioning_window_s), p.actor)
+                timedelta(seconds=self.s.settings.care.commissioning_window_s), p.actor)
         await self._audit(p, "claim", "gateway", gateway_id,
                           f"claimed for household {household.id}")
         return ClaimResponse(gateway_id=gateway_id, household_id=household.id, claimed_at=now,
