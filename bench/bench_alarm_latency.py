@@ -246,8 +246,8 @@ def system(root: Path, home: int, cloud: int, args: argparse.Namespace
     bindir = Path(sys.executable).parent
     env = {**os.environ, "ELDERCARE_CLOUD_ENVIRONMENT": "test",
            "ELDERCARE_CLOUD_DATA_DIR": str(root / "cloud"),
-           "ELDERCARE_CLOUD_MQTT_URL": f"mqtt://127.0.0.1:{cloud}",
-           "ELDERCARE_CLOUD_HTTP_ENABLED": "false"}
+           "ELDERCARE_CLOUD_MQTT__URL": f"mqtt://127.0.0.1:{cloud}",
+           "ELDERCARE_CLOUD_HTTP__ENABLED": "false"}
     cloud_proc = subprocess.Popen([str(bindir / "eldercare-cloud"), "run"], env=env,
                                   stdout=(root / "cloud.log").open("wb"),
                                   stderr=subprocess.STDOUT)

@@ -274,13 +274,13 @@ def start_cloud(root: Path, port: int, batch_max: int, database_url: str | None,
                 name: str = "cloud", shared_group: str = "") -> subprocess.Popen[bytes]:
     env = {**os.environ, "ELDERCARE_CLOUD_ENVIRONMENT": "test",
            "ELDERCARE_CLOUD_DATA_DIR": str(root / "cloud"),
-           "ELDERCARE_CLOUD_MQTT_URL": f"mqtt://127.0.0.1:{port}",
-           "ELDERCARE_CLOUD_MQTT_CLIENT_ID": f"bench-{name}",
-           "ELDERCARE_CLOUD_MQTT_SHARED_GROUP": shared_group,
-           "ELDERCARE_CLOUD_HTTP_ENABLED": "false",
-           "ELDERCARE_CLOUD_INGEST_BATCH_MAX": str(batch_max)}
+           "ELDERCARE_CLOUD_MQTT__URL": f"mqtt://127.0.0.1:{port}",
+           "ELDERCARE_CLOUD_MQTT__CLIENT_ID": f"bench-{name}",
+           "ELDERCARE_CLOUD_MQTT__SHARED_GROUP": shared_group,
+           "ELDERCARE_CLOUD_HTTP__ENABLED": "false",
+           "ELDERCARE_CLOUD_INGEST__BATCH_MAX": str(batch_max)}
     if database_url:
-        env["ELDERCARE_CLOUD_DATABASE_URL"] = database_url
+        env["ELDERCARE_CLOUD_DB__URL"] = database_url
     exe = Path(sys.executable).parent / "eldercare-cloud"
     return subprocess.Popen([str(exe), "run", "--role", "ingest"], env=env,
                             stdout=(root / f"{name}.log").open("wb"), stderr=subprocess.STDOUT)
@@ -318,7 +318,7 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=2_000, help="telemetry batches per run")
     ap.add_argument("--per-batch", type=int, default=50, help="readings per telemetry batch")
     ap.add_argument("--window", type=int, default=2000, help="unacked records in flight")
-    ap.add_argument("--batch-max", type=int, default=500, help="cloud ingest_batch_max")
+    ap.add_argument("--batch-max", type=int, default=500, help="cloud ingest.batch_max")
     ap.add_argument("--workers", type=int, default=3, help="load-generator processes")
     ap.add_argument("--quick", action="store_true", help="a quarter of the load")
     ap.add_argument("--database-url", help="an empty PostgreSQL database to ingest into "

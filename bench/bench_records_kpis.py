@@ -31,7 +31,7 @@ from eldercare_cloud.app import build_services, migrate
 from eldercare_cloud.auth.models import Role, UserCreate
 from eldercare_cloud.auth.signing import sign
 from eldercare_cloud.auth.users import TOKEN_PURPOSE
-from eldercare_cloud.care.clock import ManualClock, iso
+from eldercare_cloud.clock import ManualClock, iso
 from eldercare_cloud.db import Database
 from eldercare_cloud.demo import load_demo
 from eldercare_cloud.ingest import IngestStore
@@ -82,7 +82,8 @@ async def generate(db: Database, n: int, operator: str, seed: int = 7) -> None:
 
 async def main(alerts: int, repeat: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        settings = CloudSettings(environment="test", data_dir=Path(tmp), secret_key=SECRET)
+        settings = CloudSettings(environment="test", data_dir=Path(tmp),
+                                 auth={"secret_key": SECRET})
         clock = ManualClock(datetime(2025, 4, 2, tzinfo=UTC))
         async with Database(Path(tmp) / "cloud.sqlite3") as db, IngestStore(db) as store:
             services = build_services(settings, db, clock=clock, store=store, channels={})

@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 from eldercare_cloud.app import build_services, migrate
 from eldercare_cloud.auth.models import Principal, Role
-from eldercare_cloud.care.clock import ManualClock
+from eldercare_cloud.clock import ManualClock
 from eldercare_cloud.db import Database
 from eldercare_cloud.demo import data, load_demo
 from eldercare_cloud.ingest import IngestStore
@@ -62,7 +62,7 @@ async def timed(samples: list[float], op: Awaitable[Any]) -> Any:
 async def main(n_orders: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = CloudSettings(environment="test", data_dir=Path(tmp),
-                                 secret_key="bench-secret-key-0123456789abcdef")
+                                 auth={"secret_key": "bench-secret-key-0123456789abcdef"})
         clock = ManualClock(datetime(2025, 3, 1, 0, 0, tzinfo=UTC))
         async with Database(Path(tmp) / "cloud.sqlite3") as db, IngestStore(db) as store:
             services = build_services(settings, db, clock=clock, store=store, channels={})

@@ -5,5 +5,5 @@ COPY protocols /app/protocols
 COPY cloud /app/cloud
 COPY dashboards /app/dashboards
 RUN pip install --no-cache-dir ./protocols ./cloud
-ENV ELDERCARE_CLOUD_DASHBOARDS_DIR=/app/dashboards
+ENV ELDERCARE_CLOUD_HTTP__DASHBOARDS_DIR=/app/dashboards
 CMD ["eldercare-cloud", "run"]

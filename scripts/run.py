@@ -357,17 +357,16 @@ class Run:
             http_port = free_port()
         values: dict[str, Any] = {
             "environment": "development", "data_dir": self.data / "cloud",
-            "mqtt_url": cloud.url, "mqtt_client_id": "eldercare-cloud-ingest",
-            "http_host": HOST, "http_port": http_port,
-            "http_enabled": not self.args.no_console,
-            "public_base_url": f"http://{HOST}:{http_port}",
-            "secret_key": self.secrets.get("cloud_secret_key"),
+            "mqtt": {"url": cloud.url, "client_id": "eldercare-cloud-ingest"},
+            "http": {"host": HOST, "port": http_port, "enabled": not self.args.no_console,
+                     "public_base_url": f"http://{HOST}:{http_port}"},
+            "auth": {"secret_key": self.secrets.get("cloud_secret_key")},
             # no SMS gateway on a laptop: messages are kept and listed at /dev/sms, so a
             # newcomer can open a responder's link in the first minute
-            "sms_provider": "outbox"}
+            "sms": {"provider": "outbox"}}
         if cloud.secured:
-            values.update(mqtt_username="cloud-ingest",
-                          mqtt_password=self.secrets.get("broker_ingest"))
+            values["mqtt"].update(username="cloud-ingest",
+                                  password=self.secrets.get("broker_ingest"))
         return CloudSettings(**values)
 
     async def register_gateways(self, service: CloudService) -> None:
@@ -505,8 +504,8 @@ class Run:
                 await self.add_broker_accounts(cloud_broker)
                 # the installer API (eldercare-install gateway claim/revoke) creates and
                 # removes gateway accounts through the same dynamic-security plugin
-                os.environ["ELDERCARE_CLOUD_BROKER_ADMIN_USERNAME"] = "dynsec-admin"
-                os.environ["ELDERCARE_CLOUD_BROKER_ADMIN_PASSWORD"] = \
+                os.environ["ELDERCARE_CLOUD_BROKER__ADMIN_USERNAME"] = "dynsec-admin"
+                os.environ["ELDERCARE_CLOUD_BROKER__ADMIN_PASSWORD"] = \
                     self.secrets.get("broker_admin")
             settings = self.cloud_settings(cloud_broker)
             async with CloudService(settings) as service:

@@ -25,13 +25,13 @@ settings.load_profile("eldercare")
 @pytest.fixture(autouse=True)
 def cloud_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[str | None]:
     """On a PostgreSQL run (ELDERCARE_TEST_DATABASE_URL set): a fresh database for this
-    test, in ELDERCARE_CLOUD_DATABASE_URL, so CloudSettings (and a CLI subprocess) use it;
+    test, in ELDERCARE_CLOUD_DB__URL, so CloudSettings (and a CLI subprocess) use it;
     its URL. On SQLite: None, and nothing changes."""
     if not db_support.POSTGRES:
         yield None
         return
     url = db_support.CURRENT.new()
-    monkeypatch.setenv("ELDERCARE_CLOUD_DATABASE_URL", url)
+    monkeypatch.setenv("ELDERCARE_CLOUD_DB__URL", url)
     try:
         yield url
     finally:

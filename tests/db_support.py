@@ -3,7 +3,7 @@
 ``scripts/test.sh`` starts a PostgreSQL server and runs the database-touching tests a
 second time with ``ELDERCARE_TEST_DATABASE_URL`` pointing at its maintenance database.
 Then every test gets a fresh database of its own (``CREATE DATABASE``, dropped after the
-test) and ``ELDERCARE_CLOUD_DATABASE_URL`` is set to it, so everything built from
+test) and ``ELDERCARE_CLOUD_DB__URL`` is set to it, so everything built from
 ``CloudSettings`` (``settings.database``: the service, the CLI in a subprocess, ingest)
 uses it with no change to the test. Code that opens a ``Database`` itself passes
 ``settings.database`` or ``target(path)``.
@@ -118,4 +118,4 @@ def rows(target: str | Path, sql: str, params: Iterable[Any] = ()) -> list[tuple
 def env_target(default: Path) -> str | Path:
     """The database a cloud configured from the environment opens (a subprocess, the
     CLI): the test's PostgreSQL database, or the SQLite file ``default``."""
-    return os.environ.get("ELDERCARE_CLOUD_DATABASE_URL") or default
+    return os.environ.get("ELDERCARE_CLOUD_DB__URL") or default

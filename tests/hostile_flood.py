@@ -149,9 +149,9 @@ def start_services(work: Path, home: Addr, cloud: Addr
     logs = {"gateway": work / "gateway.log", "cloud": work / "cloud.log"}
     env = {**os.environ, "PYTHONUNBUFFERED": "1",
            "ELDERCARE_CLOUD_ENVIRONMENT": "test", "ELDERCARE_CLOUD_DATA_DIR": str(cloud_dir),
-           "ELDERCARE_CLOUD_MQTT_URL": f"mqtt://{cloud[0]}:{cloud[1]}",
-           "ELDERCARE_CLOUD_MQTT_CLIENT_ID": f"ingest-flood-{uuid.uuid4().hex[:6]}",
-           "ELDERCARE_CLOUD_HTTP_ENABLED": "false", "ELDERCARE_CLOUD_INGEST_BATCH_WAIT_MS": "0"}
+           "ELDERCARE_CLOUD_MQTT__URL": f"mqtt://{cloud[0]}:{cloud[1]}",
+           "ELDERCARE_CLOUD_MQTT__CLIENT_ID": f"ingest-flood-{uuid.uuid4().hex[:6]}",
+           "ELDERCARE_CLOUD_HTTP__ENABLED": "false", "ELDERCARE_CLOUD_INGEST__BATCH_WAIT_MS": "0"}
     cloud_proc = subprocess.Popen([sys.executable, "-m", "eldercare_cloud.cli", "run"], env=env,
                                   stdout=logs["cloud"].open("wb"), stderr=subprocess.STDOUT)
     devices: list[dict[str, object]] = [{"device_id": b, "type": "call_button"}

@@ -73,7 +73,7 @@ def _services() -> dict[str, Any]:
     return services
 
 
-def test_compose_runs_the_cloud_as_roles_on_postgresql() -> None:
+def test_compose_runs_the_cloud_as_roles_on_postgresql(monkeypatch: pytest.MonkeyPatch) -> None:
     services = _services()
     for name, role in ROLES.items():
         svc = services[name]
@@ -81,20 +81,24 @@ def test_compose_runs_the_cloud_as_roles_on_postgresql() -> None:
         env = svc["environment"]
         assert env["ELDERCARE_CLOUD_ENVIRONMENT"] == "production"
         # one shared PostgreSQL database, never a SQLite file per container
-        assert env["ELDERCARE_CLOUD_DATABASE_URL"] == \
+        assert env["ELDERCARE_CLOUD_DB__URL"] == \
             "postgresql://eldercare:pg-secret@postgres:5432/eldercare"
         assert svc["depends_on"]["postgres"]["condition"] == "service_healthy"
         # every worker its own client id, all on one shared subscription group
-        assert "{host}" in env["ELDERCARE_CLOUD_MQTT_CLIENT_ID"]
-        assert env["ELDERCARE_CLOUD_MQTT_SHARED_GROUP"] == "ingest"
-        # what the command and the environment say is a valid cloud configuration
-        values = {k.removeprefix("ELDERCARE_CLOUD_").lower(): v for k, v in env.items()
-                  if k.startswith("ELDERCARE_CLOUD_") and not k.startswith(
-                      "ELDERCARE_CLOUD_BROKER_")}
-        settings = CloudSettings(**{**values, "secret_key": "a-real-secret-0123456789",
-                                    "role": role})
+        assert "{host}" in env["ELDERCARE_CLOUD_MQTT__CLIENT_ID"]
+        assert env["ELDERCARE_CLOUD_MQTT__SHARED_GROUP"] == "ingest"
+        # what the command and the environment say is a valid cloud configuration, read
+        # from the environment as the container reads it
+        with monkeypatch.context() as m:
+            for key, value in env.items():
+                if key.startswith("ELDERCARE_CLOUD_"):
+                    m.setenv(key, str(value))
+            m.setenv("ELDERCARE_CLOUD_AUTH__SECRET_KEY", "a-real-secret-0123456789")
+            settings = CloudSettings(role=role)
+        assert settings.environment == "production" and settings.role == role
         assert settings.database.startswith("postgresql://")
-        assert settings.mqtt_client_id not in {"cloud-{host}", ""}
+        assert settings.mqtt.password is not None and not settings.telemetry.sqlite
+        assert settings.mqtt.client_id not in {"cloud-{host}", ""}
     api_ports = {services[n]["ports"][0]["published"] for n in ("api-1", "api-2")}
     assert len(api_ports) == 2  # two API workers side by side
     assert services["postgres"]["image"].startswith("postgres:15")

@@ -29,7 +29,7 @@ from eldercare_cloud.app import build_services, create_app, migrate
 from eldercare_cloud.auth.models import Role, UserCreate
 from eldercare_cloud.auth.signing import sign
 from eldercare_cloud.auth.users import TOKEN_PURPOSE
-from eldercare_cloud.care.clock import ManualClock
+from eldercare_cloud.clock import ManualClock
 from eldercare_cloud.db import Database
 from eldercare_cloud.demo import load_demo
 from eldercare_cloud.ingest import IngestStore, Received, StoredEvent
@@ -39,6 +39,7 @@ from eldercare_cloud.services.models import AccountLink
 from eldercare_cloud.settings import CloudSettings
 from eldercare_protocols.events import EventKind
 from eldercare_protocols.uplink import EventEnvelope, GatewayState
+from settings_support import merged
 
 SECRET = "care-tests-secret-key-0123456789"
 PASSWORD = "correct horse battery"
@@ -76,14 +77,15 @@ SERVICE_WORKER = "W-XH-AK-01"
 
 
 def care_settings(tmp_path: Path, **overrides: Any) -> CloudSettings:
+    """Nested ``overrides`` are merged section by section (settings_support.merged)."""
     values: dict[str, Any] = {
-        "environment": "test", "data_dir": tmp_path, "secret_key": SECRET,
-        "public_base_url": "http://127.0.0.1:9", "care_poll_s": 0.05,
-        "care_rules_interval_s": 0.01, "notify_retry_base_s": 1.0, "notify_max_attempts": 3,
-        "stream_heartbeat_s": 0.5, "gateway_offline_after_s": 300,
-        "welfare_inactive_hours": 12.0, "webhook_timeout_s": 2.0}
-    values.update(overrides)
-    return CloudSettings(**values)
+        "environment": "test", "data_dir": tmp_path, "auth": {"secret_key": SECRET},
+        "http": {"public_base_url": "http://127.0.0.1:9"},
+        "care": {"poll_s": 0.05, "rules_interval_s": 0.01, "gateway_offline_after_s": 300,
+                 "welfare_inactive_hours": 12.0},
+        "notify": {"retry_base_s": 1.0, "max_attempts": 3, "webhook_timeout_s": 2.0},
+        "stream": {"heartbeat_s": 0.5}}
+    return CloudSettings(**merged(values, overrides))
 
 
 async def _build_template(path: Path | str, data_dir: Path) -> dict[str, str]:
@@ -159,7 +161,7 @@ class RecordingChannel:
     """The far end of SMS in ladder tests: records each message and answers as told.
 
     The channels themselves are tested against a loopback HTTP server and the simulated
-    modem in test_care_notify.py; here only who was asked, and when, matters."""
+    modem in notify/test_channels.py; here only who was asked, and when, matters."""
 
     def __init__(self, name: str = "sms") -> None:
         self.name = name

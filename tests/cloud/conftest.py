@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_ingest_support import GatewayClient, IngestHarness, running_ingest
+from ingest_support import GatewayClient, IngestHarness, running_ingest
 
 # the shared broker helpers (a plain module: see tests/broker_support.py)
 from broker_support import Broker, start_mosquitto
@@ -64,7 +64,7 @@ from care_support import (  # noqa: E402
 )
 
 from clock_support import TEST_EPOCH  # noqa: E402
-from eldercare_cloud.care.clock import ManualClock  # noqa: E402
+from eldercare_cloud.clock import ManualClock  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -78,10 +78,10 @@ def care_template(tmp_path_factory: pytest.TempPathFactory
 def care_db(tmp_path: Path, care_template: tuple[Path | str, dict[str, str]],
             monkeypatch: pytest.MonkeyPatch) -> Path | str:
     """The test's copy of the demo database (a file, or a PostgreSQL database that
-    ELDERCARE_CLOUD_DATABASE_URL then names too)."""
+    ELDERCARE_CLOUD_DB__URL then names too)."""
     target = copy_template(care_template[0], tmp_path / "db")
     if isinstance(target, str):
-        monkeypatch.setenv("ELDERCARE_CLOUD_DATABASE_URL", target)
+        monkeypatch.setenv("ELDERCARE_CLOUD_DB__URL", target)
     return target
 
 
@@ -100,6 +100,6 @@ async def care_http(tmp_path: Path, care_db: Path | str,
     clock = ManualClock(TEST_EPOCH)
     async with serve(care_db, care_settings(tmp_path), clock, care_template[1]) as running:
         # argon2 verification is slow on purpose: mint the tokens a login would return
-        # (test_care_api logs in for real)
+        # (api/test_api.py logs in for real)
         running.tokens.update(mint_tokens(care_template[1], clock.now()))
         yield running

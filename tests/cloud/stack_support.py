@@ -21,7 +21,7 @@ from care_support import BUTTON, DOOR, GW, care_settings
 
 from broker_support import Broker, free_port
 from eldercare_cloud.app import create_app
-from eldercare_cloud.care.clock import ManualClock
+from eldercare_cloud.clock import ManualClock
 from eldercare_cloud.db import Database
 from eldercare_cloud.ingest import IngestService
 from eldercare_edge.settings import EdgeSettings
@@ -72,9 +72,10 @@ async def cloud_app(db_path: Path, tmp: Path, broker: Broker, clock: ManualClock
                     name: str) -> AsyncIterator[tuple[str, Any]]:
     """Ingest on ``broker`` and the whole app (engines on ``clock``) served on a free
     port; yields the base URL and the app. ``name`` tells this test's clients apart."""
-    settings = care_settings(tmp, mqtt_url=broker.url, http_enabled=False,
-                             mqtt_client_id=f"{name}-{uuid.uuid4().hex[:6]}",
-                             ingest_batch_wait_ms=0, care_poll_s=0.2)
+    settings = care_settings(tmp, http={"enabled": False}, ingest={"batch_wait_ms": 0},
+                             mqtt={"url": broker.url,
+                                   "client_id": f"{name}-{uuid.uuid4().hex[:6]}"},
+                             care={"poll_s": 0.2})
     async with Database(db_path) as db, IngestService(settings, db) as ingest:
         assert await ingest.wait_connected(10)
         ingest.note_gateway_registered(GW)

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from clock_support import TEST_EPOCH
-from eldercare_cloud.care.clock import ManualClock
+from eldercare_cloud.clock import ManualClock
 from eldercare_cloud.db import DATABASE_ERRORS
 from eldercare_cloud.engine_loop import Tasks, earliest, run_loop
 

@@ -160,10 +160,11 @@ class ConsoleStack:
     def add_user(self, username: str, password: str, role: str, **links: list[str]) -> None:
         from eldercare_cloud.auth.models import Role, UserCreate
         from eldercare_cloud.auth.users import UserService
-        from eldercare_cloud.care.clock import SystemClock
+        from eldercare_cloud.clock import SystemClock
 
         async def create() -> None:
-            users = UserService(self.cloud.db, SystemClock(), self.settings.secret_key,
+            users = UserService(self.cloud.db, SystemClock(),
+                                self.settings.auth.secret_key.get_secret_value(),
                                 self.settings.tenant, 3600)
             await users.create(UserCreate(username=username, password=password,
                                           role=Role(role), **links))
@@ -225,13 +226,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleStack]:
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     settings = CloudSettings(
-        environment="test", data_dir=tmp / "cloud", mqtt_url=broker.url,
-        mqtt_client_id=f"cloud-console-{uuid.uuid4().hex[:6]}", http_port=port,
-        public_base_url=base_url, demo_data=True, ingest_batch_wait_ms=0,
-        mqtt_reconnect_max_s=0.5, sms_provider="http", sms_http_url=sink.url,
+        environment="test", data_dir=tmp / "cloud", demo_data=True,
+        mqtt={"url": broker.url, "client_id": f"cloud-console-{uuid.uuid4().hex[:6]}",
+              "reconnect_max_s": 0.5},
+        http={"port": port, "public_base_url": base_url}, ingest={"batch_wait_ms": 0},
+        sms={"provider": "http", "http_url": sink.url},
         # the flow is driven by people in the test, not by ladder timeouts
-        ladder_life_safety_timeout_s=600, ladder_default_timeout_s=3600,
-        care_poll_s=0.2, stream_heartbeat_s=2.0, notify_retry_base_s=0.2)
+        care={"ladder_life_safety_timeout_s": 600, "ladder_default_timeout_s": 3600,
+              "poll_s": 0.2},
+        stream={"heartbeat_s": 2.0}, notify={"retry_base_s": 0.2})
     loop = LoopThread()
     exits = AsyncExitStack()
 

@@ -34,7 +34,7 @@ def test_dashboard_queries_match_the_catalogue(path: Path) -> None:
     assert len(ids) == len(set(ids)), "panel ids must be unique"
     assert any(v["type"] == "datasource" and v["query"] == "influxdb"
                for v in dash["templating"]["list"])
-    bucket = CloudSettings().influx_bucket
+    bucket = CloudSettings().influx.bucket
     kinds = {k.value for d in CATALOGUE.values() for k in d.telemetry_kinds}
     fields = {m for d in CATALOGUE.values() for m in d.measurements}
     queries = _targets(dash)

@@ -74,7 +74,7 @@ def test_no_asset_comes_from_another_origin() -> None:
 
 def test_a_configured_folder_without_the_console_is_refused(tmp_path: Path) -> None:
     settings = CloudSettings(environment="test", data_dir=tmp_path,
-                             dashboards_dir=tmp_path / "missing")
+                             http={"dashboards_dir": tmp_path / "missing"})
     with pytest.raises(ConfigError, match=r"console/index\.html"):
         mount_console(FastAPI(), settings)
 
@@ -90,7 +90,7 @@ async def test_demo_operator_is_refused_in_production(tmp_path: Path) -> None:
     from eldercare_cloud.db import Database
 
     settings = CloudSettings(environment="production", data_dir=tmp_path,
-                             secret_key="a-real-secret-for-this-test-only-0123456789")
+                             auth={"secret_key": "a-real-secret-for-this-test-only-0123456789"})
     async with Database(db_support.target(tmp_path / "db.sqlite3")) as db:
         with pytest.raises(ConfigError, match="demo"):
             await demo_operator_login(db, settings, "http://127.0.0.1:1")
@@ -98,7 +98,7 @@ async def test_demo_operator_is_refused_in_production(tmp_path: Path) -> None:
 
 async def test_demo_operator_gets_a_fresh_password_each_start(tmp_path: Path) -> None:
     from eldercare_cloud.auth.users import UserService
-    from eldercare_cloud.care.clock import SystemClock
+    from eldercare_cloud.clock import SystemClock
     from eldercare_cloud.db import Database
     from eldercare_cloud.errors import AuthenticationError
 
@@ -110,7 +110,8 @@ async def test_demo_operator_gets_a_fresh_password_each_start(tmp_path: Path) ->
         assert second.url == "http://127.0.0.1:8080/console/"
         assert first.password != second.password and len(second.password) >= 12
         assert second.username in second.banner() and second.password in second.banner()
-        users = UserService(db, SystemClock(), settings.secret_key, settings.tenant, 60)
+        users = UserService(db, SystemClock(), settings.auth.secret_key.get_secret_value(),
+                            settings.tenant, 60)
         token = await users.authenticate(second.username, second.password)
         assert token.role.value == "operator"
         with pytest.raises(AuthenticationError):

@@ -26,6 +26,7 @@ from eldercare_edge.gateway import Gateway
 from eldercare_edge.settings import EdgeSettings
 from eldercare_protocols import native
 from eldercare_protocols.events import EventKind
+from settings_support import merged
 
 if TYPE_CHECKING:
     from broker_support import Broker
@@ -54,12 +55,13 @@ async def wait_for(cond: Callable[[], bool | Awaitable[bool]], within_s: float =
 
 
 def cloud_settings(tmp: Path, broker: Broker, **over: Any) -> CloudSettings:
+    """Nested ``over`` is merged section by section (settings_support.merged)."""
     values: dict[str, Any] = {
-        "environment": "test", "data_dir": tmp / "cloud", "mqtt_url": broker.url,
-        "mqtt_client_id": f"cloud-ingest-{uuid.uuid4().hex[:8]}", "http_enabled": False,
-        "ingest_batch_wait_ms": 0, "mqtt_reconnect_max_s": 0.5}
-    values.update(over)
-    return CloudSettings(**values)
+        "environment": "test", "data_dir": tmp / "cloud",
+        "mqtt": {"url": broker.url, "client_id": f"cloud-ingest-{uuid.uuid4().hex[:8]}",
+                 "reconnect_max_s": 0.5},
+        "http": {"enabled": False}, "ingest": {"batch_wait_ms": 0}}
+    return CloudSettings(**merged(values, over))
 
 
 def edge_values(tmp: Path, home_broker: Broker, cloud_broker: Broker,

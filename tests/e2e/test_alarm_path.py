@@ -144,12 +144,17 @@ async def test_4_cloud_killed_between_commit_and_ack_the_resend_is_one_row(
 
     def start_cloud(kill: bool, log: str) -> subprocess.Popen[bytes]:
         env = {**os.environ, "ELDERCARE_CLOUD_ENVIRONMENT": "test",
-               "ELDERCARE_CLOUD_DATA_DIR": str(data), "ELDERCARE_CLOUD_MQTT_URL": cloud_broker.url,
-               "ELDERCARE_CLOUD_HTTP_ENABLED": "false",
-               "ELDERCARE_CLOUD_MQTT_RECONNECT_MAX_S": "0.5",
-               "ELDERCARE_CLOUD_TEST_EXIT_AFTER_COMMIT": "true" if kill else "false"}
-        return subprocess.Popen([sys.executable, "-m", "eldercare_cloud.cli", "run"], env=env,
-                                stdout=(tmp_path / log).open("wb"), stderr=subprocess.STDOUT)
+               "ELDERCARE_CLOUD_DATA_DIR": str(data),
+               "ELDERCARE_CLOUD_MQTT__URL": cloud_broker.url,
+               "ELDERCARE_CLOUD_HTTP__ENABLED": "false",
+               "ELDERCARE_CLOUD_MQTT__RECONNECT_MAX_S": "0.5"}
+        # the crash drill: the cloud's run from tests/crash_entry.py, which kills itself
+        # after its commit, before the ack (production settings have no such hook)
+        entry = Path(__file__).resolve().parents[1] / "crash_entry.py"
+        command = [sys.executable, str(entry)] if kill else \
+            [sys.executable, "-m", "eldercare_cloud.cli", "run"]
+        return subprocess.Popen(command, env=env, stdout=(tmp_path / log).open("wb"),
+                                stderr=subprocess.STDOUT)
 
     devices = [{"device_id": "btn-1", "type": "call_button"}]
     settings = edge_settings(tmp_path, home_broker, cloud_broker, devices,

@@ -26,7 +26,7 @@ import db_support
 from clock_support import TEST_EPOCH
 from eldercare_cloud.app import build_services, create_app, migrate
 from eldercare_cloud.auth.models import Role, UserCreate
-from eldercare_cloud.care.clock import ManualClock
+from eldercare_cloud.clock import ManualClock
 from eldercare_cloud.db import Database
 from eldercare_cloud.ingest import IngestStore, Received
 from eldercare_cloud.registry.models import (
@@ -36,7 +36,7 @@ from eldercare_cloud.registry.models import (
     HouseholdCreate,
     ResidentCreate,
 )
-from eldercare_cloud.settings import CloudSettings
+from eldercare_cloud.settings import CloudSettings, DatabaseSettings, reveal
 from eldercare_protocols.events import EventKind
 from eldercare_protocols.uplink import (
     EventEnvelope,
@@ -135,23 +135,23 @@ _TEMPLATE: dict[str, Path] = {}
 async def make_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                    broker_env: dict[str, str] | None = None) -> AsyncIterator[Api]:
     for key in ("URL", "ADMIN_USERNAME", "ADMIN_PASSWORD", "GATEWAY_URL"):
-        monkeypatch.delenv(f"ELDERCARE_CLOUD_BROKER_{key}", raising=False)
+        monkeypatch.delenv(f"ELDERCARE_CLOUD_BROKER__{key}", raising=False)
     for key, value in (broker_env or {}).items():
-        monkeypatch.setenv(f"ELDERCARE_CLOUD_BROKER_{key}", value)
+        monkeypatch.setenv(f"ELDERCARE_CLOUD_BROKER__{key}", value)
     settings = CloudSettings(environment="test", data_dir=tmp_path,
-                             secret_key="installer-api-secret-key-0123456789",
-                             mqtt_url="mqtt://127.0.0.1:9")
+                             auth={"secret_key": "installer-api-secret-key-0123456789"},
+                             mqtt={"url": "mqtt://127.0.0.1:9"})
     clock = ManualClock(START)
     if "path" not in _TEMPLATE:  # argon2 and fsync'd migrations: seed once, copy per test
         update: dict[str, Any] = {"data_dir": tmp_path / "template"}
         if db_support.POSTGRES:  # a database of its own, kept for the session
-            update["database_url"] = db_support.create_database()
+            update["db"] = DatabaseSettings(url=db_support.create_database())
         template = settings.model_copy(update=update)
         await _seed(template, clock)
-        _TEMPLATE["path"] = template.database_url or template.db_path
+        _TEMPLATE["path"] = reveal(template.db.url) or template.db_path
     if db_support.POSTGRES:  # CREATE DATABASE ... TEMPLATE: the copy
         settings = settings.model_copy(
-            update={"database_url": db_support.CURRENT.new(_TEMPLATE["path"])})
+            update={"db": DatabaseSettings(url=db_support.CURRENT.new(_TEMPLATE["path"]))})
     else:
         settings.db_path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(_TEMPLATE["path"], settings.db_path)

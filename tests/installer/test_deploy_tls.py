@@ -76,10 +76,10 @@ def tls_platform(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Pla
     made = subprocess.run(
         [script("eldercare-cloud"), "broker", "init", "--dynsec-file", str(dynsec)],
         capture_output=True, text=True, timeout=60, check=False,
-        env={**os.environ, "ELDERCARE_CLOUD_BROKER_ADMIN_USERNAME": admin.username,
-             "ELDERCARE_CLOUD_BROKER_ADMIN_PASSWORD": admin.password,
-             "ELDERCARE_CLOUD_MQTT_USERNAME": ingest.username,
-             "ELDERCARE_CLOUD_MQTT_PASSWORD": ingest.password})
+        env={**os.environ, "ELDERCARE_CLOUD_BROKER__ADMIN_USERNAME": admin.username,
+             "ELDERCARE_CLOUD_BROKER__ADMIN_PASSWORD": admin.password,
+             "ELDERCARE_CLOUD_MQTT__USERNAME": ingest.username,
+             "ELDERCARE_CLOUD_MQTT__PASSWORD": ingest.password})
     assert made.returncode == 0, made.stderr
     tls_port = root.free_port()
     broker = root.start_mosquitto(
@@ -92,22 +92,22 @@ def tls_platform(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Pla
     env = {
         "ELDERCARE_CLOUD_ENVIRONMENT": "test",
         "ELDERCARE_CLOUD_DATA_DIR": str(tmp_path / "cloud"),
-        "ELDERCARE_CLOUD_MQTT_URL": tls_url,
-        "ELDERCARE_CLOUD_MQTT_TLS_CA": str(certs / "ca.crt"),
-        "ELDERCARE_CLOUD_MQTT_USERNAME": ingest.username,
-        "ELDERCARE_CLOUD_MQTT_PASSWORD": ingest.password,
-        "ELDERCARE_CLOUD_MQTT_SHARED_GROUP": "ingest",
-        "ELDERCARE_CLOUD_MQTT_CLIENT_ID": "cloud-{host}-" + uuid.uuid4().hex[:6],
-        "ELDERCARE_CLOUD_HTTP_PORT": str(http_port),
-        "ELDERCARE_CLOUD_SECRET_KEY": "deploy-tls-tests-secret-key-0123456789",
+        "ELDERCARE_CLOUD_MQTT__URL": tls_url,
+        "ELDERCARE_CLOUD_MQTT__TLS_CA": str(certs / "ca.crt"),
+        "ELDERCARE_CLOUD_MQTT__USERNAME": ingest.username,
+        "ELDERCARE_CLOUD_MQTT__PASSWORD": ingest.password,
+        "ELDERCARE_CLOUD_MQTT__SHARED_GROUP": "ingest",
+        "ELDERCARE_CLOUD_MQTT__CLIENT_ID": "cloud-{host}-" + uuid.uuid4().hex[:6],
+        "ELDERCARE_CLOUD_HTTP__PORT": str(http_port),
+        "ELDERCARE_CLOUD_AUTH__SECRET_KEY": "deploy-tls-tests-secret-key-0123456789",
         # PostgreSQL: the engine wakes only by NOTIFY within the test's waits
-        "ELDERCARE_CLOUD_CARE_POLL_S": "0.2" if not db_support.POSTGRES else "60",
-        "ELDERCARE_CLOUD_CARE_RULES_INTERVAL_S": "30" if not db_support.POSTGRES else "600",
-        "ELDERCARE_CLOUD_STREAM_HEARTBEAT_S": "0.5" if not db_support.POSTGRES else "120",
-        "ELDERCARE_CLOUD_BROKER_URL": tls_url,
-        "ELDERCARE_CLOUD_BROKER_TLS_CA": str(certs / "ca.crt"),
-        "ELDERCARE_CLOUD_BROKER_ADMIN_USERNAME": admin.username,
-        "ELDERCARE_CLOUD_BROKER_ADMIN_PASSWORD": admin.password,
+        "ELDERCARE_CLOUD_CARE__POLL_S": "0.2" if not db_support.POSTGRES else "60",
+        "ELDERCARE_CLOUD_CARE__RULES_INTERVAL_S": "30" if not db_support.POSTGRES else "600",
+        "ELDERCARE_CLOUD_STREAM__HEARTBEAT_S": "0.5" if not db_support.POSTGRES else "120",
+        "ELDERCARE_CLOUD_BROKER__URL": tls_url,
+        "ELDERCARE_CLOUD_BROKER__TLS_CA": str(certs / "ca.crt"),
+        "ELDERCARE_CLOUD_BROKER__ADMIN_USERNAME": admin.username,
+        "ELDERCARE_CLOUD_BROKER__ADMIN_PASSWORD": admin.password,
         "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
     }
     plat = Platform(tmp_path, broker, broker, admin, ingest, f"http://127.0.0.1:{http_port}",
@@ -119,7 +119,7 @@ def tls_platform(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Pla
             capture_output=True, timeout=60, env={**os.environ, **env}, check=False)
         assert made.returncode == 0, made.stderr
         procs = [plat.spawn(role, [script("eldercare-cloud"), "run", "--role", role],
-                            env={"ELDERCARE_CLOUD_MQTT_CLIENT_ID": f"cloud-{role}-{tls_port}"})
+                            env={"ELDERCARE_CLOUD_MQTT__CLIENT_ID": f"cloud-{role}-{tls_port}"})
                  for role in ("ingest", "api", "engine")]
 
         def healthy() -> bool:

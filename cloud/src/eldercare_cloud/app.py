@@ -18,7 +18,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
 
-from eldercare_cloud.api import console_support, installer
+from eldercare_cloud import installer
+from eldercare_cloud.api import console_support
 from eldercare_cloud.api.deps import Services, public
 from eldercare_cloud.api.json_guard import RejectNonFiniteJson
 from eldercare_cloud.api.routes import (
@@ -41,11 +42,11 @@ from eldercare_cloud.api.routes import (
 from eldercare_cloud.audit import AuditLog
 from eldercare_cloud.auth.models import Role
 from eldercare_cloud.auth.users import UserService
-from eldercare_cloud.care.clock import Clock, SystemClock
 from eldercare_cloud.care.engine import CareEngine, IngestLink, IngestReader
 from eldercare_cloud.care.ladder import LadderContext
 from eldercare_cloud.care.responder import ResponderService
 from eldercare_cloud.care.service import CareService
+from eldercare_cloud.clock import Clock, SystemClock
 from eldercare_cloud.db import Database
 from eldercare_cloud.errors import (
     AuthenticationError,
@@ -104,49 +105,50 @@ def build_services(settings: CloudSettings, db: Database, *, clock: Clock | None
             fn()
 
     registry_svc = RegistryService(db, clock, audit_log, settings.tenant, wake_engine)
-    users = UserService(db, clock, settings.secret_key, settings.tenant,
-                        settings.access_token_ttl_s, audit=audit_log,
-                        totp_required=frozenset({Role.ADMIN}) if settings.admin_totp_required
+    secret_key = settings.auth.secret_key.get_secret_value()
+    users = UserService(db, clock, secret_key, settings.tenant,
+                        settings.auth.access_token_ttl_s, audit=audit_log,
+                        totp_required=frozenset({Role.ADMIN}) if settings.auth.admin_totp_required
                         else frozenset(), hub=hub)
-    ctx = LadderContext(registry=registry_svc, hub=hub, secret_key=settings.secret_key,
-                        public_base_url=settings.public_base_url,
-                        link_ttl_s=settings.responder_link_ttl_s,
-                        life_safety_timeout_s=settings.ladder_life_safety_timeout_s,
-                        default_timeout_s=settings.ladder_default_timeout_s,
-                        supervisor_escalation_s=settings.supervisor_escalation_s,
+    ctx = LadderContext(registry=registry_svc, hub=hub, secret_key=secret_key,
+                        public_base_url=settings.http.public_base_url,
+                        link_ttl_s=settings.auth.responder_link_ttl_s,
+                        life_safety_timeout_s=settings.care.ladder_life_safety_timeout_s,
+                        default_timeout_s=settings.care.ladder_default_timeout_s,
+                        supervisor_escalation_s=settings.care.supervisor_escalation_s,
                         supervisors=users.supervisors)
     care = CareService(db, clock, audit_log, hub, ctx, wake_engine)
     chans = dict(channels) if channels is not None else channels_from_settings(settings)
     outbox = None
-    if settings.sms_provider == "outbox" and "sms" not in chans:
+    if settings.sms.provider == "outbox" and "sms" not in chans:
         outbox = SmsOutbox(db, clock)
         chans["sms"] = outbox
     dispatcher = Dispatcher(db, clock, hub, chans,
-                            max_attempts=settings.notify_max_attempts,
-                            retry_base_s=settings.notify_retry_base_s)
+                            max_attempts=settings.notify.max_attempts,
+                            retry_base_s=settings.notify.retry_base_s)
     engine = CareEngine(settings, db, clock, registry_svc, care, dispatcher, store, ingest)
     wake.append(engine.wake)
-    desk = ServiceDesk(db, clock, registry_svc, audit_log, secret_key=settings.secret_key,
-                       public_base_url=settings.public_base_url, tenant=settings.tenant)
+    desk = ServiceDesk(db, clock, registry_svc, audit_log, secret_key=secret_key,
+                       public_base_url=settings.http.public_base_url, tenant=settings.tenant)
     # the running IngestService is both links; a care-only test passes a narrower one
     link = cast("CommandLink | None", ingest if hasattr(ingest, "publish_command") else None)
     service_engine = ServiceEngine(db, clock, registry_svc, desk, store, link, channels=chans,
-                                   sms_max_attempts=settings.notify_max_attempts,
-                                   poll_s=max(settings.care_poll_s, 0.05))
+                                   sms_max_attempts=settings.notify.max_attempts,
+                                   poll_s=max(settings.care.poll_s, 0.05))
     desk.set_wake(service_engine.wake)
     care_visits = CareVisits(db, clock, registry_svc, audit_log, care, desk,
-                             dispatcher.channels, secret_key=settings.secret_key,
-                             public_base_url=settings.public_base_url, tenant=settings.tenant)
+                             dispatcher.channels, secret_key=secret_key,
+                             public_base_url=settings.http.public_base_url, tenant=settings.tenant)
     desk.add_visit_hook(care_visits)
     care_visit_engine = CareVisitEngine(db, clock, registry_svc, care_visits, store,
-                                        poll_s=max(settings.care_poll_s, 0.05))
+                                        poll_s=max(settings.care.poll_s, 0.05))
     service_records = ServiceRecords(db, registry_svc, desk)
     return Services(
         settings=settings, db=db, clock=clock, audit=audit_log,
         users=users,
         registry=registry_svc, hub=hub, care=care,
         responder=ResponderService(db, clock, registry_svc, care, audit_log,
-                                   settings.secret_key, settings.tenant),
+                                   secret_key, settings.tenant),
         dispatcher=dispatcher, engine=engine, desk=desk,
         service_records=service_records, service_engine=service_engine,
         records=RecordsService(db, clock, audit_log, service_records, care_visits),
@@ -210,15 +212,15 @@ def create_app(settings: CloudSettings, db: Database | None = None, ingest: Any 
                 # ingest in other processes (role "ingest") wakes this engine by NOTIFY
                 await stack.enter_async_context(
                     database.listen(COMMITS_CHANNEL, services.engine.wake))
-            if settings.watch_port is not None and ingest is not None:
+            if settings.watch.port is not None and ingest is not None:
                 from eldercare_cloud.watch import WatchServer, WatchStore
 
                 watch_store = WatchStore(database)
                 await watch_store.migrate()
                 await stack.enter_async_context(WatchServer(
-                    host=settings.watch_host, port=settings.watch_port,
+                    host=settings.watch.host, port=settings.watch.port,
                     registered=services.registry.is_watch, commit=ingest.commit_local,
-                    now=services.clock.now, idle_timeout_s=settings.watch_idle_timeout_s,
+                    now=services.clock.now, idle_timeout_s=settings.watch.idle_timeout_s,
                     profile=services.registry.watch_profile_for_device, store=watch_store))
             yield
 
@@ -246,7 +248,7 @@ def create_app(settings: CloudSettings, db: Database | None = None, ingest: Any 
     api.include_router(console_support.router)
     api.include_router(installer.router)
     app.include_router(api)
-    if settings.sms_provider == "outbox":
+    if settings.sms.provider == "outbox":
         @app.get("/dev/sms", include_in_schema=False, response_class=HTMLResponse)
         async def sms_outbox_page(request: Request) -> HTMLResponse:
             """The demo run's SMS outbox (settings refuse the outbox in production)."""

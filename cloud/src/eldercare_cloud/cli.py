@@ -9,14 +9,16 @@ import asyncio
 import json
 import logging
 import sys
+from typing import Any
 
 import typer
 
 from eldercare_cloud.cli_broker import broker_app
 from eldercare_cloud.cli_users import user_app
 from eldercare_cloud.db import Database
+from eldercare_cloud.errors import ConfigError
 from eldercare_cloud.ingest import IngestStore, RegistrationError
-from eldercare_cloud.settings import CloudSettings
+from eldercare_cloud.settings import CloudSettings, load_settings
 
 app = typer.Typer(help="Eldercare cloud: ingest, registry, alerts, API.",
                   no_args_is_help=True, add_completion=False)
@@ -24,6 +26,15 @@ gateway_app = typer.Typer(help="Register and list gateways.", no_args_is_help=Tr
 app.add_typer(gateway_app, name="gateway")
 app.add_typer(user_app, name="user")
 app.add_typer(broker_app, name="broker")
+
+
+def settings_or_exit(**overrides: Any) -> CloudSettings:
+    """The settings, or one line saying which variable is wrong and exit status 2."""
+    try:
+        return load_settings(**overrides)
+    except ConfigError as exc:
+        typer.echo(f"配置错误 / config error: {exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 def _logging(verbose: bool) -> None:
@@ -38,17 +49,12 @@ def run(verbose: bool = typer.Option(False, "--verbose", "-v"),
             "production shape this process runs (ELDERCARE_CLOUD_ROLE)")) -> None:
     """Run the cloud (ingest and, when built, the API) until Ctrl-C / SIGTERM.
 
-    Configured by ELDERCARE_CLOUD_* environment variables (see settings.py)."""
-    from pydantic import ValidationError
-
+    Configured by ELDERCARE_CLOUD_* environment variables, ``__`` between a section and
+    its field (ELDERCARE_CLOUD_MQTT__URL; see settings.py)."""
     from eldercare_cloud.service import run_until_signalled
 
     _logging(verbose)
-    try:
-        settings = CloudSettings() if role is None else CloudSettings(role=role)
-    except ValidationError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    settings = settings_or_exit() if role is None else settings_or_exit(role=role)
     code = asyncio.run(run_until_signalled(settings))
     if code:
         raise typer.Exit(code)
@@ -65,8 +71,9 @@ def gateway_add(
     if secret_stdin:
         secret = sys.stdin.readline().strip()
 
+    settings = settings_or_exit()
+
     async def add() -> str:
-        settings = CloudSettings()
         async with Database(settings.database) as db, IngestStore(db) as store:
             return await store.add_gateway(gateway_id, secret)
 
@@ -86,8 +93,9 @@ def gateway_add(
 def gateway_list(as_json: bool = typer.Option(False, "--json")) -> None:
     """List registered gateways with their online state and last contact."""
 
+    settings = settings_or_exit()
+
     async def load() -> list[dict[str, object]]:
-        settings = CloudSettings()
         async with Database(settings.database) as db, IngestStore(db) as store:
             return [g.model_dump(mode="json", exclude={"last_health"})
                     for g in await store.gateways()]

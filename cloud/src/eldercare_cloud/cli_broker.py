@@ -37,17 +37,17 @@ def init(
 ) -> None:
     """Write the initial dynamic-security.json unless it exists (the broker owns it then).
 
-    Accounts: ELDERCARE_CLOUD_BROKER_ADMIN_USERNAME/_PASSWORD (the plugin's admin) and
-    ELDERCARE_CLOUD_MQTT_USERNAME/_PASSWORD (the ingest workers' shared account)."""
+    Accounts: ELDERCARE_CLOUD_BROKER__ADMIN_USERNAME/_PASSWORD (the plugin's admin) and
+    ELDERCARE_CLOUD_MQTT__USERNAME/PASSWORD (the ingest workers' shared account)."""
     dynsec_file = Path(dynsec_path)
     if dynsec_file.exists():
         typer.echo(f"{dynsec_file} exists: kept (the broker owns it)", err=True)
         return
     try:
-        admin = Account(_env("ELDERCARE_CLOUD_BROKER_ADMIN_USERNAME"),
-                        _env("ELDERCARE_CLOUD_BROKER_ADMIN_PASSWORD"))
-        ingest = Account(_env("ELDERCARE_CLOUD_MQTT_USERNAME"),
-                         _env("ELDERCARE_CLOUD_MQTT_PASSWORD"))
+        admin = Account(_env("ELDERCARE_CLOUD_BROKER__ADMIN_USERNAME"),
+                        _env("ELDERCARE_CLOUD_BROKER__ADMIN_PASSWORD"))
+        ingest = Account(_env("ELDERCARE_CLOUD_MQTT__USERNAME"),
+                         _env("ELDERCARE_CLOUD_MQTT__PASSWORD"))
         write_dynsec(dynsec_file, admin, ingest)
     except BrokerSecurityError as exc:
         typer.echo(f"error: {exc}", err=True)

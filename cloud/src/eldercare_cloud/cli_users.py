@@ -17,6 +17,12 @@ from eldercare_cloud.settings import CloudSettings
 user_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 
 
+def _settings() -> CloudSettings:
+    from eldercare_cloud.cli import settings_or_exit  # cli imports this module
+
+    return settings_or_exit()
+
+
 async def _with_services(settings: CloudSettings, body: UserCreate | None) -> list[UserPublic]:
     from eldercare_cloud.app import build_services, migrate
 
@@ -63,7 +69,7 @@ def add(
             typer.echo(f"error: {'.'.join(map(str, err['loc']))}: {err['msg']}", err=True)
         raise typer.Exit(2) from exc
     try:
-        (user,) = asyncio.run(_with_services(CloudSettings(), body))
+        (user,) = asyncio.run(_with_services(_settings(), body))
     except CloudError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -73,7 +79,7 @@ def add(
 @user_app.command("list")
 def list_users() -> None:
     """List the accounts of this deployment's tenant."""
-    for user in asyncio.run(_with_services(CloudSettings(), None)):
+    for user in asyncio.run(_with_services(_settings(), None)):
         scope = ",".join(user.district_ids + user.resident_ids + user.contact_ids) or "-"
         state = "active" if user.active else "inactive"
         typer.echo(f"{user.username}\t{user.role.value}\t{scope}\t{state}")
@@ -82,10 +88,11 @@ def list_users() -> None:
 @user_app.command("totp")
 def totp(username: Annotated[str, typer.Option("--username", help="login name")]) -> None:
     """Switch two-factor sign-in on for a user and print the secret for their app (once)."""
+    settings = _settings()
+
     async def enrol() -> str:
         from eldercare_cloud.app import build_services, migrate
 
-        settings = CloudSettings()
         async with Database(settings.database) as db:
             services = build_services(settings, db, channels={})
             await migrate(services)

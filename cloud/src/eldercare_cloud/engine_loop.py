@@ -16,7 +16,7 @@ from contextlib import suppress
 from datetime import datetime, timedelta
 from typing import Any
 
-from eldercare_cloud.care.clock import Clock
+from eldercare_cloud.clock import Clock
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 ``CloudService`` is what ``eldercare-cloud run`` and ``scripts/run.py`` start. The HTTP
 app comes from ``eldercare_cloud.app.create_app`` when that module exists, so ingest
-runs on its own while the care core is being built, and ``http_enabled=false`` runs an
+runs on its own while the care core is being built, and ``http.enabled=false`` runs an
 ingest-only worker (several of them can share ``$share/...``).
 
 ``settings.role`` picks the parts of the production shape this process runs, each
@@ -36,6 +36,7 @@ import uvicorn
 
 from eldercare_cloud.db import Database, redact_url
 from eldercare_cloud.ingest import IngestService, IngestStore
+from eldercare_cloud.ingest.service import BeforeAck
 from eldercare_cloud.settings import CloudSettings
 
 log = logging.getLogger(__name__)
@@ -51,18 +52,19 @@ class _EmbeddedServer(uvicorn.Server):
 
 
 class CloudService:
-    def __init__(self, settings: CloudSettings) -> None:
+    def __init__(self, settings: CloudSettings, *, before_ack: BeforeAck | None = None) -> None:
+        """``before_ack``: see ``IngestService`` (crash drills only)."""
         self.settings = settings
         self.db = Database(settings.database)
         self.store = IngestStore(
-            self.db, telemetry_sqlite=settings.telemetry_sqlite or not settings.influx_url)
+            self.db, telemetry_sqlite=settings.telemetry.sqlite or not settings.influx.url)
         role = settings.role
         #: None for the api role: it neither takes uplink nor publishes to gateways
         self.ingest: IngestService | None = (
             IngestService(settings, self.db, store=self.store,
-                          subscribe=role in ("all", "ingest"))
+                          subscribe=role in ("all", "ingest"), before_ack=before_ack)
             if role != "api" else None)
-        self.serves_http = settings.http_enabled and role in ("all", "api")
+        self.serves_http = settings.http.enabled and role in ("all", "api")
         self.runs_engine = role in ("all", "engine")
         self.app: Any = None
         self.http_url: str | None = None
@@ -115,8 +117,8 @@ class CloudService:
         return self._server_task
 
     async def _start_http(self) -> None:
-        config = uvicorn.Config(self.app, host=self.settings.http_host,
-                                port=self.settings.http_port, log_level="warning",
+        config = uvicorn.Config(self.app, host=self.settings.http.host,
+                                port=self.settings.http.port, log_level="warning",
                                 lifespan="on")
         server = _EmbeddedServer(config)
         self._server = server
@@ -128,13 +130,13 @@ class CloudService:
             await asyncio.sleep(0.02)
         if self._server_task.done() or not server.started:
             await self._stop_http()
-            raise RuntimeError(f"HTTP server did not start on {self.settings.http_host}:"
-                               f"{self.settings.http_port}")
-        port = self.settings.http_port
+            raise RuntimeError(f"HTTP server did not start on {self.settings.http.host}:"
+                               f"{self.settings.http.port}")
+        port = self.settings.http.port
         for srv in server.servers:
             for sock in srv.sockets:
                 port = int(sock.getsockname()[1])
-        self.http_url = f"http://{self.settings.http_host}:{port}"
+        self.http_url = f"http://{self.settings.http.host}:{port}"
         log.info("HTTP API on %s", self.http_url)
 
     async def _stop_http(self) -> None:
@@ -154,7 +156,8 @@ EXIT_STOP_TIMEOUT = 71
 STOP_BUDGET_S = 20.0
 
 
-async def run_until_signalled(settings: CloudSettings) -> int:
+async def run_until_signalled(settings: CloudSettings, *,
+                              before_ack: BeforeAck | None = None) -> int:
     """Run the cloud until SIGINT or SIGTERM, then shut down cleanly (commit, ack, close);
     returns the exit status. A dead ingest task (the committer, the MQTT connection) or
     HTTP server ends the run at once with status 70: living on deaf would be worse. The
@@ -171,11 +174,11 @@ async def run_until_signalled(settings: CloudSettings) -> int:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
-    cloud = CloudService(settings)
+    cloud = CloudService(settings, before_ack=before_ack)
     await cloud.__aenter__()
     code = 0
     try:
-        host, port = settings.mqtt_host_port
+        host, port = settings.mqtt.host_port
         log.info("cloud role %s: broker %s:%d, database %s", settings.role, host, port,
                  redact_url(settings.database))
         if cloud.http_url:

@@ -34,7 +34,7 @@ from starlette.types import Scope
 
 from eldercare_cloud.auth.models import Role, UserCreate, UserUpdate
 from eldercare_cloud.auth.users import UserService
-from eldercare_cloud.care.clock import SystemClock
+from eldercare_cloud.clock import SystemClock
 from eldercare_cloud.db import Database
 from eldercare_cloud.errors import ConfigError
 from eldercare_cloud.settings import CloudSettings
@@ -87,8 +87,8 @@ class _Static(StaticFiles):
 
 
 def dashboards_dir(settings: CloudSettings) -> Path:
-    """Where the pages are: ``settings.dashboards_dir`` or the repository's dashboards/."""
-    return (settings.dashboards_dir or DEFAULT_DASHBOARDS_DIR).resolve()
+    """Where the pages are: ``settings.http.dashboards_dir`` or the repository's dashboards/."""
+    return (settings.http.dashboards_dir or DEFAULT_DASHBOARDS_DIR).resolve()
 
 
 def mount_console(app: FastAPI, settings: CloudSettings) -> bool:
@@ -101,11 +101,11 @@ def mount_console(app: FastAPI, settings: CloudSettings) -> bool:
     """
     root = dashboards_dir(settings)
     if not (root / CONSOLE_PAGE).is_file():
-        if settings.dashboards_dir is not None:
-            raise ConfigError(f"ELDERCARE_CLOUD_DASHBOARDS_DIR={settings.dashboards_dir} has no "
-                              f"{CONSOLE_PAGE}")
+        if settings.http.dashboards_dir is not None:
+            raise ConfigError(f"ELDERCARE_CLOUD_HTTP__DASHBOARDS_DIR="
+                              f"{settings.http.dashboards_dir} has no {CONSOLE_PAGE}")
         log.warning("no console pages at %s: serving the API only (set "
-                    "ELDERCARE_CLOUD_DASHBOARDS_DIR)", root)
+                    "ELDERCARE_CLOUD_HTTP__DASHBOARDS_DIR)", root)
         return False
 
     def page(relative: Path) -> Callable[[], Awaitable[Response]]:
@@ -165,8 +165,8 @@ async def demo_operator_login(db: Database, settings: CloudSettings, http_url: s
     from eldercare_cloud.demo import data, load_demo
 
     await load_demo(db, tenant=settings.tenant)
-    users = UserService(db, SystemClock(), settings.secret_key, settings.tenant,
-                        settings.access_token_ttl_s)
+    users = UserService(db, SystemClock(), settings.auth.secret_key.get_secret_value(),
+                        settings.tenant, settings.auth.access_token_ttl_s)
     await users.migrate()
     password = password or secrets.token_urlsafe(9)
     existing = next((u for u in await users.list(settings.tenant) if u.username == username),

@@ -10,7 +10,7 @@ import pytest
 from care_support import Running, care_settings, mint_tokens, serve
 from svc_support import T0
 
-from eldercare_cloud.care.clock import ManualClock
+from eldercare_cloud.clock import ManualClock
 
 
 @pytest.fixture

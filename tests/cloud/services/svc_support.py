@@ -15,7 +15,7 @@ import httpx
 from care_support import Running
 
 from eldercare_cloud.auth.models import Principal, Role
-from eldercare_cloud.care.clock import ManualClock
+from eldercare_cloud.clock import ManualClock
 from eldercare_cloud.ingest import IngestStore, Received, StoredEvent
 from eldercare_cloud.services.catalogue import LOCAL_TZ
 from eldercare_protocols.events import EventKind

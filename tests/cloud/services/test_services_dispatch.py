@@ -10,7 +10,7 @@ import pytest
 from care_support import RESIDENT, care_settings, open_care
 from svc_support import OPERATOR, T0, local
 
-from eldercare_cloud.care.clock import ManualClock
+from eldercare_cloud.clock import ManualClock
 from eldercare_cloud.errors import NotFoundError
 from eldercare_cloud.services.desk import Actor
 from eldercare_cloud.services.models import DeclineCreate, OrderCreate

@@ -20,7 +20,7 @@ from stack_support import cloud_app, edge_settings, ok, until
 from svc_support import T0, local
 
 from broker_support import Broker
-from eldercare_cloud.care.clock import ManualClock
+from eldercare_cloud.clock import ManualClock
 from eldercare_edge.gateway import Gateway
 from eldercare_sim.clock import SimClock
 from eldercare_sim.home import SimHome

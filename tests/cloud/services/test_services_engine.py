@@ -7,7 +7,7 @@ from pathlib import Path
 from care_support import BUTTON, GW, care_settings, open_care
 from svc_support import T0, commit_at
 
-from eldercare_cloud.care.clock import ManualClock
+from eldercare_cloud.clock import ManualClock
 from eldercare_protocols.events import EventKind
 
 

@@ -12,7 +12,7 @@ from care_support import BUTTON, DOOR, GW, RESIDENT, Running
 from stack_support import ok
 from svc_support import client, commit_at, count, local
 
-from eldercare_cloud.care.clock import ManualClock
+from eldercare_cloud.clock import ManualClock
 from eldercare_protocols.events import EventKind
 
 pytestmark = pytest.mark.integration

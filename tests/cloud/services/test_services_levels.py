@@ -23,7 +23,7 @@ from pathlib import Path
 from care_support import RESIDENT, care_settings, open_care
 from svc_support import OPERATOR, T0, local
 
-from eldercare_cloud.care.clock import ManualClock
+from eldercare_cloud.clock import ManualClock
 from eldercare_cloud.services.desk import Actor, ServiceDesk
 from eldercare_cloud.services.models import CheckOutCreate, OrderCreate, Payment
 from eldercare_cloud.visits import store as V

@@ -10,7 +10,7 @@ from care_support import OTHER_RESIDENT, RESIDENT, Running
 from stack_support import ok
 from svc_support import client, count, local
 
-from eldercare_cloud.care.clock import ManualClock
+from eldercare_cloud.clock import ManualClock
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from cv_support import T0
 from stack_support import cloud_app, edge_settings, ok, until
 
 from broker_support import Broker
-from eldercare_cloud.care.clock import ManualClock
+from eldercare_cloud.clock import ManualClock
 from eldercare_cloud.visits import store as V
 from eldercare_edge.gateway import Gateway
 from eldercare_sim.clock import SimClock

@@ -31,7 +31,6 @@ from eldercare_cloud.api.deps import CurrentUser, ServicesDep, roles
 from eldercare_cloud.auth.models import Principal, Role
 from eldercare_cloud.auth.scope import alert_clause, district_clause, in_clause, resident_clause
 from eldercare_cloud.care import alerts as A
-from eldercare_cloud.care.clock import iso, opt_parse
 from eldercare_cloud.care.links import link_token, link_url
 from eldercare_cloud.care.maintenance import SELF_TEST_MAX_AGE, overdue
 from eldercare_cloud.care.models import (
@@ -43,6 +42,7 @@ from eldercare_cloud.care.models import (
     AlertStatus,
     Severity,
 )
+from eldercare_cloud.clock import iso, opt_parse
 from eldercare_cloud.db import Connection
 from eldercare_cloud.errors import ConflictError, InvalidRequestError, NotFoundError
 from eldercare_cloud.notify import messages
@@ -530,9 +530,10 @@ async def dispatch(services: ServicesDep, user: CurrentUser, alert_id: str,
             " responded_at = NULL, channel = excluded.channel",
             (alert_id, DISPATCH_STEP, contact.id, contact.name, contact.relation.value, channel,
              iso(now)))
-        token = link_token(services.settings.secret_key, alert_id, contact.id,
-                           now + timedelta(seconds=services.settings.responder_link_ttl_s))
-        url = link_url(services.settings.public_base_url, alert_id, token)
+        auth = services.settings.auth
+        token = link_token(auth.secret_key.get_secret_value(), alert_id, contact.id,
+                           now + timedelta(seconds=auth.responder_link_ttl_s))
+        url = link_url(services.settings.http.public_base_url, alert_id, token)
         text = messages.offer_text(row["resident_name"] or "居民", row["address"] or "",
                                    AlertKind(row["kind"]), url,
                                    status is AlertStatus.CANCEL_REQUESTED,

@@ -17,10 +17,10 @@ from fastapi.security import OAuth2PasswordBearer
 from eldercare_cloud.audit import AuditLog
 from eldercare_cloud.auth.models import Principal, Role
 from eldercare_cloud.auth.users import UserService
-from eldercare_cloud.care.clock import Clock
 from eldercare_cloud.care.engine import CareEngine
 from eldercare_cloud.care.responder import ResponderService
 from eldercare_cloud.care.service import CareService
+from eldercare_cloud.clock import Clock
 from eldercare_cloud.db import Database
 from eldercare_cloud.errors import AuthenticationError, PermissionDeniedError
 from eldercare_cloud.notify.dispatcher import Dispatcher
@@ -54,7 +54,7 @@ class Services:
     records: RecordsService
     care_visits: CareVisits
     care_visit_engine: CareVisitEngine
-    #: the demo run's loopback SMS channel (sms_provider=outbox), else None
+    #: the demo run's loopback SMS channel (sms.provider=outbox), else None
     sms_outbox: SmsOutbox | None = None
     privacy: PrivacyService | None = None
 

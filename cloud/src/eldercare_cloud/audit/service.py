@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from eldercare_cloud.care.clock import Clock, iso, parse_iso
+from eldercare_cloud.clock import Clock, iso, parse_iso
 from eldercare_cloud.db import Database
 
 MIGRATIONS: list[str] = [

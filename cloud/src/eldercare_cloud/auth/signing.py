@@ -1,4 +1,4 @@
-"""Stateless signed tokens (HMAC-SHA256 with ``settings.secret_key``).
+"""Stateless signed tokens (HMAC-SHA256 with ``settings.auth.secret_key``).
 
 Used for bearer tokens and for responder links. The purpose is part of the MAC, so a
 responder link can never be replayed as a bearer token or the other way round.

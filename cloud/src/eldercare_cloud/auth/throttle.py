@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from eldercare_cloud.care.clock import iso, opt_parse, parse_iso
+from eldercare_cloud.clock import iso, opt_parse, parse_iso
 from eldercare_cloud.db import Connection
 
 

@@ -29,7 +29,7 @@ from eldercare_cloud.auth.models import (
     UserUpdate,
 )
 from eldercare_cloud.auth.signing import sign, verify
-from eldercare_cloud.care.clock import Clock, iso, parse_iso
+from eldercare_cloud.clock import Clock, iso, parse_iso
 from eldercare_cloud.db import Connection, Database, Row
 from eldercare_cloud.errors import (
     AuthenticationError,

@@ -3,7 +3,8 @@
 Kept apart from ``CloudSettings`` (the ingest's and care core's object) because only
 the installer endpoints use it, and a cloud without these settings still ingests;
 it is built once per app, on first use, never at import. Environment variables use
-the prefix ``ELDERCARE_CLOUD_BROKER_``.
+the prefix ``ELDERCARE_CLOUD_BROKER__`` (as if a ``broker`` section of ``CloudSettings``:
+``ELDERCARE_CLOUD_BROKER__ADMIN_PASSWORD``).
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from eldercare_cloud.broker.errors import BrokerSecurityError
 
 
 class BrokerAdminSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ELDERCARE_CLOUD_BROKER_", env_file=None,
+    model_config = SettingsConfigDict(env_prefix="ELDERCARE_CLOUD_BROKER__", env_file=None,
                                       extra="ignore", frozen=True)
 
-    #: the broker the plugin runs in (the cloud broker); defaults to the ingest's mqtt_url
+    #: the broker the plugin runs in (the cloud broker); defaults to the ingest's mqtt.url
     url: str | None = None
     admin_username: str | None = None
     admin_password: SecretStr | None = None
@@ -54,8 +55,8 @@ class BrokerAdminSettings(BaseSettings):
     def dynsec_options(self, fallback_url: str) -> DynsecOptions:
         if not self.configured:
             raise BrokerSecurityError(
-                "broker administration is not configured (set ELDERCARE_CLOUD_BROKER_ADMIN_"
-                "USERNAME and ELDERCARE_CLOUD_BROKER_ADMIN_PASSWORD)")
+                "broker administration is not configured (set ELDERCARE_CLOUD_BROKER__ADMIN_"
+                "USERNAME and ELDERCARE_CLOUD_BROKER__ADMIN_PASSWORD)")
         assert self.admin_username is not None and self.admin_password is not None
         parts = urlsplit(self.broker_url(fallback_url))
         tls = parts.scheme == "mqtts"

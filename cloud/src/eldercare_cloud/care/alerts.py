@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from eldercare_cloud.care.clock import iso, opt_iso, opt_parse, parse_iso
 from eldercare_cloud.care.models import (
     TRANSITIONS,
     AlertDetail,
@@ -31,6 +30,7 @@ from eldercare_cloud.care.models import (
     category_of,
     default_severity,
 )
+from eldercare_cloud.clock import iso, opt_iso, opt_parse, parse_iso
 from eldercare_cloud.db import Connection, Row
 from eldercare_cloud.errors import ConflictError, InvalidRequestError
 

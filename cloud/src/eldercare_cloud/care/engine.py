@@ -25,7 +25,6 @@ from eldercare_cloud.care import ladder as L
 from eldercare_cloud.care import maintenance as M
 from eldercare_cloud.care import supervision as S
 from eldercare_cloud.care.alerts import AlertSpec
-from eldercare_cloud.care.clock import Clock, iso, parse_iso
 from eldercare_cloud.care.models import (
     DEVICE_SUBJECT_ALERTS,
     EVENT_ALERTS,
@@ -35,6 +34,7 @@ from eldercare_cloud.care.models import (
     Severity,
 )
 from eldercare_cloud.care.service import CareService
+from eldercare_cloud.clock import Clock, iso, parse_iso
 from eldercare_cloud.db import DATABASE_ERRORS, Connection, Database
 from eldercare_cloud.engine_loop import Tasks, run_loop
 from eldercare_cloud.errors import CloudError
@@ -126,7 +126,7 @@ class CareEngine:
             await self._lead_acquired()
         if self._link is not None:
             self._unlisten = self._link.add_commit_listener(lambda _info: self.wake())
-        poll_s = self._settings.care_poll_s
+        poll_s = self._settings.care.poll_s
         self._tasks.start("care-engine", run_loop(
             "care engine pass", self._clock, self._wake, self._pass, poll_s=poll_s,
             errors=_PASS_ERRORS, failed=self._failed))
@@ -184,7 +184,7 @@ class CareEngine:
 
     async def _next_deadline(self) -> datetime:
         now = self._clock.now()
-        candidates = [now + timedelta(seconds=self._settings.care_poll_s)]
+        candidates = [now + timedelta(seconds=self._settings.care.poll_s)]
         due = await L.next_due(self._db.conn)
         if due is not None:
             candidates.append(due)
@@ -206,11 +206,11 @@ class CareEngine:
             now = self._clock.now()
             if self._next_rules is None or now >= self._next_rules:
                 await self.run_rules()
-                self._next_rules = now + timedelta(seconds=self._settings.care_rules_interval_s)
+                self._next_rules = now + timedelta(seconds=self._settings.care.rules_interval_s)
             if self._next_maintenance is None or now >= self._next_maintenance:
                 await self.run_maintenance()
                 self._next_maintenance = now + timedelta(
-                    seconds=self._settings.maintenance_scan_interval_s)
+                    seconds=self._settings.care.maintenance_scan_interval_s)
             if self._next_retention is None or now >= self._next_retention:
                 await self.run_retention()
                 self._next_retention = now + timedelta(hours=24)
@@ -445,8 +445,8 @@ class CareEngine:
         now = self._clock.now()
         records = {g.id: g for g in await self._store.gateways()}
         bound = await self._registry.bound_gateways()
-        offline_after = timedelta(seconds=self._settings.gateway_offline_after_s)
-        quiet_after = timedelta(hours=self._settings.welfare_inactive_hours)
+        offline_after = timedelta(seconds=self._settings.care.gateway_offline_after_s)
+        quiet_after = timedelta(hours=self._settings.care.welfare_inactive_hours)
         changed = False
         async with self._db.transaction() as conn:
             for b in bound:
@@ -479,7 +479,7 @@ class CareEngine:
                             household_id=b["household_id"], district_id=b["district_id"],
                             gateway_id=b["id"],
                             detail={"why": "no activity", "last_activity_at": activity,
-                                    "hours": self._settings.welfare_inactive_hours})
+                                    "hours": self._settings.care.welfare_inactive_hours})
                         await self._care.raise_alert(conn, spec, now)
                     await self._watch(conn, b["id"], "welfare_alerted_for", reference)
                     changed = True
@@ -562,8 +562,8 @@ class CareEngine:
         return moved
 
     async def run_retention(self) -> int:
-        """Telemetry older than ``telemetry_retention_days`` goes (once a day)."""
-        days = self._settings.telemetry_retention_days
+        """Telemetry older than ``telemetry.retention_days`` goes (once a day)."""
+        days = self._settings.telemetry.retention_days
         if days <= 0 or self._store is None:
             return 0
         async with self._db.transaction() as conn:
@@ -602,7 +602,7 @@ class CareEngine:
         published = 0
         for gateway_id, version in await self._registry.pending_configs():
             config = await self._registry.build_gateway_config(
-                gateway_id, self._settings.gateway_sms_timeout_s)
+                gateway_id, self._settings.care.gateway_sms_timeout_s)
             if config is None:
                 continue
             try:
@@ -612,7 +612,7 @@ class CareEngine:
                             gateway_id, exc)
                 await self._registry.mark_published(gateway_id, version, str(exc))
                 self._next_config_try = now + timedelta(
-                    seconds=self._settings.care_rules_interval_s)
+                    seconds=self._settings.care.rules_interval_s)
                 return published
             await self._registry.mark_published(gateway_id, version, None)
             published += 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from eldercare_cloud.care.clock import iso, opt_parse
+from eldercare_cloud.clock import iso, opt_parse
 from eldercare_cloud.db import Connection
 
 

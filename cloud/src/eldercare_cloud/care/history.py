@@ -20,8 +20,8 @@ from typing import Any
 
 from eldercare_cloud.auth.models import Principal
 from eldercare_cloud.auth.scope import district_clause, in_clause
-from eldercare_cloud.care.clock import iso, opt_parse, parse_iso
 from eldercare_cloud.care.models import AlertStatus
+from eldercare_cloud.clock import iso, opt_parse, parse_iso
 from eldercare_cloud.db import Connection, Row
 
 HISTORY_SELECT = (

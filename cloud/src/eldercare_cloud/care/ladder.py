@@ -21,7 +21,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from eldercare_cloud.care import alerts as A
-from eldercare_cloud.care.clock import iso, opt_parse, parse_iso
 from eldercare_cloud.care.links import link_token, link_url
 from eldercare_cloud.care.models import (
     DEFAULT_LADDER,
@@ -35,6 +34,7 @@ from eldercare_cloud.care.models import (
     StepKind,
     StepMode,
 )
+from eldercare_cloud.clock import iso, opt_parse, parse_iso
 from eldercare_cloud.db import Connection, Row, lock_rows
 from eldercare_cloud.notify import messages
 from eldercare_cloud.notify.outbox import enqueue

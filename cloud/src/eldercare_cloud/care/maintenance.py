@@ -3,7 +3,7 @@
 Gas and smoke detectors must be self-tested (their test button) at least every
 ``SELF_TEST_MAX_AGE``; a detector that was not becomes one open maintenance task for the
 installers. The care engine runs :func:`scan` on a timer
-(``settings.maintenance_scan_interval_s``) so tasks appear without anyone asking; the
+(``settings.care.maintenance_scan_interval_s``) so tasks appear without anyone asking; the
 installer API runs the same scan, scoped to the caller, when the tool asks.
 
 The console's device board flags "not tested recently" with the same constant as its
@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from eldercare_cloud.care.clock import iso, parse_iso
+from eldercare_cloud.clock import iso, parse_iso
 from eldercare_cloud.db import Connection, Database
 from eldercare_cloud.ingest.models import StoredEvent
 from eldercare_protocols.events import EventKind
@@ -45,7 +45,7 @@ class EventReader(Protocol):
 
 async def ensure_tables(db: Database) -> None:
     # imported here: the installer package imports the API layer, which imports the engine
-    from eldercare_cloud.api.installer.schema import MIGRATIONS
+    from eldercare_cloud.installer.schema import MIGRATIONS
 
     await db.migrate("installer", MIGRATIONS)
 

@@ -13,7 +13,6 @@ from pydantic import BaseModel, ConfigDict
 
 from eldercare_cloud.audit import AuditLog
 from eldercare_cloud.care import alerts as A
-from eldercare_cloud.care.clock import Clock, opt_parse, parse_iso
 from eldercare_cloud.care.links import verify_link
 from eldercare_cloud.care.models import (
     KIND_ZH,
@@ -25,6 +24,7 @@ from eldercare_cloud.care.models import (
     Severity,
 )
 from eldercare_cloud.care.service import CareService
+from eldercare_cloud.clock import Clock, opt_parse, parse_iso
 from eldercare_cloud.db import Database
 from eldercare_cloud.errors import NotFoundError, PermissionDeniedError
 from eldercare_cloud.notify import messages

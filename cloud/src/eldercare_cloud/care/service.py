@@ -17,7 +17,6 @@ from eldercare_cloud.auth.models import Principal, Role
 from eldercare_cloud.auth.scope import alert_clause, district_clause, resident_clause
 from eldercare_cloud.care import alerts as A
 from eldercare_cloud.care import ladder as L
-from eldercare_cloud.care.clock import Clock, iso, opt_iso, parse_iso
 from eldercare_cloud.care.models import (
     LIFE_SAFETY_ALERTS,
     OPEN_STATES,
@@ -37,6 +36,7 @@ from eldercare_cloud.care.models import (
     escalates,
 )
 from eldercare_cloud.care.schema import MIGRATIONS
+from eldercare_cloud.clock import Clock, iso, opt_iso, parse_iso
 from eldercare_cloud.db import Connection, Database, Row
 from eldercare_cloud.errors import ConflictError, InvalidRequestError, NotFoundError
 from eldercare_cloud.stream import StreamHub

@@ -3,7 +3,7 @@ the shift supervisors, on screen (a stream event) and by SMS to each one with a 
 
 The timer lives in the database like the ladder's: an alert is due when it is still
 ``open`` with no ``acknowledged_at`` and no ``supervisor_escalated_at``, and its
-``opened_at`` is older than ``supervisor_escalation_s``; the engine sleeps until the
+``opened_at`` is older than ``care.supervisor_escalation_s``; the engine sleeps until the
 oldest such alert falls due. Stamping ``supervisor_escalated_at`` in the same
 transaction as the timeline entry, the stream event and the SMS rows means a crash
 escalates an alert once or not yet, never twice. Maintenance alerts are not escalated
@@ -15,9 +15,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from eldercare_cloud.care import alerts as A
-from eldercare_cloud.care.clock import iso, parse_iso
 from eldercare_cloud.care.ladder import LadderContext
 from eldercare_cloud.care.models import KIND_ZH, AlertCategory, AlertKind, AlertStatus
+from eldercare_cloud.clock import iso, parse_iso
 from eldercare_cloud.db import Connection
 from eldercare_cloud.notify.outbox import enqueue
 

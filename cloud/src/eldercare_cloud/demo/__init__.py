@@ -9,9 +9,9 @@ import json
 from eldercare_cloud.audit import AuditLog
 from eldercare_cloud.auth.models import Principal, Role
 from eldercare_cloud.auth.users import UserService
-from eldercare_cloud.care.clock import Clock, SystemClock, iso
 from eldercare_cloud.care.models import Ladder, LadderStep, StepKind, StepMode
 from eldercare_cloud.care.schema import MIGRATIONS as CARE_MIGRATIONS
+from eldercare_cloud.clock import Clock, SystemClock, iso
 from eldercare_cloud.db import Database
 from eldercare_cloud.demo import data
 from eldercare_cloud.registry import RegistryService

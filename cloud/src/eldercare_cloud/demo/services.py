@@ -8,7 +8,7 @@ from typing import Any
 
 from eldercare_cloud.audit import AuditLog
 from eldercare_cloud.auth.models import Principal, Role
-from eldercare_cloud.care.clock import Clock
+from eldercare_cloud.clock import Clock
 from eldercare_cloud.db import Database
 from eldercare_cloud.registry import RegistryService
 from eldercare_cloud.services.desk import ServiceDesk

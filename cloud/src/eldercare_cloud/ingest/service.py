@@ -20,8 +20,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import os
-import signal
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -34,7 +32,7 @@ from eldercare_cloud.db import Database
 from eldercare_cloud.ingest.models import CommitInfo, IngestCounters
 from eldercare_cloud.ingest.mqtt import MqttConnection, MqttOptions
 from eldercare_cloud.ingest.store import GATEWAYS_CHANNEL, IngestStore, Received
-from eldercare_cloud.settings import CloudSettings
+from eldercare_cloud.settings import CloudSettings, reveal
 
 if TYPE_CHECKING:
     from eldercare_cloud.telemetry.influx import InfluxWriter
@@ -57,6 +55,9 @@ from eldercare_protocols.uplink import (
 log = logging.getLogger(__name__)
 
 CommitListener = Callable[[CommitInfo], Awaitable[None] | None]
+#: runs after a commit, before its acks are published: crash drills (a test entry point
+#: that kills the process in exactly that window) inject one; production passes none
+BeforeAck = Callable[[CommitInfo], None]
 
 #: the protocol allows at most this many ids in one Ack
 ACK_MAX_IDS = 5000
@@ -68,37 +69,39 @@ _TELEMETRY_SUFFIX = "/up/telemetry"
 
 def subscription(settings: CloudSettings) -> str:
     """``$share/{group}/ec/v1/+/up/#`` lets several ingest workers split the load."""
-    if settings.mqtt_shared_group:
-        return f"$share/{settings.mqtt_shared_group}/{CLOUD_SUBSCRIPTION}"
+    if settings.mqtt.shared_group:
+        return f"$share/{settings.mqtt.shared_group}/{CLOUD_SUBSCRIPTION}"
     return CLOUD_SUBSCRIPTION
 
 
 def mqtt_options(settings: CloudSettings) -> MqttOptions:
-    host, port = settings.mqtt_host_port
+    host, port = settings.mqtt.host_port
     return MqttOptions(
-        host=host, port=port, client_id=settings.mqtt_client_id,
-        username=settings.mqtt_username, password=settings.mqtt_password,
-        tls=settings.mqtt_url.startswith("mqtts://"), tls_ca=settings.mqtt_tls_ca,
-        keepalive_s=settings.mqtt_keepalive_s, reconnect_max_s=settings.mqtt_reconnect_max_s,
+        host=host, port=port, client_id=settings.mqtt.client_id,
+        username=settings.mqtt.username, password=reveal(settings.mqtt.password),
+        tls=settings.mqtt.url.startswith("mqtts://"), tls_ca=settings.mqtt.tls_ca,
+        keepalive_s=settings.mqtt.keepalive_s, reconnect_max_s=settings.mqtt.reconnect_max_s,
         # on a shared subscription a kept session that is offline (a dead worker) still
         # gets its share queued by the broker until it comes back; a clean session hands
         # that share to the living workers at once (what was in flight at the dead one is
         # resent by its gateways, which keep every record until our ack)
-        clean_session=bool(settings.mqtt_shared_group))
+        clean_session=bool(settings.mqtt.shared_group))
 
 
 class IngestService:
     """Subscribes to every gateway's uplink, commits, acks; publishes configs and commands."""
 
     def __init__(self, settings: CloudSettings, db: Database, *,
-                 store: IngestStore | None = None, subscribe: bool = True) -> None:
+                 store: IngestStore | None = None, subscribe: bool = True,
+                 before_ack: BeforeAck | None = None) -> None:
         """``subscribe=False``: a publisher only (configs, commands) for a process of the
         api or engine role, which must not take a share of the uplink."""
         self.settings = settings
+        self._before_ack = before_ack
         self.db = db
         self._own_store = store is None
         self.store = store or IngestStore(
-            db, telemetry_sqlite=settings.telemetry_sqlite or not settings.influx_url)
+            db, telemetry_sqlite=settings.telemetry.sqlite or not settings.influx.url)
         self.counters = IngestCounters()
         #: notified after every commit; ``last_event_rowid`` is then up to date
         self.committed = asyncio.Condition()
@@ -138,7 +141,7 @@ class IngestService:
                 self.store.db.listen(GATEWAYS_CHANNEL, self._gateways_changed))
             self._known = await self.store.gateway_ids()
             self._known_stale = False
-            if self.settings.influx_url:
+            if self.settings.influx.url:
                 # imported only when used: influxdb-client takes ~0.6 s to import
                 from eldercare_cloud.telemetry.influx import InfluxWriter
 
@@ -207,12 +210,12 @@ class IngestService:
             raise ValueError(f"config names gateway {config.gateway_id!r}, not {gateway_id!r}")
         await self.mqtt.publish_confirmed(
             down_topic(gateway_id, Down.CONFIG), encode(config), qos=1, retain=True,
-            timeout_s=self.settings.mqtt_publish_timeout_s)
+            timeout_s=self.settings.mqtt.publish_timeout_s)
 
     async def publish_command(self, gateway_id: str, command: DownCommand) -> None:
         await self.mqtt.publish_confirmed(
             down_topic(gateway_id, Down.CMD), encode(command), qos=1,
-            timeout_s=self.settings.mqtt_publish_timeout_s)
+            timeout_s=self.settings.mqtt.publish_timeout_s)
 
     def note_gateway_registered(self, gateway_id: str) -> None:
         """Registration in this process: accept the gateway without waiting for a lookup."""
@@ -229,13 +232,13 @@ class IngestService:
         if topic.endswith("/up/events"):
             self._pending_urgent += 1
         self._wake.set()
-        if len(self._pending) >= self.settings.ingest_queue_max:
+        if len(self._pending) >= self.settings.ingest.queue_max:
             # the broker keeps queueing for our session; the gateways keep their outboxes
             self.mqtt.pause_reading()
 
     async def _commit_loop(self) -> None:
-        batch_max = self.settings.ingest_batch_max
-        wait_s = self.settings.ingest_batch_wait_ms / 1000
+        batch_max = self.settings.ingest.batch_max
+        wait_s = self.settings.ingest.batch_wait_ms / 1000
         while True:
             self._idle.set()
             await self._wake.wait()
@@ -250,7 +253,7 @@ class IngestService:
                        for _ in range(min(batch_max, len(self._pending)))]
                 self._pending_urgent -= sum(1 for t, *_ in raw if t.endswith("/up/events"))
                 if not self.mqtt.reading and (
-                        len(self._pending) <= self.settings.ingest_queue_max // 2):
+                        len(self._pending) <= self.settings.ingest.queue_max // 2):
                     self.mqtt.resume_reading()
                 self._busy = True
                 try:
@@ -349,10 +352,8 @@ class IngestService:
 
     async def _committed(self, info: CommitInfo, n_items: int, *,
                          publish_acks: bool = True) -> bool:
-        if self.settings.test_exit_after_commit and info.acks:
-            log.warning("test hook: killing this process after the commit, before the ack")
-            logging.shutdown()
-            os.kill(os.getpid(), signal.SIGKILL)
+        if self._before_ack is not None:
+            self._before_ack(info)
         if publish_acks:
             self._publish_acks(info)
         c = self.counters

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from eldercare_cloud.care import alerts as A
-from eldercare_cloud.care.clock import Clock, iso, parse_iso
+from eldercare_cloud.clock import Clock, iso, parse_iso
 from eldercare_cloud.db import Database, Row
 from eldercare_cloud.notify.base import Channel, Delivery, Outbound
 from eldercare_cloud.stream import StreamHub

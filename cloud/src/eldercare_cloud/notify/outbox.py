@@ -12,7 +12,7 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from eldercare_cloud.care.clock import iso
+from eldercare_cloud.clock import iso
 from eldercare_cloud.db import Connection
 
 

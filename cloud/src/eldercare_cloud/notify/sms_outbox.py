@@ -1,6 +1,6 @@
 """A loopback SMS channel for demos: messages are kept, not sent, and listed on a page.
 
-With ``sms_provider=outbox`` (the run command sets it; refused in production) every SMS
+With ``sms.provider=outbox`` (the run command sets it; refused in production) every SMS
 the ladder or an operator sends lands in the ``sms_outbox`` table, and ``/dev/sms``
 lists them newest first with their links clickable, like a mail catcher: a newcomer
 opens a responder's link from there within the first minute, without an SMS gateway.
@@ -16,7 +16,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from eldercare_cloud.care.clock import Clock, iso, parse_iso
+from eldercare_cloud.clock import Clock, iso, parse_iso
 from eldercare_cloud.db import Connection, Database
 from eldercare_cloud.notify.base import Delivery, Outbound
 

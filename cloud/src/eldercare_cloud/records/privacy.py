@@ -23,8 +23,8 @@ from eldercare_cloud.audit import AuditLog
 from eldercare_cloud.auth.models import Principal
 from eldercare_cloud.auth.users import unlink_resident
 from eldercare_cloud.care import privacy as care_privacy
-from eldercare_cloud.care.clock import Clock, iso
 from eldercare_cloud.care.service import CareService
+from eldercare_cloud.clock import Clock, iso
 from eldercare_cloud.db import Database
 from eldercare_cloud.errors import InvalidRequestError
 from eldercare_cloud.ingest import privacy as ingest_privacy

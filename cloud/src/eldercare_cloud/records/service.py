@@ -14,8 +14,8 @@ from eldercare_cloud.audit import AuditLog
 from eldercare_cloud.auth.models import Principal, Role
 from eldercare_cloud.care import alerts as A
 from eldercare_cloud.care import history as H
-from eldercare_cloud.care.clock import Clock, opt_parse, parse_iso
 from eldercare_cloud.care.models import AlertStatus
+from eldercare_cloud.clock import Clock, opt_parse, parse_iso
 from eldercare_cloud.db import Database, Row
 from eldercare_cloud.errors import InvalidRequestError, NotFoundError
 from eldercare_cloud.records import kpi as K

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from eldercare_cloud.audit import AuditLog
 from eldercare_cloud.auth.models import Principal, Role
 from eldercare_cloud.auth.scope import district_clause, resident_clause
-from eldercare_cloud.care.clock import Clock, iso, parse_iso
+from eldercare_cloud.clock import Clock, iso, parse_iso
 from eldercare_cloud.db import INTEGRITY_ERRORS, Connection, Database, Row
 from eldercare_cloud.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
 from eldercare_cloud.registry.models import (

@@ -22,7 +22,7 @@ from urllib.parse import quote
 from eldercare_cloud.audit import AuditLog
 from eldercare_cloud.auth.models import Principal, Role
 from eldercare_cloud.auth.signing import sign, verify
-from eldercare_cloud.care.clock import Clock, iso, opt_parse, parse_iso
+from eldercare_cloud.clock import Clock, iso, opt_parse, parse_iso
 from eldercare_cloud.db import Connection, Database, Row
 from eldercare_cloud.errors import AuthenticationError, PermissionDeniedError
 from eldercare_cloud.registry import RegistryService

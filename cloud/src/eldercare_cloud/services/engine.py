@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Protocol
 
-from eldercare_cloud.care.clock import Clock
+from eldercare_cloud.clock import Clock
 from eldercare_cloud.db import DATABASE_ERRORS, Database
 from eldercare_cloud.engine_loop import Tasks, earliest, run_loop
 from eldercare_cloud.errors import CloudError

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from eldercare_cloud.auth.models import Principal, Role
-from eldercare_cloud.care.clock import parse_iso
+from eldercare_cloud.clock import parse_iso
 from eldercare_cloud.db import Database
 from eldercare_cloud.registry import RegistryService
 from eldercare_cloud.services import catalogue as K

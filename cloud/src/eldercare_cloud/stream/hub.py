@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from eldercare_cloud.auth.models import Principal, Role
 from eldercare_cloud.auth.scope import district_clause, in_clause
-from eldercare_cloud.care.clock import Clock, iso, parse_iso
+from eldercare_cloud.clock import Clock, iso, parse_iso
 from eldercare_cloud.db import Connection, Database
 
 #: the PostgreSQL notification channel of stream commits
@@ -108,7 +108,7 @@ class StreamHub:
     async def wait(changed: asyncio.Event, seconds: float) -> bool:
         """Wait for a commit after ``watch()`` (True) or ``seconds`` (False)."""
         try:
-            async with asyncio.timeout(seconds):   # not wait_for: see care/clock.py
+            async with asyncio.timeout(seconds):   # not wait_for: see clock.py
                 await changed.wait()
         except TimeoutError:
             return False

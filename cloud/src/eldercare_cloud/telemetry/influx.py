@@ -3,7 +3,7 @@
 Ingest hands over points after its SQLite commit and never waits for this writer: a
 slow or dead time-series server can delay only telemetry in InfluxDB, never an alarm.
 Points are written in batches; a failed batch is retried with capped exponential
-backoff. During a long outage the queue is bounded by ``influx_max_pending``: the
+backoff. During a long outage the queue is bounded by ``influx.max_pending``: the
 oldest points are dropped and counted (with SQLite telemetry on, the default, they
 are still in SQLite).
 
@@ -31,7 +31,7 @@ from influxdb_client.client.write_api import SYNCHRONOUS, WriteApi
 from influxdb_client.rest import ApiException
 
 from eldercare_cloud.ingest.models import TelemetryPoint
-from eldercare_cloud.settings import CloudSettings
+from eldercare_cloud.settings import CloudSettings, reveal
 
 log = logging.getLogger(__name__)
 
@@ -69,17 +69,17 @@ class InfluxWriter:
     """Batched, retrying writer; ``submit`` never blocks and never raises."""
 
     def __init__(self, settings: CloudSettings) -> None:
-        if not settings.influx_url:
-            raise ValueError("InfluxWriter needs settings.influx_url")
-        self.url = settings.influx_url
-        self.token = settings.influx_token or ""
-        self.org = settings.influx_org
-        self.bucket = settings.influx_bucket
-        self.batch_size = settings.influx_batch_size
-        self.flush_s = settings.influx_flush_ms / 1000
-        self.max_pending = settings.influx_max_pending
-        self.timeout_ms = settings.influx_timeout_ms
-        self.retry_max_s = settings.influx_retry_max_s
+        if not settings.influx.url:
+            raise ValueError("InfluxWriter needs settings.influx.url")
+        self.url = settings.influx.url
+        self._token = settings.influx.token
+        self.org = settings.influx.org
+        self.bucket = settings.influx.bucket
+        self.batch_size = settings.influx.batch_size
+        self.flush_s = settings.influx.flush_ms / 1000
+        self.max_pending = settings.influx.max_pending
+        self.timeout_ms = settings.influx.timeout_ms
+        self.retry_max_s = settings.influx.retry_max_s
         self.counters = InfluxCounters()
         self._queue: deque[TelemetryPoint] = deque()
         self._inflight: list[TelemetryPoint] = []
@@ -93,7 +93,7 @@ class InfluxWriter:
         self._first_queued = 0.0
 
     async def __aenter__(self) -> InfluxWriter:
-        self._client = InfluxDBClient(url=self.url, token=self.token, org=self.org,
+        self._client = InfluxDBClient(url=self.url, token=reveal(self._token) or "", org=self.org,
                                       timeout=self.timeout_ms)
         self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
         self._task = asyncio.create_task(self._run(), name="influx-writer")
@@ -150,7 +150,7 @@ class InfluxWriter:
                     remaining = self._first_queued + self.flush_s - time.monotonic()
                     if remaining > 0:
                         self._wake.clear()
-                        with suppress(TimeoutError):   # asyncio.timeout: see care/clock.py
+                        with suppress(TimeoutError):   # asyncio.timeout: see clock.py
                             async with asyncio.timeout(remaining):
                                 await self._wake.wait()
                         if len(self._queue) < self.batch_size and (

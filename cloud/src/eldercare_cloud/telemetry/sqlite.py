@@ -68,6 +68,6 @@ async def erase_devices(conn: Connection, device_ids: Sequence[str]) -> int:
 
 
 async def purge_before(conn: Connection, before: datetime) -> int:
-    """Telemetry older than the retention (``telemetry_retention_days``)."""
+    """Telemetry older than the retention (``telemetry.retention_days``)."""
     cur = await conn.execute("DELETE FROM telemetry WHERE ts < ?", (to_db(before),))
     return int(cur.rowcount or 0)

@@ -31,9 +31,9 @@ from urllib.parse import quote
 from eldercare_cloud.audit import AuditLog
 from eldercare_cloud.auth.models import Principal, Role
 from eldercare_cloud.auth.signing import sign, verify
-from eldercare_cloud.care.clock import Clock, iso, opt_parse, parse_iso
 from eldercare_cloud.care.models import ClosureCode, ResolveRequest
 from eldercare_cloud.care.service import CareService
+from eldercare_cloud.clock import Clock, iso, opt_parse, parse_iso
 from eldercare_cloud.db import Connection, Database, Row
 from eldercare_cloud.errors import ConflictError, InvalidRequestError, NotFoundError
 from eldercare_cloud.notify.base import Channel, Outbound

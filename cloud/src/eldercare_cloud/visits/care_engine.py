@@ -17,7 +17,7 @@ import math
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 
-from eldercare_cloud.care.clock import Clock
+from eldercare_cloud.clock import Clock
 from eldercare_cloud.db import DATABASE_ERRORS, Database
 from eldercare_cloud.engine_loop import Tasks, run_loop
 from eldercare_cloud.errors import CloudError

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from eldercare_cloud.care.clock import iso, opt_parse, parse_iso
+from eldercare_cloud.clock import iso, opt_parse, parse_iso
 from eldercare_cloud.db import Connection, Row
 from eldercare_cloud.visits.verify import SLACK, Evidence, Method, Verdict, verify
 

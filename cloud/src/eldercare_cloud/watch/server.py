@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 
-from eldercare_cloud.care.clock import iso
+from eldercare_cloud.clock import iso
 from eldercare_cloud.db import DATABASE_ERRORS
 from eldercare_cloud.ingest.store import Received
 from eldercare_cloud.registry.models import WatchProfilePublic

@@ -6,7 +6,7 @@ watch reconnects to knows whether the resident is already outside the fence.
 
 from __future__ import annotations
 
-from eldercare_cloud.care.clock import iso, opt_parse
+from eldercare_cloud.clock import iso, opt_parse
 from eldercare_cloud.db import Database
 from eldercare_cloud.watch.fence import FenceState
 

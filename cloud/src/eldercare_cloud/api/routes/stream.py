@@ -37,7 +37,7 @@ async def stream(request: Request, services: ServicesDep, user: CurrentUser,
         start = after
     else:
         start = await hub.last_id()
-    heartbeat = services.settings.stream_heartbeat_s
+    heartbeat = services.settings.stream.heartbeat_s
 
     async def events() -> AsyncIterator[str]:
         cursor = start
