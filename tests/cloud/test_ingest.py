@@ -131,16 +131,19 @@ async def test_bad_payloads_are_counted_logged_and_change_nothing(
         (up_topic(GW, Up.STATE), b'{"gateway_id": "' + GW.encode() + b'", "status": "asleep"}'),
         # a record naming another (registered) gateway on this gateway's topic
         (up_topic(GW, Up.EVENTS), envelope("gw-other", 5).model_dump_json().encode()),
-        (f"ec/v1/{GW}/up/firmware", b"{}"),
         (up_topic(GW, Up.EVENTS), b"\xff\xfe\x00garbage"),
     ]
     caplog.set_level(logging.WARNING, logger="eldercare_cloud.ingest.service")
     for topic, payload in bad:
         gw.publish(Up.EVENTS, payload, topic=topic)
+    # a channel the protocol does not have is outside both lanes' subscriptions (events
+    # and state on the alarm lane, telemetry on the bulk lane): never received at all
+    gw.publish(Up.EVENTS, b"{}", topic=f"ec/v1/{GW}/up/firmware")
     gw.publish(Up.EVENTS, good)
     await wait_until(lambda: good.id in gw.acked_ids(), what="the good record's ack")
 
     assert ingest.ingest.counters.rejected_bad_payload == len(bad)
+    assert ingest.ingest.counters.received == len(bad) + 1
     assert [e.id for e in await ingest.store.events_after(0)] == [good.id]
     assert gw.acked_ids() == [good.id]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -414,8 +417,10 @@ async def test_subscription_topic_allows_shared_workers(
         gateway_factory: Callable[..., GatewayClient]) -> None:
     async with running_ingest(tmp_path, mosquitto, mqtt_shared_group=shared) as harness:
         service = harness.ingest
-        assert service.mqtt.subscriptions[0][0] == (
-            f"$share/{shared}/ec/v1/+/up/#" if shared else "ec/v1/+/up/#")
+        prefix = f"$share/{shared}/" if shared else ""
+        assert service.mqtt.subscriptions[0][0] == f"{prefix}ec/v1/+/up/telemetry"
+        assert service.alarm_mqtt is not None
+        assert service.alarm_mqtt.subscriptions[0][0] == f"{prefix}ec/v1/+/up/events"
         await harness.register(GW)
         gw = gateway_factory(GW)
         env = envelope(GW, 1)

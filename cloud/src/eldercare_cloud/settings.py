@@ -55,6 +55,16 @@ class CloudSettings(BaseSettings):
     #: test hook: the process SIGKILLs itself right after a commit, before its ack
     test_exit_after_commit: bool = False
 
+    # -- ingest lanes (issue 14: alarms get their own path through the cloud) ----------
+    #: which uplink this process takes: "both" (the alarm lane and the bulk lane, each on
+    #: its own MQTT session), "alarm" (events and gateway state only: a dedicated pool of
+    #: alarm workers) or "bulk" (telemetry only). Several workers of one kind share the
+    #: lane through mqtt_shared_group.
+    ingest_lanes: Literal["both", "alarm", "bulk"] = "both"
+    #: the bulk lane decodes this many records, then lets the event loop run (the alarm
+    #: lane's socket is read between chunks, so an SOS never waits for a whole batch)
+    ingest_decode_chunk: int = Field(default=64, ge=1, le=10000)
+
     # HTTP API
     #: CloudService serves the care core's app (eldercare_cloud.app) when present
     http_enabled: bool = True
