@@ -8,6 +8,7 @@ written (and might roll back).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from eldercare_cloud.ingest.credentials import (
 from eldercare_cloud.ingest.errors import RegistrationError
 from eldercare_cloud.ingest.models import (
     CommitInfo,
+    GatewayLiveness,
     GatewayLogEntry,
     GatewayRecord,
     StoredEvent,
@@ -59,6 +61,8 @@ _GATEWAY_COLUMNS = ("id, created_at, online, last_seen, last_birth_at, last_will
                     " last_health_at, last_health, version")
 #: SQLite's default limit of host parameters is 32766; stay far below it
 _IN_CHUNK = 500
+#: rows decoded between two turns of the event loop in a long read
+_YIELD_EVERY = 100
 
 
 @dataclass
@@ -232,6 +236,36 @@ class IngestStore:
     async def gateways(self) -> list[GatewayRecord]:
         cur = await self.reader.execute(f"SELECT {_GATEWAY_COLUMNS} FROM gateways ORDER BY id")
         return [_gateway(r) for r in await cur.fetchall()]
+
+    async def online_gateways(self) -> list[GatewayLiveness]:
+        """Gateways marked online, without their health report (the silence rule)."""
+        cur = await self.reader.execute(
+            "SELECT id, created_at, last_seen FROM gateways WHERE online = 1")
+        return [GatewayLiveness(str(r[0]), from_db(r[1]), from_db_opt(r[2]))
+                for r in await cur.fetchall()]
+
+    async def gateways_reported_since(self, since: datetime | None, *,
+                                      containing: str | None = None) -> list[GatewayRecord]:
+        """Gateways whose last health report was received at or after ``since`` (all that
+        have one when None) and, when given, whose report's JSON contains ``containing``
+        (a key: a cheap filter in SQL before any decoding), health decoded. The decoding
+        yields to the event loop every few rows: on a loop that also runs ingest, a long
+        parse would stop the sockets being read (issue 14)."""
+        clauses, params = ["last_health_at IS NOT NULL"], []
+        if since is not None:
+            clauses.append("last_health_at >= ?")
+            params.append(to_db(since))
+        if containing is not None:
+            clauses.append("last_health LIKE ?")
+            params.append(f"%{containing}%")
+        cur = await self.reader.execute(
+            f"SELECT {_GATEWAY_COLUMNS} FROM gateways WHERE {' AND '.join(clauses)}", params)
+        out: list[GatewayRecord] = []
+        for n, r in enumerate(await cur.fetchall()):
+            if n and n % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+            out.append(_gateway(r))
+        return out
 
     # -- reads by cursor -------------------------------------------------------------
 
