@@ -1,0 +1,115 @@
+"""Alarms get their own path through the cloud (issue 14).
+
+A telemetry backlog is built first: thousands of batches that the cloud takes in small
+commits and stops reading once its queue is full, so most of the backlog waits in the
+broker's queue for the cloud. Then an SOS is sent and a gateway vanishes (its Last Will).
+Both travel on the alarm lane's own session and are committed and acked while the
+telemetry is still backlogged; in one FIFO they would have waited behind all of it.
+Ordering, not timing: the assertion is how much telemetry was acked when the SOS was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from test_ingest_stall import T0, Gateway, envelope
+from test_ingest_support import GatewayClient, running_ingest, wait_until
+
+from eldercare_protocols.events import EventKind
+from eldercare_protocols.uplink import (
+    Ack,
+    GatewayState,
+    TelemetryBatch,
+    TelemetryRecord,
+    Up,
+    encode,
+)
+
+if TYPE_CHECKING:
+    from broker_support import Broker
+
+pytestmark = pytest.mark.integration
+
+GW = "gw-prio-01"
+WILL_GW = "gw-prio-will"
+BACKLOG = 3000
+
+
+def batch(seq: int) -> bytes:
+    return encode(TelemetryBatch(
+        id=f"{GW}-tb-{seq:06d}", seq=seq, gateway_id=GW, gateway_ts=T0,
+        records=[TelemetryRecord(device_id=f"vit-{i}", kind=EventKind.VITALS, ts=T0,
+                                 values={"heart_rate": 70.0 + i, "spo2": 97.0},
+                                 device_seq=seq) for i in range(10)]))
+
+
+async def test_an_sos_and_a_last_will_overtake_a_telemetry_backlog(
+        tmp_path: Path, mosquitto: Broker,
+        gateway_factory: Callable[..., GatewayClient]) -> None:
+    # small commits and a short queue: the backlog stays mostly in the broker
+    async with running_ingest(tmp_path, mosquitto, ingest_batch_max=20,
+                              ingest_queue_max=100) as harness:
+        service = harness.ingest
+        await harness.register(GW)
+        await harness.register(WILL_GW)
+        watcher = gateway_factory(WILL_GW, will=GatewayState(gateway_id=WILL_GW,
+                                                             status="offline"))
+        watcher.publish(Up.STATE, GatewayState(gateway_id=WILL_GW, status="online", ts=T0),
+                        retain=True)
+        await wait_until(lambda: service.counters.gateway_states >= 1, what="the birth")
+
+        gw = Gateway(mosquitto, GW)
+        sos = envelope(GW, 1)
+        telemetry_acked_at_sos: list[int] = []
+        lock = threading.Lock()
+        telemetry_acked = 0
+
+        original = gw._on_message
+
+        def on_message(client: object, userdata: object, msg: object) -> None:
+            nonlocal telemetry_acked
+            ids = Ack.model_validate_json(msg.payload).ids  # type: ignore[attr-defined]
+            with lock:
+                telemetry_acked += sum(1 for i in ids if "-tb-" in i)
+                if sos.id in ids:
+                    telemetry_acked_at_sos.append(telemetry_acked)
+            original(client, userdata, msg)  # type: ignore[arg-type]
+
+        gw.client.on_message = on_message
+        try:
+            for seq in range(1, BACKLOG + 1):
+                gw.send(Up.TELEMETRY, batch(seq))
+            deadline = time.monotonic() + 30
+            while not gw.all_published():
+                assert time.monotonic() < deadline, "the broker did not take the backlog"
+                await asyncio.sleep(0.02)
+            assert service.counters.telemetry_points < BACKLOG * 10  # still backlogged
+
+            gw.send(Up.EVENTS, encode(sos))
+            watcher.drop()  # the broker publishes its Last Will
+            await wait_until(lambda: bool(telemetry_acked_at_sos), timeout=30,
+                             what="the SOS ack")
+            await wait_until(lambda: service.counters.gateway_states >= 2, timeout=30,
+                             what="the Last Will")
+            record = await harness.store.gateway(WILL_GW)
+            assert record is not None and not record.online
+            with lock:
+                at_will = telemetry_acked
+            # both overtook most of the backlog
+            assert telemetry_acked_at_sos[0] < BACKLOG // 2, telemetry_acked_at_sos
+            assert at_will < BACKLOG, at_will
+            stored = await harness.store.event(sos.id)
+            assert stored is not None and stored.kind is EventKind.SOS
+
+            # and the backlog is not lost for it: all of it is committed and acked
+            await wait_until(lambda: telemetry_acked >= BACKLOG, timeout=120,
+                             what="the whole backlog acked")
+            assert await harness.store.telemetry_batch_count() == BACKLOG
+        finally:
+            gw.close()
