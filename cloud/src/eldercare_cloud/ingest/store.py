@@ -86,8 +86,12 @@ class Received:
     received_at: datetime
 
 
+#: one encoder made once: json.dumps with any keyword argument builds one per call
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def _json(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODER.encode(obj) if obj else "{}"
 
 
 def _event(r: Row) -> StoredEvent:
