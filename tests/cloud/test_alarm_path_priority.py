@@ -113,3 +113,30 @@ async def test_an_sos_and_a_last_will_overtake_a_telemetry_backlog(
             assert await harness.store.telemetry_batch_count() == BACKLOG
         finally:
             gw.close()
+
+
+async def test_on_the_alarm_lane_life_safety_events_and_states_go_first(
+        tmp_path: Path, mosquitto: Broker) -> None:
+    """Door and motion events share the alarm lane's topic with SOS: a backlog of them
+    already in the cloud's queue does not delay an SOS or a Last Will behind it. The
+    messages are handed to the lane directly (as its MQTT session would), all before the
+    committer runs, so the order of the commit is the queue's, not the network's."""
+    async with running_ingest(tmp_path, mosquitto) as harness:
+        service = harness.ingest
+        await harness.register(GW)
+        lane = service.lanes["alarm"]
+        doors = [envelope(GW, seq) for seq in range(1, 1201)]
+        for door in doors:
+            service._on_message(lane, f"ec/v1/{GW}/up/events", encode(
+                door.model_copy(update={"kind": EventKind.DOOR_OPEN})))
+        sos = envelope(GW, 2000)
+        will = GatewayState(gateway_id=GW, status="offline")
+        service._on_message(lane, f"ec/v1/{GW}/up/events", encode(sos))
+        service._on_message(lane, f"ec/v1/{GW}/up/state", encode(will))
+        await wait_until(lambda: service.counters.committed >= len(doors) + 1, timeout=60,
+                         what="everything committed")
+        stored = await harness.store.events_after(0, limit=5000)
+        assert stored[0].id == sos.id  # the first row of the first commit
+        assert len(stored) == len(doors) + 1
+        record = await harness.store.gateway(GW)
+        assert record is not None and record.last_will_at is not None
