@@ -115,10 +115,11 @@ async def test_an_sos_and_a_last_will_overtake_a_telemetry_backlog(
             gw.close()
 
 
-async def test_on_the_alarm_lane_life_safety_events_and_states_go_first(
+async def test_on_the_alarm_lane_life_safety_events_go_first_then_states(
         tmp_path: Path, mosquitto: Broker) -> None:
-    """Door and motion events share the alarm lane's topic with SOS: a backlog of them
-    already in the cloud's queue does not delay an SOS or a Last Will behind it. The
+    """Door and motion events share the alarm lane's topic with SOS, and health reports
+    its session: a backlog of them already in the cloud's queue does not delay an SOS
+    (nor the Last Will behind the door events). The
     messages are handed to the lane directly (as its MQTT session would), all before the
     committer runs, so the order of the commit is the queue's, not the network's."""
     async with running_ingest(tmp_path, mosquitto) as harness:
@@ -129,6 +130,9 @@ async def test_on_the_alarm_lane_life_safety_events_and_states_go_first(
         for door in doors:
             service._on_message(lane, f"ec/v1/{GW}/up/events", encode(
                 door.model_copy(update={"kind": EventKind.DOOR_OPEN})))
+        for n in range(300):  # health reports wait behind an SOS too, in their order
+            service._on_message(lane, f"ec/v1/{GW}/up/state", encode(GatewayState(
+                gateway_id=GW, status="health", ts=T0, counters={"n": n})))
         sos = envelope(GW, 2000)
         will = GatewayState(gateway_id=GW, status="offline")
         service._on_message(lane, f"ec/v1/{GW}/up/events", encode(sos))
@@ -139,4 +143,6 @@ async def test_on_the_alarm_lane_life_safety_events_and_states_go_first(
         assert stored[0].id == sos.id  # the first row of the first commit
         assert len(stored) == len(doors) + 1
         record = await harness.store.gateway(GW)
-        assert record is not None and record.last_will_at is not None
+        # the states kept their order: the Will after 300 health reports leaves it offline
+        assert record is not None and record.last_will_at is not None and not record.online
+        assert record.last_health is not None and record.last_health.counters == {"n": 299}

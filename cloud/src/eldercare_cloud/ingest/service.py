@@ -124,21 +124,14 @@ def mqtt_options(settings: CloudSettings, lane: LaneName = "bulk") -> MqttOption
 
 Raw = tuple[str, bytes, datetime, float]
 
-#: a life-safety kind as our encoder writes it (``encode``: compact JSON); a hint for
-#: the order of the alarm lane's queue only: a payload written otherwise just queues with
-#: the other events, and every payload is decoded and validated all the same
+#: a life-safety kind as our encoder writes it (``encode``: compact JSON); on the alarm
+#: lane those go before gateway states and door, motion and other events that share its
+#: topic (under overload an SOS must not wait behind them). A hint for the order only:
+#: a payload written otherwise just queues with the other events, and every payload is
+#: decoded and validated all the same
 _LIFE_SAFETY_HINT = re.compile(
     rb'"kind":\s*"(?:' + b"|".join(re.escape(k.value.encode())
                                     for k in sorted(LIFE_SAFETY_KINDS)) + rb')"')
-
-
-def _urgent(topic: str, payload: bytes) -> bool:
-    """Gateway states (births, Last Wills, health: kept in their order, which decides
-    online/offline) and life-safety events go before door, motion and other events that
-    share the alarm lane's topic (under overload an SOS must not wait behind them)."""
-    if topic.endswith("/up/state"):
-        return True
-    return _LIFE_SAFETY_HINT.search(payload) is not None
 
 
 class _Lane:
@@ -148,8 +141,11 @@ class _Lane:
         self.name = name
         self.mqtt: MqttConnection | None = None
         self.pending: deque[Raw] = deque()
-        #: the alarm lane's first queue: life-safety events and gateway states
+        #: the alarm lane's queues before ``pending``: life-safety events, then gateway
+        #: states (births, Last Wills, health: kept in their order, which decides
+        #: online/offline)
         self.urgent: deque[Raw] = deque()
+        self.states: deque[Raw] = deque()
         self.wake = asyncio.Event()
         #: set whenever the committer has nothing left to do
         self.idle = asyncio.Event()
@@ -158,6 +154,10 @@ class _Lane:
         self.drained.set()
         self.busy = False
         self.task: asyncio.Task[None] | None = None
+
+    @property
+    def queued(self) -> int:
+        return len(self.urgent) + len(self.states) + len(self.pending)
 
 
 class IngestService:
@@ -257,7 +257,7 @@ class IngestService:
         for lane in self.lanes.values():
             if lane.task is None:
                 continue
-            if lane.pending or lane.urgent or lane.busy:
+            if lane.queued or lane.busy:
                 lane.idle.clear()
                 lane.wake.set()
                 with suppress(TimeoutError):
@@ -328,19 +328,23 @@ class IngestService:
 
     @property
     def pending(self) -> int:
-        return sum(len(lane.pending) + len(lane.urgent) for lane in self.lanes.values())
+        return sum(lane.queued for lane in self.lanes.values())
 
     # -- receive -----------------------------------------------------------------------
 
     def _on_message(self, lane: _Lane, topic: str, payload: bytes) -> None:
         item = (topic, payload, datetime.now(UTC), time.monotonic())
-        if lane.name == "alarm" and _urgent(topic, payload):
+        if lane.name != "alarm":
+            lane.pending.append(item)
+        elif topic.endswith("/up/state"):
+            lane.states.append(item)
+        elif _LIFE_SAFETY_HINT.search(payload) is not None:
             lane.urgent.append(item)
         else:
             lane.pending.append(item)
         lane.drained.clear()
         lane.wake.set()
-        if (len(lane.pending) + len(lane.urgent) >= self.settings.ingest_queue_max
+        if (lane.queued >= self.settings.ingest_queue_max
                 and lane.mqtt is not None):
             # the broker keeps queueing for our session; the gateways keep their outboxes
             lane.mqtt.pause_reading()
@@ -350,24 +354,24 @@ class IngestService:
         # alarms never wait for a batch to fill; telemetry waits a moment for company
         wait_s = self.settings.ingest_batch_wait_ms / 1000 if lane.name == "bulk" else 0.0
         while True:
-            if not lane.pending and not lane.urgent:
+            if not lane.queued:
                 lane.drained.set()
             lane.idle.set()
             await lane.wake.wait()
             lane.wake.clear()
-            while lane.pending or lane.urgent:
+            while lane.queued:
                 if wait_s and len(lane.pending) < batch_max:
                     remaining = lane.pending[0][3] + wait_s - time.monotonic()
                     if remaining > 0:
                         await asyncio.sleep(remaining)
-                # life-safety events and gateway states first (their own order kept)
-                raw = [lane.urgent.popleft()
-                       for _ in range(min(batch_max, len(lane.urgent)))]
-                raw += [lane.pending.popleft()
-                        for _ in range(min(batch_max - len(raw), len(lane.pending)))]
+                # life-safety events, then gateway states, then the rest (each queue's
+                # own order kept)
+                raw: list[Raw] = []
+                for queue in (lane.urgent, lane.states, lane.pending):
+                    raw += [queue.popleft()
+                            for _ in range(min(batch_max - len(raw), len(queue)))]
                 if lane.mqtt is not None and not lane.mqtt.reading and (
-                        len(lane.pending) + len(lane.urgent)
-                        <= self.settings.ingest_queue_max // 2):
+                        lane.queued <= self.settings.ingest_queue_max // 2):
                     lane.mqtt.resume_reading()
                 lane.busy = True
                 try:
