@@ -230,6 +230,13 @@ def home_conf(port: int) -> str:
             f"max_queued_messages 10000\n{NODELAY}{user}")
 
 
+def cloud_conf(port: int) -> str:
+    """The anonymous cloud broker (no dynamic-security plugin): the cloud's sessions get
+    queues sized for a stall, as eldercare_cloud.broker.files.QUEUE_CONF gives them."""
+    return (home_conf(port) + "max_inflight_messages 100\nmax_queued_messages 100000\n"
+            "max_queued_bytes 0\n")
+
+
 # -- secrets kept between runs ----------------------------------------------------------------
 
 class Secrets:
@@ -312,12 +319,12 @@ class Run:
             from eldercare_cloud.broker import Account, BrokerSecurityError, write_broker_files
             from eldercare_cloud.broker.files import find_plugin
         except ImportError:
-            return await start_mosquitto("cloud", directory, port, mosquitto, home_conf(port))
+            return await start_mosquitto("cloud", directory, port, mosquitto, cloud_conf(port))
         try:
             plugin = find_plugin()
         except BrokerSecurityError as exc:
             log.warning("%s: the cloud broker runs anonymous on loopback", exc)
-            return await start_mosquitto("cloud", directory, port, mosquitto, home_conf(port))
+            return await start_mosquitto("cloud", directory, port, mosquitto, cloud_conf(port))
         admin = Account("dynsec-admin", self.secrets.get("broker_admin"))
         ingest = Account("cloud-ingest", self.secrets.get("broker_ingest"))
         fresh = "dynsec_written" not in self.secrets.values

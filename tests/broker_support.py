@@ -82,8 +82,11 @@ def start_mosquitto(directory: Path, extra_conf: str = "") -> Broker:
     conf.write_text(
         f"listener {port} 127.0.0.1\n"
         "persistence false\n"
+        # the cloud's sessions sized for a stall, as every broker the project ships
+        # (eldercare_cloud.broker.files.QUEUE_CONF; test_ingest_stall.py proves it)
         "max_queued_messages 100000\n"
         "max_inflight_messages 100\n"
+        "max_queued_bytes 0\n"
         f"{body}"
     )
     proc = _spawn(conf, log)

@@ -28,13 +28,20 @@ def settings(tmp_path: Path, **values: Any) -> CloudSettings:
 
 def test_each_role_wires_only_its_parts(tmp_path: Path) -> None:
     everything = CloudService(settings(tmp_path))
+    # two lanes, each on its own session: alarms never queue behind telemetry
     assert everything.ingest is not None and everything.ingest.mqtt.subscriptions == [
-        ("ec/v1/+/up/#", 1)]
+        ("ec/v1/+/up/telemetry", 1)]
+    assert everything.ingest.alarm_mqtt is not None
+    assert everything.ingest.alarm_mqtt.subscriptions == [
+        ("ec/v1/+/up/events", 1), ("ec/v1/+/up/state", 1)]
     assert everything.serves_http and everything.runs_engine
 
     ingest = CloudService(settings(tmp_path, role="ingest", mqtt={"shared_group": "ingest"}))
     assert ingest.ingest is not None
-    assert ingest.ingest.mqtt.subscriptions == [("$share/ingest/ec/v1/+/up/#", 1)]
+    assert ingest.ingest.mqtt.subscriptions == [("$share/ingest/ec/v1/+/up/telemetry", 1)]
+    assert ingest.ingest.alarm_mqtt is not None
+    assert ingest.ingest.alarm_mqtt.subscriptions == [
+        ("$share/ingest/ec/v1/+/up/events", 1), ("$share/ingest/ec/v1/+/up/state", 1)]
     assert not ingest.serves_http and not ingest.runs_engine
 
     api = CloudService(settings(tmp_path, role="api"))
@@ -45,6 +52,7 @@ def test_each_role_wires_only_its_parts(tmp_path: Path) -> None:
 
     engine = CloudService(settings(tmp_path, role="engine", mqtt={"shared_group": "ingest"}))
     assert engine.ingest is not None and engine.ingest.mqtt.subscriptions == []  # publishes
+    assert engine.ingest.alarm_mqtt is None
     assert engine.runs_engine and not engine.serves_http
 
 

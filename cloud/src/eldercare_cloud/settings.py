@@ -96,6 +96,15 @@ class IngestSettings(_Section):
     batch_wait_ms: int = Field(default=5, ge=0, le=1000)
     #: messages received but not yet committed before ingest stops reading the socket
     queue_max: int = Field(default=20000, ge=100)
+    #: which uplink this process takes (alarms get their own path through the cloud):
+    #: "both" (the alarm lane and the bulk lane, each on its own MQTT session), "alarm"
+    #: (events and gateway state only: a dedicated pool of alarm workers) or "bulk"
+    #: (telemetry only). Several workers of one kind share the lane through
+    #: mqtt.shared_group.
+    lanes: Literal["both", "alarm", "bulk"] = "both"
+    #: the bulk lane decodes this many records, then lets the event loop run (the alarm
+    #: lane's socket is read between chunks, so an SOS never waits for a whole batch)
+    decode_chunk: int = Field(default=64, ge=1, le=10000)
 
 
 class HttpSettings(_Section):
@@ -204,7 +213,8 @@ RENAMED: dict[str, str] = {
     "mqtt_reconnect_max_s": "mqtt.reconnect_max_s", "mqtt_tls_ca": "mqtt.tls_ca",
     "mqtt_publish_timeout_s": "mqtt.publish_timeout_s",
     "ingest_batch_max": "ingest.batch_max", "ingest_batch_wait_ms": "ingest.batch_wait_ms",
-    "ingest_queue_max": "ingest.queue_max",
+    "ingest_queue_max": "ingest.queue_max", "ingest_lanes": "ingest.lanes",
+    "ingest_decode_chunk": "ingest.decode_chunk",
     "http_enabled": "http.enabled", "http_host": "http.host", "http_port": "http.port",
     "public_base_url": "http.public_base_url", "dashboards_dir": "http.dashboards_dir",
     "secret_key": "auth.secret_key", "access_token_ttl_s": "auth.access_token_ttl_s",

@@ -24,7 +24,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from eldercare_protocols._json import dump, load_object, parse, validate
-from eldercare_protocols.bounds import Int64, JsonData, Seq, Timestamp
+from eldercare_protocols.bounds import MAX_PAYLOAD, Int64, JsonData, Seq, Timestamp
 from eldercare_protocols.errors import DecodeError
 from eldercare_protocols.events import EventKind, is_life_safety
 
@@ -281,13 +281,38 @@ class DownCommand(_Model):
     ts: Timestamp
 
 
+def _decode_fast(channel: Up, payload: bytes
+                 ) -> (EventEnvelope | GapRecord | SmsReport | UnknownDeviceSeen | TelemetryBatch
+                       | GatewayState | None):
+    """The common case in one pass of pydantic's own JSON parser (about half the CPU of
+    json.loads, then validating the dict; issue 14). Only for payloads whose bytes rule
+    out what the bounded loader's walk alone catches (``bounds.loads``: in ASCII bytes
+    only a ``\\u`` escape makes a lone surrogate); everything else the models check
+    themselves (``allow_inf_nan=False``, the 64-bit bounds, free-form data walking
+    itself). None when the payload is not valid: the slow path then says why, exactly as
+    before."""
+    if len(payload) > MAX_PAYLOAD or not payload.isascii() or b"\\u" in payload:
+        return None
+    try:
+        if channel is Up.EVENTS:
+            return _UPLINK.validate_json(payload)
+        if channel is Up.TELEMETRY:
+            return TelemetryBatch.model_validate_json(payload)
+        return GatewayState.model_validate_json(payload)
+    except ValueError:
+        return None
+
+
 def decode_uplink(topic: str, payload: bytes
                   ) -> tuple[str, EventEnvelope | GapRecord | SmsReport | UnknownDeviceSeen
                              | TelemetryBatch | GatewayState]:
     """Decode an uplink message and check that it names the gateway of its topic."""
     gateway_id, channel = parse_up_topic(topic)
     msg: EventEnvelope | GapRecord | SmsReport | UnknownDeviceSeen | TelemetryBatch | GatewayState
-    if channel is Up.EVENTS:
+    fast = _decode_fast(channel, payload)
+    if fast is not None:
+        msg = fast
+    elif channel is Up.EVENTS:
         obj = load_object(payload, topic, into_model=True)
         try:
             msg = _UPLINK.validate_python(obj)

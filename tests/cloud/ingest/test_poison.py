@@ -61,7 +61,7 @@ async def test_each_hostile_record_of_the_issue_is_rejected_and_sos_keep_flowing
     assert set(gw.acked_ids()) == {v.id for v in valid}
     warned = "\n".join(r.getMessage() for r in caplog.records)
     assert f"ec/v1/{GW}/up/events" in warned
-    assert ingest.ingest._committer is not None and not ingest.ingest._committer.done()
+    assert ingest.ingest.committers and not any(t.done() for t in ingest.ingest.committers)
 
 
 async def test_a_record_the_database_refuses_costs_that_record_and_the_batch_commits(
@@ -117,7 +117,7 @@ async def test_a_decoder_that_breaks_costs_that_record(
     gw.publish(Up.EVENTS, valid)
     await wait_until(lambda: valid.id in gw.acked_ids(), 10, "the SOS acked")
     assert ingest.ingest.counters.rejected_bad_payload == 1
-    assert ingest.ingest._committer is not None and not ingest.ingest._committer.done()
+    assert ingest.ingest.committers and not any(t.done() for t in ingest.ingest.committers)
 
 
 async def test_ingest_reconnects_after_a_keepalive_drop_while_reading_is_paused(

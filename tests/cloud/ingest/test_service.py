@@ -132,16 +132,19 @@ async def test_bad_payloads_are_counted_logged_and_change_nothing(
         (up_topic(GW, Up.STATE), b'{"gateway_id": "' + GW.encode() + b'", "status": "asleep"}'),
         # a record naming another (registered) gateway on this gateway's topic
         (up_topic(GW, Up.EVENTS), envelope("gw-other", 5).model_dump_json().encode()),
-        (f"ec/v1/{GW}/up/firmware", b"{}"),
         (up_topic(GW, Up.EVENTS), b"\xff\xfe\x00garbage"),
     ]
     caplog.set_level(logging.WARNING, logger="eldercare_cloud.ingest.service")
     for topic, payload in bad:
         gw.publish(Up.EVENTS, payload, topic=topic)
+    # a channel the protocol does not have is outside both lanes' subscriptions (events
+    # and state on the alarm lane, telemetry on the bulk lane): never received at all
+    gw.publish(Up.EVENTS, b"{}", topic=f"ec/v1/{GW}/up/firmware")
     gw.publish(Up.EVENTS, good)
     await wait_until(lambda: good.id in gw.acked_ids(), what="the good record's ack")
 
     assert ingest.ingest.counters.rejected_bad_payload == len(bad)
+    assert ingest.ingest.counters.received == len(bad) + 1
     assert [e.id for e in await ingest.store.events_after(0)] == [good.id]
     assert gw.acked_ids() == [good.id]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -318,13 +321,18 @@ async def test_commit_listeners_and_waiters_see_only_new_rows_in_order(
     await wait_until(lambda: gw.acked_ids().count(envs[0].id) == 2, what="all acks")
 
     new = [e for info in infos for e in info.events]
-    assert [e.id for e in new] == [e.id for e in envs]
+    # arrival order within life-safety events and within the others (the alarm lane
+    # takes falls before door events already waiting beside them)
+    for kind in (EventKind.FALL, EventKind.DOOR_OPEN):
+        assert [e.id for e in new if e.kind is kind] == [e.id for e in envs if e.kind is kind]
+    assert sorted(e.id for e in new) == sorted(e.id for e in envs)
     assert new == await ingest.store.events_after(0)  # the same rows a reader gets
     assert [e.rowid for e in new] == sorted(e.rowid for e in new)
     assert infos[-1].event_rowid == new[-1].rowid
-    assert [e.lane for e in new[:2]] == [Lane.EVENT, Lane.ALARM]
+    lanes = {e.id: e.lane for e in new}
+    assert [lanes[e.id] for e in envs[:2]] == [Lane.EVENT, Lane.ALARM]
     page = await ingest.store.events_after(new[4].rowid, limit=5)
-    assert [e.id for e in page] == [e.id for e in envs[5:10]]
+    assert [e.id for e in page] == [e.id for e in new[5:10]]
     remove()
     gw.publish(Up.EVENTS, envelope(GW, 99))
     await wait_until(lambda: ingest.ingest.counters.committed == 21, what="the last commit")
@@ -415,8 +423,10 @@ async def test_subscription_topic_allows_shared_workers(
         gateway_factory: Callable[..., GatewayClient]) -> None:
     async with running_ingest(tmp_path, mosquitto, mqtt={"shared_group": shared}) as harness:
         service = harness.ingest
-        assert service.mqtt.subscriptions[0][0] == (
-            f"$share/{shared}/ec/v1/+/up/#" if shared else "ec/v1/+/up/#")
+        prefix = f"$share/{shared}/" if shared else ""
+        assert service.mqtt.subscriptions[0][0] == f"{prefix}ec/v1/+/up/telemetry"
+        assert service.alarm_mqtt is not None
+        assert service.alarm_mqtt.subscriptions[0][0] == f"{prefix}ec/v1/+/up/events"
         await harness.register(GW)
         gw = gateway_factory(GW)
         env = envelope(GW, 1)

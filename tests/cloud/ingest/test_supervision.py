@@ -21,11 +21,11 @@ pytestmark = pytest.mark.integration
 async def test_a_dead_committer_ends_the_cloud_with_status_70(
         tmp_path: Path, mosquitto: Broker, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
-    async def broken_commit_loop(self: IngestService) -> None:
+    async def broken_commit_loop(self: IngestService, lane: object) -> None:
         raise RuntimeError("a bug in the commit loop")
 
     # a stand-in for a bug no input can trigger today (each record is isolated)
     monkeypatch.setattr(IngestService, "_commit_loop", broken_commit_loop)
     code = await service.run_until_signalled(ingest_settings(tmp_path, mosquitto))
     assert code == service.EXIT_TASK_DIED
-    assert any("ingest task ingest-commit died" in r.getMessage() for r in caplog.records)
+    assert any("ingest task ingest-commit-alarm died" in r.getMessage() for r in caplog.records)

@@ -125,10 +125,23 @@ def conf_body(dynsec_file: Path, plugin: Path | None = None) -> str:
     )
 
 
+#: Queues sized for a stall of the cloud's ingest (a GC pause, a slow disk, a blocked
+#: loop): with Mosquitto's defaults (20 in flight, 1,000 queued per session) a stall of
+#: half a second at 2,000 msg/s overflows the cloud's session and the broker drops
+#: messages. 100,000 queued is 20 s of one worker's ceiling (~5,000 msg/s); at ~600 bytes a
+#: message that is ~60 MB per cloud session (two per worker: the alarm and the bulk lane),
+#: not capped in bytes. The limits apply to every client, but a gateway's session only
+#: ever holds a few acks and configs. tests/broker_support.py, bench/_broker.py,
+#: scripts/run.py and deploy/mosquitto/mosquitto.conf carry the same lines.
+QUEUE_CONF = ("max_inflight_messages 100\n"
+              "max_queued_messages 100000\n"
+              "max_queued_bytes 0\n")
+
+
 def mosquitto_conf(dynsec_file: Path, *, host: str, port: int, plugin: Path | None = None,
                    persistence_dir: Path | None = None) -> str:
     # no Nagle: an alarm is one small packet that must not wait for a delayed ACK
-    lines = [f"listener {port} {host}\n", "set_tcp_nodelay true\n"]
+    lines = [f"listener {port} {host}\n", "set_tcp_nodelay true\n", QUEUE_CONF]
     if persistence_dir is not None:
         lines.append(f"persistence true\npersistence_location {persistence_dir}/\n")
     else:

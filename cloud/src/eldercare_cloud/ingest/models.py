@@ -55,6 +55,16 @@ class GatewayRecord(_Frozen):
     version: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class GatewayLiveness:
+    """What the periodic silence rule needs of an online gateway: no health report (its
+    JSON is what made loading every gateway cost 180-370 ms at 10,000 gateways)."""
+
+    id: str
+    created_at: datetime
+    last_seen: datetime | None
+
+
 class GatewayLogEntry(_Frozen):
     """A gateway's online/offline transition (birth, Last Will, or health after silence)."""
 

@@ -13,6 +13,15 @@ The order that makes the alarm path lossless (DESIGN.md, invariant 1):
 A crash anywhere before 4 means no ack: the gateway resends and step 3 ignores what it
 already has. Telemetry for InfluxDB leaves after the commit on its own queue, so a
 time-series outage never delays an alarm.
+
+Two lanes (issue 14): alarms never queue behind telemetry, neither in the broker nor
+here. The alarm lane is an MQTT session of its own subscribed to ``up/events`` and
+``up/state`` (alarms, gaps, SMS reports, births, Last Wills, health), with its own queue
+and committer that never waits for a batch to fill; the bulk lane takes ``up/telemetry``
+on another session. The bulk lane decodes in chunks (the event loop reads the alarm
+socket in between) and commits only while the alarm lane has nothing pending, so an SOS
+waits at most for one telemetry transaction already under way. ``ingest_lanes`` lets a
+deployment run a pool of alarm-only workers beside bulk-only ones.
 """
 
 from __future__ import annotations
@@ -20,30 +29,34 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack, suppress
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from eldercare_cloud.db import Database
 from eldercare_cloud.ingest.models import CommitInfo, IngestCounters
-from eldercare_cloud.ingest.mqtt import MqttConnection, MqttOptions
+from eldercare_cloud.ingest.mqtt import MessageHandler, MqttConnection, MqttOptions
 from eldercare_cloud.ingest.store import GATEWAYS_CHANNEL, IngestStore, Received
 from eldercare_cloud.settings import CloudSettings, reveal
 
 if TYPE_CHECKING:
     from eldercare_cloud.telemetry.influx import InfluxWriter
 from eldercare_protocols.errors import DecodeError
+from eldercare_protocols.events import LIFE_SAFETY_KINDS
 from eldercare_protocols.lograte import RateLimitedLog
 from eldercare_protocols.uplink import (
     CLOUD_SUBSCRIPTION,
+    ROOT,
     Ack,
     Down,
     DownCommand,
     GatewayConfig,
+    Up,
     decode_uplink,
     down_topic,
     encode,
@@ -64,7 +77,6 @@ ACK_MAX_IDS = 5000
 #: how often an unknown gateway id is looked up again (the CLI registers from elsewhere)
 _REGISTRY_RECHECK_S = 1.0
 _UNREGISTERED_WARN_EVERY_S = 60.0
-_TELEMETRY_SUFFIX = "/up/telemetry"
 
 
 def subscription(settings: CloudSettings) -> str:
@@ -74,10 +86,33 @@ def subscription(settings: CloudSettings) -> str:
     return CLOUD_SUBSCRIPTION
 
 
-def mqtt_options(settings: CloudSettings) -> MqttOptions:
+LaneName = Literal["alarm", "bulk"]
+#: the uplink channels of each lane
+LANE_CHANNELS: dict[LaneName, tuple[Up, ...]] = {
+    "alarm": (Up.EVENTS, Up.STATE),
+    "bulk": (Up.TELEMETRY,),
+}
+#: the alarm lane's MQTT session: the worker's client id with this suffix
+ALARM_CLIENT_SUFFIX = "-alarm"
+
+
+def lane_subscriptions(settings: CloudSettings, lane: LaneName) -> list[tuple[str, int]]:
+    """The lane's topic filters, ``$share/{group}/``-prefixed for several workers."""
+    prefix = f"$share/{settings.mqtt.shared_group}/" if settings.mqtt.shared_group else ""
+    return [(f"{prefix}{ROOT}/+/up/{channel.value}", 1) for channel in LANE_CHANNELS[lane]]
+
+
+def lanes_taken(settings: CloudSettings) -> tuple[LaneName, ...]:
+    if settings.ingest.lanes == "both":
+        return ("alarm", "bulk")
+    return (settings.ingest.lanes,)
+
+
+def mqtt_options(settings: CloudSettings, lane: LaneName = "bulk") -> MqttOptions:
     host, port = settings.mqtt.host_port
+    client_id = settings.mqtt.client_id + (ALARM_CLIENT_SUFFIX if lane == "alarm" else "")
     return MqttOptions(
-        host=host, port=port, client_id=settings.mqtt.client_id,
+        host=host, port=port, client_id=client_id,
         username=settings.mqtt.username, password=reveal(settings.mqtt.password),
         tls=settings.mqtt.url.startswith("mqtts://"), tls_ca=settings.mqtt.tls_ca,
         keepalive_s=settings.mqtt.keepalive_s, reconnect_max_s=settings.mqtt.reconnect_max_s,
@@ -86,6 +121,44 @@ def mqtt_options(settings: CloudSettings) -> MqttOptions:
         # that share to the living workers at once (what was in flight at the dead one is
         # resent by its gateways, which keep every record until our ack)
         clean_session=bool(settings.mqtt.shared_group))
+
+
+Raw = tuple[str, bytes, datetime, float]
+
+#: a life-safety kind as our encoder writes it (``encode``: compact JSON); on the alarm
+#: lane those go before gateway states and door, motion and other events that share its
+#: topic (under overload an SOS must not wait behind them). A hint for the order only:
+#: a payload written otherwise just queues with the other events, and every payload is
+#: decoded and validated all the same
+_LIFE_SAFETY_HINT = re.compile(
+    rb'"kind":\s*"(?:' + b"|".join(re.escape(k.value.encode())
+                                    for k in sorted(LIFE_SAFETY_KINDS)) + rb')"')
+
+
+class _Lane:
+    """One path through the cloud: an MQTT session, a queue, a committer task."""
+
+    def __init__(self, name: LaneName) -> None:
+        self.name = name
+        self.mqtt: MqttConnection | None = None
+        self.pending: deque[Raw] = deque()
+        #: the alarm lane's queues before ``pending``: life-safety events, then gateway
+        #: states (births, Last Wills, health: kept in their order, which decides
+        #: online/offline)
+        self.urgent: deque[Raw] = deque()
+        self.states: deque[Raw] = deque()
+        self.wake = asyncio.Event()
+        #: set whenever the committer has nothing left to do
+        self.idle = asyncio.Event()
+        #: set while nothing is pending or being committed (the bulk lane waits for it)
+        self.drained = asyncio.Event()
+        self.drained.set()
+        self.busy = False
+        self.task: asyncio.Task[None] | None = None
+
+    @property
+    def queued(self) -> int:
+        return len(self.urgent) + len(self.states) + len(self.pending)
 
 
 class IngestService:
@@ -107,9 +180,6 @@ class IngestService:
         self.committed = asyncio.Condition()
         self.last_event_rowid = 0
         self.influx: InfluxWriter | None = None
-        self._pending: deque[tuple[str, bytes, datetime, float]] = deque()
-        self._pending_urgent = 0
-        self._wake = asyncio.Event()
         self._listeners: list[CommitListener] = []
         self._known: set[str] = set()
         #: a revoke committed somewhere: reload _known before the next check
@@ -118,17 +188,39 @@ class IngestService:
         self._warned: dict[str, float] = {}
         self.warn = RateLimitedLog(log)
         self._stack = AsyncExitStack()
-        self._committer: asyncio.Task[None] | None = None
-        self._busy = False
-        #: set whenever the committer has nothing left to do
-        self._idle = asyncio.Event()
+        self._stopping = False
         #: set when the committer or the MQTT connection task died: ingest is deaf, the
         #: process must exit non-zero (``run_until_signalled``) and be restarted
         self.dead = asyncio.Event()
         self.died: BaseException | None = None
-        self.mqtt = MqttConnection(mqtt_options(settings),
-                                   [(subscription(settings), 1)] if subscribe else [],
-                                   self._on_message, name="ingest")
+        taken = lanes_taken(settings) if subscribe else ()
+        self.lanes: dict[LaneName, _Lane] = {name: _Lane(name) for name in taken}
+        #: the main session: the bulk lane's subscription (when taken), configs, commands
+        bulk = self.lanes.get("bulk")
+        self.mqtt = MqttConnection(
+            mqtt_options(settings), lane_subscriptions(settings, "bulk") if bulk else [],
+            self._receiver(bulk), name="ingest")
+        if bulk is not None:
+            bulk.mqtt = self.mqtt
+        #: the alarm lane's own session (None when this process does not take alarms)
+        self.alarm_mqtt: MqttConnection | None = None
+        alarm = self.lanes.get("alarm")
+        if alarm is not None:
+            self.alarm_mqtt = alarm.mqtt = MqttConnection(
+                mqtt_options(settings, "alarm"), lane_subscriptions(settings, "alarm"),
+                self._receiver(alarm), name="ingest-alarm")
+
+    def _receiver(self, lane: _Lane | None) -> MessageHandler:
+        if lane is None:
+            return self._unexpected
+        return lambda topic, payload, retain: self._on_message(lane, topic, payload)
+
+    def _unexpected(self, topic: str, payload: bytes, retain: bool) -> None:
+        self.warn.warning("unexpected", "message on %s without a subscription; ignored", topic)
+
+    @property
+    def connections(self) -> list[MqttConnection]:
+        return [self.mqtt] + ([self.alarm_mqtt] if self.alarm_mqtt is not None else [])
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -146,11 +238,14 @@ class IngestService:
                 from eldercare_cloud.telemetry.influx import InfluxWriter
 
                 self.influx = await self._stack.enter_async_context(InfluxWriter(self.settings))
-            self._committer = asyncio.create_task(self._commit_loop(), name="ingest-commit")
-            self._committer.add_done_callback(self._task_done)
-            await self.mqtt.start()
-            if self.mqtt.runner is not None:
-                self.mqtt.runner.add_done_callback(self._task_done)
+            for lane in self.lanes.values():
+                lane.task = asyncio.create_task(self._commit_loop(lane),
+                                                name=f"ingest-commit-{lane.name}")
+                lane.task.add_done_callback(self._task_done)
+            for connection in self.connections:
+                await connection.start()
+                if connection.runner is not None:
+                    connection.runner.add_done_callback(self._task_done)
         except BaseException:
             await self._stack.aclose()
             raise
@@ -159,24 +254,32 @@ class IngestService:
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         """Stop reading, commit and ack what was received, then disconnect."""
-        self.mqtt.pause_reading()
-        if self._committer is not None:
-            if self._pending or self._busy:
-                self._idle.clear()
-                self._wake.set()
+        self._stopping = True
+        for connection in self.connections:
+            connection.pause_reading()
+        for lane in self.lanes.values():
+            if lane.task is None:
+                continue
+            if lane.queued or lane.busy:
+                lane.idle.clear()
+                lane.wake.set()
                 with suppress(TimeoutError):
-                    await asyncio.wait_for(self._idle.wait(), 10)
-            self._committer.cancel()
-            await asyncio.gather(self._committer, return_exceptions=True)
-        await self.mqtt.stop()
+                    await asyncio.wait_for(lane.idle.wait(), 10)
+            lane.task.cancel()
+            await asyncio.gather(lane.task, return_exceptions=True)
+        for connection in self.connections:
+            await connection.stop()
         await self._stack.aclose()
         self.warn.flush()
 
     async def wait_connected(self, timeout_s: float = 10.0) -> bool:
-        return await self.mqtt.wait_connected(timeout_s)
+        """Every session of this process connected (both lanes, or the publisher)."""
+        results = await asyncio.gather(*(c.wait_connected(timeout_s)
+                                         for c in self.connections))
+        return all(results)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
-        if task.cancelled() or self.mqtt.stopping:
+        if task.cancelled() or self._stopping or self.mqtt.stopping:
             return
         exc = task.exception()
         log.critical("ingest task %s died: %r", task.get_name(), exc, exc_info=exc)
@@ -222,59 +325,79 @@ class IngestService:
         self._known.add(gateway_id)
 
     @property
+    def committers(self) -> list[asyncio.Task[None]]:
+        """One committer task per lane this process takes (for supervision and tests)."""
+        return [lane.task for lane in self.lanes.values() if lane.task is not None]
+
+    @property
     def pending(self) -> int:
-        return len(self._pending)
+        return sum(lane.queued for lane in self.lanes.values())
 
     # -- receive -----------------------------------------------------------------------
 
-    def _on_message(self, topic: str, payload: bytes, retain: bool) -> None:
-        self._pending.append((topic, payload, datetime.now(UTC), time.monotonic()))
-        if topic.endswith("/up/events"):
-            self._pending_urgent += 1
-        self._wake.set()
-        if len(self._pending) >= self.settings.ingest.queue_max:
+    def _on_message(self, lane: _Lane, topic: str, payload: bytes) -> None:
+        item = (topic, payload, datetime.now(UTC), time.monotonic())
+        if lane.name != "alarm":
+            lane.pending.append(item)
+        elif topic.endswith("/up/state"):
+            lane.states.append(item)
+        elif _LIFE_SAFETY_HINT.search(payload) is not None:
+            lane.urgent.append(item)
+        else:
+            lane.pending.append(item)
+        lane.drained.clear()
+        lane.wake.set()
+        if (lane.queued >= self.settings.ingest.queue_max
+                and lane.mqtt is not None):
             # the broker keeps queueing for our session; the gateways keep their outboxes
-            self.mqtt.pause_reading()
+            lane.mqtt.pause_reading()
 
-    async def _commit_loop(self) -> None:
+    async def _commit_loop(self, lane: _Lane) -> None:
         batch_max = self.settings.ingest.batch_max
-        wait_s = self.settings.ingest.batch_wait_ms / 1000
+        # alarms never wait for a batch to fill; telemetry waits a moment for company
+        wait_s = self.settings.ingest.batch_wait_ms / 1000 if lane.name == "bulk" else 0.0
         while True:
-            self._idle.set()
-            await self._wake.wait()
-            self._wake.clear()
-            while self._pending:
-                if wait_s and self._pending_urgent == 0 and len(self._pending) < batch_max:
-                    # telemetry only: give the batch a moment to fill; alarms never wait
-                    remaining = self._pending[0][3] + wait_s - time.monotonic()
+            if not lane.queued:
+                lane.drained.set()
+            lane.idle.set()
+            await lane.wake.wait()
+            lane.wake.clear()
+            while lane.queued:
+                if wait_s and len(lane.pending) < batch_max:
+                    remaining = lane.pending[0][3] + wait_s - time.monotonic()
                     if remaining > 0:
                         await asyncio.sleep(remaining)
-                raw = [self._pending.popleft()
-                       for _ in range(min(batch_max, len(self._pending)))]
-                self._pending_urgent -= sum(1 for t, *_ in raw if t.endswith("/up/events"))
-                if not self.mqtt.reading and (
-                        len(self._pending) <= self.settings.ingest.queue_max // 2):
-                    self.mqtt.resume_reading()
-                self._busy = True
+                # life-safety events, then gateway states, then the rest (each queue's
+                # own order kept)
+                raw: list[Raw] = []
+                for queue in (lane.urgent, lane.states, lane.pending):
+                    raw += [queue.popleft()
+                            for _ in range(min(batch_max - len(raw), len(queue)))]
+                if lane.mqtt is not None and not lane.mqtt.reading and (
+                        lane.queued <= self.settings.ingest.queue_max // 2):
+                    lane.mqtt.resume_reading()
+                lane.busy = True
                 try:
-                    await self._process(raw)
+                    await self._process_group(lane, raw)
                 finally:
-                    self._busy = False
+                    lane.busy = False
+            lane.drained.set()
 
-    async def _process(self, raw: list[tuple[str, bytes, datetime, float]]) -> None:
-        """Events (alarms among them) are decoded, committed and acked before the
-        telemetry that arrived with them: a telemetry batch costs more to decode and
-        store, and an alarm must not wait for it. Order within each group is kept."""
-        urgent = [m for m in raw if not m[0].endswith(_TELEMETRY_SUFFIX)]
-        if len(urgent) in (0, len(raw)):
-            await self._process_group(raw)
-            return
-        await self._process_group(urgent)
-        await self._process_group([m for m in raw if m[0].endswith(_TELEMETRY_SUFFIX)])
+    async def _alarms_first(self) -> None:
+        """The bulk lane commits only while the alarm lane has nothing to do: the database
+        writer (one per process) then goes to the alarm at once."""
+        alarm = self.lanes.get("alarm")
+        if alarm is not None:
+            while not alarm.drained.is_set():
+                await alarm.drained.wait()
 
-    async def _process_group(self, raw: list[tuple[str, bytes, datetime, float]]) -> None:
+    async def _process_group(self, lane: _Lane, raw: list[Raw]) -> None:
         items: list[tuple[Received, bytes]] = []
-        for topic, payload, received_at, _ in raw:
+        chunk = self.settings.ingest.decode_chunk if lane.name == "bulk" else 0
+        for n, (topic, payload, received_at, _) in enumerate(raw):
+            if chunk and n and n % chunk == 0:
+                # let the loop read the alarm lane's socket and commit what it got
+                await asyncio.sleep(0)
             self.counters.received += 1
             if not payload and topic.endswith("/up/state"):
                 # an empty retained message deletes the retained state: a revoke does this
@@ -301,6 +424,8 @@ class IngestService:
             items.append((Received(gateway_id, msg, received_at), payload))
         if not items:
             return
+        if lane.name == "bulk":
+            await self._alarms_first()
         try:
             info = await self.store.commit([r for r, _ in items])
         except Exception as exc:  # noqa: BLE001 - isolation: one record, not the batch
@@ -310,9 +435,9 @@ class IngestService:
             if len(items) == 1:
                 self._commit_failed(items[0], exc)
             else:
-                await self._commit_each(items, exc)
+                await self._commit_each(lane, items, exc)
             return
-        await self._committed(info, len(items))
+        await self._committed(info, len(items), lane)
 
     async def commit_local(self, items: list[Received]) -> bool:
         """Commit records that did not come through a gateway (a GPS watch's alarm heard by
@@ -325,10 +450,10 @@ class IngestService:
             self.warn.error("commit_failed", "%d local records not committed: %s: %s",
                             len(items), type(exc).__name__, str(exc)[:200])
             return False
-        return await self._committed(info, len(items), publish_acks=False)
+        return await self._committed(info, len(items), None)
 
-    async def _commit_each(self, items: list[tuple[Received, bytes]], first: Exception
-                           ) -> None:
+    async def _commit_each(self, lane: _Lane, items: list[tuple[Received, bytes]],
+                           first: Exception) -> None:
         """The batch failed: commit its records one by one, so a record the database will
         not take costs that record (counted, logged, not acked) and the rest commit."""
         log.info("commit of %d uplink messages failed (%s: %s); committing them one by one",
@@ -339,7 +464,7 @@ class IngestService:
             except Exception as exc:  # noqa: BLE001 - isolation: this record only
                 self._commit_failed(item, exc)
                 continue
-            await self._committed(info, 1)
+            await self._committed(info, 1, lane)
 
     def _commit_failed(self, item: tuple[Received, bytes], exc: Exception) -> None:
         received, payload = item
@@ -350,12 +475,14 @@ class IngestService:
                         received.gateway_id, type(exc).__name__, str(exc)[:200],
                         _preview(payload))
 
-    async def _committed(self, info: CommitInfo, n_items: int, *,
-                         publish_acks: bool = True) -> bool:
+    async def _committed(self, info: CommitInfo, n_items: int, lane: _Lane | None) -> bool:
+        """``lane`` None: local records, nothing to ack."""
         if self._before_ack is not None:
             self._before_ack(info)
-        if publish_acks:
-            self._publish_acks(info)
+        if lane is not None:
+            # on the session the records came by: an alarm's ack never queues behind
+            # telemetry acks in the client or the broker
+            self._publish_acks(lane.mqtt or self.mqtt, info)
         c = self.counters
         c.batches += 1
         c.committed += info.records - info.duplicates
@@ -377,12 +504,12 @@ class IngestService:
                 log.exception("commit listener %r failed", listener)
         return True
 
-    def _publish_acks(self, info: CommitInfo) -> None:
+    def _publish_acks(self, mqtt: MqttConnection, info: CommitInfo) -> None:
         for gateway_id, ids in info.acks.items():
             topic = down_topic(gateway_id, Down.ACK)
             for i in range(0, len(ids), ACK_MAX_IDS):
                 ack = Ack(ids=ids[i:i + ACK_MAX_IDS], committed_at=info.committed_at)
-                if self.mqtt.publish(topic, encode(ack), qos=1):
+                if mqtt.publish(topic, encode(ack), qos=1):
                     self.counters.acks_published += 1
                 else:
                     self.warn.warning("ack_dropped", "ack to %s dropped (client queue full);"

@@ -8,6 +8,7 @@ written (and might roll back).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from eldercare_cloud.ingest.credentials import (
 from eldercare_cloud.ingest.errors import RegistrationError
 from eldercare_cloud.ingest.models import (
     CommitInfo,
+    GatewayLiveness,
     GatewayLogEntry,
     GatewayRecord,
     StoredEvent,
@@ -59,6 +61,20 @@ _GATEWAY_COLUMNS = ("id, created_at, online, last_seen, last_birth_at, last_will
                     " last_health_at, last_health, version")
 #: SQLite's default limit of host parameters is 32766; stay far below it
 _IN_CHUNK = 500
+#: rows decoded between two turns of the event loop in a long read
+_YIELD_EVERY = 100
+
+
+@dataclass
+class _FinalState:
+    """A gateway's row after the states of one batch (None: column unchanged)."""
+
+    online: bool = False
+    birth_at: str | None = None
+    will_at: str | None = None
+    health_at: str | None = None
+    health: GatewayState | None = None
+    version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,8 +86,12 @@ class Received:
     received_at: datetime
 
 
+#: one encoder made once: json.dumps with any keyword argument builds one per call
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def _json(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODER.encode(obj) if obj else "{}"
 
 
 def _event(r: Row) -> StoredEvent:
@@ -220,6 +240,36 @@ class IngestStore:
     async def gateways(self) -> list[GatewayRecord]:
         cur = await self.reader.execute(f"SELECT {_GATEWAY_COLUMNS} FROM gateways ORDER BY id")
         return [_gateway(r) for r in await cur.fetchall()]
+
+    async def online_gateways(self) -> list[GatewayLiveness]:
+        """Gateways marked online, without their health report (the silence rule)."""
+        cur = await self.reader.execute(
+            "SELECT id, created_at, last_seen FROM gateways WHERE online = 1")
+        return [GatewayLiveness(str(r[0]), from_db(r[1]), from_db_opt(r[2]))
+                for r in await cur.fetchall()]
+
+    async def gateways_reported_since(self, since: datetime | None, *,
+                                      containing: str | None = None) -> list[GatewayRecord]:
+        """Gateways whose last health report was received at or after ``since`` (all that
+        have one when None) and, when given, whose report's JSON contains ``containing``
+        (a key: a cheap filter in SQL before any decoding), health decoded. The decoding
+        yields to the event loop every few rows: on a loop that also runs ingest, a long
+        parse would stop the sockets being read (issue 14)."""
+        clauses, params = ["last_health_at IS NOT NULL"], []
+        if since is not None:
+            clauses.append("last_health_at >= ?")
+            params.append(to_db(since))
+        if containing is not None:
+            clauses.append("last_health LIKE ?")
+            params.append(f"%{containing}%")
+        cur = await self.reader.execute(
+            f"SELECT {_GATEWAY_COLUMNS} FROM gateways WHERE {' AND '.join(clauses)}", params)
+        out: list[GatewayRecord] = []
+        for n, r in enumerate(await cur.fetchall()):
+            if n and n % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+            out.append(_gateway(r))
+        return out
 
     # -- reads by cursor -------------------------------------------------------------
 
@@ -449,35 +499,47 @@ class IngestStore:
                             states: list[tuple[str, GatewayState, str]]
                             ) -> list[GatewayLogEntry]:
         """Track online/offline; log transitions only (a retained birth seen again after an
-        ingest restart is not news)."""
+        ingest restart is not news).
+
+        Coalesced per gateway (issue 14: health was half the write load, one awaited UPDATE
+        with the full JSON each): the states of one batch are folded in arrival order into
+        each gateway's final row, written by one statement for the whole batch, and only
+        the newest health report per gateway is encoded."""
         if not states:
             return []
         gws = sorted({gw for gw, _, _ in states})
         online = {str(r[0]): bool(r[1]) for r in await conn.execute_fetchall(
             f"SELECT id, online FROM gateways WHERE id IN ({','.join('?' * len(gws))})", gws)}
+        final: dict[str, _FinalState] = {}
         log: list[tuple[str, str, str, str | None, str]] = []
         for gw, st, received in states:
             was = online.get(gw, False)
+            f = final.setdefault(gw, _FinalState())
             if st.status == "online":
-                await conn.execute(
-                    "UPDATE gateways SET online = 1, last_birth_at = ?,"
-                    " version = COALESCE(?, version) WHERE id = ?", (received, st.version, gw))
+                f.birth_at = received
                 now_online, reason = True, "birth"
             elif st.status == "offline":
-                await conn.execute(
-                    "UPDATE gateways SET online = 0, last_will_at = ? WHERE id = ?",
-                    (received, gw))
+                f.will_at = received
                 now_online, reason = False, "will"
             else:
-                await conn.execute(
-                    "UPDATE gateways SET online = 1, last_health_at = ?, last_health = ?,"
-                    " version = COALESCE(?, version) WHERE id = ?",
-                    (received, st.model_dump_json(exclude_none=True), st.version, gw))
+                f.health_at, f.health = received, st
                 now_online, reason = True, "health"
+            if st.status != "offline" and st.version is not None:
+                f.version = st.version
+            f.online = now_online
             online[gw] = now_online
             if now_online != was:
                 status: Literal["online", "offline"] = "online" if now_online else "offline"
                 log.append((gw, status, reason, to_db_opt(st.ts), received))
+        await conn.executemany(
+            "UPDATE gateways SET online = ?, last_birth_at = COALESCE(?, last_birth_at),"
+            " last_will_at = COALESCE(?, last_will_at),"
+            " last_health_at = COALESCE(?, last_health_at),"
+            " last_health = COALESCE(?, last_health), version = COALESCE(?, version)"
+            " WHERE id = ?",
+            [(int(f.online), f.birth_at, f.will_at, f.health_at,
+              f.health.model_dump_json(exclude_none=True) if f.health is not None else None,
+              f.version, gw) for gw, f in final.items()])
         if not log:
             return []
         [(first,)] = await conn.execute_fetchall(

@@ -9,6 +9,8 @@ _ZERO = timedelta(0)
 
 def to_db(ts: datetime) -> str:
     """A naive datetime is taken as UTC (gateways and devices are told to send UTC)."""
+    if ts.tzinfo is UTC:  # the common case (every model's timestamps), checked first
+        return ts.isoformat(timespec="microseconds")
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=UTC)
     elif ts.utcoffset() != _ZERO:  # already UTC (any tzinfo object) is the common case
