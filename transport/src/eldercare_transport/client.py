@@ -402,10 +402,6 @@ class MqttClient:
         self.connects += 1
         log.info("%s: connected to %s (session present: %s)", self.name, self.endpoint,
                  getattr(flags, "session_present", "?"))
-        if not self._reading and self._sock is not None and self._loop is not None:
-            # the socket was read for this CONNACK although reading is paused (see
-            # _on_socket_open); from here the pause holds again
-            self._loop.remove_reader(self._sock)
         if self._birth is not None:
             birth = self._birth()
             client.publish(birth.topic, birth.payload, qos=birth.qos, retain=birth.retain)
@@ -434,6 +430,10 @@ class MqttClient:
         self._set_ready()
 
     def _set_ready(self) -> None:
+        if not self._reading and self._sock is not None and self._loop is not None:
+            # the socket was read for the CONNACK and SUBACK although reading is paused
+            # (see _on_socket_open); from here the pause holds again
+            self._loop.remove_reader(self._sock)
         self._ready.set()
         if self._first is not None and not self._first.done():
             self._first.set_result(None)
@@ -504,7 +504,7 @@ class MqttClient:
         # before CONNECT goes out, on every (re)connect: no Nagle delay on small messages
         with contextlib.suppress(OSError, AttributeError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        # read even while paused, until the CONNACK: a connection that dropped while the
+        # read even while paused, until the session is ready: a connection that dropped while the
         # caller was behind (a keep-alive timeout, a broker restart) must still come back
         self._loop.add_reader(sock, self._read)
         if self._misc is not None:
