@@ -111,6 +111,20 @@ class Session:
 OnMessage = Callable[[Received], None]
 
 
+class _Paho(paho.Client):
+    """paho with the TCP connection made beforehand on the event loop: paho's own
+    ``socket.create_connection`` blocks for name resolution and the TCP handshake, which
+    would stall the loop (a gateway's alarms) for seconds while its uplink is down."""
+
+    prepared: socket.socket | None = None
+
+    def _create_socket_connection(self) -> socket.socket:
+        sock, self.prepared = self.prepared, None
+        if sock is None:
+            raise ConnectionError("no connection prepared")
+        return sock
+
+
 class MqttClient:
     """One MQTT client session on the running event loop.
 
@@ -175,14 +189,14 @@ class MqttClient:
         self.completed = 0
         self.dropped = 0
 
-    def _make_client(self) -> paho.Client:
+    def _make_client(self) -> _Paho:
         s = self.session
         if s.protocol == MQTT_V5:
-            client = paho.Client(CallbackAPIVersion.VERSION2, client_id=s.client_id,
-                                 protocol=paho.MQTTv5)
+            client = _Paho(CallbackAPIVersion.VERSION2, client_id=s.client_id,
+                           protocol=paho.MQTTv5)
         else:
-            client = paho.Client(CallbackAPIVersion.VERSION2, client_id=s.client_id,
-                                 protocol=paho.MQTTv311, clean_session=s.clean)
+            client = _Paho(CallbackAPIVersion.VERSION2, client_id=s.client_id,
+                           protocol=paho.MQTTv311, clean_session=s.clean)
         client.connect_timeout = s.connect_timeout_s
         e = self.endpoint
         if e.username is not None:
@@ -357,8 +371,9 @@ class MqttClient:
             if self._held is not None:
                 await self._held.wait()
             try:
-                # blocks for the TCP (and TLS) handshake: short on loopback or a LAN, and
-                # it keeps paho's socket callbacks on this thread
+                self._client.prepared = await self._open_tcp()
+                # blocks for the TLS handshake only (the TCP connection is up), and keeps
+                # paho's socket callbacks on this thread
                 self._client.reconnect()
             except (OSError, ssl.SSLError, ssl.CertificateError) as exc:
                 self._forget_current()
@@ -381,6 +396,29 @@ class MqttClient:
                 delay = s.reconnect_min_s
             await asyncio.sleep(delay)
             delay = min(delay * 2, s.reconnect_max_s)
+
+    async def _open_tcp(self) -> socket.socket:
+        """Resolve and connect without blocking the loop; the first address that answers
+        within ``connect_timeout_s`` wins. OSError (TimeoutError included) otherwise."""
+        assert self._loop is not None
+        loop, timeout_s = self._loop, self.session.connect_timeout_s
+        async with asyncio.timeout(timeout_s):
+            infos = await loop.getaddrinfo(self.endpoint.host, self.endpoint.port,
+                                           type=socket.SOCK_STREAM)
+        error: OSError = OSError(f"no address for {self.endpoint.host}")
+        for family, kind, proto, _, address in infos:
+            sock = socket.socket(family, kind, proto)
+            sock.setblocking(False)
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await loop.sock_connect(sock, address)
+            except OSError as exc:
+                sock.close()
+                error = exc
+                continue
+            sock.settimeout(timeout_s)   # what paho's TLS handshake then runs under
+            return sock
+        raise error
 
     # -- paho callbacks (all on the event loop's thread) ----------------------------------
 
