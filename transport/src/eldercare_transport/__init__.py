@@ -23,6 +23,7 @@ from eldercare_transport.errors import (
     PublishError,
     SubscribeError,
     TransportError,
+    UnreachableError,
 )
 
 __all__ = [
@@ -39,5 +40,6 @@ __all__ = [
     "Session",
     "SubscribeError",
     "TransportError",
+    "UnreachableError",
     "subscriptions",
 ]

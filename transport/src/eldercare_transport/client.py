@@ -38,7 +38,12 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from eldercare_transport.endpoint import Endpoint
-from eldercare_transport.errors import ConnectError, PublishError, SubscribeError
+from eldercare_transport.errors import (
+    ConnectError,
+    PublishError,
+    SubscribeError,
+    UnreachableError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -378,8 +383,8 @@ class MqttClient:
             except (OSError, ssl.SSLError, ssl.CertificateError) as exc:
                 self._forget_current()
                 if self._first is not None and not self._first.done():
-                    self._first.set_exception(ConnectError(
-                        f"cannot reach broker {self.endpoint}: {_reason(exc)}"))
+                    self._first.set_exception(UnreachableError(
+                        f"cannot reach broker {self.endpoint}: {_reason(exc)}", _reason(exc)))
                     return
                 log.warning("%s: cannot connect to %s: %s (retry in %.1fs)", self.name,
                             self.endpoint, _reason(exc), delay)

@@ -15,6 +15,14 @@ class ConnectError(TransportError):
     """The broker could not be reached, did not answer, or refused the session."""
 
 
+class UnreachableError(ConnectError):
+    """No TCP (or TLS) connection to the broker: down, wrong address, name unknown."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
 class SubscribeError(ConnectError):
     """The broker accepted the session but refused a subscription (an ACL said no)."""
 
