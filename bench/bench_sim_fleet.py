@@ -163,8 +163,7 @@ def main() -> None:
                   f"for {args.homes:,} homes, i.e. about {fast_rate / per_home:,.0f} homes at "
                   "realistic rates on this machine")
         finally:
-            broker.terminate()
-            broker.wait(5)
+            broker.stop(5)
 
 
 if __name__ == "__main__":
