@@ -6,13 +6,12 @@ The scripts run as ``uv run python bench/NAME.py``, so this folder is on sys.pat
 
 from __future__ import annotations
 
-import signal
 import subprocess
 from pathlib import Path
 from typing import Any
 
 from eldercare_transport import mosquitto
-from eldercare_transport.mosquitto import Mosquitto, free_port
+from eldercare_transport.mosquitto import Mosquitto, free_port, stop_process
 
 __all__ = ["Mosquitto", "free_port", "prepare", "start_mosquitto", "stop"]
 
@@ -38,11 +37,5 @@ def stop(proc: Mosquitto | subprocess.Popen[Any]) -> None:
     """Stop a broker, or any child process of a benchmark (SIGTERM, then SIGKILL)."""
     if isinstance(proc, Mosquitto):
         proc.stop(20)
-        return
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    else:
+        stop_process(proc, 20)

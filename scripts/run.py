@@ -45,7 +45,7 @@ from eldercare_protocols.uplink import Lane
 from eldercare_sim.clock import SimClock
 from eldercare_sim.home import SimHome
 from eldercare_transport import mosquitto
-from eldercare_transport.mosquitto import Mosquitto, free_port, port_free
+from eldercare_transport.mosquitto import Mosquitto, free_port, port_free, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 EDGE = Path(sys.executable).parent / "eldercare-edge"
@@ -121,16 +121,6 @@ def spawn(args: list[str], log_path: Path, env: dict[str, str] | None = None
         return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
                                 env={**os.environ, **(env or {})},
                                 preexec_fn=_child_setup)
-
-
-def stop_process(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 async def wait_port(port: int, what: str, proc: subprocess.Popen[bytes] | None = None,
@@ -514,7 +504,8 @@ class Run:
             with contextlib.suppress(OSError, RuntimeError):
                 await sim.__aexit__(None, None, None)
         gateways, self.gateways = self.gateways, {}
-        await asyncio.gather(*(asyncio.to_thread(stop_process, p) for p in gateways.values()))
+        await asyncio.gather(*(asyncio.to_thread(stop_process, p, 15.0)
+                               for p in gateways.values()))
 
     def print_header(self, cloud: Broker, banner: str | None) -> None:
         kind = ("Mosquitto, per-gateway accounts" if cloud.secured else

@@ -56,6 +56,19 @@ def run_as_current_user() -> str:
     return "user root\n" if hasattr(os, "geteuid") and os.geteuid() == 0 else ""
 
 
+def stop_process(proc: subprocess.Popen[Any], within_s: float = 10.0) -> None:
+    """Stop a child by its pid: SIGTERM, then SIGKILL if it is still there after
+    ``within_s`` (a broker, or a gateway process of the run command)."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(within_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
 @dataclass(frozen=True)
 class TlsListener:
     """A second listener with TLS (the plain one stays for local clients)."""
@@ -192,15 +205,8 @@ class Mosquitto:
 
     def stop(self, within_s: float = 10.0) -> None:
         """SIGTERM by pid, SIGKILL if it does not exit in ``within_s``."""
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(within_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        if self.proc is not None:
+            stop_process(self.proc, within_s)
 
     def kill(self) -> None:
         """SIGKILL: the broker dies without saving anything (a crash)."""
