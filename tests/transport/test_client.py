@@ -21,6 +21,7 @@ from eldercare_transport import (
     ConnectError,
     Endpoint,
     EndpointError,
+    LoopThread,
     Message,
     MqttClient,
     PublishError,
@@ -234,3 +235,23 @@ async def test_two_clients_with_one_id_are_called_a_conflict(mosquitto: Broker) 
 def test_nodelay_constant_is_what_linux_uses() -> None:
     # the option the client sets is the one the kernel reads (guards a platform mix-up)
     assert socket.TCP_NODELAY == 1
+
+
+def test_a_blocking_caller_uses_the_same_client_on_a_loop_thread(mosquitto: Broker) -> None:
+    """What the installer's tool and the dynamic-security CLI do: no event loop of their
+    own, the client on a loop thread; closing it leaves no task behind."""
+    got: list[Received] = []
+    sub = MqttClient(Endpoint.parse(mosquitto.url),
+                     Session("blocking-sub", subscriptions=(("b/#", 1),)), on_message=got.append)
+    pub = MqttClient(Endpoint.parse(mosquitto.url), Session("blocking-pub"))
+    with LoopThread("test") as lt:
+        lt.run(sub.connect(), 10)
+        lt.run(pub.connect(), 10)
+        lt.run(pub.publish_confirmed("b/1", b"x", timeout_s=5), 10)
+        lt.run(until(lambda: len(got) == 1, "delivered"), 15)
+        lt.run(pub.stop(), 10)
+        lt.run(sub.stop(), 10)
+        with pytest.raises(TimeoutError):
+            lt.run(asyncio.sleep(5), 0.1)
+        loop = lt.loop
+    assert loop.is_closed() and got[0].payload == b"x"

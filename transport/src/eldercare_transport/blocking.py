@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
 from collections.abc import Coroutine
 from types import TracebackType
@@ -45,7 +46,11 @@ class LoopThread:
             raise TimeoutError(f"{self.name}: no result within {timeout_s:g}s") from None
 
     def close(self) -> None:
+        """Cancel what is still running on the loop (a client's keep-alive tick), let it
+        finish, then stop the loop and its thread."""
         if self._thread.is_alive():
+            with contextlib.suppress(concurrent.futures.TimeoutError, RuntimeError):
+                asyncio.run_coroutine_threadsafe(_cancel_others(), self.loop).result(10)
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(10)
         if not self._thread.is_alive():
@@ -57,3 +62,11 @@ class LoopThread:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+async def _cancel_others() -> None:
+    me = asyncio.current_task()
+    tasks = [t for t in asyncio.all_tasks() if t is not me]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
