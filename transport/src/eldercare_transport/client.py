@@ -681,7 +681,14 @@ class MqttClient:
             self.dropped += 1
             return False
         self.published += 1
+        self._write_now()
         return True
+
+    def _write_now(self) -> None:
+        """Send what was just queued now, not on the loop's next turn: under load a turn
+        can take milliseconds, and an alarm or an ack should not wait for it."""
+        if self._connected:
+            self._client.loop_write()
 
     def send(self, msg: Message) -> bool:
         return self.publish(msg.topic, msg.payload, msg.qos, msg.retain)
@@ -697,6 +704,7 @@ class MqttClient:
                 self.published += n
                 return n
         self.published += len(payloads)
+        self._write_now()
         return len(payloads)
 
     async def publish_confirmed(self, topic: str, payload: bytes, *, qos: int = 1,
