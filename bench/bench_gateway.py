@@ -43,7 +43,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from _broker import free_port, spawn, write_conf
+from _broker import prepare
 from eldercare_protocols import native
 from eldercare_protocols.events import EventKind
 from eldercare_protocols.uplink import CLOUD_SUBSCRIPTION, Ack, encode
@@ -56,21 +56,18 @@ CLK = os.sysconf("SC_CLK_TCK")
 
 class Broker:
     def __init__(self, root: Path, name: str, persistent: bool = False) -> None:
-        self.port = free_port()
         self.dir = root / name
         # the cloud broker keeps sessions across its restart, as a production one does
         keep = (f"user {getpass.getuser()}\npersistence true\n"
                 f"persistence_location {self.dir}/\n") if persistent else "persistence false\n"
-        self.conf = write_conf(self.dir, self.port, keep)
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.broker = prepare(self.dir, keep)
+        self.port = self.broker.port
 
     def start(self) -> None:
-        self.proc = spawn(self.conf, self.port, (self.dir / "mosquitto.log").open("ab"))
+        self.broker.start()
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(5)
+        self.broker.stop(5)
 
 
 def client(port: int, cid: str, inflight: int = 1000) -> mqtt.Client:
@@ -372,13 +369,13 @@ def drain_once(gw: subprocess.Popen[bytes], root: Path, home: Broker, cloud_b: B
     cloud.first_at = None
     spy = start_profiler(gw.pid, args.profile) if args.profile and run == 0 else None
     cloud_b.start()
-    assert cloud_b.proc is not None
+    assert cloud_b.broker.pid is not None
     t1 = time.perf_counter()
     cpu_gw, cpu_me = proc_cpu_s(gw.pid), time.process_time()
     wait_until(lambda: cloud.records - mark_records >= records, 300, "backlog drained")
     total = time.perf_counter() - t1
     cpu_gw, cpu_me = proc_cpu_s(gw.pid) - cpu_gw, time.process_time() - cpu_me
-    cpu_broker = proc_cpu_s(cloud_b.proc.pid)
+    cpu_broker = proc_cpu_s(cloud_b.broker.pid)
     if spy is not None:
         stop_profiler(spy, args.profile, "drain")
     assert cloud.first_at is not None

@@ -37,7 +37,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from _broker import start_mosquitto
 from eldercare_sim.clock import SimClock
 from eldercare_sim.fleet import Fleet
-from eldercare_sim.mqtt import BrokerAddress, MqttConnection
+from eldercare_transport import Endpoint, MqttClient, Session
 
 
 class BrokerCount:
@@ -85,8 +85,8 @@ class BrokerCount:
 
 
 async def baseline(port: int, messages: int, connections: int) -> float:
-    addr = BrokerAddress("127.0.0.1", port)
-    conns = [MqttConnection(addr, f"bench-raw-{i}", max_inflight=1000)
+    addr = Endpoint("127.0.0.1", port)
+    conns = [MqttClient(addr, Session(f"bench-raw-{i}", max_inflight=1000))
              for i in range(connections)]
     for c in conns:
         await c.connect()
@@ -103,7 +103,7 @@ async def baseline(port: int, messages: int, connections: int) -> float:
         await c.drain(30)
     rate = messages / (time.perf_counter() - t)
     for c in conns:
-        await c.disconnect()
+        await c.stop()
     return rate
 
 
@@ -163,8 +163,7 @@ def main() -> None:
                   f"for {args.homes:,} homes, i.e. about {fast_rate / per_home:,.0f} homes at "
                   "realistic rates on this machine")
         finally:
-            broker.terminate()
-            broker.wait(5)
+            broker.stop(5)
 
 
 if __name__ == "__main__":

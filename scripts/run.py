@@ -26,9 +26,7 @@ import logging
 import os
 import random
 import secrets
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -46,6 +44,8 @@ from eldercare_protocols.events import EventKind
 from eldercare_protocols.uplink import Lane
 from eldercare_sim.clock import SimClock
 from eldercare_sim.home import SimHome
+from eldercare_transport import mosquitto
+from eldercare_transport.mosquitto import Mosquitto, free_port, port_free, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 EDGE = Path(sys.executable).parent / "eldercare-edge"
@@ -106,21 +106,6 @@ def district(n: int) -> list[Home]:
 
 # -- processes --------------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind((HOST, port))
-        except OSError:
-            return False
-        return True
-
-
 def _child_setup() -> None:
     """In the child: its own process group (a Ctrl-C reaches only this script, which stops
     the children in order) and SIGTERM when this script dies without cleaning up."""
@@ -136,16 +121,6 @@ def spawn(args: list[str], log_path: Path, env: dict[str, str] | None = None
         return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
                                 env={**os.environ, **(env or {})},
                                 preexec_fn=_child_setup)
-
-
-def stop_process(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 async def wait_port(port: int, what: str, proc: subprocess.Popen[bytes] | None = None,
@@ -164,19 +139,13 @@ async def wait_port(port: int, what: str, proc: subprocess.Popen[bytes] | None =
     raise RuntimeError(f"{what} did not listen on {HOST}:{port}")
 
 
-def find_mosquitto() -> str | None:
-    return shutil.which("mosquitto") or next(
-        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
-         if Path(p).exists()), None)
-
-
 @dataclass
 class Broker:
     name: str
     port: int
     kind: str  # "mosquitto" or "embedded"
     secured: bool = False
-    proc: subprocess.Popen[bytes] | None = None
+    launched: Mosquitto | None = None
     embedded: Any = None
 
     @property
@@ -184,28 +153,22 @@ class Broker:
         return f"mqtt://{HOST}:{self.port}"
 
     async def stop(self) -> None:
-        if self.proc is not None:
-            await asyncio.to_thread(stop_process, self.proc)
+        if self.launched is not None:
+            await asyncio.to_thread(self.launched.stop, 15.0)
         if self.embedded is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.embedded.shutdown()
 
 
-def _write_conf(directory: Path, conf: str) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    conf_path = directory / "mosquitto.conf"
-    if conf:
-        conf_path.write_text(conf)
-    return conf_path
-
-
-async def start_mosquitto(name: str, directory: Path, port: int, mosquitto: str,
-                          conf: str) -> Broker:
-    conf_path = _write_conf(directory, conf)
-    proc = spawn([mosquitto, "-c", str(conf_path)], directory / "mosquitto.log")
-    broker = Broker(name, port, "mosquitto", proc=proc)
-    await wait_port(port, f"mosquitto ({name})", proc)
-    return broker
+async def start_mosquitto(name: str, directory: Path, port: int, executable: str, *,
+                          options: mosquitto.Options | None = None, conf: str | None = None
+                          ) -> Broker:
+    """Mosquitto from the one launcher (eldercare_transport.mosquitto), in a process group
+    of its own; ``conf=""`` starts it on the mosquitto.conf already in ``directory``."""
+    launched = await asyncio.to_thread(
+        mosquitto.start, directory, options, port=port, conf=conf, executable=executable,
+        within_s=15.0, preexec_fn=_child_setup)
+    return Broker(name, port, "mosquitto", launched=launched)
 
 
 async def start_embedded(name: str, port: int) -> Broker:
@@ -224,17 +187,16 @@ async def start_embedded(name: str, port: int) -> Broker:
     return Broker(name, port, "embedded", embedded=broker)
 
 
-def home_conf(port: int) -> str:
-    user = "user root\n" if os.geteuid() == 0 else ""
-    return (f"listener {port} {HOST}\nallow_anonymous true\npersistence false\n"
-            f"max_queued_messages 10000\n{NODELAY}{user}")
+#: a home broker (and the cloud's when the dynamic-security plugin is missing): anonymous
+#: on loopback, no Nagle delay on alarms and acks
+HOME_BROKER = mosquitto.Options(max_queued=10_000, max_inflight=None, nodelay=True,
+                                extra=mosquitto.run_as_current_user())
 
 
-def cloud_conf(port: int) -> str:
-    """The anonymous cloud broker (no dynamic-security plugin): the cloud's sessions get
-    queues sized for a stall, as eldercare_cloud.broker.files.QUEUE_CONF gives them."""
-    return (home_conf(port) + "max_inflight_messages 100\nmax_queued_messages 100000\n"
-            "max_queued_bytes 0\n")
+#: the anonymous cloud broker (no dynamic-security plugin): the cloud's sessions get
+#: queues sized for a stall, as eldercare_cloud.broker.files.QUEUE_CONF gives them
+CLOUD_BROKER = mosquitto.Options(max_queued=100_000, max_inflight=100, max_queued_bytes=0,
+                                 nodelay=True, extra=mosquitto.run_as_current_user())
 
 
 # -- secrets kept between runs ----------------------------------------------------------------
@@ -290,41 +252,43 @@ class Run:
     # -- brokers ----------------------------------------------------------------------------
 
     async def start_brokers(self) -> tuple[Broker, dict[str, Broker]]:
-        mosquitto = None if self.args.broker == "embedded" else find_mosquitto()
-        if self.args.broker == "mosquitto" and mosquitto is None:
+        executable = None if self.args.broker == "embedded" else mosquitto.find_mosquitto()
+        if self.args.broker == "mosquitto" and executable is None:
             raise SystemExit("--broker mosquitto: mosquitto is not installed "
                              "(sudo apt-get install mosquitto)")
         port = self.args.mqtt_port or free_port()
-        if mosquitto is None:
+        if executable is None:
             cloud = await start_embedded("cloud", port)
         else:
-            cloud = await self._start_cloud_mosquitto(mosquitto, port)
+            cloud = await self._start_cloud_mosquitto(executable, port)
         self.brokers.append(cloud)
         homes: dict[str, Broker] = {}
         for home in self.homes:
             hport = free_port()
-            if mosquitto is None:
+            if executable is None:
                 broker = await start_embedded(home.gateway_id, hport)
             else:
                 broker = await start_mosquitto(
                     home.gateway_id, self.data / "brokers" / f"home-{home.gateway_id}", hport,
-                    mosquitto, home_conf(hport))
+                    executable, options=HOME_BROKER)
             self.brokers.append(broker)
             homes[home.gateway_id] = broker
         return cloud, homes
 
-    async def _start_cloud_mosquitto(self, mosquitto: str, port: int) -> Broker:
+    async def _start_cloud_mosquitto(self, executable: str, port: int) -> Broker:
         directory = self.data / "brokers" / "cloud"
         try:
             from eldercare_cloud.broker import Account, BrokerSecurityError, write_broker_files
             from eldercare_cloud.broker.files import find_plugin
         except ImportError:
-            return await start_mosquitto("cloud", directory, port, mosquitto, cloud_conf(port))
+            return await start_mosquitto("cloud", directory, port, executable,
+                                         options=CLOUD_BROKER)
         try:
             plugin = find_plugin()
         except BrokerSecurityError as exc:
             log.warning("%s: the cloud broker runs anonymous on loopback", exc)
-            return await start_mosquitto("cloud", directory, port, mosquitto, cloud_conf(port))
+            return await start_mosquitto("cloud", directory, port, executable,
+                                         options=CLOUD_BROKER)
         admin = Account("dynsec-admin", self.secrets.get("broker_admin"))
         ingest = Account("cloud-ingest", self.secrets.get("broker_ingest"))
         fresh = "dynsec_written" not in self.secrets.values
@@ -334,7 +298,7 @@ class Run:
         self.secrets.save()
         with files.conf.open("a") as conf:
             conf.write(NODELAY)
-        broker = await start_mosquitto("cloud", directory, port, mosquitto, "")
+        broker = await start_mosquitto("cloud", directory, port, executable, conf="")
         assert files.conf == directory.resolve() / "mosquitto.conf"
         broker.secured = True
         return broker
@@ -545,7 +509,8 @@ class Run:
             with contextlib.suppress(OSError, RuntimeError):
                 await sim.__aexit__(None, None, None)
         gateways, self.gateways = self.gateways, {}
-        await asyncio.gather(*(asyncio.to_thread(stop_process, p) for p in gateways.values()))
+        await asyncio.gather(*(asyncio.to_thread(stop_process, p, 15.0)
+                               for p in gateways.values()))
 
     def print_header(self, cloud: Broker, banner: str | None) -> None:
         kind = ("Mosquitto, per-gateway accounts" if cloud.secured else

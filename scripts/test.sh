@@ -36,7 +36,7 @@ uv sync --locked --quiet
 echo "==> ruff"
 uv run --no-sync ruff check .
 echo "==> mypy (strict)"
-uv run --no-sync mypy protocols/src edge/src cloud/src firmware-sim/src
+uv run --no-sync mypy protocols/src transport/src edge/src cloud/src firmware-sim/src
 
 # -- PostgreSQL for the second run: our own throw-away server, never the system's ---------
 PG_DIR=""

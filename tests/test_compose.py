@@ -144,3 +144,27 @@ def test_compose_brokers_by_profile_with_tls_and_per_gateway_accounts() -> None:
                              check=True).stdout.split()
     assert not [f for f in tracked if f.endswith((".key", ".pem", ".crt", ".p12"))]
     assert "/deploy/certs/" in (ROOT / ".gitignore").read_text(encoding="utf-8")
+
+
+def _dependencies(package: str) -> list[str]:
+    import tomllib
+
+    project = tomllib.loads((ROOT / package / "pyproject.toml").read_text(encoding="utf-8"))
+    return [str(d) for d in project["project"]["dependencies"]]
+
+
+def test_the_gateway_image_has_neither_the_simulator_nor_the_demo_broker() -> None:
+    """The edge image installs protocols, transport and edge, without the `simulate`
+    extra; the edge's own dependencies name neither the simulator nor amqtt, and every
+    image that installs a package using MQTT installs the shared transport too."""
+    edge_deps = " ".join(_dependencies("edge"))
+    assert "eldercare-transport" in edge_deps
+    assert "amqtt" not in edge_deps and "eldercare-sim" not in edge_deps
+    edge = (ROOT / "deploy/edge.Dockerfile").read_text(encoding="utf-8")
+    install = next(line for line in edge.splitlines() if "pip install" in line)
+    assert "./edge" in install and "./transport" in install
+    assert "firmware-sim" not in edge and "[simulate]" not in install and "amqtt" not in edge
+    for name, package in (("edge", "edge"), ("cloud", "cloud"), ("sim", "firmware-sim")):
+        assert "eldercare-transport" in " ".join(_dependencies(package)), package
+        dockerfile = (ROOT / f"deploy/{name}.Dockerfile").read_text(encoding="utf-8")
+        assert "COPY transport /app/transport" in dockerfile and "./transport" in dockerfile

@@ -72,7 +72,11 @@ def edge_values(tmp: Path, home_broker: Broker, cloud_broker: Broker,
         "data_dir": str(tmp / "gw"),
         "home_broker": {"url": home_broker.url, "reconnect_min_s": 0.2,
                         "reconnect_max_s": 0.5},
-        "cloud": {"url": cloud_broker.url, "reconnect_min_s": 0.2, "reconnect_max_s": 0.5,
+        # the gateway comes back after the cloud's ingest (0.1-0.5 s): this test broker
+        # keeps no sessions, so what a gateway sends before ingest re-subscribed waits
+        # for the resend timer (paho's own thread rounded these to 1 s; the shared
+        # transport honours them)
+        "cloud": {"url": cloud_broker.url, "reconnect_min_s": 1.0, "reconnect_max_s": 1.0,
                   "resend_after_s": 5.0},
         "outbox": {"telemetry_flush_s": 0.2},
         "home": {"resident": {"name": NAME, "address": ADDRESS, "wandering_risk": True},

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -352,12 +351,9 @@ async def test_a_device_message_delivered_twice_is_one_alarm_across_restarts(
 
 async def test_both_broker_sockets_have_nagle_off(tmp_path: Path, mosquitto: Broker) -> None:
     """paho leaves Nagle on; an alarm then waited for the broker's delayed ACK."""
-    import socket
-
     async with running(settings_for(tmp_path, mosquitto.port)) as gw:
         for link in (gw.home, gw.cloud):
-            sock: Any = link._client.socket()
-            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0, link.name
+            assert link.client.tcp_nodelay is True, link.name
 
 
 async def test_two_gateways_with_one_id_are_detected_and_reported_in_health(

@@ -29,8 +29,8 @@ from eldercare_sim.config_port import config_port_command
 from eldercare_sim.devices import BUTTON_KIND, PRESSES
 from eldercare_sim.errors import SimError
 from eldercare_sim.fleet import Progress
-from eldercare_sim.mqtt import BrokerAddress, MqttConnection
 from eldercare_sim.runner import RunConfig, RunInfo, run
+from eldercare_transport import Endpoint, MqttClient, Session, TransportError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Simulated eldercare devices, homes, fleets, serial dongle and GSM modem.")
@@ -48,7 +48,7 @@ def fail(message: str, code: int = 1) -> NoReturn:
 def _guard(fn: Callable[[], Any]) -> Any:
     try:
         return fn()
-    except (SimError, ProtocolError) as exc:
+    except (SimError, ProtocolError, TransportError) as exc:
         fail(str(exc))
     except OSError as exc:
         fail(exc.strerror or str(exc))
@@ -73,19 +73,20 @@ def press(
         fail("--press must be single, long or double", 2)
     if not native.DEVICE_ID_RE.match(device):
         fail(f"invalid device id {device!r}", 2)
-    addr = _guard(lambda: BrokerAddress.parse(broker))
+    addr = _guard(lambda: Endpoint.parse(broker))
     # no persisted counter on a one-shot command: milliseconds since the epoch only grow
     event = DeviceEvent(seq=int(time.time() * 1000), ts=datetime.now().astimezone(),
                         type="call_button", kind=BUTTON_KIND[button],
                         data={"button": button, "press": press})
 
     async def go() -> None:
-        conn = MqttConnection(addr, f"eldercare-sim-press-{device}"[:64])
+        conn = MqttClient(addr, Session(f"eldercare-sim-press-{device}"[:64]))
         await conn.connect()
         try:
-            await conn.publish_wait(native.topic(device, Channel.EVENT), native.encode(event), 1)
+            await conn.publish_confirmed(native.topic(device, Channel.EVENT),
+                                         native.encode(event), qos=1, timeout_s=5.0)
         finally:
-            await conn.disconnect()
+            await conn.stop()
 
     _guard(lambda: asyncio.run(go()))
     out.print(f"{device}: {button} {press} press -> {event.kind.value} (seq {event.seq})",
@@ -180,7 +181,7 @@ def run_cmd(
     cfg = RunConfig(broker=broker, homes=homes, seed=seed, speed=speed, duration=duration,
                     z2m=z2m, scenario=scn, connections=connections, routine=routine,
                     heartbeat_scale=heartbeat_scale, record=record)
-    _guard(lambda: BrokerAddress.parse(broker))
+    _guard(lambda: Endpoint.parse(broker))
 
     def ready(info: RunInfo) -> None:
         if info.dongle_port:

@@ -16,9 +16,9 @@ from types import TracebackType
 from eldercare_sim.clock import SimClock
 from eldercare_sim.household import TYPICAL_HOME, Household, default_devices
 from eldercare_sim.links import Links, SerialSink, Tap
-from eldercare_sim.mqtt import BrokerAddress
 from eldercare_sim.render import Z2MRenderer
 from eldercare_sim.scheduler import Scheduler
+from eldercare_transport import Endpoint
 
 #: above this many outstanding messages the scheduler waits for the sockets (paho scans
 #: its whole QoS 1 queue on every PUBACK, so a long queue costs quadratic time)
@@ -51,7 +51,7 @@ class Fleet:
                  tap: Tap | None = None) -> None:
         if homes < 1:
             raise ValueError("a fleet needs at least one home")
-        self.broker = BrokerAddress.parse(broker_url)
+        self.broker = Endpoint.parse(broker_url)
         self.clock = clock or SimClock()
         self.sched = Scheduler(self.clock, fast=self.clock.speed == 0)
         self.routine = routine

@@ -36,9 +36,9 @@ from eldercare_sim.devices import (
 )
 from eldercare_sim.household import Household
 from eldercare_sim.links import Links
-from eldercare_sim.mqtt import BrokerAddress, MqttConnection
 from eldercare_sim.render import Outgoing, Z2MRenderer
 from eldercare_sim.scheduler import Scheduler
+from eldercare_transport import Endpoint, MqttClient
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class SimHome:
                  devices: list[tuple[str, str]] | None = None, z2m: bool = False,
                  clock: SimClock | None = None, seed: int = 0, heartbeat_scale: float = 1.0,
                  routine: bool = False, tap: Callable[[Outgoing], None] | None = None) -> None:
-        self.broker = BrokerAddress.parse(broker_url)
+        self.broker = Endpoint.parse(broker_url)
         self.home_id = home_id
         self.clock = clock or SimClock()
         self.sched = Scheduler(self.clock)
@@ -85,7 +85,7 @@ class SimHome:
         self.device(device_id)
         return self.house.models.get(device_id)
 
-    def connection(self, device_id: str) -> MqttConnection:
+    def connection(self, device_id: str) -> MqttClient:
         """The MQTT connection the device publishes on (a bridge's for a Zigbee device)."""
         self.device(device_id)
         if self.links is None:

@@ -25,10 +25,10 @@ from eldercare_protocols.native import Channel, DeviceCommand
 from eldercare_protocols.z2m import BASE_TOPIC
 from eldercare_sim.devices import SimDevice
 from eldercare_sim.household import Household
-from eldercare_sim.mqtt import BrokerAddress, MqttConnection, Will
 from eldercare_sim.render import SERIAL_TOPIC, NativeRenderer, Outgoing
 from eldercare_sim.scheduler import Scheduler
 from eldercare_sim.z2m_models import bridge_devices
+from eldercare_transport import Endpoint, Message, MqttClient, Received, Session
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ SerialSink = Callable[[bytes], None]
 
 
 class Links:
-    def __init__(self, broker: BrokerAddress, sched: Scheduler, households: list[Household], *,
+    def __init__(self, broker: Endpoint, sched: Scheduler, households: list[Household], *,
                  shared: int = 0, tap: Tap | None = None, serial: SerialSink | None = None,
                  client_prefix: str = "sim") -> None:
         self.broker = broker
@@ -54,23 +54,30 @@ class Links:
         self.devices: dict[str, SimDevice] = {d.device_id: d for h in households
                                               for d in h.devices.values()}
         self.home_of: dict[str, Household] = {d: h for h in households for d in h.devices}
-        self.own: dict[str, MqttConnection] = {}       # per-device connections
-        self.bridges: dict[str, MqttConnection] = {}   # per-home Zigbee bridges
-        self.pool: list[MqttConnection] = []           # shared connections
-        self.route: dict[str, MqttConnection] = {}     # device id → where it publishes
+        self.own: dict[str, MqttClient] = {}       # per-device connections
+        self.bridges: dict[str, MqttClient] = {}   # per-home Zigbee bridges
+        self.pool: list[MqttClient] = []           # shared connections
+        self.route: dict[str, MqttClient] = {}     # device id → where it publishes
         self.decode_errors = 0
         self.commands: list[DeviceCommand] = []
         self.serial_frames = 0
 
     # ------------------------------------------------------------------ building
 
-    def all(self) -> list[MqttConnection]:
+    def all(self) -> list[MqttClient]:
         return list(self.own.values()) + list(self.bridges.values()) + self.pool
 
-    def _own_connection(self, dev_id: str) -> MqttConnection:
+    def _connection(self, client_id: str, will: Message, *, max_inflight: int = 100,
+                    on_message: bool = True) -> MqttClient:
+        # reconnects back off from 0.5 s to 30 s, as device firmware does
+        session = Session(client_id, will=will, reconnect_min_s=0.5, reconnect_max_s=30.0,
+                          max_inflight=max_inflight)
+        return MqttClient(self.broker, session,
+                          on_message=self._on_message if on_message else None)
+
+    def _own_connection(self, dev_id: str) -> MqttClient:
         will = NativeRenderer.will(dev_id)
-        conn = MqttConnection(self.broker, dev_id, will=Will(will.topic, will.payload, 1, True),
-                              on_message=self._on_message)
+        conn = self._connection(dev_id, Message(will.topic, will.payload, 1, True))
         conn.subscribe(native.topic(dev_id, Channel.CMD), 1)
         return conn
 
@@ -80,9 +87,8 @@ class Links:
                 cid = f"{self.client_prefix}-link-{i}"
                 # a short in-flight window: paho scans its whole QoS 1 queue after each
                 # PUBACK while the window has room, so a wide window costs quadratic time
-                conn = MqttConnection(self.broker, cid, on_message=self._on_message,
-                                      will=Will(f"{LINKS_PREFIX}/{cid}", b"offline", 1, True),
-                                      max_inflight=20)
+                conn = self._connection(cid, Message(f"{LINKS_PREFIX}/{cid}", b"offline", 1, True),
+                                        max_inflight=20)
                 if i == 0:
                     conn.subscribe(f"{native.PREFIX}/+/{Channel.CMD.value}", 1)
                 self.pool.append(conn)
@@ -92,9 +98,9 @@ class Links:
         else:
             for house in self.households:
                 if house.models:
-                    bridge = MqttConnection(
-                        self.broker, f"zigbee2mqtt-{house.home_id}",
-                        will=Will(BRIDGE_STATE, b'{"state":"offline"}', 1, True))
+                    bridge = self._connection(
+                        f"zigbee2mqtt-{house.home_id}",
+                        Message(BRIDGE_STATE, b'{"state":"offline"}', 1, True), on_message=False)
                     self.bridges[house.home_id] = bridge
                 for dev_id in house.devices:
                     if dev_id in house.models:
@@ -110,7 +116,8 @@ class Links:
                 c.kill()
             raise
         for conn in self.pool:
-            conn.publish(conn.will.topic if conn.will else "", b"online", 1, True)
+            if conn.session.will is not None:
+                conn.publish(conn.session.will.topic, b"online", 1, True)
         for bridge in self.bridges.values():
             bridge.publish(BRIDGE_STATE, b'{"state":"online"}', 1, True)
         for house in self.households:
@@ -140,9 +147,10 @@ class Links:
 
     # ------------------------------------------------------------------ commands
 
-    def _on_message(self, topic: str, payload: bytes) -> None:
+    def _on_message(self, received: Received) -> None:
+        topic = received.topic
         try:
-            dev_id, msg = native.decode(topic, payload)
+            dev_id, msg = native.decode(topic, received.payload)
         except DecodeError as exc:
             self.decode_errors += 1
             log.warning("ignoring bad command on %s: %s (%s)", topic, exc.reason, exc.preview())
@@ -247,7 +255,7 @@ class Links:
 
     async def close(self) -> None:
         for conn in self.pool:
-            if conn.connected and conn.will is not None:
-                conn.publish(conn.will.topic, b"offline", 1, True)
+            if conn.connected and conn.session.will is not None:
+                conn.publish(conn.session.will.topic, b"offline", 1, True)
         await self.drain(2.0)
-        await asyncio.gather(*(c.disconnect() for c in self.all()), return_exceptions=True)
+        await asyncio.gather(*(c.stop() for c in self.all()), return_exceptions=True)

@@ -132,7 +132,7 @@ async def test_ingest_reconnects_after_a_keepalive_drop_while_reading_is_paused(
         mqtt.pause_reading()
         harness.broker.stop()
         harness.broker.start()
-        await wait_until(lambda: not mqtt.connected.is_set(), 30, "the keep-alive drop")
+        await wait_until(lambda: not mqtt.connected, 30, "the keep-alive drop")
         assert await mqtt.wait_connected(15), "no reconnect while reading was paused"
         mqtt.resume_reading()
         gw = gateway_factory(GW)

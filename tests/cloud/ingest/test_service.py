@@ -375,7 +375,7 @@ async def test_publish_config_is_retained_and_commands_reach_the_gateway(
 
 async def test_publish_fails_loudly_while_the_broker_is_down(ingest: IngestHarness) -> None:
     ingest.broker.stop()
-    await wait_until(lambda: not ingest.ingest.mqtt.connected.is_set(), what="disconnect")
+    await wait_until(lambda: not ingest.ingest.mqtt.connected, what="disconnect")
     ingest.settings.mqtt = ingest.settings.mqtt.model_copy(update={"publish_timeout_s": 0.3})
     with pytest.raises(PublishError, match="no PUBACK"):
         await ingest.ingest.publish_command(GW, DownCommand(
@@ -386,7 +386,7 @@ async def test_ingest_reconnects_after_a_broker_restart(
         ingest: IngestHarness, gateway_factory: Callable[..., GatewayClient]) -> None:
     await ingest.register(GW)
     ingest.broker.stop()
-    await wait_until(lambda: not ingest.ingest.mqtt.connected.is_set(), what="disconnect")
+    await wait_until(lambda: not ingest.ingest.mqtt.connected, what="disconnect")
     ingest.broker.start()
     assert await ingest.ingest.wait_connected(10)
     gw = gateway_factory(GW)

@@ -49,6 +49,7 @@ from eldercare_protocols.uplink import (
     encode,
     up_topic,
 )
+from eldercare_transport.mosquitto import config_text
 
 pytestmark = pytest.mark.integration
 
@@ -278,4 +279,4 @@ def test_every_broker_config_the_project_ships_sizes_the_clouds_queues(
         import run as run_script
     finally:
         sys.path.remove(str(ROOT / "scripts"))
-    assert settings_of(run_script.cloud_conf(1883)) == wanted
+    assert settings_of(config_text(1883, run_script.CLOUD_BROKER)) == wanted

@@ -3,32 +3,25 @@
 The plugin takes JSON command batches on ``$CONTROL/dynamic-security/v1`` from an
 account whose role allows it, and answers every batch on ``.../response`` with one
 response per command, in order, echoing each command's ``correlationData``. This
-module is the only place that sees paho objects or the plugin's JSON; callers use
-the verbs below (create / revoke a gateway, ...).
+module is the only place that sees the plugin's JSON; callers use the verbs below
+(create / revoke a gateway, ...).
 
-paho runs its own network thread here (``loop_start``): administration is a few
-request/response round trips, so a thread is simpler than wiring paho into the
-event loop, and both a blocking facade (``DynsecClient``, for command-line tools and
-scripts) and an asyncio facade (``AsyncDynsecClient``, for the cloud's HTTP handlers)
-share it; the asyncio side awaits a ``concurrent.futures.Future`` the thread resolves.
+The session is the shared transport's client (``eldercare_transport``) on an event
+loop: the cloud's HTTP handlers use it on theirs (``AsyncDynsecClient``), command-line
+tools and scripts through a blocking facade that runs it on a loop thread of its own
+(``DynsecClient``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import json
 import logging
-import ssl
-import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 
 from eldercare_cloud.broker.acl import CONTROL_TOPIC, Acl, gateway_acls
 from eldercare_cloud.broker.errors import (
@@ -42,6 +35,16 @@ from eldercare_cloud.broker.names import (
     check_password,
     gateway_client_id,
     gateway_role,
+)
+from eldercare_transport import (
+    ConnectError,
+    Endpoint,
+    LoopThread,
+    MqttClient,
+    Received,
+    Session,
+    SubscribeError,
+    UnreachableError,
 )
 
 log = logging.getLogger(__name__)
@@ -141,98 +144,67 @@ def _first_error(responses: list[Response]) -> None:
             raise DynsecCommandError(str(resp.get("command")), str(resp["error"]))
 
 
-# -- the transport -----------------------------------------------------------------------
+# -- the session -------------------------------------------------------------------------
 
 class _Session:
-    """One admin MQTT session; requests are matched to responses by correlation id."""
+    """One admin MQTT session on the shared transport; requests are matched to responses
+    by correlation id. Its methods run on one event loop (the caller's, or the blocking
+    facade's own loop thread)."""
 
     def __init__(self, options: DynsecOptions) -> None:
         self.options = options
-        self._lock = threading.Lock()
-        self._pending: dict[str, concurrent.futures.Future[list[Response]]] = {}
-        self._ready = threading.Event()
-        self._refused: str | None = None
-        client = paho.Client(CallbackAPIVersion.VERSION2,
-                             client_id=options.client_id or f"dynsec-{uuid.uuid4().hex[:12]}",
-                             protocol=paho.MQTTv311, clean_session=True)
-        client.username_pw_set(options.username, options.password)
-        if options.tls:
-            client.tls_set_context(ssl.create_default_context(
-                cafile=str(options.tls_ca) if options.tls_ca else None))
-        client.on_connect = self._on_connect
-        client.on_subscribe = self._on_subscribe
-        client.on_message = self._on_message
-        client.on_disconnect = self._on_disconnect
-        self._client = client
+        self._pending: dict[str, asyncio.Future[list[Response]]] = {}
+        o = options
+        self._client = MqttClient(
+            Endpoint(o.host, o.port, o.tls, ca_file=o.tls_ca, username=o.username,
+                     password=o.password),
+            Session(o.client_id or f"dynsec-{uuid.uuid4().hex[:12]}",
+                    subscriptions=((RESPONSE_TOPIC, 1),), reconnect_min_s=0.5,
+                    reconnect_max_s=5.0),
+            name="dynsec", on_message=self._on_message)
 
-    def open(self) -> None:
+    async def open(self) -> None:
         o = self.options
         try:
-            self._client.connect(o.host, o.port, keepalive=30)
-        except (OSError, ssl.SSLError) as exc:
+            await self._client.connect(o.timeout_s)
+        except UnreachableError as exc:
             raise BrokerUnavailableError(f"cannot reach the broker at {o.host}:{o.port}: "
-                                         f"{exc}") from exc
-        self._client.loop_start()
-        if not self._ready.wait(o.timeout_s) or self._refused is not None:
-            reason = self._refused or f"no answer within {o.timeout_s:g}s"
-            self.close()
+                                         f"{exc.reason}") from exc
+        except SubscribeError as exc:
             raise BrokerUnavailableError(
                 f"dynamic-security admin login as {o.username!r} at {o.host}:{o.port} "
-                f"failed: {reason}")
+                f"failed: account {o.username!r} may not read {RESPONSE_TOPIC} (not a "
+                "dynamic-security admin)") from exc
+        except ConnectError as exc:
+            raise BrokerUnavailableError(
+                f"dynamic-security admin login as {o.username!r} at {o.host}:{o.port} "
+                f"failed: {exc}") from exc
 
-    def close(self) -> None:
-        self._client.disconnect()
-        self._client.loop_stop()
-        with self._lock:
-            pending, self._pending = self._pending, {}
+    async def close(self) -> None:
+        await self._client.stop()
+        pending, self._pending = self._pending, {}
         for fut in pending.values():
             if not fut.done():
                 fut.set_exception(BrokerUnavailableError("admin session closed"))
 
-    def submit(self, commands: list[Command]) -> concurrent.futures.Future[list[Response]]:
+    async def execute(self, commands: list[Command]) -> list[Response]:
         req = uuid.uuid4().hex
         batch = [dict(c, correlationData=f"{req}:{i}") for i, c in enumerate(commands)]
-        fut: concurrent.futures.Future[list[Response]] = concurrent.futures.Future()
-        with self._lock:
-            self._pending[req] = fut
-        info = self._client.publish(CONTROL_TOPIC, json.dumps({"commands": batch}), qos=1)
-        if info.rc != paho.MQTT_ERR_SUCCESS:
-            with self._lock:
-                self._pending.pop(req, None)
-            fut.set_exception(BrokerUnavailableError(
-                f"cannot send to the broker: {paho.error_string(info.rc)}"))
-        return fut
+        fut: asyncio.Future[list[Response]] = asyncio.get_running_loop().create_future()
+        self._pending[req] = fut
+        try:
+            if not self._client.publish(CONTROL_TOPIC, json.dumps({"commands": batch}).encode(),
+                                        qos=1):
+                raise BrokerUnavailableError("cannot send to the broker: not connected")
+            async with asyncio.timeout(self.options.timeout_s):
+                return await fut
+        except TimeoutError as exc:
+            raise BrokerUnavailableError(f"dynamic security did not answer within "
+                                         f"{self.options.timeout_s:g}s") from exc
+        finally:
+            self._pending.pop(req, None)
 
-    def forget(self, fut: concurrent.futures.Future[list[Response]]) -> None:
-        with self._lock:
-            for key, value in list(self._pending.items()):
-                if value is fut:
-                    del self._pending[key]
-
-    # paho callbacks, on paho's thread
-    def _on_connect(self, client: paho.Client, userdata: Any, flags: Any, reason_code: Any,
-                    properties: Any) -> None:
-        if reason_code.is_failure:
-            self._refused = f"broker refused the connection ({reason_code})"
-            self._ready.set()
-            client.disconnect()
-            return
-        client.subscribe(RESPONSE_TOPIC, qos=1)
-
-    def _on_subscribe(self, client: paho.Client, userdata: Any, mid: int,
-                      reason_codes: list[Any], properties: Any) -> None:
-        if any(rc.is_failure for rc in reason_codes):
-            self._refused = (f"account {self.options.username!r} may not read "
-                             f"{RESPONSE_TOPIC} (not a dynamic-security admin)")
-            client.disconnect()
-        self._ready.set()
-
-    def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason_code: Any,
-                       properties: Any) -> None:
-        if reason_code.is_failure:
-            log.warning("dynsec admin session lost: %s", reason_code)
-
-    def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
+    def _on_message(self, msg: Received) -> None:
         try:
             body = json.loads(msg.payload)
             responses = body["responses"]
@@ -240,35 +212,38 @@ class _Session:
         except (ValueError, KeyError, IndexError, TypeError):
             log.warning("dynsec: unexpected payload on %s: %r", msg.topic, msg.payload[:200])
             return
-        with self._lock:
-            fut = self._pending.pop(req, None)
+        fut = self._pending.pop(req, None)
         if fut is not None and not fut.done():
             fut.set_result([dict(r) for r in responses])
 
 
 class DynsecClient:
-    """Blocking facade: ``with DynsecClient(opts) as dynsec: dynsec.create_gateway(...)``."""
+    """Blocking facade: ``with DynsecClient(opts) as dynsec: dynsec.create_gateway(...)``;
+    the session runs on an event loop thread of its own."""
 
     def __init__(self, options: DynsecOptions) -> None:
         self.options = options
         self._session = _Session(options)
+        self._loop = LoopThread("dynsec")
 
     def __enter__(self) -> DynsecClient:
-        self._session.open()
+        self._loop.start()
+        try:
+            self._loop.run(self._session.open())
+        except BaseException:
+            self._loop.close()
+            raise
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self._session.close()
+        try:
+            self._loop.run(self._session.close(), 10.0)
+        finally:
+            self._loop.close()
 
     def execute(self, commands: list[Command]) -> list[Response]:
-        fut = self._session.submit(commands)
-        try:
-            return fut.result(self.options.timeout_s)
-        except concurrent.futures.TimeoutError as exc:
-            self._session.forget(fut)
-            raise BrokerUnavailableError(f"dynamic security did not answer within "
-                                         f"{self.options.timeout_s:g}s") from exc
+        return self._loop.run(self._session.execute(commands))
 
     def create_gateway(self, gateway_id: str, password: str) -> None:
         _check_create_gateway(self.execute(gateway_commands(gateway_id, password)))
@@ -295,21 +270,15 @@ class AsyncDynsecClient:
         self._session = _Session(options)
 
     async def __aenter__(self) -> AsyncDynsecClient:
-        await asyncio.to_thread(self._session.open)
+        await self._session.open()
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
-        await asyncio.to_thread(self._session.close)
+        await self._session.close()
 
     async def execute(self, commands: list[Command]) -> list[Response]:
-        fut = self._session.submit(commands)
-        try:
-            return await asyncio.wait_for(asyncio.wrap_future(fut), self.options.timeout_s)
-        except TimeoutError as exc:
-            self._session.forget(fut)
-            raise BrokerUnavailableError(f"dynamic security did not answer within "
-                                         f"{self.options.timeout_s:g}s") from exc
+        return await self._session.execute(commands)
 
     async def create_gateway(self, gateway_id: str, password: str) -> None:
         _check_create_gateway(await self.execute(gateway_commands(gateway_id, password)))

@@ -19,6 +19,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from eldercare_edge.installer import session
@@ -44,7 +45,9 @@ def _root() -> None:
 
 
 def fail(exc: InstallerError) -> typer.Exit:
-    err_console.print(f"[bold red]错误 / error:[/] {exc}", highlight=False, soft_wrap=True)
+    # escaped: a message with [brackets] (eldercare-edge[simulate]) is not rich markup
+    err_console.print(f"[bold red]错误 / error:[/] {escape(str(exc))}", highlight=False,
+                      soft_wrap=True)
     return typer.Exit(exc.exit_code)
 
 
@@ -381,7 +384,7 @@ def walk_test(
 
     A real button pressed for a walk test sends a real alarm; the cloud is told first
     that this gateway is commissioning, so it raises no SOS for the resident."""
-    from eldercare_edge.installer.simulate import SimulatedHome
+    from eldercare_edge.installer.simulate import SimulatedHome, require_simulator
     from eldercare_edge.installer.walk import (
         Decision,
         Outcome,
@@ -392,6 +395,8 @@ def walk_test(
         wait_config_published,
     )
 
+    if simulate:
+        run(require_simulator)   # before anything changes in the cloud
     c = run(client)
     devices = run(lambda: c.get(f"/installer/gateways/{gateway}/devices"))
     if only:
@@ -414,7 +419,7 @@ def walk_test(
             _home_from_config(config) if config else (None, None, None)
         if url is None:
             raise fail(UsageError("--simulate needs --config GATEWAY.yaml or --home-broker"))
-        home = SimulatedHome(url, username=user, password=password)
+        home = run(lambda: SimulatedHome(url, username=user, password=password))
 
     def prompt(step: Step, attempt: int) -> None:
         again = f" (第{attempt}次 / try {attempt})" if attempt > 1 else ""

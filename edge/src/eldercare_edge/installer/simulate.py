@@ -4,8 +4,8 @@ Each walk-test step becomes the device's own message on the home broker, rendere
 the simulator (``eldercare_sim``) exactly as a real device of that catalogue type
 speaks: a test press, a door opening, a self-test, one reading. Events carry
 ``test=1``, so a simulated commissioning never raises an alarm for a real resident.
-The simulator is a development dependency: a gateway image without it gets one clear
-error instead of an ImportError.
+The simulator is the optional ``simulate`` extra (``eldercare-edge[simulate]``): a
+gateway image without it gets one clear line and exit status 2 instead of an ImportError.
 """
 
 from __future__ import annotations
@@ -14,31 +14,44 @@ import time
 import uuid
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
-
-from eldercare_edge.installer.errors import InstallerError
+from eldercare_edge.installer.errors import InstallerError, UsageError
 from eldercare_protocols.catalogue import device_type
 from eldercare_protocols.events import EventKind
+from eldercare_transport import (
+    ConnectError,
+    Endpoint,
+    EndpointError,
+    LoopThread,
+    MqttClient,
+    PublishError,
+    Session,
+)
 
 if TYPE_CHECKING:
     from eldercare_sim.devices import SimDevice
 
 
-class SimulatorMissingError(InstallerError):
-    """--simulate needs the eldercare-sim package."""
+class SimulatorMissingError(UsageError):
+    """--simulate needs the eldercare-sim package (the ``simulate`` extra)."""
+
+
+def require_simulator() -> None:
+    """One clear line (exit 2) when the simulator is not installed, as in a gateway image."""
+    try:
+        import eldercare_sim  # noqa: F401
+    except ImportError as exc:
+        raise SimulatorMissingError(
+            "--simulate needs the device simulator, which this installation does not have:"
+            " install eldercare-edge[simulate]") from exc
 
 
 def _device(type_name: str, device_id: str) -> SimDevice:
-    try:
-        from eldercare_sim.clock import SimClock
-        from eldercare_sim.devices import make_device
-        from eldercare_sim.scheduler import Scheduler
-    except ImportError as exc:
-        raise SimulatorMissingError("--simulate needs the simulator (pip install "
-                                    "eldercare-sim)") from exc
+    require_simulator()
+    from eldercare_sim.clock import SimClock
+    from eldercare_sim.devices import make_device
+    from eldercare_sim.scheduler import Scheduler
+
     dev = make_device(type_name, device_id, Scheduler(SimClock()))
     # a one-shot device object: its counter must still only grow across runs
     dev.seq = int(time.time() * 1000)
@@ -62,46 +75,47 @@ def _reading(type_name: str, kind: EventKind) -> dict[str, float]:
 
 
 class SimulatedHome:
-    """A short-lived MQTT client on the home broker that speaks for simulated devices."""
+    """A short-lived MQTT client on the home broker that speaks for simulated devices
+    (the shared transport's client, on a loop thread of its own: the tool is blocking)."""
 
     def __init__(self, broker_url: str, *, username: str | None = None,
                  password: str | None = None, timeout_s: float = 5.0) -> None:
-        parts = urlsplit(broker_url)
-        if parts.scheme not in {"mqtt", "mqtts"} or not parts.hostname:
-            raise InstallerError(f"home broker must look like mqtt://host:port, got "
-                                 f"{broker_url!r}")
-        self.host = parts.hostname
-        self.port = parts.port or 1883
+        require_simulator()
+        try:
+            self.endpoint = Endpoint.parse(broker_url, username=username, password=password)
+        except EndpointError as exc:
+            raise UsageError(f"home broker must look like mqtt://host:port: {exc}") from exc
         self.timeout_s = timeout_s
-        self._client = paho.Client(CallbackAPIVersion.VERSION2,
-                                   client_id=f"installer-sim-{uuid.uuid4().hex[:8]}",
-                                   protocol=paho.MQTTv311, clean_session=True)
-        if username:
-            self._client.username_pw_set(username, password)
-        if parts.scheme == "mqtts":
-            self._client.tls_set()
+        self._client = MqttClient(self.endpoint,
+                                  Session(f"installer-sim-{uuid.uuid4().hex[:8]}"),
+                                  name="installer-sim")
+        self._loop = LoopThread("installer-sim")
 
     def __enter__(self) -> SimulatedHome:
+        self._loop.start()
         try:
-            self._client.connect(self.host, self.port, keepalive=30)
-        except OSError as exc:
-            raise InstallerError(f"cannot reach the home broker {self.host}:{self.port}: "
-                                 f"{exc}") from exc
-        self._client.loop_start()
+            self._loop.run(self._client.connect(self.timeout_s))
+        except ConnectError as exc:
+            self._loop.close()
+            raise InstallerError(f"the home broker: {exc}") from exc
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self._client.disconnect()
-        self._client.loop_stop()
+        try:
+            self._loop.run(self._client.stop(), 10.0)
+        finally:
+            self._loop.close()
 
     def _publish(self, messages: list[Any]) -> None:
         for m in messages:
-            info = self._client.publish(m.topic, m.payload, qos=max(m.qos, 1), retain=m.retain)
-            info.wait_for_publish(self.timeout_s)
-            if not info.is_published():
-                raise InstallerError(f"the home broker did not take {m.topic} within "
-                                     f"{self.timeout_s:g}s")
+            try:
+                self._loop.run(self._client.publish_confirmed(
+                    m.topic, m.payload, qos=max(m.qos, 1), retain=m.retain,
+                    timeout_s=self.timeout_s))
+            except PublishError as exc:
+                raise InstallerError(f"the home broker did not take {m.topic}: "
+                                     f"{exc.reason}") from exc
 
     def announce(self, device_id: str, type_name: str) -> None:
         """Power the device on: its boot state, as on first install."""
