@@ -67,6 +67,7 @@ from eldercare_cloud.services.models import (
     WorkView,
 )
 from eldercare_cloud.services.schema import MIGRATIONS
+from eldercare_cloud.stream import StreamHub
 from eldercare_cloud.visits import store as V
 from eldercare_cloud.visits.schema import MIGRATIONS as VISIT_MIGRATIONS
 from eldercare_cloud.visits.verify import Method
@@ -113,8 +114,10 @@ class Account:
 class ServiceDesk:
     def __init__(self, db: Database, clock: Clock, registry: RegistryService, audit: AuditLog,
                  *, secret_key: str, public_base_url: str, tenant: str,
-                 wake: Callable[[], None] | None = None) -> None:
+                 wake: Callable[[], None] | None = None,
+                 hub: StreamHub | None = None) -> None:
         self._db = db
+        self._hub = hub
         self._clock = clock
         self._registry = registry
         self._audit = audit
@@ -386,6 +389,27 @@ class ServiceDesk:
             " VALUES (?,?,?,?,?,?)",
             (subject, iso(self._clock.now()), actor.id, actor.name, action,
              json.dumps(detail or {}, ensure_ascii=False, default=str)))
+        await self._announce(conn, subject, action)
+
+    async def _announce(self, conn: Connection, subject: str, action: str) -> None:
+        """The console follows requests and orders on the live stream: one staff-only event
+        per timeline entry of a request or an order, in the same transaction (so never
+        for a change that rolled back; the commit wakes the stream's readers). Names and
+        addresses stay out of it: the console reads the record through the scoped,
+        audited API; the resident id is there so an erasure removes the events too."""
+        kind, _, record_id = subject.partition(":")
+        table = {"request": "svc_requests", "order": "svc_orders"}.get(kind)
+        if self._hub is None or table is None:
+            return
+        row = await K.fetch_one(conn, f"SELECT district_id, resident_id FROM {table}"
+                                " WHERE id = ?", (record_id,))
+        if row is None:
+            return
+        news = {("request", "opened"): "opened", ("order", "created"): "created"}
+        await self._hub.append(
+            conn, f"service.{kind}.{news.get((kind, action), 'updated')}",
+            {f"{kind}_id": record_id, "action": action},
+            district_id=row["district_id"], resident_id=row["resident_id"], staff_only=True)
 
     async def _timeline(self, subject: str) -> list[TimelinePublic]:
         rows = await K.fetch_all(self._db.conn, "SELECT * FROM svc_timeline WHERE subject = ?"
