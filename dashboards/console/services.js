@@ -1,17 +1,23 @@
 // The service desk in the console (issue 10): green-button requests in a queue of their
 // own (never mixed with alerts), call-back outcomes, orders, an order board by state,
 // order detail with dispatch, the worker's link, the visit's facts and ratings, and the
-// providers, workers and recurring plans. Self-contained: it adds its own tab's view and
-// follows the console's tab clicks, so app.js needs no changes.
+// providers, workers and recurring plans, and the district's service set-up
+// (services-admin.js). Self-contained: it follows the console's tab clicks, and the live
+// stream's service.* events that app.js hands on as DOM events ("service-stream").
 
 import { h } from "../shared/dom.js";
 import { t, tx } from "../shared/i18n.js";
 import { desk, localIso, shanghaiNow, yuan } from "../shared/services-api.js";
 import { full, stamp } from "../shared/time.js";
+import { ADMIN_READERS, AdminView } from "./services-admin.js";
 
 const $ = (id) => document.getElementById(id);
 const BOARD = ["created", "unassigned", "dispatched", "accepted", "in_progress", "completed"];
-const POLL_MS = 3000;
+/** requests and orders arrive on the live stream; this slow poll only covers a stream
+ *  that is down (and anything the stream could not say) */
+const POLL_MS = 60000;
+/** several events of one change (a request ordered, the order dispatched) → one reload */
+const SETTLE_MS = 150;
 
 const state = {
   sub: "queue",
@@ -20,6 +26,9 @@ const state = {
   types: [],
   selected: null, // {kind: "request"|"order", id}
   timer: null,
+  role: null,
+  admin: null,
+  settle: null,
 };
 
 function typeName(id) {
@@ -66,7 +75,16 @@ function render() {
   for (const btn of document.querySelectorAll("#view-services [data-sub]")) {
     btn.setAttribute("aria-pressed", btn.dataset.sub === state.sub ? "true" : "false");
   }
+  $("view-services").dataset.sub = state.sub;
   const main = $("svc-main");
+  if (state.sub === "admin") {
+    // the set-up screens load their own data; a service event does not wipe a form
+    if (state.admin && !main.querySelector("#svc-admin")) {
+      main.replaceChildren();
+      state.admin.load();
+    }
+    return;
+  }
   main.replaceChildren();
   if (state.sub === "queue") main.append(renderQueue());
   else if (state.sub === "board") main.append(renderBoard());
@@ -410,7 +428,44 @@ function show(visible) {
   }
 }
 
+/** A service.* event from the stream: reload the lists (or, with the view hidden, only
+ *  the tab's count), once for a burst of events. */
+function onServiceEvent() {
+  clearTimeout(state.settle);
+  state.settle = setTimeout(() => {
+    if (!$("view-services").hidden) load().catch(() => {});
+    else loadCount().catch(() => {});
+  }, SETTLE_MS);
+}
+
+async function loadCount() {
+  const requests = await desk("/api/v1/service-requests");
+  const count = $("svc-count");
+  count.textContent = String(requests.length);
+  count.classList.toggle("zero", requests.length === 0);
+}
+
+/** Once the console has signed in: who this is decides whether the set-up shows. */
+async function whenReady() {
+  try {
+    const me = await desk("/api/v1/auth/me");
+    state.role = me.role;
+  } catch {
+    return;
+  }
+  if (ADMIN_READERS.includes(state.role)) {
+    state.admin = new AdminView($("svc-main"), { role: state.role, say,
+      active: () => state.sub === "admin" && !$("view-services").hidden });
+    $("svc-sub-admin").hidden = false;
+  }
+}
+
 function init() {
+  document.addEventListener("service-stream", onServiceEvent);
+  document.addEventListener("stream-state", (e) => {
+    // back after a drop: the stream resumes where it stopped, but reload once anyway
+    if (e.detail === "live" && !$("view-services").hidden) load().catch(() => {});
+  });
   // app.js selects tabs (by click, key or code); follow its aria-selected on our tab
   const tab = $("tab-services");
   new MutationObserver(() => show(tab.getAttribute("aria-selected") === "true"))
@@ -418,14 +473,14 @@ function init() {
   for (const btn of document.querySelectorAll("#view-services [data-sub]")) {
     btn.addEventListener("click", () => { state.sub = btn.dataset.sub; render(); });
   }
-  if (location.hash === "#services") {
-    const wait = setInterval(() => {
-      if (document.body.dataset.ready === "1") {
-        clearInterval(wait);
-        $("tab-services").click();
-      }
-    }, 100);
-  }
+  const wait = setInterval(() => {
+    if (document.body.dataset.ready === "1") {
+      clearInterval(wait);
+      whenReady().then(() => {
+        if (location.hash === "#services") $("tab-services").click();
+      });
+    }
+  }, 100);
 }
 
 init();
