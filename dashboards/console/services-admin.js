@@ -39,6 +39,11 @@ export function reason(err) {
   return has(key) ? t(key) : t("adm.err_status", { status: err.status || "" });
 }
 
+/** the separator of a list in a table cell */
+function list() {
+  return lang() === "en" ? ", " : "、";
+}
+
 function fieldName(loc) {
   const names = (loc || []).filter((x) => typeof x === "string" && x !== "body");
   const name = names.length ? names[names.length - 1] : "body";
@@ -156,7 +161,8 @@ export class AdminView {
   // -- service types ---------------------------------------------------------------------------
 
   typesPanel() {
-    const rows = this.data.types.map((tp) => h("tr", { dataset: { id: tp.id } },
+    const rows = this.data.types.map((tp) => h("tr", { dataset: { id: tp.id }, tabindex: "0",
+      onclick: () => this.fillType(tp) },
       h("td", {}, h("code", {}, tp.id)), h("td", {}, lang() === "en" ? tp.name_en : tp.name_zh),
       h("td", {}, t("svc.minutes", { n: tp.duration_min })), h("td", {}, `¥${yuan(tp.unit_price_cents)}`),
       h("td", {}, t("adm.deadlines", { accept: Math.round(tp.accept_within_s / 60),
@@ -176,9 +182,25 @@ export class AdminView {
     h("button", { class: "primary", type: "submit", id: "adm-type-save" }, t("adm.save_type"))) : null;
     return h("section", { class: "panel adm-panel", id: "adm-types" },
       h("h3", {}, t("adm.types"), h("span", { class: "hint" }, t("adm.upsert_hint"))),
-      h("div", { class: "adm-scroll" }, h("table", { class: "svc-table" },
+      h("div", { class: "adm-scroll" }, h("table", { class: `svc-table${this.isAdmin ? " adm-pickable" : ""}` },
         h("tr", {}, ["adm_field.id", "adm.name", "adm.duration_min", "adm.price_yuan",
           "adm.deadline", "adm.min_visit_min"].map((k) => h("th", {}, t(k)))), rows)), form);
+  }
+
+  /** A type's values into the form: saving with the same code changes it. */
+  fillType(tp) {
+    const form = this.root.querySelector("#adm-type-form");
+    if (!form) return;
+    const set = (name, value) => { form.querySelector(`[name=${name}]`).value = String(value); };
+    set("id", tp.id);
+    set("name_zh", tp.name_zh);
+    set("name_en", tp.name_en);
+    set("duration_min", tp.duration_min);
+    set("price", yuan(tp.unit_price_cents));
+    set("accept_min", Math.round(tp.accept_within_s / 60));
+    set("arrive_min", Math.round(tp.arrive_within_s / 60));
+    set("min_visit_min", tp.min_visit_min);
+    form.querySelector("[name=name_zh]").focus();
   }
 
   async saveType(form) {
@@ -213,8 +235,8 @@ export class AdminView {
       onclick: () => this.pickProvider(pr.id) },
     h("td", {}, pr.name), h("td", { class: "nowrap" }, tx("svc_provider_kind", pr.kind)),
     h("td", { class: "nowrap" }, pr.phone),
-    h("td", {}, pr.communities.map((c) => this.communityName(c)).join("、")),
-    h("td", {}, pr.service_types.map((s) => this.typeName(s)).join("、"))));
+    h("td", {}, pr.communities.map((c) => this.communityName(c)).join(list())),
+    h("td", {}, pr.service_types.map((s) => this.typeName(s)).join(list()))));
     const form = this.canProviders ? h("form", { class: "adm-form", id: "adm-provider-form",
       onsubmit: (e) => { e.preventDefault(); this.saveProvider(e.target); } },
     field(t("adm_field.name"), h("input", { name: "name", maxlength: "64" })),
@@ -266,7 +288,7 @@ export class AdminView {
     const d = this.data;
     const pr = d.providers.find((x) => x.id === this.provider);
     const rows = d.workers.map((w) => h("tr", { dataset: { id: w.id } },
-      h("td", {}, w.name), h("td", { class: "nowrap" }, w.phone), h("td", {}, w.skills.map((s) => this.typeName(s)).join("、"))));
+      h("td", {}, w.name), h("td", { class: "nowrap" }, w.phone), h("td", {}, w.skills.map((s) => this.typeName(s)).join(list()))));
     const form = pr && this.canProviders ? h("form", { class: "adm-form", id: "adm-worker-form",
       onsubmit: (e) => { e.preventDefault(); this.saveWorker(e.target); } },
     field(t("adm_field.name"), h("input", { name: "name", maxlength: "64" })),
@@ -300,21 +322,16 @@ export class AdminView {
     const rows = d.rules.map((r) => h("tr", { dataset: { category: r.category } },
       h("td", {}, tx("svc_category", r.category)), h("td", {}, r.label),
       h("td", {}, `¥${yuan(r.monthly_voucher_cents)}`),
-      h("td", {}, r.service_types.map((s) => this.typeName(s)).join("、")),
+      h("td", {}, r.service_types.map((s) => this.typeName(s)).join(list())),
       h("td", {}, r.minimums.map((m) => t("adm.minimum", { type: this.typeName(m.service_type_id),
         times: m.times, hours: +(m.minutes / 60).toFixed(1) })).join("；") || "—")));
     const typeOptions = d.types.map((tp) => [tp.id, this.typeName(tp.id)]);
     const form = this.isAdmin ? h("form", { class: "adm-form", id: "adm-rule-form",
       onsubmit: (e) => { e.preventDefault(); this.saveRule(e.target); } },
-    field(t("adm_field.category"), h("select", { name: "category", onchange: (e) => {
-      const label = e.target.form.querySelector("[name=label]");
-      if (!label.value || label.dataset.auto === "1") {
-        label.value = tx("svc_category", e.target.value);
-        label.dataset.auto = "1";
-      }
-    } }, CATEGORIES.map((c) => h("option", { value: c }, tx("svc_category", c))))),
-    field(t("adm_field.label"), h("input", { name: "label", maxlength: "64", value: tx("svc_category", CATEGORIES[0]),
-      "data-auto": "1", oninput: (e) => { e.target.dataset.auto = "0"; } })),
+    field(t("adm_field.category"), h("select", { name: "category",
+      onchange: (e) => this.fillRule(e.target.form) },
+    CATEGORIES.map((c) => h("option", { value: c }, tx("svc_category", c))))),
+    field(t("adm_field.label"), h("input", { name: "label", maxlength: "64" })),
     field(t("adm.voucher_yuan"), h("input", { name: "voucher", type: "number", min: "0", max: "100000", step: "0.01", value: "0" })),
     field(t("adm_field.service_types"), checks("service_types", typeOptions), { wide: true }),
     field(t("adm.min_type"), h("select", { name: "min_type" }, h("option", { value: "" }, t("adm.no_minimum")),
@@ -323,11 +340,28 @@ export class AdminView {
     field(t("adm.min_hours"), h("input", { name: "min_hours", type: "number", min: "0", max: "100", step: "0.5", value: "0" })),
     h("p", { class: "adm-err", role: "alert" }),
     h("button", { class: "primary", type: "submit", id: "adm-rule-save" }, t("adm.save_rule"))) : null;
+    if (form) this.fillRule(form);
     return h("section", { class: "panel adm-panel wide", id: "adm-rules" },
       h("h3", {}, t("adm.rules"), h("span", { class: "hint" }, t("adm.rule_hint"))),
       h("div", { class: "adm-scroll" }, h("table", { class: "svc-table" },
         h("tr", {}, ["adm_field.category", "adm_field.label", "adm.voucher_yuan", "adm_field.service_types",
           "adm_field.minimums"].map((k) => h("th", {}, t(k)))), rows)), form);
+  }
+
+  /** The category's rule as it stands (so saving edits it), or a blank one to add. */
+  fillRule(form) {
+    const category = form.querySelector("[name=category]").value;
+    const rule = this.data.rules.find((r) => r.category === category);
+    const set = (name, value) => { form.querySelector(`[name=${name}]`).value = value; };
+    set("label", rule ? rule.label : tx("svc_category", category));
+    set("voucher", rule ? yuan(rule.monthly_voucher_cents) : "0");
+    for (const box of form.querySelectorAll("[name=service_types]")) {
+      box.checked = Boolean(rule && rule.service_types.includes(box.value));
+    }
+    const first = rule && rule.minimums.length ? rule.minimums[0] : null;
+    set("min_type", first ? first.service_type_id : "");
+    set("min_times", first ? String(first.times) : "0");
+    set("min_hours", first ? String(+(first.minutes / 60).toFixed(2)) : "0");
   }
 
   async saveRule(form) {
@@ -338,14 +372,17 @@ export class AdminView {
     const voucher = num(v.voucher, 0, 100000, false);
     if (voucher === null) p.push(["voucher", t("adm.bad_range", { what: t("adm.voucher_yuan"), lo: 0, hi: 100000 })]);
     if (!v.service_types.length) p.push(["service_types", t("adm.need_type")]);
-    const minimums = [];
+    // the form edits one minimum; the rule's others stay as they are
+    const existing = this.data.rules.find((r) => r.category === v.category);
+    const minimums = existing ? existing.minimums.slice(1).filter((m) => m.service_type_id !== v.min_type)
+      .map((m) => ({ service_type_id: m.service_type_id, times: m.times, minutes: m.minutes })) : [];
     if (v.min_type) {
       const times = num(v.min_times, 0, 100);
       const hours = num(v.min_hours, 0, 100, false);
       if (times === null) p.push(["min_times", t("adm.bad_range", { what: t("adm.min_times"), lo: 0, hi: 100 })]);
       if (hours === null) p.push(["min_hours", t("adm.bad_range", { what: t("adm.min_hours"), lo: 0, hi: 100 })]);
       if (times !== null && hours !== null) {
-        minimums.push({ service_type_id: v.min_type, times, minutes: Math.round(hours * 60) });
+        minimums.unshift({ service_type_id: v.min_type, times, minutes: Math.round(hours * 60) });
       }
     }
     if (!this.district) p.push(["category", t("adm.need_district")]);

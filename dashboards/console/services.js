@@ -462,6 +462,14 @@ async function whenReady() {
 
 function init() {
   document.addEventListener("service-stream", onServiceEvent);
+  // the language button (app.js) sets <html lang>: redraw in the new language now, not at
+  // the next event or poll
+  new MutationObserver(() => {
+    if ($("view-services").hidden) return;
+    say(""); // a message in the old language
+    if (state.sub === "admin" && state.admin) state.admin.render();
+    else render();
+  }).observe(document.documentElement, { attributes: true, attributeFilter: ["lang"] });
   document.addEventListener("stream-state", (e) => {
     // back after a drop: the stream resumes where it stopped, but reload once anyway
     if (e.detail === "live" && !$("view-services").hidden) load().catch(() => {});

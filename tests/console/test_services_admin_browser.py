@@ -64,6 +64,10 @@ def test_admin_creates_provider_worker_and_rule(stack: ConsoleStack, browser: An
     assert page.locator("#adm-rules tr[data-category='dibao']").count() == 1
     for form in ("type", "provider", "worker", "rule", "config"):
         assert page.locator(f"#adm-{form}-form").count() == 1, form
+    # a type's row loads it into the form (the same code saves a change)
+    page.click("#adm-types tr[data-id='meal']")
+    assert page.locator("#adm-type-form [name=id]").input_value() == "meal"
+    assert page.locator("#adm-type-form [name=name_zh]").input_value() == "助餐"
 
     # -- a provider: the form refuses a bad phone and no community before sending
     providers_before = _api(stack, stack.token(ADMIN, ADMIN_PASSWORD), "/api/v1/service-providers")
@@ -100,6 +104,11 @@ def test_admin_creates_provider_worker_and_rule(stack: ConsoleStack, browser: An
     # -- an entitlement rule: 空巢 now 150 元 a month with a minimum of 陪聊
     rform = page.locator("#adm-rule-form")
     rform.locator("[name=category]").select_option("empty_nest")
+    # picking a category loads its rule as it stands: saving edits it
+    assert rform.locator("[name=label]").input_value() == "空巢老人"
+    assert rform.locator("[name=voucher]").input_value() == "100.00"
+    assert rform.locator("[name=service_types]:checked").evaluate_all(
+        "els => els.map(e => e.value).sort()") == ["company", "meal"]
     rform.locator("[name=label]").fill("空巢老人（新规）")
     rform.locator("[name=voucher]").fill("150")
     rform.locator("[name=service_types][value='company']").check()
@@ -158,6 +167,14 @@ def test_admin_creates_provider_worker_and_rule(stack: ConsoleStack, browser: An
     assert wider == []
     headings = page.locator("#svc-admin h3").all_inner_texts()
     assert len(headings) == 5 and all(CJK.search(x) for x in headings), headings
+    # English with the language button, at once; then back to Chinese
+    page.click("#lang")
+    page.wait_for_selector("#adm-types h3:has-text('Service types')", timeout=5000)
+    assert "Add provider" in page.inner_text("#adm-provider-save")
+    assert page.evaluate("document.documentElement.scrollWidth") <= DESKTOP["width"]
+    page.screenshot(path=str(artifacts / "services-admin-1366-en.png"))
+    page.click("#lang")
+    page.wait_for_selector("#adm-types h3:has-text('服务项目')", timeout=5000)
     page.evaluate("document.getElementById('svc-main').scrollTop = 0")
     page.screenshot(path=str(artifacts / "services-admin-1366.png"))
     page.evaluate("document.getElementById('svc-main').scrollTop = 1e6")
