@@ -29,6 +29,7 @@ const state = {
   role: null,
   admin: null,
   settle: null,
+  reopen: null, // the open order changed on the stream: redraw its pane after the reload
 };
 
 function typeName(id) {
@@ -57,7 +58,9 @@ async function attempt(fn, okText) {
 
 // -- loading ----------------------------------------------------------------------------
 
-async function load() {
+/** quiet (the poll, the stream): redraw only the live lists, never a sub-view with a form
+ *  someone may be typing in (providers, plans, the set-up) */
+async function load({ quiet = false } = {}) {
   if (!state.types.length) state.types = await desk("/api/v1/service-types");
   const [requests, orders] = await Promise.all([
     desk("/api/v1/service-requests"),
@@ -68,7 +71,7 @@ async function load() {
   const count = $("svc-count");
   count.textContent = String(requests.length);
   count.classList.toggle("zero", requests.length === 0);
-  render();
+  if (!quiet || ["queue", "board"].includes(state.sub)) render();
 }
 
 function render() {
@@ -421,20 +424,36 @@ function show(visible) {
   $("view-services").hidden = !visible;
   if (visible) {
     load().catch((err) => say(err.message));
-    if (!state.timer) state.timer = setInterval(() => load().catch(() => {}), POLL_MS);
+    if (!state.timer) state.timer = setInterval(() => load({ quiet: true }).catch(() => {}), POLL_MS);
   } else if (state.timer) {
     clearInterval(state.timer);
     state.timer = null;
   }
 }
 
+/** What others do to an order (the worker, the elder's button, the engine's deadlines):
+ *  the open order's pane is redrawn for these; the operator's own actions redraw it already. */
+const OTHERS_ACTIONS = ["accepted", "declined", "checked_in", "checked_out", "accept_expired",
+  "arrival_overdue", "rated", "followup_opened", "dispatched", "unassigned", "cancelled"];
+
 /** A service.* event from the stream: reload the lists (or, with the view hidden, only
- *  the tab's count), once for a burst of events. */
-function onServiceEvent() {
+ *  the tab's count), once for a burst of events; and the open order, if it changed. */
+function onServiceEvent(e) {
+  const data = (e.detail && e.detail.data) || {};
+  const sel = state.selected;
+  if (sel && sel.kind === "order" && data.order_id === sel.id && OTHERS_ACTIONS.includes(data.action)) {
+    state.reopen = sel.id;
+  }
   clearTimeout(state.settle);
-  state.settle = setTimeout(() => {
-    if (!$("view-services").hidden) load().catch(() => {});
-    else loadCount().catch(() => {});
+  state.settle = setTimeout(async () => {
+    if ($("view-services").hidden) {
+      loadCount().catch(() => {});
+      return;
+    }
+    await load({ quiet: true }).catch(() => {});
+    const id = state.reopen;
+    state.reopen = null;
+    if (id && state.selected && state.selected.id === id) await openOrder(id);
   }, SETTLE_MS);
 }
 
@@ -472,7 +491,7 @@ function init() {
   }).observe(document.documentElement, { attributes: true, attributeFilter: ["lang"] });
   document.addEventListener("stream-state", (e) => {
     // back after a drop: the stream resumes where it stopped, but reload once anyway
-    if (e.detail === "live" && !$("view-services").hidden) load().catch(() => {});
+    if (e.detail === "live" && !$("view-services").hidden) load({ quiet: true }).catch(() => {});
   });
   // app.js selects tabs (by click, key or code); follow its aria-selected on our tab
   const tab = $("tab-services");

@@ -205,6 +205,31 @@ def test_operator_sees_setup_read_only_and_green_press_arrives_live(
     # far sooner than the 60 s fallback poll: the stream brought it
     page.locator(".svc-request", has_text="陈德明").wait_for(timeout=10000)
 
+    # the operator orders; the worker accepts on their phone: the open order's pane turns
+    # to 已接单 by itself (no click, no reload)
+    page.locator(".svc-request", has_text="陈德明").click()
+    page.wait_for_selector("#svc-order")
+    page.select_option("#svc-type", "cleaning")
+    page.select_option("#svc-payment", "self")
+    page.fill("#svc-date", "2030-03-05")
+    page.fill("#svc-start", "09:00")
+    page.fill("#svc-end", "11:30")
+    page.click("#svc-order")
+    page.wait_for_selector("#svc-order-status[data-status='dispatched']", timeout=10000)
+    order_id = page.locator(".svc-col[data-status='dispatched'] .svc-card",
+                            has_text="陈德明").get_attribute("data-id")
+    assert order_id
+    token = stack.operator_token()
+    link = _api(stack, token, f"/api/v1/service-orders/{order_id}/work-link")["url"]
+    work_token = link.split("token=", 1)[1]
+    with httpx.Client(base_url=stack.base_url, timeout=10) as client:
+        accepted = client.post(f"/api/v1/jobs/{order_id}/accept",
+                               headers={"X-Work-Token": work_token})
+        assert accepted.status_code == 200, accepted.text
+    page.wait_for_selector("#svc-order-status[data-status='accepted']", timeout=10000)
+    assert page.locator(".svc-col[data-status='accepted'] .svc-card",
+                        has_text="陈德明").count() == 1
+
     # on another tab, the 服务 count still follows the stream
     before = int(page.inner_text("#svc-count"))
     page.click("#tab-queue")
