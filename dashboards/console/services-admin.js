@@ -104,7 +104,7 @@ export class AdminView {
     this.district = null;
     this.provider = null;
     this.data = { districts: [], communities: [], types: [], providers: [], workers: [],
-      rules: [], config: null };
+      rules: [], config: null, accounts: [], users: [] };
   }
 
   get isAdmin() { return this.role === "admin"; }
@@ -138,6 +138,13 @@ export class AdminView {
       }
       d.workers = this.provider
         ? await desk(`/api/v1/service-providers/${encodeURIComponent(this.provider)}/workers`) : [];
+      if (this.isAdmin) {
+        // accounts are the administrator's: the API refuses both lists to anyone else
+        const [accounts, users] = await Promise.all([desk("/api/v1/service-accounts"),
+          desk("/api/v1/users")]);
+        d.accounts = accounts;
+        d.users = users.filter((u) => ["provider", "worker"].includes(u.role) && u.active);
+      }
     } catch (err) {
       this.say(reason(err));
     }
@@ -154,8 +161,8 @@ export class AdminView {
             d.districts.map((x) => h("option", { value: x.id, selected: x.id === this.district }, x.name)))),
         h("p", { class: "hint" }, this.isAdmin ? t("adm.hint_admin") : t("adm.hint_centre"))),
       h("div", { class: "adm-grid" },
-        this.typesPanel(), this.providersPanel(), this.workersPanel(), this.rulesPanel(),
-        this.configPanel())));
+        this.typesPanel(), this.providersPanel(), this.workersPanel(),
+        this.isAdmin ? this.accountsPanel() : null, this.rulesPanel(), this.configPanel())));
   }
 
   // -- service types ---------------------------------------------------------------------------
@@ -313,6 +320,46 @@ export class AdminView {
     if (!showProblems(form, p)) return;
     await this.send(form, `/api/v1/service-providers/${encodeURIComponent(this.provider)}/workers`,
       "POST", { name: v.name, phone: v.phone, skills: v.skills });
+  }
+
+  // -- accounts: who signs in as a provider's administrator or as one of its workers ----------
+
+  accountsPanel() {
+    const d = this.data;
+    const pr = d.providers.find((x) => x.id === this.provider);
+    const providerName = (id) => (d.providers.find((x) => x.id === id) || { name: id }).name;
+    const workerName = (id) => (id ? (d.workers.find((w) => w.id === id) || { name: id }).name : "—");
+    const rows = d.accounts.map((a) => h("tr", { dataset: { user: a.user_id } },
+      h("td", {}, a.username), h("td", {}, tx("role", a.role)),
+      h("td", {}, providerName(a.provider_id)), h("td", {}, workerName(a.worker_id))));
+    const form = pr ? h("form", { class: "adm-form", id: "adm-account-form",
+      onsubmit: (e) => { e.preventDefault(); this.saveAccount(e.target); } },
+    field(t("adm_field.user_id"), h("select", { name: "user_id" }, h("option", { value: "" }, "—"),
+      d.users.map((u) => h("option", { value: u.id }, `${u.username} · ${tx("role", u.role)}`)))),
+    field(t("adm_field.worker_id"), h("select", { name: "worker_id" },
+      h("option", { value: "" }, t("adm.as_provider_admin")),
+      d.workers.map((w) => h("option", { value: w.id }, w.name)))),
+    h("p", { class: "adm-err", role: "alert" }),
+    h("button", { class: "primary", type: "submit", id: "adm-account-save" },
+      t("adm.link_account", { name: pr.name }))) : null;
+    return h("section", { class: "panel adm-panel", id: "adm-accounts" },
+      h("h3", {}, t("adm.accounts"),
+        h("span", { class: "hint" }, t("adm.accounts_hint"))),
+      h("div", { class: "adm-scroll" }, h("table", { class: "svc-table" },
+        h("tr", {}, ["adm_field.user_id", "adm.role", "adm_field.provider_id", "adm_field.worker_id"]
+          .map((k) => h("th", {}, t(k)))), rows)), form);
+  }
+
+  async saveAccount(form) {
+    const v = values(form);
+    const p = [];
+    const user = this.data.users.find((u) => u.id === v.user_id);
+    if (!user) p.push(["user_id", t("adm.need_user")]);
+    else if (user.role === "worker" && !v.worker_id) p.push(["worker_id", t("adm.need_worker")]);
+    else if (user.role === "provider" && v.worker_id) p.push(["worker_id", t("adm.provider_no_worker")]);
+    if (!showProblems(form, p)) return;
+    await this.send(form, "/api/v1/service-accounts", "POST", {
+      user_id: v.user_id, provider_id: this.provider, worker_id: v.worker_id || null });
   }
 
   // -- entitlement rules ------------------------------------------------------------------------

@@ -54,6 +54,7 @@ def _refusal_errors(errors: list[str]) -> list[str]:
 def test_admin_creates_provider_worker_and_rule(stack: ConsoleStack, browser: Any,
                                                 artifacts: Path) -> None:
     stack.add_user(ADMIN, ADMIN_PASSWORD, "admin")
+    stack.add_user("liu-guilan", "worker-test-pass-1", "worker")
     ctx = browser.new_context(viewport=DESKTOP, locale="zh-CN", timezone_id="Asia/Shanghai")
     page = ctx.new_page()
     errors = page_errors(page)
@@ -100,6 +101,19 @@ def test_admin_creates_provider_worker_and_rule(stack: ConsoleStack, browser: An
     wform.locator("[name=skills][value='company']").check()
     page.click("#adm-worker-save")
     page.locator("#adm-workers tr[data-id]", has_text="刘桂兰").wait_for(timeout=10000)
+
+    # -- her account: she signs in as that worker (a worker's account needs its worker)
+    aform = page.locator("#adm-account-form")
+    user_value = aform.locator("[name=user_id] option",
+                               has_text="liu-guilan").get_attribute("value")
+    aform.locator("[name=user_id]").select_option(user_value)
+    page.click("#adm-account-save")
+    assert "须选择对应的服务人员" in aform.locator(".adm-err").inner_text()
+    aform.locator("[name=worker_id]").select_option(label="刘桂兰")
+    page.click("#adm-account-save")
+    link = page.locator("#adm-accounts tr", has_text="liu-guilan")
+    link.wait_for(timeout=10000)
+    assert "刘桂兰" in link.inner_text() and "西湖颐养居家服务中心" in link.inner_text()
 
     # -- an entitlement rule: 空巢 now 150 元 a month with a minimum of 陪聊
     rform = page.locator("#adm-rule-form")
@@ -166,7 +180,7 @@ def test_admin_creates_provider_worker_and_rule(stack: ConsoleStack, browser: An
         .filter(p => p.scrollWidth > p.clientWidth + 1).map(p => p.id)""")
     assert wider == []
     headings = page.locator("#svc-admin h3").all_inner_texts()
-    assert len(headings) == 5 and all(CJK.search(x) for x in headings), headings
+    assert len(headings) == 6 and all(CJK.search(x) for x in headings), headings
     # English with the language button, at once; then back to Chinese
     page.click("#lang")
     page.wait_for_selector("#adm-types h3:has-text('Service types')", timeout=5000)
@@ -194,8 +208,9 @@ def test_operator_sees_setup_read_only_and_green_press_arrives_live(
     page.wait_for_selector("#adm-providers tr[data-id]", timeout=15000)
     # the centre adds providers and workers; types, rules and settings are the admin's
     assert page.locator("#adm-provider-form").count() == 1
-    for form in ("type", "rule", "config"):
+    for form in ("type", "rule", "config", "account"):
         assert page.locator(f"#adm-{form}-form").count() == 0, form
+    assert page.locator("#adm-accounts").count() == 0
 
     page.click("button[data-sub='queue']")
     page.wait_for_selector("#svc-phone-form")

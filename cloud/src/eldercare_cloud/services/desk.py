@@ -33,6 +33,7 @@ from eldercare_cloud.services.models import (
     HOLDS_WORKER,
     OPEN_ORDER,
     AccountLink,
+    AccountPublic,
     CallbackCreate,
     CallbackOutcome,
     ConfigPublic,
@@ -306,14 +307,29 @@ class ServiceDesk:
         return {"user_id": body.user_id, "provider_id": body.provider_id,
                 "worker_id": body.worker_id}
 
-    async def _user_role(self, user_id: str) -> str | None:
+    async def _users(self) -> dict[str, tuple[str, str]]:
+        """The tenant's accounts, id → (username, role)."""
         from eldercare_cloud.auth.users import UserService  # the users module owns accounts
 
         users = UserService(self._db, self._clock, self._secret, self._tenant, 60)
-        for u in await users.list(self._tenant):
-            if u.id == user_id:
-                return u.role.value
-        return None
+        return {u.id: (u.username, u.role.value) for u in await users.list(self._tenant)}
+
+    async def _user_role(self, user_id: str) -> str | None:
+        user = (await self._users()).get(user_id)
+        return user[1] if user else None
+
+    async def list_accounts(self, p: Principal) -> list[AccountPublic]:
+        """Accounts linked to the providers the caller may see (the console's set-up)."""
+        clause, params = await self._provider_scope(p)
+        rows = await K.fetch_all(
+            self._db.conn, "SELECT a.user_id, a.provider_id, a.worker_id FROM svc_accounts a"
+            f" JOIN svc_providers ON svc_providers.id = a.provider_id WHERE {clause}"
+            " ORDER BY a.provider_id, a.user_id", params)
+        users = await self._users()
+        return [AccountPublic(user_id=r["user_id"], username=users[r["user_id"]][0],
+                              role=users[r["user_id"]][1], provider_id=r["provider_id"],
+                              worker_id=r["worker_id"])
+                for r in rows if r["user_id"] in users]
 
     async def list_rules(self, p: Principal, district_id: str) -> list[EntitlementRulePublic]:
         await self._staff_district(p, district_id)
