@@ -24,7 +24,8 @@ export const CATEGORIES = ["dibao", "dibian", "tekun", "disabled", "semi_disable
 /** The server's refusal in the reader's language: its Chinese message when it sent one,
  *  else the stable code (or, for a 422, the fields it names) mapped to our own text. */
 export function reason(err) {
-  const body = (err && err.body) || {};
+  if (!err || !err.status) return t("adm.err_network"); // no answer from the server at all
+  const body = err.body || {};
   if (lang() === "zh-CN" && body.message_zh) return body.message_zh;
   if (lang() !== "zh-CN" && typeof body.detail === "string" && body.code !== "forbidden") {
     return body.detail;

@@ -9,7 +9,7 @@ import { h } from "../shared/dom.js";
 import { t, tx } from "../shared/i18n.js";
 import { desk, localIso, shanghaiNow, yuan } from "../shared/services-api.js";
 import { full, stamp } from "../shared/time.js";
-import { ADMIN_READERS, AdminView } from "./services-admin.js";
+import { ADMIN_READERS, AdminView, reason } from "./services-admin.js";
 
 const $ = (id) => document.getElementById(id);
 const BOARD = ["created", "unassigned", "dispatched", "accepted", "in_progress", "completed"];
@@ -51,7 +51,7 @@ async function attempt(fn, okText) {
     if (okText) say(okText, true);
     return result;
   } catch (err) {
-    say(err.message);
+    say(reason(err)); // the server's Chinese reason, or its code mapped: never its English
     return null;
   }
 }
@@ -423,7 +423,7 @@ async function stopPlan(id) {
 function show(visible) {
   $("view-services").hidden = !visible;
   if (visible) {
-    load().catch((err) => say(err.message));
+    load().catch((err) => say(reason(err)));
     if (!state.timer) state.timer = setInterval(() => load({ quiet: true }).catch(() => {}), POLL_MS);
   } else if (state.timer) {
     clearInterval(state.timer);
