@@ -9,7 +9,9 @@
   present), in this process;
 - a small simulated district: for each home, its own gateway process
   (``eldercare-edge run --config …``) and simulated devices living their routine
-  (``eldercare_sim``), plus a red button pressed now and then somewhere;
+  (``eldercare_sim``), plus a red button pressed now and then somewhere, and once, a
+  few seconds after the start, the green button in the first home (a service request
+  for the console's 服务 tab);
 
 and prints one line per alarm as the cloud commits it, until Ctrl-C (or ``--duration``)
 stops everything in order: devices, gateways (SIGTERM, by pid), the cloud, the brokers.
@@ -354,6 +356,12 @@ class Run:
             if event.lane is Lane.ALARM:
                 self.alarms += 1
                 say(self.alarm_line(event))
+            elif event.kind is EventKind.SERVICE_REQUEST:
+                home = self.by_gateway.get(event.gateway_id)
+                who = f"{home.resident} · {home.address}" if home else event.gateway_id
+                say(f"{now_hms()}  服务请求 SERVICE REQUEST (green button) {who}  "
+                    f"[{event.gateway_id} {event.device_id}]  → 控制台「服务」页 / the console's"
+                    " 服务 tab")
         for change in info.gateway_changes:
             zh = "网关上线" if change.status == "online" else "网关离线"
             say(f"{now_hms()}  {zh} gateway {change.status:<7} {change.gateway_id}")
@@ -444,6 +452,24 @@ class Run:
                 await sim.press(device_id, "red")
             await asyncio.sleep(self.rng.uniform(0.5 * every, 1.5 * every))
 
+    async def press_green_once(self) -> None:
+        """The first home's green button, ``--green-after`` seconds after the start, once:
+        a new user sees a service request arrive in the console's 服务 tab. Always the
+        same home and one press (a second try only if the firmware's debounce swallowed
+        it), so the demo stays reproducible."""
+        after = self.args.green_after
+        if after <= 0 or not self.sim:
+            return
+        await asyncio.sleep(after)
+        sim = self.sim[0]
+        button = next((d for d, t in sim.devices.items() if t == "call_button"), None)
+        if button is None:
+            return
+        for _ in range(2):
+            if await sim.press(button, "green"):
+                return
+            await asyncio.sleep(2.0)
+
     async def watch_gateways(self) -> None:
         """A gateway process that dies is news: say so and stop the run (nothing hidden)."""
         while True:
@@ -487,6 +513,7 @@ class Run:
                 await self.start_homes(home_brokers)
                 self.print_header(cloud_broker, banner)
                 tasks = [asyncio.create_task(self.press_now_and_then(), name="presses"),
+                         asyncio.create_task(self.press_green_once(), name="green-press"),
                          asyncio.create_task(self.watch_gateways(), name="watch")]
                 if self.args.duration:
                     loop.call_later(self.args.duration, self.stop.set)
@@ -523,7 +550,9 @@ class Run:
             say(banner)
         say(f"模拟 District:    {len(self.homes)} homes, {len(self.homes)} gateway processes, "
             f"{devices} simulated devices (speed {self.args.speed:g}x); a red button is "
-            f"pressed every ~{self.args.press_every:g} s")
+            f"pressed every ~{self.args.press_every:g} s"
+            + (f", a green button (service request) once after {self.args.green_after:g} s"
+               if self.args.green_after > 0 else ""))
         say(f"日志 Logs:        {self.data / 'logs'}, {self.data / 'gateways'}/*/gateway.log")
         say("按 Ctrl-C 停止 / press Ctrl-C to stop")
 
@@ -537,6 +566,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "(device timestamps run ahead of the wall clock when > 1)")
     p.add_argument("--press-every", type=float, default=40.0,
                    help="seconds between red-button presses somewhere in the district")
+    p.add_argument("--green-after", type=float, default=12.0,
+                   help="seconds after the start when the first home presses its green button "
+                        "once (a service request in the console's 服务 tab); 0: never")
     p.add_argument("--broker", choices=("auto", "mosquitto", "embedded"), default="auto")
     p.add_argument("--mqtt-port", type=int, default=0, help="cloud broker port (default: free)")
     p.add_argument("--http-port", type=int, default=8080,

@@ -244,6 +244,11 @@ function switchLanguage() {
 // -- live stream --------------------------------------------------------------------------
 
 function onStreamEvent(type, data) {
+  if (typeof type === "string" && type.startsWith("service.")) {
+    // the service desk's requests and orders: its own view (services.js) follows them
+    document.dispatchEvent(new CustomEvent("service-stream", { detail: { type, data } }));
+    return null;
+  }
   const id = store.apply(type, data);
   if (type === "account.locked" && data) {
     toast(t("toast.account_locked", { name: data.username || "" }), true);
@@ -329,7 +334,11 @@ async function start() {
   const connected = new Promise((resolve) => { live = resolve; });
   state.stream = follow("/api/v1/stream", {
     onEvent: (type, data) => (loaded ? onStreamEvent(type, data) : buffered.push([type, data])),
-    onState: (s) => { setConn(s); if (s === "live") live(); },
+    onState: (s) => {
+      setConn(s);
+      document.dispatchEvent(new CustomEvent("stream-state", { detail: s }));
+      if (s === "live") live();
+    },
   });
   await Promise.race([connected, new Promise((r) => setTimeout(r, 5000))]);
   await store.load();

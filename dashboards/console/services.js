@@ -1,17 +1,23 @@
 // The service desk in the console (issue 10): green-button requests in a queue of their
 // own (never mixed with alerts), call-back outcomes, orders, an order board by state,
 // order detail with dispatch, the worker's link, the visit's facts and ratings, and the
-// providers, workers and recurring plans. Self-contained: it adds its own tab's view and
-// follows the console's tab clicks, so app.js needs no changes.
+// providers, workers and recurring plans, and the district's service set-up
+// (services-admin.js). Self-contained: it follows the console's tab clicks, and the live
+// stream's service.* events that app.js hands on as DOM events ("service-stream").
 
 import { h } from "../shared/dom.js";
 import { t, tx } from "../shared/i18n.js";
 import { desk, localIso, shanghaiNow, yuan } from "../shared/services-api.js";
 import { full, stamp } from "../shared/time.js";
+import { ADMIN_READERS, AdminView, reason } from "./services-admin.js";
 
 const $ = (id) => document.getElementById(id);
 const BOARD = ["created", "unassigned", "dispatched", "accepted", "in_progress", "completed"];
-const POLL_MS = 3000;
+/** requests and orders arrive on the live stream; this slow poll only covers a stream
+ *  that is down (and anything the stream could not say) */
+const POLL_MS = 60000;
+/** several events of one change (a request ordered, the order dispatched) → one reload */
+const SETTLE_MS = 150;
 
 const state = {
   sub: "queue",
@@ -20,6 +26,10 @@ const state = {
   types: [],
   selected: null, // {kind: "request"|"order", id}
   timer: null,
+  role: null,
+  admin: null,
+  settle: null,
+  reopen: null, // the open order changed on the stream: redraw its pane after the reload
 };
 
 function typeName(id) {
@@ -41,14 +51,16 @@ async function attempt(fn, okText) {
     if (okText) say(okText, true);
     return result;
   } catch (err) {
-    say(err.message);
+    say(reason(err)); // the server's Chinese reason, or its code mapped: never its English
     return null;
   }
 }
 
 // -- loading ----------------------------------------------------------------------------
 
-async function load() {
+/** quiet (the poll, the stream): redraw only the live lists, never a sub-view with a form
+ *  someone may be typing in (providers, plans, the set-up) */
+async function load({ quiet = false } = {}) {
   if (!state.types.length) state.types = await desk("/api/v1/service-types");
   const [requests, orders] = await Promise.all([
     desk("/api/v1/service-requests"),
@@ -59,14 +71,23 @@ async function load() {
   const count = $("svc-count");
   count.textContent = String(requests.length);
   count.classList.toggle("zero", requests.length === 0);
-  render();
+  if (!quiet || ["queue", "board"].includes(state.sub)) render();
 }
 
 function render() {
   for (const btn of document.querySelectorAll("#view-services [data-sub]")) {
     btn.setAttribute("aria-pressed", btn.dataset.sub === state.sub ? "true" : "false");
   }
+  $("view-services").dataset.sub = state.sub;
   const main = $("svc-main");
+  if (state.sub === "admin") {
+    // the set-up screens load their own data; a service event does not wipe a form
+    if (state.admin && !main.querySelector("#svc-admin")) {
+      main.replaceChildren();
+      state.admin.load();
+    }
+    return;
+  }
   main.replaceChildren();
   if (state.sub === "queue") main.append(renderQueue());
   else if (state.sub === "board") main.append(renderBoard());
@@ -402,15 +423,76 @@ async function stopPlan(id) {
 function show(visible) {
   $("view-services").hidden = !visible;
   if (visible) {
-    load().catch((err) => say(err.message));
-    if (!state.timer) state.timer = setInterval(() => load().catch(() => {}), POLL_MS);
+    load().catch((err) => say(reason(err)));
+    if (!state.timer) state.timer = setInterval(() => load({ quiet: true }).catch(() => {}), POLL_MS);
   } else if (state.timer) {
     clearInterval(state.timer);
     state.timer = null;
   }
 }
 
+/** What others do to an order (the worker, the elder's button, the engine's deadlines):
+ *  the open order's pane is redrawn for these; the operator's own actions redraw it already. */
+const OTHERS_ACTIONS = ["accepted", "declined", "checked_in", "checked_out", "accept_expired",
+  "arrival_overdue", "rated", "followup_opened", "dispatched", "unassigned", "cancelled"];
+
+/** A service.* event from the stream: reload the lists (or, with the view hidden, only
+ *  the tab's count), once for a burst of events; and the open order, if it changed. */
+function onServiceEvent(e) {
+  const data = (e.detail && e.detail.data) || {};
+  const sel = state.selected;
+  if (sel && sel.kind === "order" && data.order_id === sel.id && OTHERS_ACTIONS.includes(data.action)) {
+    state.reopen = sel.id;
+  }
+  clearTimeout(state.settle);
+  state.settle = setTimeout(async () => {
+    if ($("view-services").hidden) {
+      loadCount().catch(() => {});
+      return;
+    }
+    await load({ quiet: true }).catch(() => {});
+    const id = state.reopen;
+    state.reopen = null;
+    if (id && state.selected && state.selected.id === id) await openOrder(id);
+  }, SETTLE_MS);
+}
+
+async function loadCount() {
+  const requests = await desk("/api/v1/service-requests");
+  const count = $("svc-count");
+  count.textContent = String(requests.length);
+  count.classList.toggle("zero", requests.length === 0);
+}
+
+/** Once the console has signed in: who this is decides whether the set-up shows. */
+async function whenReady() {
+  try {
+    const me = await desk("/api/v1/auth/me");
+    state.role = me.role;
+  } catch {
+    return;
+  }
+  if (ADMIN_READERS.includes(state.role)) {
+    state.admin = new AdminView($("svc-main"), { role: state.role, say,
+      active: () => state.sub === "admin" && !$("view-services").hidden });
+    $("svc-sub-admin").hidden = false;
+  }
+}
+
 function init() {
+  document.addEventListener("service-stream", onServiceEvent);
+  // the language button (app.js) sets <html lang>: redraw in the new language now, not at
+  // the next event or poll
+  new MutationObserver(() => {
+    if ($("view-services").hidden) return;
+    say(""); // a message in the old language
+    if (state.sub === "admin" && state.admin) state.admin.render();
+    else render();
+  }).observe(document.documentElement, { attributes: true, attributeFilter: ["lang"] });
+  document.addEventListener("stream-state", (e) => {
+    // back after a drop: the stream resumes where it stopped, but reload once anyway
+    if (e.detail === "live" && !$("view-services").hidden) load({ quiet: true }).catch(() => {});
+  });
   // app.js selects tabs (by click, key or code); follow its aria-selected on our tab
   const tab = $("tab-services");
   new MutationObserver(() => show(tab.getAttribute("aria-selected") === "true"))
@@ -418,14 +500,14 @@ function init() {
   for (const btn of document.querySelectorAll("#view-services [data-sub]")) {
     btn.addEventListener("click", () => { state.sub = btn.dataset.sub; render(); });
   }
-  if (location.hash === "#services") {
-    const wait = setInterval(() => {
-      if (document.body.dataset.ready === "1") {
-        clearInterval(wait);
-        $("tab-services").click();
-      }
-    }, 100);
-  }
+  const wait = setInterval(() => {
+    if (document.body.dataset.ready === "1") {
+      clearInterval(wait);
+      whenReady().then(() => {
+        if (location.hash === "#services") $("tab-services").click();
+      });
+    }
+  }, 100);
 }
 
 init();

@@ -6,10 +6,12 @@ import { session } from "./api.js";
 import { lang } from "./i18n.js";
 
 export class DeskError extends Error {
-  constructor(status, message, code) {
+  constructor(status, message, code, body = null) {
     super(message);
     this.status = status;
     this.code = code;
+    /** the refusal's JSON body, for pages that map its code or fields to their own text */
+    this.body = body;
   }
 }
 
@@ -38,7 +40,8 @@ export async function desk(path, { method = "GET", body, token = session.token,
           .join("; ");
       } else if (data.detail) message = String(data.detail);
     }
-    throw new DeskError(res.status, message, data && data.code);
+    throw new DeskError(res.status, message, data && data.code,
+      data && typeof data === "object" ? data : null);
   }
   return data;
 }

@@ -129,7 +129,8 @@ def build_services(settings: CloudSettings, db: Database, *, clock: Clock | None
     engine = CareEngine(settings, db, clock, registry_svc, care, dispatcher, store, ingest)
     wake.append(engine.wake)
     desk = ServiceDesk(db, clock, registry_svc, audit_log, secret_key=secret_key,
-                       public_base_url=settings.http.public_base_url, tenant=settings.tenant)
+                       public_base_url=settings.http.public_base_url, tenant=settings.tenant,
+                       hub=hub)
     # the running IngestService is both links; a care-only test passes a narrower one
     link = cast("CommandLink | None", ingest if hasattr(ingest, "publish_command") else None)
     service_engine = ServiceEngine(db, clock, registry_svc, desk, store, link, channels=chans,

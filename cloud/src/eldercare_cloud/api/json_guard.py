@@ -70,7 +70,8 @@ class RejectNonFiniteJson:
             detail = [{"type": "json_invalid", "loc": ["body"],
                        "msg": f"{constant} is not a valid JSON number (NaN and Infinity are"
                               " not allowed)", "input": constant}]
-            payload = json.dumps({"detail": detail}).encode()
+            # the same stable code as every other 422, which the pages translate
+            payload = json.dumps({"detail": detail, "code": "validation"}).encode()
             await send({"type": "http.response.start", "status": 422,
                         "headers": [(b"content-type", b"application/json"),
                                     (b"content-length", str(len(payload)).encode())]})

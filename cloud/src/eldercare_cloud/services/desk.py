@@ -33,6 +33,7 @@ from eldercare_cloud.services.models import (
     HOLDS_WORKER,
     OPEN_ORDER,
     AccountLink,
+    AccountPublic,
     CallbackCreate,
     CallbackOutcome,
     ConfigPublic,
@@ -67,6 +68,7 @@ from eldercare_cloud.services.models import (
     WorkView,
 )
 from eldercare_cloud.services.schema import MIGRATIONS
+from eldercare_cloud.stream import StreamHub
 from eldercare_cloud.visits import store as V
 from eldercare_cloud.visits.schema import MIGRATIONS as VISIT_MIGRATIONS
 from eldercare_cloud.visits.verify import Method
@@ -113,8 +115,10 @@ class Account:
 class ServiceDesk:
     def __init__(self, db: Database, clock: Clock, registry: RegistryService, audit: AuditLog,
                  *, secret_key: str, public_base_url: str, tenant: str,
-                 wake: Callable[[], None] | None = None) -> None:
+                 wake: Callable[[], None] | None = None,
+                 hub: StreamHub | None = None) -> None:
         self._db = db
+        self._hub = hub
         self._clock = clock
         self._registry = registry
         self._audit = audit
@@ -303,14 +307,29 @@ class ServiceDesk:
         return {"user_id": body.user_id, "provider_id": body.provider_id,
                 "worker_id": body.worker_id}
 
-    async def _user_role(self, user_id: str) -> str | None:
+    async def _users(self) -> dict[str, tuple[str, str]]:
+        """The tenant's accounts, id → (username, role)."""
         from eldercare_cloud.auth.users import UserService  # the users module owns accounts
 
         users = UserService(self._db, self._clock, self._secret, self._tenant, 60)
-        for u in await users.list(self._tenant):
-            if u.id == user_id:
-                return u.role.value
-        return None
+        return {u.id: (u.username, u.role.value) for u in await users.list(self._tenant)}
+
+    async def _user_role(self, user_id: str) -> str | None:
+        user = (await self._users()).get(user_id)
+        return user[1] if user else None
+
+    async def list_accounts(self, p: Principal) -> list[AccountPublic]:
+        """Accounts linked to the providers the caller may see (the console's set-up)."""
+        clause, params = await self._provider_scope(p)
+        rows = await K.fetch_all(
+            self._db.conn, "SELECT a.user_id, a.provider_id, a.worker_id FROM svc_accounts a"
+            f" JOIN svc_providers ON svc_providers.id = a.provider_id WHERE {clause}"
+            " ORDER BY a.provider_id, a.user_id", params)
+        users = await self._users()
+        return [AccountPublic(user_id=r["user_id"], username=users[r["user_id"]][0],
+                              role=users[r["user_id"]][1], provider_id=r["provider_id"],
+                              worker_id=r["worker_id"])
+                for r in rows if r["user_id"] in users]
 
     async def list_rules(self, p: Principal, district_id: str) -> list[EntitlementRulePublic]:
         await self._staff_district(p, district_id)
@@ -386,6 +405,27 @@ class ServiceDesk:
             " VALUES (?,?,?,?,?,?)",
             (subject, iso(self._clock.now()), actor.id, actor.name, action,
              json.dumps(detail or {}, ensure_ascii=False, default=str)))
+        await self._announce(conn, subject, action)
+
+    async def _announce(self, conn: Connection, subject: str, action: str) -> None:
+        """The console follows requests and orders on the live stream: one staff-only event
+        per timeline entry of a request or an order, in the same transaction (so never
+        for a change that rolled back; the commit wakes the stream's readers). Names and
+        addresses stay out of it: the console reads the record through the scoped,
+        audited API; the resident id is there so an erasure removes the events too."""
+        kind, _, record_id = subject.partition(":")
+        table = {"request": "svc_requests", "order": "svc_orders"}.get(kind)
+        if self._hub is None or table is None:
+            return
+        row = await K.fetch_one(conn, f"SELECT district_id, resident_id FROM {table}"
+                                " WHERE id = ?", (record_id,))
+        if row is None:
+            return
+        news = {("request", "opened"): "opened", ("order", "created"): "created"}
+        await self._hub.append(
+            conn, f"service.{kind}.{news.get((kind, action), 'updated')}",
+            {f"{kind}_id": record_id, "action": action},
+            district_id=row["district_id"], resident_id=row["resident_id"], staff_only=True)
 
     async def _timeline(self, subject: str) -> list[TimelinePublic]:
         rows = await K.fetch_all(self._db.conn, "SELECT * FROM svc_timeline WHERE subject = ?"

@@ -156,6 +156,16 @@ class AccountLink(_In):
     worker_id: RefId | None = None
 
 
+class AccountPublic(_Out):
+    """A user account linked to a provider (its administrator) or to one of its workers."""
+
+    user_id: str
+    username: str
+    role: str
+    provider_id: str
+    worker_id: str | None
+
+
 class Minimum(_In):
     service_type_id: Code
     times: int = Field(default=0, ge=0, le=100)

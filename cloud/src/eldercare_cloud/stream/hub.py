@@ -48,7 +48,15 @@ CREATE TABLE stream_event_contacts (
     PRIMARY KEY (event_id, contact_id)
 )
 """,
+    # events for the monitoring centre only (the service desk's requests and orders): the
+    # family's resident scope and the responders' contact scope never reach them
+    """
+ALTER TABLE stream_events ADD COLUMN staff_only INTEGER NOT NULL DEFAULT 0
+""",
 ]
+
+#: roles that see staff-only events (in their districts)
+STAFF_READERS = (Role.ADMIN, Role.OPERATOR, Role.SUPERVISOR)
 
 
 class StreamEvent(BaseModel):
@@ -72,8 +80,12 @@ class StreamHub:
     async def append(self, conn: Connection, type_: str, data: dict[str, Any], *,
                      alert_id: str | None = None, district_id: str | None = None,
                      resident_id: str | None = None,
-                     contact_ids: list[str] | None = None) -> None:
+                     contact_ids: list[str] | None = None,
+                     staff_only: bool = False) -> None:
         """Write an event inside the caller's transaction; call ``wake()`` after commit.
+
+        ``staff_only``: only the monitoring centre (admins, operators, supervisors of the
+        event's district) may read it, whatever resident or contacts it names.
 
         With several API workers on PostgreSQL the commit also wakes every other worker's
         hub (NOTIFY), and stream writers commit one at a time, so ids appear in order
@@ -82,9 +94,10 @@ class StreamHub:
         await self._db.serialise(conn, "stream_events")
         cur = await conn.execute(
             "INSERT INTO stream_events(ts, type, alert_id, district_id, resident_id,"
-            " contact_ids, data) VALUES (?,?,?,?,?,?,?) RETURNING id",
+            " contact_ids, data, staff_only) VALUES (?,?,?,?,?,?,?,?) RETURNING id",
             (iso(self._clock.now()), type_, alert_id, district_id, resident_id,
-             json.dumps(contacts), json.dumps(data, ensure_ascii=False, default=str)))
+             json.dumps(contacts), json.dumps(data, ensure_ascii=False, default=str),
+             1 if staff_only else 0))
         row = await cur.fetchone()
         if contacts and row is not None:
             await conn.executemany(
@@ -135,6 +148,13 @@ class StreamHub:
 
 
 def _scope(p: Principal) -> tuple[str, list[Any]]:
+    clause, params = _audience(p)
+    if p.role in STAFF_READERS:
+        return clause, params
+    return f"(staff_only = 0 AND {clause})", params
+
+
+def _audience(p: Principal) -> tuple[str, list[Any]]:
     if p.role is Role.ADMIN:
         clause, params = district_clause(p, "district_id")
         return f"(district_id IS NULL OR {clause})", params

@@ -13,6 +13,7 @@ from eldercare_cloud.auth.models import Role
 from eldercare_cloud.errors import AuthenticationError
 from eldercare_cloud.services.models import (
     AccountLink,
+    AccountPublic,
     CallbackCreate,
     CancelCreate,
     CheckInCreate,
@@ -111,6 +112,11 @@ async def provider_month(services: ServicesDep, user: CurrentUser, provider_id: 
                          month: MonthQ = None) -> ProviderMonth:
     return await services.service_records.provider_month(user, provider_id,
                                                          _month(services, month))
+
+
+@router.get("/service-accounts", response_model=list[AccountPublic], **roles(A))
+async def list_accounts(services: ServicesDep, user: CurrentUser) -> list[AccountPublic]:
+    return await services.desk.list_accounts(user)
 
 
 @router.post("/service-accounts", **roles(A))
