@@ -188,3 +188,25 @@ async def test_a_write_cancelled_at_any_point_leaves_no_transaction_open(
             await outbox.save_state({"after": b"ok"})      # raised before the fix
     assert await outbox.load_state("after") == b"ok"
     assert await outbox.put(draft(Lane.ALARM)) is not None
+
+
+async def test_a_read_is_bounded_in_bytes_and_always_takes_one(outbox: Outbox) -> None:
+    """A telemetry batch is ~100 times an event: ``max_bytes`` bounds what a read holds in
+    memory, whatever the record count allows."""
+    await outbox.put_many([draft(Lane.EVENT, "e" * 100)])
+    await outbox.put_many([draft(Lane.TELEMETRY, f"t{i}" + "x" * 1000) for i in range(5)])
+    sizes = {i.id: len(i.payload) for i in await outbox.read_batch(10)}
+    event, t0, t1 = list(sizes.values())[:3]
+    # the event and two telemetry records fit, the third does not
+    items = await outbox.read_batch(10, max_bytes=event + t0 + t1 + 10)
+    assert [json.loads(i.payload)["body"][:2] for i in items] == ["ee", "t0", "t1"]
+    # after what is in flight, still in seq order; a record larger than the budget is
+    # read alone (nothing would ever move otherwise)
+    items = await outbox.read_batch(10, after={Lane.EVENT: 1, Lane.TELEMETRY: 3}, max_bytes=1)
+    assert [json.loads(i.payload)["body"][:2] for i in items] == ["t2"]
+    items = await outbox.read_batch(10, after={Lane.EVENT: 1, Lane.TELEMETRY: 3}, max_bytes=1,
+                                    first_may_exceed=False)
+    assert items == []
+    # nothing of a lane fits beside what was read before: the read stops there
+    items = await outbox.read_batch(10, max_bytes=event + 10)
+    assert [json.loads(i.payload)["body"][:2] for i in items] == ["ee"]

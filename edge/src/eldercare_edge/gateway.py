@@ -134,7 +134,8 @@ class Gateway:
         self.forwarder = Forwarder(
             self.gateway_id, self.outbox, self.cloud, window=cloud.inflight_window,
             resend_after_s=cloud.resend_after_s, read_batch=cloud.read_batch, clock=self.clock,
-            counters=self.counters, on_committed=self._on_committed)
+            counters=self.counters, on_committed=self._on_committed,
+            max_inflight_bytes=cloud.inflight_max_bytes)
         subs = native.SUBSCRIPTIONS + (z2m.SUBSCRIPTIONS if settings.z2m.enabled else ())
         home = settings.home_broker
         self.home = MqttLink("home", home, home.client_id or f"gw-{self.gateway_id}-home",

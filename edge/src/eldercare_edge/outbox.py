@@ -387,19 +387,48 @@ class Outbox:
     # ---------------------------------------------------------------- read / ack
 
     async def read_batch(self, limit: int, after: Mapping[Lane, int] | None = None,
-                         lanes: Sequence[Lane] = LANE_ORDER) -> list[OutboxItem]:
+                         lanes: Sequence[Lane] = LANE_ORDER,
+                         max_bytes: int | None = None,
+                         first_may_exceed: bool = True) -> list[OutboxItem]:
         """Up to ``limit`` records, alarms first, then events, then telemetry, each in seq
-        order; ``after`` skips what the caller already has in flight per lane."""
+        order; ``after`` skips what the caller already has in flight per lane.
+
+        ``max_bytes`` bounds the payload bytes read: a telemetry batch is ~100 times the
+        size of an event, so a count alone does not bound the memory a read takes. A first
+        record larger than that is read alone when ``first_may_exceed`` (nothing would
+        ever move otherwise). The sizes are looked up first (no payload read), then only
+        the records that fit are fetched."""
         out: list[OutboxItem] = []
         after = after or {}
+        budget = max_bytes
         for lane in (lane for lane in LANE_ORDER if lane in lanes):
             room = limit - len(out)
-            if room <= 0:
+            if room <= 0 or (budget is not None and budget <= 0 and out):
                 break
-            cur = await self.db.execute(
-                "SELECT seq, id, device_id, created, payload FROM outbox"
-                " WHERE lane=? AND seq>? ORDER BY seq LIMIT ?",
-                (lane.value, after.get(lane, 0), room))
+            start = after.get(lane, 0)
+            if budget is None:
+                cur = await self.db.execute(
+                    "SELECT seq, id, device_id, created, payload FROM outbox"
+                    " WHERE lane=? AND seq>? ORDER BY seq LIMIT ?", (lane.value, start, room))
+            else:
+                sizes = await (await self.db.execute(
+                    "SELECT seq, size FROM outbox WHERE lane=? AND seq>? ORDER BY seq LIMIT ?",
+                    (lane.value, start, room))).fetchall()
+                last, taken = start, 0
+                for seq, size in sizes:
+                    if taken and taken + int(size) > budget:
+                        break
+                    if not taken and int(size) > budget and (out or not first_may_exceed):
+                        break   # nothing of this lane fits beside what was read before
+                    taken += int(size)
+                    last = int(seq)
+                if last == start:
+                    continue
+                budget -= taken
+                cur = await self.db.execute(
+                    "SELECT seq, id, device_id, created, payload FROM outbox"
+                    " WHERE lane=? AND seq>? AND seq<=? ORDER BY seq",
+                    (lane.value, start, last))
             out.extend([OutboxItem(seq, rid, lane, device_id, created, payload)
                         for seq, rid, device_id, created, payload in await cur.fetchall()])
         return out
