@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from eldercare_edge.outbox import Draft, Outbox, record_id
+from eldercare_edge.outbox import SEQ_JUMP_AFTER_CRASH, Draft, Outbox, record_id
 from eldercare_protocols.uplink import GapRecord, Lane
 
 GW = "gw-ob"
@@ -128,7 +129,13 @@ CRASH_WRITER = textwrap.dedent("""
             for i in range(100000):
                 if i % 3 == 0:
                     await ob.put_many([Draft(Lane.TELEMETRY, build) for _ in range(20)])
-                s = await ob.put(Draft(Lane.ALARM, build, device_id="btn"))
+                if i % 2:
+                    # the gateway's way: committed, sent meanwhile, synced before "received"
+                    [s] = await ob.put_many([Draft(Lane.ALARM, build, device_id="btn")],
+                                            defer_sync=True)
+                    await ob.sync()
+                else:
+                    s = await ob.put(Draft(Lane.ALARM, build, device_id="btn"))
                 print(s.id, flush=True)
 
     asyncio.run(main())
@@ -210,3 +217,27 @@ async def test_a_read_is_bounded_in_bytes_and_always_takes_one(outbox: Outbox) -
     # nothing of a lane fits beside what was read before: the read stops there
     items = await outbox.read_batch(10, max_bytes=event + 10)
     assert [json.loads(i.payload)["body"][:2] for i in items] == ["ee"]
+
+
+async def test_after_an_unclean_shutdown_seq_jumps_past_anything_a_power_cut_took(
+        tmp_path: Path) -> None:
+    """Commits without an fsync (telemetry, events, alarms whose sync is deferred) are
+    lost by a power cut with the seqs they took, which the cloud may have seen: a seq the
+    cloud saw must never name another record, so an outbox not closed cleanly jumps."""
+    path = tmp_path / "o.sqlite"
+    async with Outbox(path, GW) as ob:
+        stored = await ob.put_many([draft(Lane.EVENT, "a")], defer_sync=True)
+        await ob.sync()
+    assert stored[0].seq == 1
+    async with Outbox(path, GW) as ob:     # closed cleanly: seq goes on
+        assert ob.next_seq == 2
+    db = sqlite3.connect(path)             # as if that run had been killed or lost power
+    with db:
+        db.execute("UPDATE meta SET value=1 WHERE key='open'")
+    db.close()
+    async with Outbox(path, GW) as ob:
+        assert ob.next_seq == 2 + SEQ_JUMP_AFTER_CRASH
+        again = await ob.put(draft(Lane.ALARM, "b"))
+        assert again is not None and again.seq == 2 + SEQ_JUMP_AFTER_CRASH
+    async with Outbox(path, GW) as ob:
+        assert ob.next_seq == 3 + SEQ_JUMP_AFTER_CRASH

@@ -320,7 +320,10 @@ class Gateway:
             state = (state or {}) | {Z2M_STATE_KEY: self.ingest.z2m.snapshot()}
             self.ingest.z2m.dirty = False
         try:
-            stored = await self.outbox.put_many(drafts, state=state)
+            # alarms commit without waiting for the fsync, which runs below while the
+            # forwarder already sends them (durable against a crash of the process; the
+            # device hears "received" only after the fsync)
+            stored = await self.outbox.put_many(drafts, state=state, defer_sync=True)
         except BaseException as exc:
             if state is not None and rule_state.STATE_KEY in state:
                 self.rules.mark_unsaved()
@@ -329,12 +332,15 @@ class Gateway:
             if not isinstance(exc, Exception):
                 raise
             stored = await self._store_each(drafts, exc)
-        for s in stored:
-            if s.lane is Lane.ALARM and s.device_id is not None:
-                self.counters.inc("alarms_stored")
-                self._led(s.device_id, "received", [s.id])
         if stored:
             self.forwarder.wake()
+        alarms = [(s.device_id, s.id) for s in stored
+                  if s.lane is Lane.ALARM and s.device_id is not None]
+        if alarms:
+            await self.outbox.sync()
+        for device_id, rid in alarms:
+            self.counters.inc("alarms_stored")
+            self._led(device_id, "received", [rid])
         return stored
 
     async def _store_each(self, drafts: list[Draft], first: Exception) -> list[Stored]:
