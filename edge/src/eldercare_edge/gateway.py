@@ -141,7 +141,9 @@ class Gateway:
         self.home = MqttLink("home", home, home.client_id or f"gw-{self.gateway_id}-home",
                              subscriptions=subs, on_messages=self._on_home,
                              persistent=home.persistent_session,
-                             on_conflict=lambda: self._conflict("home"))
+                             on_conflict=lambda: self._conflict("home"), manual_ack=True)
+        #: home messages handed to the inbox so far (each one's token, see Inbound)
+        self._home_delivered = 0
         modem = modem or (GsmModem(settings.modem) if settings.modem else None)
         self.sms = SmsFallback(
             gateway_id=self.gateway_id, outbox=self.outbox, ledger=self.ledger, modem=modem,
@@ -241,8 +243,9 @@ class Gateway:
     def _on_home(self, batch: list[tuple[str, bytes]]) -> None:
         prefix = z2m.BASE_TOPIC + "/"
         for topic, payload in batch:
+            self._home_delivered += 1
             self._admit(Inbound("z2m" if topic.startswith(prefix) else "native", topic,
-                                payload))
+                                payload, self._home_delivered))
         self._inbox_ready.set()
 
     def _on_serial_line(self, line: bytes) -> None:
@@ -290,11 +293,13 @@ class Gateway:
                 self._inbox_bytes = 0
             result = IngestResult()
             n = 0
+            token = 0
             while self._inbox and n < INGEST_CHUNK:
                 # Ingest.handle isolates each message: one that breaks is counted, not raised
                 msg = self._inbox.popleft()
                 self._inbox_bytes -= len(msg.payload)
                 self.ingest.handle(msg, result)
+                token = max(token, msg.token)
                 n += 1
             if self.batcher.due():
                 flushed = self.batcher.flush(aware_now(self.clock))
@@ -302,6 +307,10 @@ class Gateway:
                     result.drafts.append(flushed)
             if result.drafts or self.rules.urgent:
                 await self.store(result.drafts)
+            if token:
+                # stored (readings waiting in the telemetry batch aside): the home broker
+                # may forget them now; until here a crash gets them delivered again
+                self.home.ack_through(token)
             if not self._inbox:
                 return
 

@@ -66,7 +66,8 @@ class MqttLink:
                  on_disconnect: Callable[[], None] | None = None,
                  max_inflight: int = 0, persistent: bool = False,
                  on_refused: Callable[[str], None] | None = None,
-                 on_conflict: Callable[[], None] | None = None) -> None:
+                 on_conflict: Callable[[], None] | None = None,
+                 manual_ack: bool = False) -> None:
         self.name = name
         self.settings = settings
         self._subscriptions = tuple(subscriptions)
@@ -90,6 +91,13 @@ class MqttLink:
         self.connects = 0
         self.disconnects = 0
         self._connected_async: asyncio.Event | None = None
+        #: manual_ack: a QoS 1 message is PUBACKed by ack_through() once the receiver has
+        #: stored it, not on receipt (a crash in between gets it redelivered). The n-th
+        #: message handed to on_messages has token n; (token, session, mid) wait here
+        self._manual_ack = manual_ack
+        self._received = 0
+        self._session = 0
+        self._unacked: deque[tuple[int, int, int]] = deque()
 
         # persistent: the broker keeps the session (subscriptions and the QoS 1 messages
         # that arrive while we are away) under this fixed client id
@@ -116,6 +124,7 @@ class MqttLink:
                                    max_delay=max(1, round(settings.reconnect_max_s)))
         client.max_inflight_messages_set(max_inflight)
         client.max_queued_messages_set(0)
+        client.manual_ack_set(manual_ack)
         client.on_connect = self._paho_connect
         client.on_disconnect = self._paho_disconnect
         client.on_message = self._paho_message
@@ -182,6 +191,14 @@ class MqttLink:
                 return n
         return len(payloads)
 
+    def ack_through(self, token: int) -> None:
+        """PUBACK every message up to the one with this token (see ``manual_ack``)."""
+        unacked = self._unacked
+        while unacked and unacked[0][0] <= token:
+            _, session, mid = unacked.popleft()
+            if session == self._session:
+                self._client.ack(mid, 1)
+
     # ---------------------------------------------------------------- paho thread
 
     def _paho_connect(self, client: mqtt.Client, userdata: Any, flags: Any,
@@ -194,6 +211,7 @@ class MqttLink:
                 self._call(self._on_refused_cb, str(reason))
             return
         self.refused = None
+        self._session += 1      # mids of an older connection are not acked on this one
         self._connected_at = time.monotonic()
         _nodelay(client)
         if self._birth is not None:
@@ -251,6 +269,9 @@ class MqttLink:
     def _paho_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage
                       ) -> None:
         self._pending.append((message.topic, bytes(message.payload)))
+        self._received += 1
+        if self._manual_ack and message.qos > 0:
+            self._unacked.append((self._received, self._session, message.mid))
         if not self._drain_scheduled:
             self._drain_scheduled = True
             self._call(self._drain)
