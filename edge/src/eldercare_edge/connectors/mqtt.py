@@ -196,7 +196,8 @@ class MqttLink:
         unacked = self._unacked
         while unacked and unacked[0][0] <= token:
             _, session, mid = unacked.popleft()
-            if session == self._session:
+            # a connection that is gone takes its mids along: the broker delivers again
+            if session == self._session and self._connected.is_set():
                 self._client.ack(mid, 1)
 
     # ---------------------------------------------------------------- paho thread
