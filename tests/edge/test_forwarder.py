@@ -148,6 +148,30 @@ async def test_window_bounds_the_backlog_but_not_alarms_and_only_an_ack_deletes(
         assert alarm is not None and await outbox.contains(alarm.id)
 
 
+async def test_the_window_is_bounded_in_bytes_too_but_alarms_are_not(outbox: Outbox) -> None:
+    """Records in flight are held for a resend: big telemetry batches stop at the byte
+    budget long before the count window, and the next go once an ack frees room."""
+    stored = await outbox.put_many([draft(Lane.TELEMETRY, f"t{i}:" + "x" * 1000)
+                                    for i in range(10)])
+    link = FakeLink()
+    async with forwarding(outbox, link, window=1000, read_batch=500,
+                          max_inflight_bytes=3500) as (fw, _):
+        await wait_for(lambda: len(link.sent) == 3, what="three batches in flight")
+        await asyncio.sleep(0.05)
+        assert len(link.sent) == 3 and fw.inflight == 3
+        assert 3000 < fw.inflight_bytes <= 3500
+        alarm = await outbox.put(draft(Lane.ALARM, "sos"))
+        assert alarm is not None
+        fw.wake()
+        await wait_for(lambda: "sos" in link.bodies(), what="an alarm past the byte budget")
+        await fw.on_acks([ack([stored[0].id, stored[1].id, alarm.id])])
+        await wait_for(lambda: len(link.sent) == 6, what="two more after the ack")
+        await asyncio.sleep(0.05)
+        assert [b.split(":")[0] for b in link.bodies()] == ["t0", "t1", "t2", "sos", "t3",
+                                                            "t4"]
+        assert fw.inflight == 3
+
+
 async def test_a_refused_publish_keeps_the_rest_in_order_for_later(outbox: Outbox) -> None:
     await outbox.put_many([draft(Lane.EVENT, f"e{i}", device="door-1") for i in range(10)])
     link = FakeLink()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from eldercare_edge.outbox import Draft, Outbox, record_id
+from eldercare_edge.outbox import SEQ_JUMP_AFTER_CRASH, Draft, Outbox, record_id
 from eldercare_protocols.uplink import GapRecord, Lane
 
 GW = "gw-ob"
@@ -128,7 +129,13 @@ CRASH_WRITER = textwrap.dedent("""
             for i in range(100000):
                 if i % 3 == 0:
                     await ob.put_many([Draft(Lane.TELEMETRY, build) for _ in range(20)])
-                s = await ob.put(Draft(Lane.ALARM, build, device_id="btn"))
+                if i % 2:
+                    # the gateway's way: committed, sent meanwhile, synced before "received"
+                    [s] = await ob.put_many([Draft(Lane.ALARM, build, device_id="btn")],
+                                            defer_sync=True)
+                    await ob.sync()
+                else:
+                    s = await ob.put(Draft(Lane.ALARM, build, device_id="btn"))
                 print(s.id, flush=True)
 
     asyncio.run(main())
@@ -188,3 +195,49 @@ async def test_a_write_cancelled_at_any_point_leaves_no_transaction_open(
             await outbox.save_state({"after": b"ok"})      # raised before the fix
     assert await outbox.load_state("after") == b"ok"
     assert await outbox.put(draft(Lane.ALARM)) is not None
+
+
+async def test_a_read_is_bounded_in_bytes_and_always_takes_one(outbox: Outbox) -> None:
+    """A telemetry batch is ~100 times an event: ``max_bytes`` bounds what a read holds in
+    memory, whatever the record count allows."""
+    await outbox.put_many([draft(Lane.EVENT, "e" * 100)])
+    await outbox.put_many([draft(Lane.TELEMETRY, f"t{i}" + "x" * 1000) for i in range(5)])
+    sizes = {i.id: len(i.payload) for i in await outbox.read_batch(10)}
+    event, t0, t1 = list(sizes.values())[:3]
+    # the event and two telemetry records fit, the third does not
+    items = await outbox.read_batch(10, max_bytes=event + t0 + t1 + 10)
+    assert [json.loads(i.payload)["body"][:2] for i in items] == ["ee", "t0", "t1"]
+    # after what is in flight, still in seq order; a record larger than the budget is
+    # read alone (nothing would ever move otherwise)
+    items = await outbox.read_batch(10, after={Lane.EVENT: 1, Lane.TELEMETRY: 3}, max_bytes=1)
+    assert [json.loads(i.payload)["body"][:2] for i in items] == ["t2"]
+    items = await outbox.read_batch(10, after={Lane.EVENT: 1, Lane.TELEMETRY: 3}, max_bytes=1,
+                                    first_may_exceed=False)
+    assert items == []
+    # nothing of a lane fits beside what was read before: the read stops there
+    items = await outbox.read_batch(10, max_bytes=event + 10)
+    assert [json.loads(i.payload)["body"][:2] for i in items] == ["ee"]
+
+
+async def test_after_an_unclean_shutdown_seq_jumps_past_anything_a_power_cut_took(
+        tmp_path: Path) -> None:
+    """Commits without an fsync (telemetry, events, alarms whose sync is deferred) are
+    lost by a power cut with the seqs they took, which the cloud may have seen: a seq the
+    cloud saw must never name another record, so an outbox not closed cleanly jumps."""
+    path = tmp_path / "o.sqlite"
+    async with Outbox(path, GW) as ob:
+        stored = await ob.put_many([draft(Lane.EVENT, "a")], defer_sync=True)
+        await ob.sync()
+    assert stored[0].seq == 1
+    async with Outbox(path, GW) as ob:     # closed cleanly: seq goes on
+        assert ob.next_seq == 2
+    db = sqlite3.connect(path)             # as if that run had been killed or lost power
+    with db:
+        db.execute("UPDATE meta SET value=1 WHERE key='open'")
+    db.close()
+    async with Outbox(path, GW) as ob:
+        assert ob.next_seq == 2 + SEQ_JUMP_AFTER_CRASH
+        again = await ob.put(draft(Lane.ALARM, "b"))
+        assert again is not None and again.seq == 2 + SEQ_JUMP_AFTER_CRASH
+    async with Outbox(path, GW) as ob:
+        assert ob.next_seq == 3 + SEQ_JUMP_AFTER_CRASH

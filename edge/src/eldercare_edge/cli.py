@@ -8,6 +8,7 @@ cloud told "offline").
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -80,6 +81,12 @@ async def _serve(settings: EdgeSettings) -> int:
 
     gw = Gateway(settings, on_status=status)
     await gw.__aenter__()
+    # what start-up built (modules, pydantic validators, the catalogue: ~40,000 objects)
+    # lives as long as the process: frozen out of the collector's sight, a full collection
+    # no longer walks it (17 ms on an idle core, hundreds on a loaded one, landing in the
+    # middle of whatever alarm is being handled)
+    gc.collect()
+    gc.freeze()
     code = 0
     try:
         print(f"网关 {settings.gateway_id} 已启动 / gateway started", flush=True)

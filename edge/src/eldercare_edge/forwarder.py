@@ -2,7 +2,11 @@
 
 * A bounded window of records awaits the cloud's application ack; alarms may
   always go out, even when telemetry fills the window, so a new alarm never
-  waits behind a backlog.
+  waits behind a backlog. The window is bounded in bytes too
+  (``max_inflight_bytes``): the records in flight are held in memory for a resend,
+  and a telemetry batch is ~100 times an event, so a count alone let a drain that
+  reached the telemetry lane hold ``window`` × 26 KB. Memory is bounded by these
+  constants, never by the backlog.
 * A broker PUBACK means nothing here: a record leaves the outbox only when an
   ``Ack`` on ``down/ack`` names its id.
 * A record not acked within ``resend_after_s`` is sent again with the same id.
@@ -55,13 +59,16 @@ class _Flight:
 class Forwarder:
     def __init__(self, gateway_id: str, outbox: Outbox, link: Link, *, window: int,
                  resend_after_s: float, read_batch: int, clock: Clock, counters: Counters,
-                 on_committed: Callable[[list[Stored]], None] | None = None) -> None:
+                 on_committed: Callable[[list[Stored]], None] | None = None,
+                 max_inflight_bytes: int = 8_000_000) -> None:
         self.gateway_id = gateway_id
         self.outbox = outbox
         self.link = link
         self.window = window
         self.resend_after_s = resend_after_s
         self.read_batch = read_batch
+        self.max_inflight_bytes = max_inflight_bytes
+        self._inflight_bytes = 0
         self.clock = clock
         self.counters = counters
         self._on_committed = on_committed
@@ -81,12 +88,17 @@ class Forwarder:
     def reset(self) -> None:
         """Forget what is in flight: after a (re)connect everything unacked goes again."""
         self._inflight.clear()
+        self._inflight_bytes = 0
         self._cursor.clear()
         self._wake.set()
 
     @property
     def inflight(self) -> int:
         return len(self._inflight)
+
+    @property
+    def inflight_bytes(self) -> int:
+        return self._inflight_bytes
 
     async def on_ack(self, ack: Ack) -> list[Stored]:
         return await self.on_acks([ack])
@@ -96,8 +108,12 @@ class Forwarder:
         ids = [rid for ack in acks for rid in ack.ids]
         gone = await self.outbox.ack(ids)
         inflight = self._inflight
+        freed = 0
         for rid in ids:
-            inflight.pop(rid, None)
+            flight = inflight.pop(rid, None)
+            if flight is not None:
+                freed += len(flight.item.payload)
+        self._inflight_bytes -= freed
         self.last_cloud_ack = aware_now(self.clock)
         self.counters.inc("acked", len(gone))
         if len(gone) < len(ids):
@@ -153,19 +169,25 @@ class Forwarder:
             pass
         while self.link.connected:
             room = self.window - len(self._inflight)
-            if room <= 0:
+            room_bytes = self.max_inflight_bytes - self._inflight_bytes
+            if room <= 0 or room_bytes <= 0:
                 return
-            sent = await self._pump((Lane.EVENT, Lane.TELEMETRY), min(room, self.read_batch))
+            sent = await self._pump((Lane.EVENT, Lane.TELEMETRY), min(room, self.read_batch),
+                                    room_bytes)
             if sent == 0:
                 return
             # an alarm stored while the batch was read goes before the next batch
             while await self._pump((Lane.ALARM,), self.read_batch) >= self.read_batch:
                 pass
 
-    async def _pump(self, lanes: tuple[Lane, ...], limit: int) -> int:
-        """Read up to ``limit`` records after the cursors and hand them to the link in one
-        tight loop per lane (no await between publishes)."""
-        items = await self.outbox.read_batch(limit, after=self._cursor, lanes=lanes)
+    async def _pump(self, lanes: tuple[Lane, ...], limit: int,
+                    max_bytes: int | None = None) -> int:
+        """Read up to ``limit`` records (and ``max_bytes``) after the cursors and hand them
+        to the link in one tight loop per lane (no await between publishes)."""
+        # a record larger than the whole budget goes alone, when nothing else is in flight
+        items = await self.outbox.read_batch(limit, after=self._cursor, lanes=lanes,
+                                             max_bytes=max_bytes,
+                                             first_may_exceed=not self._inflight)
         if not items:
             return 0
         now = time.monotonic()
@@ -183,6 +205,7 @@ class Forwarder:
             n = self.link.publish_many(self._topics[lane], [item.payload for item in run])
             for item in run[:n]:
                 inflight[item.id] = _Flight(item, now)
+                self._inflight_bytes += len(item.payload)
             sent += n
             if n < len(run):
                 if n:

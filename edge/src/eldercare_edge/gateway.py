@@ -134,13 +134,16 @@ class Gateway:
         self.forwarder = Forwarder(
             self.gateway_id, self.outbox, self.cloud, window=cloud.inflight_window,
             resend_after_s=cloud.resend_after_s, read_batch=cloud.read_batch, clock=self.clock,
-            counters=self.counters, on_committed=self._on_committed)
+            counters=self.counters, on_committed=self._on_committed,
+            max_inflight_bytes=cloud.inflight_max_bytes)
         subs = native.SUBSCRIPTIONS + (z2m.SUBSCRIPTIONS if settings.z2m.enabled else ())
         home = settings.home_broker
         self.home = MqttLink("home", home, home.client_id or f"gw-{self.gateway_id}-home",
                              subscriptions=subs, on_messages=self._on_home,
                              persistent=home.persistent_session,
-                             on_conflict=lambda: self._conflict("home"))
+                             on_conflict=lambda: self._conflict("home"), manual_ack=True)
+        #: home messages handed to the inbox so far (each one's token, see Inbound)
+        self._home_delivered = 0
         modem = modem or (GsmModem(settings.modem) if settings.modem else None)
         self.sms = SmsFallback(
             gateway_id=self.gateway_id, outbox=self.outbox, ledger=self.ledger, modem=modem,
@@ -240,8 +243,9 @@ class Gateway:
     def _on_home(self, batch: list[tuple[str, bytes]]) -> None:
         prefix = z2m.BASE_TOPIC + "/"
         for topic, payload in batch:
+            self._home_delivered += 1
             self._admit(Inbound("z2m" if topic.startswith(prefix) else "native", topic,
-                                payload))
+                                payload, self._home_delivered))
         self._inbox_ready.set()
 
     def _on_serial_line(self, line: bytes) -> None:
@@ -289,11 +293,13 @@ class Gateway:
                 self._inbox_bytes = 0
             result = IngestResult()
             n = 0
+            token = 0
             while self._inbox and n < INGEST_CHUNK:
                 # Ingest.handle isolates each message: one that breaks is counted, not raised
                 msg = self._inbox.popleft()
                 self._inbox_bytes -= len(msg.payload)
                 self.ingest.handle(msg, result)
+                token = max(token, msg.token)
                 n += 1
             if self.batcher.due():
                 flushed = self.batcher.flush(aware_now(self.clock))
@@ -301,6 +307,10 @@ class Gateway:
                     result.drafts.append(flushed)
             if result.drafts or self.rules.urgent:
                 await self.store(result.drafts)
+            if token:
+                # stored (readings waiting in the telemetry batch aside): the home broker
+                # may forget them now; until here a crash gets them delivered again
+                self.home.ack_through(token)
             if not self._inbox:
                 return
 
@@ -319,7 +329,10 @@ class Gateway:
             state = (state or {}) | {Z2M_STATE_KEY: self.ingest.z2m.snapshot()}
             self.ingest.z2m.dirty = False
         try:
-            stored = await self.outbox.put_many(drafts, state=state)
+            # alarms commit without waiting for the fsync, which runs below while the
+            # forwarder already sends them (durable against a crash of the process; the
+            # device hears "received" only after the fsync)
+            stored = await self.outbox.put_many(drafts, state=state, defer_sync=True)
         except BaseException as exc:
             if state is not None and rule_state.STATE_KEY in state:
                 self.rules.mark_unsaved()
@@ -328,12 +341,15 @@ class Gateway:
             if not isinstance(exc, Exception):
                 raise
             stored = await self._store_each(drafts, exc)
-        for s in stored:
-            if s.lane is Lane.ALARM and s.device_id is not None:
-                self.counters.inc("alarms_stored")
-                self._led(s.device_id, "received", [s.id])
         if stored:
             self.forwarder.wake()
+        alarms = [(s.device_id, s.id) for s in stored
+                  if s.lane is Lane.ALARM and s.device_id is not None]
+        if alarms:
+            await self.outbox.sync()
+        for device_id, rid in alarms:
+            self.counters.inc("alarms_stored")
+            self._led(device_id, "received", [rid])
         return stored
 
     async def _store_each(self, drafts: list[Draft], first: Exception) -> list[Stored]:

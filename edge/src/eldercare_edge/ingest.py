@@ -51,6 +51,9 @@ class Inbound:
     source: Source
     topic: str
     payload: bytes
+    #: its place in the home link's deliveries (0: not from a link that acks late): the
+    #: gateway has the broker's PUBACK sent only once the message is handled and stored
+    token: int = 0
 
 
 @dataclass

@@ -98,6 +98,9 @@ class CloudSettings(BrokerSettings):
     mqtt_inflight: int = Field(default=0, ge=0, le=65535)
     resend_after_s: float = Field(default=30.0, gt=0)
     read_batch: int = Field(default=500, ge=1, le=5000)
+    #: payload bytes of the records in that window (held in memory for a resend): with
+    #: ``inflight_window`` it bounds the uplink's memory whatever the records' sizes
+    inflight_max_bytes: int = Field(default=8_000_000, ge=100_000, le=500_000_000)
 
 
 class Z2MSettings(_Section):

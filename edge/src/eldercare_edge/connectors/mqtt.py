@@ -12,6 +12,7 @@ id, and the retained "online" birth goes out first after every connect.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable, Sequence
 
 from eldercare_edge.errors import TransportError
@@ -54,21 +55,30 @@ class MqttLink:
                  on_disconnect: Callable[[], None] | None = None,
                  max_inflight: int = 0, persistent: bool = False,
                  on_refused: Callable[[str], None] | None = None,
-                 on_conflict: Callable[[], None] | None = None) -> None:
+                 on_conflict: Callable[[], None] | None = None,
+                 manual_ack: bool = False) -> None:
         self.name = name
         self.settings = settings
+        #: manual_ack: a QoS 1 message is PUBACKed by ack_through() once the receiver has
+        #: stored it, not on receipt (a crash in between gets it redelivered). The n-th
+        #: message handed to on_messages has token n; (token, message) wait here
+        self._received = 0
+        self._unacked: deque[tuple[int, Received]] = deque()
         # persistent: the broker keeps the session (subscriptions and the QoS 1 messages
         # that arrive while we are away) under this fixed client id
         session = Session(client_id, clean=not persistent, keepalive_s=settings.keepalive_s,
                           subscriptions=tuple((t, 1) for t in subscriptions), will=will,
                           reconnect_min_s=settings.reconnect_min_s,
                           reconnect_max_s=settings.reconnect_max_s, max_inflight=max_inflight,
-                          max_queued=0, queue_while_offline=False)
+                          max_queued=0, queue_while_offline=False, manual_ack=manual_ack)
         deliver: Callable[[Received], None] | None = None
         if on_messages is not None:
             handler = on_messages
 
             def deliver_one(m: Received) -> None:
+                self._received += 1
+                if manual_ack and m.qos > 0:
+                    self._unacked.append((self._received, m))
                 handler([(m.topic, m.payload)])
             deliver = deliver_one
 
@@ -124,6 +134,13 @@ class MqttLink:
     @property
     def disconnects(self) -> int:
         return self.client.disconnects
+
+    def ack_through(self, token: int) -> None:
+        """PUBACK every message up to the one with this token (see ``manual_ack``); one
+        from a connection that is gone is not acked (the broker delivers it again)."""
+        unacked = self._unacked
+        while unacked and unacked[0][0] <= token:
+            self.client.ack(unacked.popleft()[1])
 
     # ---------------------------------------------------------------- publishing
 
