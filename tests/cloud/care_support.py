@@ -332,8 +332,11 @@ async def login(client: httpx.AsyncClient, username: str) -> str:
 @contextlib.asynccontextmanager
 async def serve(db_path: Path | str, settings: CloudSettings, clock: ManualClock,
                 user_ids: dict[str, str], *, run_engine: bool = False,
-                channels: dict[str, Channel] | None = None) -> AsyncIterator[Running]:
-    """The real app on a real loopback port, in the test's event loop."""
+                channels: dict[str, Channel] | None = None,
+                signed_in: bool = False) -> AsyncIterator[Running]:
+    """The real app on a real loopback port, in the test's event loop; ``signed_in``: with
+    every user's token minted at the clock's time (argon2 verification is slow on purpose:
+    the tokens a login would return, without paying for it in every test)."""
     sms = RecordingChannel()
     chans: dict[str, Channel] = {"sms": sms}
     chans.update(channels or {})
@@ -351,6 +354,8 @@ async def serve(db_path: Path | str, settings: CloudSettings, clock: ManualClock
         port = server.servers[0].sockets[0].getsockname()[1]
         running = Running(f"http://127.0.0.1:{port}", app, settings, clock, sms, user_ids,
                           store)
+        if signed_in:
+            running.tokens.update(mint_tokens(user_ids, clock.now()))
         try:
             yield running
         finally:

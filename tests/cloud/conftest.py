@@ -58,7 +58,6 @@ from care_support import (  # noqa: E402
     care_settings,
     copy_template,
     demo_template,
-    mint_tokens,
     open_care,
     serve,
 )
@@ -98,8 +97,7 @@ async def care_http(tmp_path: Path, care_db: Path | str,
                     care_template: tuple[Path | str, dict[str, str]]) -> AsyncIterator[Running]:
     """The app on a real loopback port (engine driven by hand), logged in as every role."""
     clock = ManualClock(TEST_EPOCH)
-    async with serve(care_db, care_settings(tmp_path), clock, care_template[1]) as running:
-        # argon2 verification is slow on purpose: mint the tokens a login would return
-        # (api/test_api.py logs in for real)
-        running.tokens.update(mint_tokens(care_template[1], clock.now()))
+    # signed in by minted tokens (api/test_api.py logs in for real)
+    async with serve(care_db, care_settings(tmp_path), clock, care_template[1],
+                     signed_in=True) as running:
         yield running

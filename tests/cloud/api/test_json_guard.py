@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from care_support import Running, care_settings, mint_tokens, serve
+from care_support import Running, care_settings, serve
 
 from eldercare_cloud.api.json_guard import has_non_finite
 from eldercare_cloud.clock import ManualClock
@@ -20,8 +20,8 @@ pytestmark = pytest.mark.integration
 async def app_http(tmp_path: Path, care_db: Path,
                    care_template: tuple[Path, dict[str, str]]) -> AsyncIterator[Running]:
     clock = ManualClock(datetime(2026, 11, 23, 3, 0, tzinfo=UTC))
-    async with serve(care_db, care_settings(tmp_path), clock, care_template[1]) as running:
-        running.tokens.update(mint_tokens(care_template[1], clock.now()))
+    async with serve(care_db, care_settings(tmp_path), clock, care_template[1],
+                     signed_in=True) as running:
         yield running
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pyotp
 import pytest
-from care_support import PASSWORD, Running, care_settings, mint_tokens, serve
+from care_support import PASSWORD, Running, care_settings, serve
 
 from eldercare_cloud.auth.throttle import ThrottlePolicy
 from eldercare_cloud.clock import ManualClock
@@ -27,9 +27,8 @@ T0 = datetime(2025, 3, 14, 1, 30, tzinfo=UTC)
 @pytest.fixture
 async def http(tmp_path: Path, care_db: Path,
                care_template: tuple[Path, dict[str, str]]) -> AsyncIterator[Running]:
-    async with serve(care_db, care_settings(tmp_path), ManualClock(T0),
-                     care_template[1]) as running:
-        running.tokens.update(mint_tokens(care_template[1], T0))
+    async with serve(care_db, care_settings(tmp_path), ManualClock(T0), care_template[1],
+                     signed_in=True) as running:
         yield running
 
 

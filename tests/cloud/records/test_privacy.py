@@ -155,9 +155,8 @@ async def test_retention_purges_old_telemetry(care: Care) -> None:
 @pytest.fixture
 async def http(tmp_path: Path, care_db: Path,
                care_template: tuple[Path, dict[str, str]]) -> AsyncIterator[Running]:
-    async with serve(care_db, care_settings(tmp_path), ManualClock(T0),
-                     care_template[1]) as running:
-        running.tokens.update(mint_tokens(care_template[1], T0))
+    async with serve(care_db, care_settings(tmp_path), ManualClock(T0), care_template[1],
+                     signed_in=True) as running:
         yield running
 
 

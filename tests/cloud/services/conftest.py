@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from care_support import Running, care_settings, mint_tokens, serve
+from care_support import Running, care_settings, serve
 from svc_support import T0
 
 from eldercare_cloud.clock import ManualClock
@@ -17,6 +17,6 @@ from eldercare_cloud.clock import ManualClock
 async def desk_http(tmp_path: Path, care_db: Path,
                     care_template: tuple[Path, dict[str, str]]) -> AsyncIterator[Running]:
     clock = ManualClock(T0)
-    async with serve(care_db, care_settings(tmp_path), clock, care_template[1]) as running:
-        running.tokens.update(mint_tokens(care_template[1], clock.now()))
+    async with serve(care_db, care_settings(tmp_path), clock, care_template[1],
+                     signed_in=True) as running:
         yield running

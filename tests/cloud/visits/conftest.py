@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from care_support import Care, Running, care_settings, mint_tokens, open_care, serve
+from care_support import Care, Running, care_settings, open_care, serve
 from cv_support import T0
 
 from eldercare_cloud.clock import ManualClock
@@ -24,7 +24,6 @@ async def cv(tmp_path: Path, care_db: Path,
 @pytest.fixture
 async def cv_http(tmp_path: Path, care_db: Path,
                   care_template: tuple[Path, dict[str, str]]) -> AsyncIterator[Running]:
-    async with serve(care_db, care_settings(tmp_path), ManualClock(T0),
-                     care_template[1]) as running:
-        running.tokens.update(mint_tokens(care_template[1], T0))
+    async with serve(care_db, care_settings(tmp_path), ManualClock(T0), care_template[1],
+                     signed_in=True) as running:
         yield running
