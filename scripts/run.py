@@ -195,10 +195,9 @@ HOME_BROKER = mosquitto.Options(max_queued=10_000, max_inflight=None, nodelay=Tr
                                 extra=mosquitto.run_as_current_user())
 
 
-#: the anonymous cloud broker (no dynamic-security plugin): the cloud's sessions get
-#: queues sized for a stall, as eldercare_cloud.broker.files.QUEUE_CONF gives them
-CLOUD_BROKER = mosquitto.Options(max_queued=100_000, max_inflight=100, max_queued_bytes=0,
-                                 nodelay=True, extra=mosquitto.run_as_current_user())
+#: the anonymous cloud broker (no dynamic-security plugin): the launcher's default queues,
+#: sized for a stall of the cloud's ingest (eldercare_cloud.broker.files.QUEUE_CONF)
+CLOUD_BROKER = mosquitto.Options(nodelay=True, extra=mosquitto.run_as_current_user())
 
 
 # -- secrets kept between runs ----------------------------------------------------------------

@@ -90,6 +90,19 @@ class Dynsec:
     config_file: Path
 
 
+def queue_lines(max_queued: int | None, max_inflight: int | None,
+                max_queued_bytes: int | None) -> list[str]:
+    """The per-client queue limits as mosquitto.conf lines (None: Mosquitto's default)."""
+    lines = []
+    if max_queued is not None:
+        lines.append(f"max_queued_messages {max_queued}")
+    if max_inflight is not None:
+        lines.append(f"max_inflight_messages {max_inflight}")
+    if max_queued_bytes is not None:
+        lines.append(f"max_queued_bytes {max_queued_bytes}")
+    return lines
+
+
 @dataclass(frozen=True)
 class Options:
     """What goes into mosquitto.conf besides the loopback listener."""
@@ -128,12 +141,7 @@ def config_text(port: int, options: Options, *, host: str = HOST,
         lines += ["persistence true", f"persistence_location {o.persistence_dir}/"]
     else:
         lines.append("persistence false")
-    if o.max_queued is not None:
-        lines.append(f"max_queued_messages {o.max_queued}")
-    if o.max_inflight is not None:
-        lines.append(f"max_inflight_messages {o.max_inflight}")
-    if o.max_queued_bytes is not None:
-        lines.append(f"max_queued_bytes {o.max_queued_bytes}")
+    lines += queue_lines(o.max_queued, o.max_inflight, o.max_queued_bytes)
     if o.nodelay:
         lines.append("set_tcp_nodelay true")
     if o.dynsec is not None:

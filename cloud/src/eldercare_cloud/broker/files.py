@@ -29,6 +29,7 @@ from eldercare_cloud.broker.acl import (
 )
 from eldercare_cloud.broker.errors import BrokerSecurityError
 from eldercare_cloud.broker.names import check_account, check_password
+from eldercare_transport.mosquitto import Options, queue_lines
 
 PLUGIN_NAME = "mosquitto_dynamic_security.so"
 #: where distributions install the plugin (Debian/Ubuntu multiarch first)
@@ -131,11 +132,12 @@ def conf_body(dynsec_file: Path, plugin: Path | None = None) -> str:
 #: messages. 100,000 queued is 20 s of one worker's ceiling (~5,000 msg/s); at ~600 bytes a
 #: message that is ~60 MB per cloud session (two per worker: the alarm and the bulk lane),
 #: not capped in bytes. The limits apply to every client, but a gateway's session only
-#: ever holds a few acks and configs. tests/broker_support.py, bench/_broker.py,
-#: scripts/run.py and deploy/mosquitto/mosquitto.conf carry the same lines.
-QUEUE_CONF = ("max_inflight_messages 100\n"
-              "max_queued_messages 100000\n"
-              "max_queued_bytes 0\n")
+#: ever holds a few acks and configs. The numbers are the shared launcher's defaults
+#: (eldercare_transport.mosquitto.Options: tests, benchmarks and the run command's
+#: anonymous brokers); deploy/mosquitto/mosquitto.conf carries the same lines.
+_STALL = Options()
+QUEUE_CONF = "".join(line + "\n" for line in queue_lines(
+    _STALL.max_queued, _STALL.max_inflight, _STALL.max_queued_bytes))
 
 
 def mosquitto_conf(dynsec_file: Path, *, host: str, port: int, plugin: Path | None = None,
