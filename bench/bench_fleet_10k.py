@@ -268,6 +268,23 @@ class Fleet:
                 gateway_id=g.gateway_id, status="online", ts=now, version="bench")),
                 qos=1, retain=True)
 
+    async def settle(self, limit: float = 120) -> float:
+        """Waits until the system under test has worked through the births: one door
+        event from each of 50 gateways spread over the fleet, published after them, all
+        acked (each worker of a shared subscription gets some). Seconds it took."""
+        self.tally = Tally()
+        t0 = time.perf_counter()
+        live = self.gws[:len(self.gws) - self.reserve]
+        for g in live[::max(1, len(live) // 50)][:50]:
+            rid, payload = Templates.fill(self.templates.door, g.gateway_id, g.next_seq())
+            self.tally.sent[rid] = t0
+            g.client.publish(g.topics["door"], payload, qos=1)
+        while len(self.tally.acked) < len(self.tally.sent):
+            if time.perf_counter() - t0 > limit:
+                raise RuntimeError(f"the births were not worked through in {limit:g} s")
+            await asyncio.sleep(0.05)
+        return time.perf_counter() - t0
+
     def _record(self, g: Gw, n: int) -> None:
         """One uplink message of the mix (health reports carry no id and get no Ack)."""
         kind = self.mix[n % len(self.mix)]
@@ -309,7 +326,9 @@ class Fleet:
                 victims = [g for g in self.gws[len(live):] if g.alive][:wills]
                 for g in victims:
                     g.alive = False
-                    g.client.reconnect_retries = 0
+                    # gone for good, as a dead gateway is (gmqtt's stop_reconnect()
+                    # still allows one attempt)
+                    g.client._temporarily_stop_reconnect()
                     g.client._connection._transport.abort()  # no DISCONNECT: Last Will
                 if offline_probe is not None:
                     offline_probe.start([g.gateway_id for g in victims])
@@ -333,7 +352,7 @@ class Fleet:
 
     async def close(self) -> None:
         for g in self.gws:
-            g.client.reconnect_retries = 0
+            g.client.stop_reconnect()
         await asyncio.gather(*(g.client.disconnect() for g in self.gws if g.alive),
                              return_exceptions=True)
 
@@ -424,7 +443,10 @@ async def run_one(name: str, fleet: Fleet, procs_up: list[subprocess.Popen[bytes
                   broker: Mosquitto, rates: list[float], args: argparse.Namespace,
                   target: str | Path | None) -> Run:
     fleet.birth()
-    await asyncio.sleep(2)
+    settled = await fleet.settle()
+    print(f"  {name:<22} {len(fleet.gws):,} births (retained online states) worked through"
+          f" in {settled:.1f} s", flush=True)
+    await asyncio.sleep(1)
     out = []
     cpu = CpuMeter(lambda: [p.pid for p in procs_up], broker.pid)
     sut = "relay" if target is None else f"worker{'s' if len(procs_up) > 1 else ''}"
