@@ -201,6 +201,9 @@ class Tally:
     acked: set[str] = field(default_factory=set)
     sos: dict[str, float] = field(default_factory=dict)
     sos_latency: list[float] = field(default_factory=list)
+    #: wall-clock times of each SOS's publish and Ack, to set against the times the
+    #: cloud stored with it (received, commit began)
+    sos_wall: dict[str, tuple[float, float]] = field(default_factory=dict)
     unnamed_acks: int = 0
 
 
@@ -259,6 +262,7 @@ class Fleet:
             sent = tally.sos.pop(rid, None)
             if sent is not None:
                 tally.sos_latency.append(t - sent)
+                tally.sos_wall[rid] = (tally.sos_wall[rid][0], time.time())
         return 0
 
     def birth(self) -> None:
@@ -300,6 +304,7 @@ class Fleet:
         t = time.perf_counter()
         self.tally.sent[rid] = t
         self.tally.sos[rid] = t
+        self.tally.sos_wall[rid] = (time.time(), 0.0)
         g.client.publish(g.topics["sos"], payload, qos=1)
 
     async def step(self, rate: float, duration: float, drain: float, wills: int,
@@ -341,6 +346,8 @@ class Fleet:
         while len(self.tally.acked) < sent and time.perf_counter() < drain_until:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         offline = await offline_probe.wait() if offline_probe is not None else []
+        stages = (await sos_stages(offline_probe.target, self.tally.sos_wall)
+                  if offline_probe is not None else {})
         return {"target": rate, "rate": n / elapsed, "sent": sent,
                 "acked": len(self.tally.acked),
                 "lag_s": (sent - at_end) / max(n / elapsed, 1),
@@ -348,7 +355,7 @@ class Fleet:
                 "sos_p50": pct(self.tally.sos_latency, 0.5),
                 "sos_p99": pct(self.tally.sos_latency, 0.99),
                 "offline_max": max(offline) if offline else float("nan"),
-                "offline_n": len(offline), **shares}
+                "offline_n": len(offline), **shares, **stages}
 
     async def close(self) -> None:
         for g in self.gws:
@@ -408,6 +415,40 @@ class OfflineProbe:
         return await self.task if self.task is not None else []
 
 
+STAGES = (("publish -> worker received", "st_recv"),
+          ("received -> commit began", "st_queue"),
+          ("commit began -> Ack at the gateway", "st_commit"))
+
+
+async def sos_stages(target: str | Path, walls: dict[str, tuple[float, float]]
+                     ) -> dict[str, float]:
+    """Where an SOS's time went, p50 and p99 of each stage, from the times the cloud
+    stored with it (same host clock)."""
+    from eldercare_cloud.db import Database
+
+    acked = {rid: w for rid, w in walls.items() if w[1]}
+    if not acked:
+        return {}
+    ids = list(acked)
+    async with Database(target) as db:
+        rows = await db.conn.execute_fetchall(
+            "SELECT id, received_at, committed_at FROM events WHERE id IN "
+            f"({','.join('?' * len(ids))})", ids)
+    spans: dict[str, list[float]] = {key: [] for _, key in STAGES}
+    for rid, received, committed in rows:
+        pub, ack = acked[str(rid)]
+        r = datetime.fromisoformat(str(received)).timestamp()
+        c = datetime.fromisoformat(str(committed)).timestamp()
+        spans["st_recv"].append(r - pub)
+        spans["st_queue"].append(c - r)
+        spans["st_commit"].append(ack - c)
+    out = {}
+    for key, values in spans.items():
+        out[f"{key}_p50"] = pct(values, 0.5)
+        out[f"{key}_p99"] = pct(values, 0.99)
+    return out
+
+
 async def register(target: str | Path, ids: list[str]) -> None:
     """Seeds the ingest's registry in bulk: one argon2 hash for all (hashing 10,000 secrets
     one by one through IngestStore.add_gateway takes minutes). Gateways are marked online:
@@ -446,13 +487,19 @@ async def run_one(name: str, fleet: Fleet, procs_up: list[subprocess.Popen[bytes
     settled = await fleet.settle()
     print(f"  {name:<22} {len(fleet.gws):,} births (retained online states) worked through"
           f" in {settled:.1f} s", flush=True)
-    await asyncio.sleep(1)
     out = []
     cpu = CpuMeter(lambda: [p.pid for p in procs_up], broker.pid)
     sut = "relay" if target is None else f"worker{'s' if len(procs_up) > 1 else ''}"
-    for rate in rates:
+    cpu.start()
+    await asyncio.sleep(3)
+    rest = cpu.stop(3)
+    print(f"  {name:<22} CPU at rest (3 s, the 10,000 connections idle): {sut} "
+          f"{rest['cpu_sut'] * 100:.0f} %, broker {rest['cpu_broker'] * 100:.0f} %, "
+          f"generator {rest['cpu_gen'] * 100:.0f} %", flush=True)
+    for k, rate in enumerate(rates):
         probe = OfflineProbe(target) if target is not None else None
-        res = await fleet.step(rate, args.duration, args.drain, args.wills if probe else 0,
+        duration = args.first_duration if k == 0 else args.duration
+        res = await fleet.step(rate, duration, args.drain, args.wills if probe else 0,
                                probe, cpu)
         for p in procs_up:
             if p.poll() is not None:
@@ -469,6 +516,10 @@ async def run_one(name: str, fleet: Fleet, procs_up: list[subprocess.Popen[bytes
               + f"; CPU {sut} {res['cpu_sut'] * 100:.0f} %, broker "
               f"{res['cpu_broker'] * 100:.0f} %, generator {res['cpu_gen'] * 100:.0f} %"
               f" -> {'sustained' if ok else 'NOT sustained'}", flush=True)
+        if "st_recv_p50" in res:
+            print(f"  {'':<22} {'':>6}        SOS stages p50 / p99: " + "; ".join(
+                f"{label} {ms(res[key + '_p50'])} / {ms(res[key + '_p99'])}"
+                for label, key in STAGES), flush=True)
         if not ok and not args.all_steps:
             break
     return Run(name, out)
@@ -491,7 +542,8 @@ async def amain(args: argparse.Namespace) -> None:
           f"{DEVICE_RATE + HEALTH_RATE:.4f} msg/s per gateway = {real:,.0f} msg/s "
           f"(cloud/README.md paper model)")
     print(f"{args.gateways:,} gateways in one {loop_name} asyncio process (gmqtt), fd limit "
-          f"{hard:,}; steps of {args.duration:g} s at {', '.join(f'{r:,.0f}' for r in rates)}"
+          f"{hard:,}; steps of {args.first_duration:g} s, then {args.duration:g} s at "
+          f"{', '.join(f'{r:,.0f}' for r in rates)}"
           f" msg/s (a run stops at its first step not sustained"
           f"{'' if not args.all_steps else ': off'}); an SOS every "
           f"{SOS_EVERY_S * 1e3:.0f} ms; {args.wills} Last Wills mid-step; setups "
@@ -579,6 +631,8 @@ def main() -> None:
                     help="offered uplink messages/s per step, comma-separated; auto: the "
                     "realistic rate for --gateways, then 1,500 2,000 3,000 4,000 6,000")
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per step")
+    ap.add_argument("--first-duration", type=float, default=30.0,
+                    help="seconds of the first (realistic) step: 600 SOS for its p99")
     ap.add_argument("--drain", type=float, default=20.0,
                     help="seconds to wait for the acks after a step")
     ap.add_argument("--all-steps", action="store_true",
