@@ -4,6 +4,7 @@ Run from the repository root::
 
     uv run python bench/bench_alarm_latency.py [--alarms 10000] [--alarm-rate 100]
                                                [--telemetry-rate 1000] [--quick]
+                                               [--database-url postgresql://…/EMPTY_DB]
 
 Everything runs on 127.0.0.1: a home Mosquitto and a cloud Mosquitto started here, the
 gateway as its own process (``eldercare-edge run``), the cloud as its own process
@@ -19,6 +20,12 @@ and ack times come from the same clock in this process.
 Baseline, measured in the same run with the same paced traffic: the bare two-hop relay
 through the same two brokers (device -> home broker -> relay process -> cloud broker ->
 subscriber), no gateway and no cloud. Target (issue 4): p99 <= 50 ms.
+
+``--database-url`` (an empty PostgreSQL database) measures the system a second time with
+the cloud as two worker processes on PostgreSQL (each ``eldercare-cloud run`` as the
+one-box run is, on the shared subscription ``$share/bench/...``, so the gateway's records
+are spread over both) and prints the ratio of their p99 to one worker's on SQLite
+(target, issue 14: <= 1.2).
 """
 
 from __future__ import annotations
@@ -29,7 +36,6 @@ import json
 import os
 import shlex
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -218,15 +224,26 @@ def gateway_config(root: Path, home: int, cloud: int) -> Path:
     return path
 
 
-def register(db_path: Path) -> None:
+def register(target: Path | str) -> None:
     from eldercare_cloud.db import Database
     from eldercare_cloud.ingest import IngestStore
 
     async def go() -> None:
-        async with Database(db_path) as db, IngestStore(db) as store:
+        async with Database(target) as db, IngestStore(db) as store:
             await store.add_gateway(GW)
 
     asyncio.run(go())
+
+
+def query(target: Path | str, sql: str) -> list[tuple[Any, ...]]:
+    """Rows through the cloud's own data layer, whichever engine it ran on."""
+    from eldercare_cloud.db import Database
+
+    async def go() -> list[tuple[Any, ...]]:
+        async with Database(target) as db:
+            return [tuple(r) for r in await db.conn.execute_fetchall(sql)]
+
+    return asyncio.run(go())
 
 
 def wait_text(path: Path, needle: str, limit: float = 30) -> None:
@@ -241,17 +258,30 @@ def wait_text(path: Path, needle: str, limit: float = 30) -> None:
 Stages = dict[str, list[float]]
 
 
-def system(root: Path, home: int, cloud: int, args: argparse.Namespace
+def system(root: Path, home: int, cloud: int, args: argparse.Namespace,
+           workers: int = 1, database_url: str | None = None,
            ) -> tuple[list[float], list[float], Stages]:
-    register(root / "cloud" / "cloud.sqlite3")
+    """The gateway and the cloud as ``workers`` processes (several share
+    ``$share/bench/...``; they need ``database_url``, else one SQLite file)."""
+    root.mkdir(parents=True, exist_ok=True)
+    target: Path | str = database_url or root / "cloud" / "cloud.sqlite3"
+    (root / "cloud").mkdir(exist_ok=True)
+    register(target)
     bindir = Path(sys.executable).parent
     env = {**os.environ, "ELDERCARE_CLOUD_ENVIRONMENT": "test",
            "ELDERCARE_CLOUD_DATA_DIR": str(root / "cloud"),
            "ELDERCARE_CLOUD_MQTT__URL": f"mqtt://127.0.0.1:{cloud}",
            "ELDERCARE_CLOUD_HTTP__ENABLED": "false"}
-    cloud_proc = subprocess.Popen([str(bindir / "eldercare-cloud"), "run"], env=env,
-                                  stdout=(root / "cloud.log").open("wb"),
-                                  stderr=subprocess.STDOUT)
+    if database_url:
+        env["ELDERCARE_CLOUD_DB__URL"] = database_url
+    clouds = []
+    for i in range(workers):
+        wenv = env if workers == 1 else {
+            **env, "ELDERCARE_CLOUD_MQTT__CLIENT_ID": f"bench-cloud-{i}",
+            "ELDERCARE_CLOUD_MQTT__SHARED_GROUP": "bench"}
+        clouds.append(subprocess.Popen([str(bindir / "eldercare-cloud"), "run"], env=wenv,
+                                       stdout=(root / f"cloud-{i}.log").open("wb"),
+                                       stderr=subprocess.STDOUT))
     gw_proc = subprocess.Popen([str(bindir / "eldercare-edge"), "run", "--config",
                                 str(gateway_config(root, home, cloud))],
                                stdout=(root / "gateway.log").open("wb"),
@@ -286,20 +316,19 @@ def system(root: Path, home: int, cloud: int, args: argparse.Namespace
     watcher.loop_start()
     devices: Devices | None = None
     try:
-        wait_text(root / "cloud.log", "connected to")
+        for i in range(workers):
+            wait_text(root / f"cloud-{i}.log", "connected to")
         wait_text(root / "gateway.log", "home broker connected")
         if not ready.wait(10):
             raise RuntimeError("ack watcher did not subscribe")
         devices = Devices(home)
         devices.run(200, args.alarm_rate, args.telemetry_rate, 0)  # warm-up
         sent = devices.run(args.alarms, args.alarm_rate, args.telemetry_rate, 10_000_000)
-        db_path = root / "cloud" / "cloud.sqlite3"
         deadline = time.monotonic() + 120
         ids: dict[tuple[str, int], str] = {}
         while time.monotonic() < deadline:
-            with sqlite3.connect(db_path, timeout=5) as db:
-                rows = db.execute("SELECT device_id, device_seq, id FROM events WHERE kind ="
-                                  " 'sos' AND device_seq >= 10000000").fetchall()
+            rows = query(target, "SELECT device_id, device_seq, id FROM events WHERE kind ="
+                         " 'sos' AND device_seq >= 10000000")
             ids = {(d, s): rid for d, s, rid in rows}
             with lock:
                 if len(ids) >= len(sent) and all(rid in acked for rid in ids.values()):
@@ -307,10 +336,8 @@ def system(root: Path, home: int, cloud: int, args: argparse.Namespace
             time.sleep(0.2)
         if len(ids) != len(sent):
             raise RuntimeError(f"only {len(ids)} of {len(sent)} alarms committed")
-        with sqlite3.connect(db_path, timeout=5) as db:
-            rows = db.execute("SELECT id, device_ts, gateway_ts, received_at, committed_at"
-                              " FROM events WHERE kind = 'sos' AND device_seq >= 10000000"
-                              ).fetchall()
+        rows = query(target, "SELECT id, device_ts, gateway_ts, received_at, committed_at"
+                     " FROM events WHERE kind = 'sos' AND device_seq >= 10000000")
         stages: Stages = {"device -> gateway stamped it": [],
                           "gateway stamp -> cloud received": [],
                           "cloud received -> its commit began": [],
@@ -332,7 +359,8 @@ def system(root: Path, home: int, cloud: int, args: argparse.Namespace
         watcher.disconnect()
         watcher.loop_stop()
         stop(gw_proc)
-        stop(cloud_proc)
+        for c in clouds:
+            stop(c)
 
 
 def main() -> None:
@@ -344,10 +372,15 @@ def main() -> None:
     ap.add_argument("--nodelay", action="store_true",
                     help="Mosquitto set_tcp_nodelay true on both brokers")
     ap.add_argument("--quick", action="store_true", help="2,000 alarms")
+    ap.add_argument("--database-url", help="an empty PostgreSQL database: measures the "
+                    "system again with two cloud workers on it, and prints the ratio of "
+                    "their p99 to one worker's on SQLite")
     args = ap.parse_args()
     if args.quick:
         args.alarms = min(args.alarms, 2_000)
     print("command: " + shlex.join([Path(sys.executable).name, *sys.argv]))
+    print(f"1 cloud worker on SQLite{', then 2 on PostgreSQL' if args.database_url else ''};"
+          f" load average {os.getloadavg()[0]:.1f}")
     print(f"load: {args.alarms:,} SOS alarms at {args.alarm_rate:g}/s from {len(BUTTONS)} "
           f"buttons with {args.telemetry_rate:g} telemetry msgs/s from {len(MONITORS)} "
           f"monitors, QoS 1; Mosquitto set_tcp_nodelay {'on' if args.nodelay else 'off'}; "
@@ -355,11 +388,16 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="bench-latency-"))
     home, home_port = start_home_or_cloud(root, "home", args.nodelay)
     cloud, cloud_port = start_home_or_cloud(root, "cloud", args.nodelay)
+    pg: tuple[dict[str, float], dict[str, float], Stages] | None = None
     try:
         base = percentiles(baseline(home_port, cloud_port, args))
-        latencies, upstream, stages = system(root, home_port, cloud_port, args)
+        latencies, upstream, stages = system(root / "sqlite-1", home_port, cloud_port, args)
         got = percentiles(latencies)
         up = percentiles(upstream)
+        if args.database_url:
+            pg_lat, pg_up, pg_stages = system(root / "postgres-2", home_port, cloud_port,
+                                              args, 2, args.database_url)
+            pg = percentiles(pg_lat), percentiles(pg_up), pg_stages
     finally:
         stop(home)
         stop(cloud)
@@ -384,6 +422,18 @@ def main() -> None:
     ok = got["p99"] <= 50
     print(f"target p99 <= 50 ms: {'met' if ok else 'MISSED'}"
           + ("" if ok else f" by {got['p99'] - 50:.1f} ms"))
+    if pg is not None:
+        pg_got, pg_up, pg_stages = pg
+        print("the same with two cloud workers on PostgreSQL ($share/bench):")
+        print(row("device -> gateway -> cloud committed (acked)", pg_got))
+        print(row("device -> gateway -> cloud broker", pg_up))
+        for name, values in pg_stages.items():
+            print(row(f"  {name}", percentiles(values)))
+        ratio = pg_got["p99"] / got["p99"]
+        print(f"p99 2 workers on PostgreSQL / 1 worker on SQLite: {pg_got['p99']:.2f} / "
+              f"{got['p99']:.2f} ms = {ratio:.2f} (target <= 1.2: "
+              f"{'met' if ratio <= 1.2 else 'MISSED'}); p50 "
+              f"{pg_got['p50'] / got['p50']:.2f}")
 
 
 if __name__ == "__main__":
