@@ -1,10 +1,12 @@
 // 关爱地图: every household at its coordinates on a schematic map drawn here (no tile
 // server: the centre may be offline), coloured by state: open alert, device problem,
 // all well. A filter by community zooms to it; a click opens the resident's card.
+// Residents wearing a GPS watch are drawn as diamonds where the watch last reported.
 
 import { api } from "../shared/api.js";
 import { clear, h, s } from "../shared/dom.js";
 import { t, tx } from "../shared/i18n.js";
+import { positionLine } from "../shared/position.js";
 import { ago } from "../shared/time.js";
 
 const W = 1000;
@@ -55,7 +57,13 @@ export class CareMap {
 
     const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, role: "group", "aria-label": t("map.title"),
       preserveAspectRatio: "xMidYMid meet", id: "care-map" });
-    const project = projector(placed.length ? placed : households.filter((hh) => hh.coordinates));
+    const watches = (this.data.watches || [])
+      .filter((w) => !this.community || w.community_id === this.community);
+    const watchPoints = watches.map((w) => ({
+      coordinates: { latitude: w.position.lat, longitude: w.position.lon } }));
+    // the watches are in the box too: someone out walking may be beyond the homes
+    const project = projector([...(placed.length ? placed : households.filter((hh) => hh.coordinates)),
+      ...watchPoints]);
     for (let x = 0; x <= W; x += 50) svg.append(s("line", { x1: x, y1: 0, x2: x, y2: H, class: "gridline" }));
     for (let y = 0; y <= H; y += 50) svg.append(s("line", { x1: 0, y1: y, x2: W, y2: y, class: "gridline" }));
 
@@ -98,8 +106,28 @@ export class CareMap {
       if (!dim) g.append(s("text", { x: x + 13, y: y + 4, class: "hh-label" }, names));
       svg.append(g);
     }
+    watches.forEach((w, i) => svg.append(this.watchMarker(w, project(watchPoints[i].coordinates))));
     clear(this.root).append(svg);
-    this.renderSide(visible);
+    this.renderSide(visible, watches);
+  }
+
+  watchMarker(w, [x, y]) {
+    const name = w.resident_name || w.device_id;
+    const label = `${name} · ${t("map.watch")} · ${positionLine(w.position)}`;
+    const g = s("g", { class: "watch-group" });
+    g.append(s("path", {
+      d: `M ${x} ${y - 10} L ${x + 10} ${y} L ${x} ${y + 10} L ${x - 10} ${y} Z`,
+      class: "watch", tabindex: "0", role: "button", "aria-label": label,
+      dataset: { device: w.device_id, resident: w.resident_id || "" },
+      onclick: () => this.openWatch(w),
+      onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); this.openWatch(w); } },
+    }, s("title", {}, label)));
+    g.append(s("text", { x: x + 13, y: y + 4, class: "watch-label" }, t("map.watch_label", { name })));
+    return g;
+  }
+
+  openWatch(w) {
+    if (w.resident_id) this.onOpen(w.resident_id);
   }
 
   renderFilter(communities) {
@@ -109,8 +137,16 @@ export class CareMap {
     this.filter.value = current;
   }
 
-  renderSide(visible) {
+  renderSide(visible, watches) {
     const side = clear(this.side);
+    if (watches.length) {
+      side.append(h("h3", {}, h("span", { class: "dot watch" }), " ", t("map.watches"),
+        ` (${watches.length})`));
+      side.append(h("ul", {}, watches.map((w) => h("li", {}, h("button", {
+        onclick: () => this.openWatch(w), dataset: { device: w.device_id },
+      }, h("span", {}, h("b", {}, w.resident_name || w.device_id), h("br"),
+        h("span", { class: "hint watch-position" }, positionLine(w.position))))))));
+    }
     const sorted = [...visible].sort((a, b) => STATE_RANK[a.state] - STATE_RANK[b.state]
       || a.address.localeCompare(b.address));
     for (const state of ["alert", "device", "ok"]) {

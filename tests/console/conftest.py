@@ -40,7 +40,14 @@ from eldercare_cloud.service import CloudService
 from eldercare_cloud.settings import CloudSettings
 from eldercare_cloud.web import ConsoleLogin, demo_operator_login
 from eldercare_protocols.events import EventKind
-from eldercare_protocols.uplink import EventEnvelope, Up, encode, up_topic
+from eldercare_protocols.uplink import (
+    EventEnvelope,
+    TelemetryBatch,
+    TelemetryRecord,
+    Up,
+    encode,
+    up_topic,
+)
 
 T = TypeVar("T")
 
@@ -177,17 +184,30 @@ class ConsoleStack:
         env = EventEnvelope(id=uuid.uuid4().hex, seq=time.monotonic_ns() // 1000,
                             gateway_id=gateway_id, gateway_ts=now, device_id=device_id,
                             kind=kind, device_ts=now, device_seq=1, data=data)
+        self._publish(gateway_id, Up.EVENTS, encode(env))
+        return env.id
+
+    def publish_reading(self, gateway_id: str, device_id: str, kind: EventKind,
+                        **values: float) -> str:
+        """One telemetry reading as the gateway publishes it (a TelemetryBatch of one)."""
+        now = datetime.now(UTC)  # the stack's cloud process runs on the system clock
+        batch = TelemetryBatch(id=uuid.uuid4().hex, seq=time.monotonic_ns() // 1000,
+                               gateway_id=gateway_id, gateway_ts=now, records=[
+                                   TelemetryRecord(device_id=device_id, kind=kind, ts=now,
+                                                   values=values)])
+        self._publish(gateway_id, Up.TELEMETRY, encode(batch))
+        return batch.id
+
+    def _publish(self, gateway_id: str, channel: Up, payload: bytes) -> None:
         client = paho.Client(CallbackAPIVersion.VERSION2,
                              client_id=f"console-test-{uuid.uuid4().hex[:6]}")
         client.connect(self.broker.host, self.broker.port, keepalive=10)
         client.loop_start()
         try:
-            client.publish(up_topic(gateway_id, Up.EVENTS), encode(env), qos=1
-                           ).wait_for_publish(5)
+            client.publish(up_topic(gateway_id, channel), payload, qos=1).wait_for_publish(5)
         finally:
             client.disconnect()
             client.loop_stop()
-        return env.id
 
     def alerts(self, token: str, **params: Any) -> list[dict[str, Any]]:
         with self.http() as client:

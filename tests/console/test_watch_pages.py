@@ -127,3 +127,62 @@ def test_operator_sets_the_watch_profile_in_the_console(stack: ConsoleStack, bro
     page.screenshot(path=str(artifacts / "console-watch-profile.png"))
     ctx.close()
     assert errors == []
+
+
+def test_the_care_map_plots_where_a_watch_wearer_was_last(stack: ConsoleStack, browser: Any,
+                                                          artifacts: Path) -> None:
+    """A resident's watch reports a position: the care map shows a diamond there, named and
+    described in Chinese first, listed beside the map, and a click opens the resident."""
+    lat, lon = 30.2885, 120.1255  # a short walk from home, inside any safe area set above
+    stack.publish_reading(GW, WRISTBAND, EventKind.LOCATION, lat=lat, lon=lon, accuracy=15)
+    token = stack.operator_token()
+
+    def pin() -> dict[str, Any] | None:
+        with stack.http() as client:
+            body = client.get("/api/v1/console/map",
+                              headers={"Authorization": f"Bearer {token}"}).json()
+        return next((w for w in body["watches"] if w["device_id"] == WRISTBAND
+                     and w["position"]["lat"] == lat), None)
+
+    found = wait_until(pin, 15, "the watch on the map")
+    assert (found["resident_name"], found["household_id"]) == (NAME, "H-XH-002")
+    assert found["position"]["lon"] == lon and found["position"]["valid"] is True
+
+    ctx = browser.new_context(viewport=DESKTOP, locale="zh-CN", timezone_id="Asia/Shanghai")
+    page = ctx.new_page()
+    errors = page_errors(page)
+    sign_in(page, stack)
+    page.keyboard.press("2")
+    diamond = page.locator(f"path.watch[data-device='{WRISTBAND}']")
+    diamond.wait_for(timeout=10000)
+    label = diamond.get_attribute("aria-label") or ""
+    assert re.fullmatch(f"{NAME} · 手表定位 · 位置 30\\.28850,120\\.12550" + AGE, label), label
+    assert page.locator(".watch-label", has_text=f"{NAME}（手表）").count() == 1
+    assert "手表位置" in page.locator(".legend").inner_text()
+    side = page.locator("#map-side")
+    assert "佩戴定位手表" in side.inner_text() and "位置 30.28850,120.12550" in side.inner_text()
+    # drawn inside the map, not off its edge
+    svg, box = page.locator("#care-map").bounding_box(), diamond.bounding_box()
+    assert svg is not None and box is not None
+    assert svg["x"] <= box["x"] and box["x"] + box["width"] <= svg["x"] + svg["width"]
+    assert svg["y"] <= box["y"] and box["y"] + box["height"] <= svg["y"] + svg["height"]
+    assert "⟦" not in page.locator("body").inner_text()
+    page.screenshot(path=str(artifacts / "console-care-map-watch.png"))
+
+    # another community: the watch is not drawn
+    page.select_option("#map-filter", "C-XH-LY")
+    assert diamond.count() == 0
+    page.select_option("#map-filter", "")
+    # English second
+    page.click("#lang")
+    page.wait_for_selector("html[lang='en']")
+    assert (page.locator(f"path.watch[data-device='{WRISTBAND}']").get_attribute("aria-label")
+            or "").startswith(f"{NAME} · GPS watch · Position 30.28850,120.12550 (")
+    page.click("#lang")
+    page.wait_for_selector("html[lang='zh-CN']")
+    # a click opens the resident's card
+    page.locator(f"path.watch[data-device='{WRISTBAND}']").click()
+    page.locator("#resident-card").wait_for(timeout=10000)
+    assert NAME in page.locator("#resident-card").inner_text()
+    ctx.close()
+    assert errors == []

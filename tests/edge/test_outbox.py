@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from clock_support import TEST_EPOCH
+from eldercare_edge.clock import FakeClock
 from eldercare_edge.outbox import SEQ_JUMP_AFTER_CRASH, Draft, Outbox, record_id
 from eldercare_protocols.uplink import GapRecord, Lane
 
@@ -241,3 +243,74 @@ async def test_after_an_unclean_shutdown_seq_jumps_past_anything_a_power_cut_too
         assert again is not None and again.seq == 2 + SEQ_JUMP_AFTER_CRASH
     async with Outbox(path, GW) as ob:
         assert ob.next_seq == 3 + SEQ_JUMP_AFTER_CRASH
+
+
+def once(key: str) -> Draft:
+    return Draft(Lane.EVENT, draft(Lane.EVENT).build, once_key=key)
+
+
+def once_keys(path: Path) -> set[str]:
+    with sqlite3.connect(path) as conn:
+        return {str(k) for (k,) in conn.execute("SELECT key FROM once_keys")}
+
+
+async def test_once_keys_are_pruned_after_the_retention(tmp_path: Path) -> None:
+    """A resend within the retention is still dropped; a key older than the retention
+    (counted back from the newest key) is deleted, so the table does not grow forever."""
+    path, day = tmp_path / "o.sqlite", 86_400.0
+    clock = FakeClock(TEST_EPOCH)
+    async with Outbox(path, GW, clock=clock, once_retention_s=day) as ob:
+        assert await ob.put(once("dev:a:1")) is not None
+        clock.advance(23 * 3600)
+        assert await ob.put(once("dev:a:1")) is None      # a resend 23 h later: dropped
+        assert await ob.put(once("dev:b:1")) is not None
+        clock.advance(3 * 3600)
+        assert await ob.put(once("dev:c:1")) is not None  # newest key: 26 h after a's
+        clock.advance(3600)
+        assert await ob.put(once("dev:d:1")) is not None  # this write prunes a
+        assert once_keys(path) == {"dev:b:1", "dev:c:1", "dev:d:1"}
+        assert ob.pruned_once_keys == 1
+        # a's identity is forgotten: the same key is a new record now
+        assert await ob.put(once("dev:a:1")) is not None
+
+
+async def test_a_gateway_off_longer_than_the_retention_still_knows_its_keys(
+        tmp_path: Path) -> None:
+    """The home broker redelivers what it had not seen acknowledged when the gateway comes
+    back, however long it was off: the age counts from the newest key, not from now."""
+    path, day = tmp_path / "o.sqlite", 86_400.0
+    clock = FakeClock(TEST_EPOCH)
+    async with Outbox(path, GW, clock=clock, once_retention_s=day) as ob:
+        assert await ob.put(once("dev:a:1")) is not None
+    clock.advance(10 * day)
+    async with Outbox(path, GW, clock=clock, once_retention_s=day) as ob:
+        assert await ob.put(once("dev:a:1")) is None
+        assert once_keys(path) == {"dev:a:1"}
+
+
+async def test_once_keys_of_an_older_outbox_count_from_the_upgrade(tmp_path: Path) -> None:
+    path, day = tmp_path / "o.sqlite", 86_400.0
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE once_keys(key TEXT PRIMARY KEY, record_id TEXT NOT NULL)")
+        conn.execute("INSERT INTO once_keys VALUES ('unknown:x', 'gw-ob-000001')")
+    clock = FakeClock(TEST_EPOCH)
+    async with Outbox(path, GW, clock=clock, once_retention_s=day) as ob:
+        assert await ob.put(once("unknown:x")) is None
+        clock.advance(2 * day)
+        assert await ob.put(once("dev:b:1")) is not None
+        clock.advance(3600)
+        assert await ob.put(once("unknown:x")) is not None  # pruned a retention later
+
+
+def test_the_retention_is_a_gateway_setting(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from eldercare_edge.gateway import Gateway
+    from eldercare_edge.settings import EdgeSettings
+
+    assert EdgeSettings(gateway_id=GW).outbox.once_retention_s == 7 * 86_400
+    settings = EdgeSettings(gateway_id=GW, data_dir=tmp_path / "gw",
+                            outbox={"once_retention_s": 2 * 86_400})
+    assert Gateway(settings).outbox.once_retention_s == 2 * 86_400
+    with pytest.raises(ValidationError, match="once_retention_s"):
+        EdgeSettings(gateway_id=GW, outbox={"once_retention_s": 60})

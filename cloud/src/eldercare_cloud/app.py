@@ -18,7 +18,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
 
-from eldercare_cloud import installer
 from eldercare_cloud.api import console_support
 from eldercare_cloud.api.deps import Services, public
 from eldercare_cloud.api.json_guard import RejectNonFiniteJson
@@ -26,6 +25,7 @@ from eldercare_cloud.api.routes import (
     alerts,
     audit,
     auth,
+    installer,
     ladders,
     records,
     registry,

@@ -114,7 +114,8 @@ class Gateway:
         self.registry = Registry(self.config)
         self.rules = Rules(self.config, self.registry, self.clock)
         self.outbox = Outbox(settings.data_dir / "outbox.sqlite", self.gateway_id,
-                             max_bytes=settings.outbox.max_bytes, clock=self.clock)
+                             max_bytes=settings.outbox.max_bytes, clock=self.clock,
+                             once_retention_s=settings.outbox.once_retention_s)
         self.ledger = SmsLedger(settings.data_dir / "sms.sqlite")
         self.batcher = TelemetryBatcher(self.gateway_id, settings.outbox.telemetry_batch_max,
                                         settings.outbox.telemetry_flush_s)

@@ -30,6 +30,14 @@ Why the details are what they are:
   across a restart. It is not a lane and nothing reads it but :meth:`Outbox.load_state`;
   it lives here so a rules snapshot can be written in the same transaction as the
   alerts it explains (a restart then neither repeats nor forgets them).
+* Once-keys (a device message's identity, an unknown device's first sighting) are kept
+  for ``once_retention_s`` (7 days by default), then pruned: one row per device event
+  would otherwise grow the file for the gateway's whole life. A device's resends come
+  within minutes (a firmware retry) or when the home broker redelivers at the gateway's
+  next connection; so the age counts from the newest key stored, not from now, and a
+  gateway switched off for longer than the retention still recognises what its broker
+  redelivers when it comes back. An unknown device still around after the retention is
+  reported once more.
 """
 
 from __future__ import annotations
@@ -83,6 +91,10 @@ Builder = Callable[[int, str], bytes]
 SYNC_EVERY_SEQS = 10_000
 #: ...so an outbox opened after an unclean shutdown starts this far ahead
 SEQ_JUMP_AFTER_CRASH = 100_000
+#: how long a once-key is kept (see the module docstring); ``outbox.once_retention_s``
+ONCE_RETENTION_S = 7 * 86_400.0
+#: expired once-keys are deleted at most this often (and at open)
+ONCE_PRUNE_EVERY_S = 3_600.0
 
 
 def _fsync(path: Path) -> None:
@@ -108,7 +120,8 @@ CREATE TABLE IF NOT EXISTS outbox(
 );
 CREATE INDEX IF NOT EXISTS outbox_lane_seq ON outbox(lane, seq);
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS once_keys(key TEXT PRIMARY KEY, record_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS once_keys(key TEXT PRIMARY KEY, record_id TEXT NOT NULL,
+                                     stored REAL);
 CREATE TABLE IF NOT EXISTS state(key TEXT PRIMARY KEY, value BLOB NOT NULL, saved REAL NOT NULL);
 """
 
@@ -126,8 +139,9 @@ _PUT_STATE = ("INSERT INTO state(key, value, saved) VALUES (?, ?, ?)"
 class Draft:
     """A record waiting for its seq and id.
 
-    ``once_key``: a draft with a key already stored (ever) is dropped, e.g. one
-    "unknown device seen" per device across restarts. ``items``, ``first_ts`` and
+    ``once_key``: a draft with a key already stored (within the outbox's once-key
+    retention, across restarts too) is dropped, e.g. a device's resend, or one "unknown
+    device seen" per device. ``items``, ``first_ts`` and
     ``last_ts`` describe telemetry batches for the gap record if they are evicted.
     """
 
@@ -181,10 +195,14 @@ class Outbox:
     """One SQLite file per gateway; one connection, one writer at a time."""
 
     def __init__(self, path: Path, gateway_id: str, *, max_bytes: int = 50_000_000,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None,
+                 once_retention_s: float = ONCE_RETENTION_S) -> None:
         self.path = path
         self.gateway_id = gateway_id
         self.max_bytes = max_bytes
+        self.once_retention_s = once_retention_s
+        self._once_pruned_at: float | None = None
+        self.pruned_once_keys = 0
         self._clock = clock or SystemClock()
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
@@ -219,6 +237,7 @@ class Outbox:
             raise OutboxError(f"outbox {self.path} refused WAL mode (got {mode})")
         await self._set_sync("FULL")
         await db.executescript(_SCHEMA)
+        await self._upgrade_once_keys()
         row = await (await db.execute("SELECT value FROM meta WHERE key='next_seq'")).fetchone()
         top = await (await db.execute("SELECT MAX(seq) FROM outbox")).fetchone()
         stored_next = int(row[0]) if row else 1
@@ -238,6 +257,40 @@ class Outbox:
         self._synced_next = self._next_seq
         size = await (await db.execute("SELECT COALESCE(SUM(size), 0) FROM outbox")).fetchone()
         self._bytes = int(size[0]) if size else 0
+        await self._prune_once_keys()
+
+    async def _upgrade_once_keys(self) -> None:
+        """An outbox written before once-keys expired has no ``stored`` column: its keys
+        count as stored now, so they are kept one full retention from the upgrade."""
+        db = self.db
+        columns = {str(r[1]) for r in await (await db.execute("PRAGMA table_info(once_keys)")
+                                             ).fetchall()}
+        if "stored" not in columns:
+            await db.execute("ALTER TABLE once_keys ADD COLUMN stored REAL")
+        await db.execute("UPDATE once_keys SET stored=? WHERE stored IS NULL",
+                         (aware_now(self._clock).timestamp(),))
+        await db.execute("CREATE INDEX IF NOT EXISTS once_keys_stored ON once_keys(stored)")
+
+    async def _prune_once_keys(self) -> None:
+        """Delete once-keys older than the retention, counted back from the newest key (or
+        from now, if the clock is behind it). Runs inside the caller's transaction, if any."""
+        now = aware_now(self._clock).timestamp()
+        self._once_pruned_at = now
+        row = await (await self.db.execute("SELECT MAX(stored) FROM once_keys")).fetchone()
+        if row is None or row[0] is None:
+            return
+        cutoff = min(now, float(row[0])) - self.once_retention_s
+        cur = await self.db.execute("DELETE FROM once_keys WHERE stored < ?", (cutoff,))
+        if cur.rowcount > 0:
+            self.pruned_once_keys += cur.rowcount
+            log.info("outbox %s: pruned %d once-keys older than %.0f s", self.path,
+                     cur.rowcount, self.once_retention_s)
+
+    def _once_prune_due(self) -> bool:
+        now = aware_now(self._clock).timestamp()
+        every = min(ONCE_PRUNE_EVERY_S, self.once_retention_s / 10)
+        # a clock set back (or far ahead) counts as due: the cutoff is computed afresh
+        return self._once_pruned_at is None or abs(now - self._once_pruned_at) >= every
 
     async def close(self) -> None:
         if self._db is not None:
@@ -318,13 +371,18 @@ class Outbox:
                 # still runs on aiosqlite's thread) must roll back, or the connection is
                 # left inside a transaction and every later write fails
                 await db.execute("BEGIN IMMEDIATE")
+                # not in an alarm's write: the next other write with a once-key does it
+                if not has_alarm and self._once_prune_due() and any(d.once_key
+                                                                    for d in drafts):
+                    await self._prune_once_keys()
                 stored, rows, once = await self._number(drafts)
                 await db.executemany(
                     "INSERT INTO outbox(seq, id, lane, device_id, created, size, items,"
                     " first_ts, last_ts, payload) VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
                 if once:
                     await db.executemany(
-                        "INSERT INTO once_keys(key, record_id) VALUES (?, ?)", once)
+                        "INSERT INTO once_keys(key, record_id, stored) VALUES (?, ?, ?)",
+                        once)
                 if state:
                     await self._write_state(state)
                 if self._bytes > self.max_bytes:
@@ -373,11 +431,11 @@ class Outbox:
         return None if row is None else bytes(row[0])
 
     async def _number(self, drafts: Sequence[Draft]
-                      ) -> tuple[list[Stored], list[tuple[Any, ...]], list[tuple[str, str]]]:
+                      ) -> tuple[list[Stored], list[tuple[Any, ...]], list[tuple[str, str, float]]]:
         now = aware_now(self._clock).timestamp()
         stored: list[Stored] = []
         rows: list[tuple[Any, ...]] = []
-        once: list[tuple[str, str]] = []
+        once: list[tuple[str, str, float]] = []
         keys = [d.once_key for d in drafts if d.once_key]
         known: set[str] = set()
         if keys:
@@ -398,7 +456,7 @@ class Outbox:
             rows.append((seq, rid, d.lane.value, d.device_id, now, len(payload), d.items,
                          _ts(d.first_ts), _ts(d.last_ts), payload))
             if d.once_key is not None:
-                once.append((d.once_key, rid))
+                once.append((d.once_key, rid, now))
             stored.append(Stored(seq, rid, d.lane, d.device_id))
         return stored, rows, once
 

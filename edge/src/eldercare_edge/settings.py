@@ -32,6 +32,7 @@ from pydantic_settings import (
 )
 
 from eldercare_edge.errors import SettingsError
+from eldercare_edge.outbox import ONCE_RETENTION_S
 from eldercare_protocols.catalogue import CATALOGUE
 from eldercare_protocols.uplink import GATEWAY_ID_RE, GatewayConfig, Resident, SmsContact
 
@@ -129,6 +130,10 @@ class OutboxSettings(_Section):
     max_bytes: int = Field(default=50_000_000, ge=10_000)
     telemetry_batch_max: int = Field(default=200, ge=1, le=1000)
     telemetry_flush_s: float = Field(default=1.0, gt=0)
+    #: how long a device message's identity is kept to recognise its resends (firmware
+    #: retries, the home broker's redelivery), counted back from the newest one stored;
+    #: at least an hour, seven days by default (see eldercare_edge.outbox)
+    once_retention_s: float = Field(default=ONCE_RETENTION_S, ge=3_600)
 
 
 class HomeSettings(_Section):

@@ -8,14 +8,8 @@ PostgreSQL only: SQLite is one process by design.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -24,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from care_support import BUTTON, DAUGHTER, GW, SECRET, SON
 from ingest_support import GatewayClient, envelope
+from process_support import CloudProcess, start_cloud, stopping, until, wait_for_log
 
 import db_support
 from eldercare_protocols.events import EventKind
@@ -89,50 +84,17 @@ def sms_gateway() -> Iterator[SmsGateway]:
 
 
 def start_role(tmp_path: Path, broker: Broker, db: str, role: str, name: str,
-               sms_url: str) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "ELDERCARE_CLOUD_ENVIRONMENT": "test",
-        "ELDERCARE_CLOUD_DB__URL": db,
-        "ELDERCARE_CLOUD_DATA_DIR": str(tmp_path / name),
-        "ELDERCARE_CLOUD_AUTH__SECRET_KEY": SECRET,
-        "ELDERCARE_CLOUD_HTTP__PUBLIC_BASE_URL": "http://127.0.0.1:9",
-        "ELDERCARE_CLOUD_MQTT__URL": broker.url,
-        "ELDERCARE_CLOUD_MQTT__CLIENT_ID": f"cloud-{name}",
-        "ELDERCARE_CLOUD_MQTT__SHARED_GROUP": "ingest",
-        "ELDERCARE_CLOUD_INGEST__BATCH_WAIT_MS": "0",
-        "ELDERCARE_CLOUD_CARE__POLL_S": "0.2",
-        "ELDERCARE_CLOUD_CARE__LADDER_LIFE_SAFETY_TIMEOUT_S": str(STEP_S),
-        "ELDERCARE_CLOUD_SMS__PROVIDER": "http",
-        "ELDERCARE_CLOUD_SMS__HTTP_URL": sms_url,
-    }
-    log = (tmp_path / f"{name}.log").open("wb")
-    return subprocess.Popen([sys.executable, "-m", "eldercare_cloud.cli", "run", "--role", role],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-
-
-def read_log(path: Path) -> str:
-    return path.read_text(encoding="utf-8", errors="replace")
-
-
-async def until(predicate: Callable[[], bool], what: str, timeout: float = 60,  # noqa: ASYNC109
-                procs: tuple[subprocess.Popen[bytes], ...] = ()) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        for proc in procs:
-            assert proc.poll() is None, f"a cloud process exited while waiting for {what}"
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
+               sms_url: str) -> CloudProcess:
+    return start_cloud(tmp_path, broker, name, role=role, settings={
+        "DB__URL": db,
+        "AUTH__SECRET_KEY": SECRET,
+        "HTTP__PUBLIC_BASE_URL": "http://127.0.0.1:9",
+        "MQTT__SHARED_GROUP": "ingest",
+        "CARE__POLL_S": "0.2",
+        "CARE__LADDER_LIFE_SAFETY_TIMEOUT_S": str(STEP_S),
+        "SMS__PROVIDER": "http",
+        "SMS__HTTP_URL": sms_url,
+    })
 
 
 def sent_rows(db: str, contact_id: str) -> int:
@@ -147,16 +109,14 @@ async def test_the_leading_engine_sigkilled_mid_ladder_the_standby_goes_on(
     assert isinstance(care_db, str)
     ingest = start_role(tmp_path, mosquitto, care_db, "ingest", "ingest", sms_gateway.url)
     leader = start_role(tmp_path, mosquitto, care_db, "engine", "engine-a", sms_gateway.url)
-    standby: subprocess.Popen[bytes] | None = None
-    try:
-        await until(lambda: "care engine: leading" in read_log(tmp_path / "engine-a.log"),
-                    "engine A to lead", procs=(ingest, leader))
+    with stopping(ingest, leader) as running:
+        await until(lambda: "care engine: leading" in leader.text(), "engine A to lead",
+                    procs=(ingest, leader))
         standby = start_role(tmp_path, mosquitto, care_db, "engine", "engine-b",
                              sms_gateway.url)
-        await until(lambda: "cloud role engine" in read_log(tmp_path / "engine-b.log"),
-                    "engine B to stand by", procs=(standby,))
-        await until(lambda: "ingest: connected" in read_log(tmp_path / "ingest.log"),
-                    "the ingest worker", procs=(ingest,))
+        running.append(standby)
+        await wait_for_log(standby, "cloud role engine")
+        await wait_for_log(ingest, "ingest: connected")
 
         gw = gateway_factory(GW)
         alarm = envelope(GW, 1, EventKind.SOS, device_id=BUTTON)
@@ -166,17 +126,16 @@ async def test_the_leading_engine_sigkilled_mid_ladder_the_standby_goes_on(
         await until(lambda: sent_rows(care_db, SON) == 1, "the leader texting the son",
                     procs=(leader, standby))
         assert sms_gateway.to(PHONES[SON]) == 1 and sms_gateway.to(PHONES[DAUGHTER]) == 0
-        assert "care engine: leading" not in read_log(tmp_path / "engine-b.log")
+        assert "care engine: leading" not in standby.text()
 
-        leader.send_signal(signal.SIGKILL)  # mid-ladder: the son's step is running
-        leader.wait(timeout=10)
+        leader.kill()  # mid-ladder: the son's step is running
         # the standby takes the lead when PostgreSQL ends the dead leader's session, and
         # asks the daughter when the son's step times out, then the next step
         await until(lambda: sms_gateway.to(PHONES[DAUGHTER]) >= 1, "the standby texting "
                     "the daughter", timeout=60, procs=(standby,))
         await until(lambda: len({m["to"] for m in list(sms_gateway.sent)}) > 2,
                     "the ladder's next step", timeout=60, procs=(standby,))
-        assert "care engine: leading" in read_log(tmp_path / "engine-b.log")
+        assert "care engine: leading" in standby.text()
         # nobody texted twice: not the son (asked by the dead leader), not the daughter
         texts: dict[str, int] = {}
         for m in list(sms_gateway.sent):
@@ -186,7 +145,3 @@ async def test_the_leading_engine_sigkilled_mid_ladder_the_standby_goes_on(
         # one alert for the press, and it is still climbing
         [(alerts,)] = db_support.rows(care_db, "SELECT COUNT(*) FROM alerts WHERE kind = 'sos'")
         assert alerts == 1
-    finally:
-        for proc in (standby, leader, ingest):
-            if proc is not None:
-                stop(proc)

@@ -10,16 +10,14 @@ stores nothing new, and acks it: one row.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from ingest_support import GatewayClient, envelope, wait_until
+from process_support import CloudProcess, start_cloud, stopping
 
 import db_support
 from eldercare_cloud.db import Database
@@ -36,31 +34,10 @@ GW = "gw-crash-01"
 CRASH_ENTRY = Path(__file__).resolve().parents[2] / "crash_entry.py"
 
 
-def start_cloud(tmp_path: Path, broker: Broker, *, kill_after_commit: bool,
-                log_name: str) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "ELDERCARE_CLOUD_ENVIRONMENT": "test",
-        "ELDERCARE_CLOUD_DATA_DIR": str(tmp_path / "cloud"),
-        "ELDERCARE_CLOUD_MQTT__URL": broker.url,
-        "ELDERCARE_CLOUD_MQTT__CLIENT_ID": "ingest-crash-test",
-        "ELDERCARE_CLOUD_HTTP__ENABLED": "false",
-        "ELDERCARE_CLOUD_INGEST__BATCH_WAIT_MS": "0",
-    }
-    command = [sys.executable, str(CRASH_ENTRY)] if kill_after_commit else \
-        [sys.executable, "-m", "eldercare_cloud.cli", "run"]
-    log = (tmp_path / log_name).open("wb")
-    return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+def start(tmp_path: Path, broker: Broker, name: str, entry: Path | None = None) -> CloudProcess:
+    """Both runs share the data directory (the database) and the MQTT session."""
+    return start_cloud(tmp_path, broker, name, data_dir="cloud", client_id="ingest-crash-test",
+                       settings={"HTTP__ENABLED": "false"}, entry=entry)
 
 
 def rows(db: str | Path, table: str, record_id: str) -> int:
@@ -90,23 +67,19 @@ async def test_ingest_killed_between_commit_and_ack_stores_one_row(
 
     gw = gateway_factory(GW)
     alarm = envelope(GW, 1)
-    first = start_cloud(tmp_path, mosquitto, kill_after_commit=True, log_name="first.log")
-    try:
+    first = start(tmp_path, mosquitto, "first", entry=CRASH_ENTRY)
+    with stopping(first):
         # resend until the cloud is up, commits, and kills itself before acking
-        await resend_until(gw, [alarm], lambda: first.poll() is not None, within_s=60)
-    finally:
-        stop(first)
-    assert first.returncode == -signal.SIGKILL, (tmp_path / "first.log").read_text()
-    assert "killing this process after the commit" in (tmp_path / "first.log").read_text()
+        await resend_until(gw, [alarm], lambda: not first.alive(), within_s=60)
+    assert first.returncode == -signal.SIGKILL, first.text()
+    assert "killing this process after the commit" in first.text()
     assert rows(db_path, "events", alarm.id) == 1  # committed ...
     assert gw.acked_ids() == []  # ... but never acked
 
-    second = start_cloud(tmp_path, mosquitto, kill_after_commit=False, log_name="second.log")
-    try:
+    second = start(tmp_path, mosquitto, "second")
+    with stopping(second):
         await resend_until(gw, [alarm], lambda: alarm.id in gw.acked_ids(), within_s=60)
         await wait_until(lambda: len(gw.acked_ids()) >= 1, what="the ack")
-    finally:
-        stop(second)
-    assert second.returncode == 0, (tmp_path / "second.log").read_text()
+    assert second.returncode == 0, second.text()
     assert rows(db_path, "events", alarm.id) == 1
     assert db_support.rows(db_path, "SELECT COUNT(*) FROM events") == [(1,)]

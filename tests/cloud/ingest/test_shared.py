@@ -14,19 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from ingest_support import GatewayClient, envelope
+from process_support import CloudProcess, start_cloud, stopping, until, wait_for_log
 
 import db_support
 from eldercare_cloud.db import Database
@@ -51,60 +47,19 @@ RESEND_AFTER_S = 1.0
 WINDOW = 10
 
 
-def start_role(tmp_path: Path, broker: Broker, role: str, name: str
-               ) -> subprocess.Popen[bytes]:
+def start_role(tmp_path: Path, broker: Broker, role: str, name: str) -> CloudProcess:
     """One cloud process of ``role`` on the test's database (ELDERCARE_CLOUD_DB__URL,
     set by the cloud_database fixture)."""
-    env = {
-        **os.environ,
-        "ELDERCARE_CLOUD_ENVIRONMENT": "test",
-        "ELDERCARE_CLOUD_DATA_DIR": str(tmp_path / name),
-        "ELDERCARE_CLOUD_MQTT__URL": broker.url,
-        "ELDERCARE_CLOUD_MQTT__CLIENT_ID": f"cloud-{name}",
-        "ELDERCARE_CLOUD_MQTT__SHARED_GROUP": "ingest",
-        "ELDERCARE_CLOUD_MQTT__RECONNECT_MAX_S": "0.5",
-        "ELDERCARE_CLOUD_INGEST__BATCH_WAIT_MS": "0",
-        "ELDERCARE_CLOUD_CARE__POLL_S": "30",  # an alert that comes sooner came by NOTIFY
-    }
-    log = (tmp_path / f"{name}.log").open("wb")
-    return subprocess.Popen([sys.executable, "-m", "eldercare_cloud.cli", "run", "--role", role],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-
-
-@contextmanager
-def processes(*procs: subprocess.Popen[bytes]) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        for proc in procs:
-            stop(proc)
+    return start_cloud(tmp_path, broker, name, role=role, settings={
+        "MQTT__SHARED_GROUP": "ingest",
+        "MQTT__RECONNECT_MAX_S": "0.5",
+        "CARE__POLL_S": "30",  # an alert that comes sooner came by NOTIFY
+    })
 
 
 def count(db: str, sql: str) -> int:
     [(n,)] = db_support.rows(db, sql)
     return int(n)
-
-
-def read_log(log: Path) -> str:
-    return log.read_text(encoding="utf-8", errors="replace")
-
-
-async def wait_for_log(log: Path, text: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while text not in read_log(log):
-        assert proc.poll() is None, read_log(log)[-3000:]
-        assert time.monotonic() < deadline, f"no {text!r} in {log.name}"
-        await asyncio.sleep(0.05)
 
 
 def sources(db: str) -> int:
@@ -184,18 +139,17 @@ async def test_two_ingest_workers_share_the_uplink_and_survive_a_sigkill(
     a = start_role(tmp_path, mosquitto, "ingest", "ingest-a")
     b = start_role(tmp_path, mosquitto, "ingest", "ingest-b")
     engine = start_role(tmp_path, mosquitto, "engine", "engine")
-    with processes(a, b, engine):
-        for name, proc in (("ingest-a", a), ("ingest-b", b)):
-            await wait_for_log(tmp_path / f"{name}.log", "ingest: connected", proc)
+    with stopping(a, b, engine):
+        for proc in (a, b):
+            await wait_for_log(proc, "ingest: connected")
         fleet = Fleet([gateway_factory(gw_id) for gw_id in GATEWAYS])
         everything = fleet.all_ids()
         # first third: both workers up (the first records are resent until they are)
         await fleet.run(lambda: len(fleet.acked()) >= TOTAL // 3, within_s=60)
-        assert b.poll() is None and a.poll() is None
+        assert b.alive() and a.alive()
         # worker B dies mid-traffic, with records in flight at it
         fleet.step(per_gateway=5)
-        b.send_signal(signal.SIGKILL)
-        b.wait(timeout=10)
+        b.kill()
         committed_at_kill = count(cloud_database, "SELECT COUNT(*) FROM events")
         assert committed_at_kill < TOTAL
         await fleet.run(lambda: fleet.acked() >= everything, within_s=120)
@@ -211,19 +165,15 @@ async def test_two_ingest_workers_share_the_uplink_and_survive_a_sigkill(
 
         # the engine process (woken by NOTIFY, its poll is 30 s) saw each alarm once:
         # one alert source per record, one open SOS alert per gateway
-        deadline = time.monotonic() + 60
-        while sources(cloud_database) < TOTAL:
-            assert time.monotonic() < deadline, "the engine did not see every alarm"
-            assert engine.poll() is None, (tmp_path / "engine.log").read_text()[-3000:]
-            await asyncio.sleep(0.1)
+        await until(lambda: sources(cloud_database) >= TOTAL,
+                    "the engine to see every alarm", procs=(engine,))
         assert count(cloud_database, "SELECT COUNT(*) FROM alert_sources") == TOTAL
         assert count(cloud_database,
                      "SELECT COUNT(*) FROM alerts WHERE kind = 'sos'") == len(GATEWAYS)
 
-        stop(a)
-        assert a.returncode == 0, (tmp_path / "ingest-a.log").read_text()[-3000:]
+        assert a.stop() == 0, a.tail()
     # B took a share of the traffic before it died: A alone did not commit everything
-    survivor = counters(tmp_path / "ingest-a.log")
+    survivor = counters(a.log)
     assert 0 < survivor["committed"] < TOTAL, survivor
     assert survivor["rejected_unregistered"] == 0 and survivor["commit_failures"] == 0
     assert fleet.sends > TOTAL  # what was in flight at B was resent

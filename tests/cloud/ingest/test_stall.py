@@ -13,16 +13,10 @@ flight, 1,000 queued) makes the broker drop messages: the traffic does outrun th
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import signal
-import subprocess
 import sys
 import threading
-import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +25,7 @@ import paho.mqtt.client as paho
 import pytest
 from ingest_support import ingest_settings
 from paho.mqtt.enums import CallbackAPIVersion
+from process_support import CloudProcess, start_cloud, stopping, until
 
 import db_support
 from broker_support import Broker, start_mosquitto
@@ -119,79 +114,35 @@ def telemetry(gateway_id: str, seq: int) -> TelemetryBatch:
                                  values={"heart_rate": 70.0}, device_seq=seq)])
 
 
-def start_ingest(tmp_path: Path, broker: Broker) -> tuple[subprocess.Popen[bytes], Path]:
-    env = {
-        **os.environ,
-        "ELDERCARE_CLOUD_ENVIRONMENT": "test",
-        "ELDERCARE_CLOUD_DATA_DIR": str(tmp_path / "cloud"),
-        "ELDERCARE_CLOUD_MQTT__URL": broker.url,
-        "ELDERCARE_CLOUD_MQTT__CLIENT_ID": "cloud-stall",
-        "ELDERCARE_CLOUD_INGEST__BATCH_WAIT_MS": "0",
-        "ELDERCARE_CLOUD_HTTP__ENABLED": "false",
-    }
-    log = tmp_path / "ingest.log"
-    proc = subprocess.Popen([sys.executable, "-m", "eldercare_cloud.cli", "run", "--role",
-                             "ingest"], env=env, stdout=log.open("wb"),
-                            stderr=subprocess.STDOUT)
-    return proc, log
-
-
-@contextmanager
-def running(proc: subprocess.Popen[bytes]) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGCONT)
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-
-
-async def until(predicate: Any, what: str, proc: subprocess.Popen[bytes], log: Path,
-                timeout: float = 60) -> None:  # noqa: ASYNC109
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert proc.poll() is None, tail(log)
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
-
-
-def tail(log: Path) -> str:
-    return log.read_text(errors="replace")[-3000:]
-
-
 def count(db: str, sql: str) -> int:
     [(n,)] = db_support.rows(db, sql)
     return int(n)
 
 
 async def stall_under_traffic(tmp_path: Path, broker: Broker
-                              ) -> tuple[list[Gateway], set[str], subprocess.Popen[bytes], Path]:
+                              ) -> tuple[list[Gateway], set[str], CloudProcess]:
     """Start ingest, freeze it, send a burst per gateway and lane, thaw it."""
     db = ingest_settings(tmp_path, broker).database
     async with Database(db) as conn, IngestStore(conn) as store:
         for gw_id in GATEWAYS:
             await store.add_gateway(gw_id)
-    proc, log = start_ingest(tmp_path, broker)
+    proc = start_cloud(tmp_path, broker, "ingest", role="ingest", data_dir="cloud",
+                       client_id="cloud-stall", settings={"HTTP__ENABLED": "false"})
     gateways: list[Gateway] = []
     try:
-        await until(lambda: "ingest-alarm: connected" in log.read_text(errors="replace")
-                    and "ingest: connected" in log.read_text(errors="replace"),
-                    "both lanes connected", proc, log)
+        await until(lambda: "ingest-alarm: connected" in proc.text()
+                    and "ingest: connected" in proc.text(),
+                    "both lanes connected", procs=(proc,))
         gateways = [Gateway(broker, gw_id) for gw_id in GATEWAYS]
         # ingest is up and acking
         warm = {gw.gateway_id: envelope(gw.gateway_id, 1) for gw in gateways}
         for gw in gateways:
             gw.send(Up.EVENTS, encode(warm[gw.gateway_id]))
         await until(lambda: all(warm[g.gateway_id].id in g.acked_ids() for g in gateways),
-                    "the warm-up acks", proc, log)
+                    "the warm-up acks", procs=(proc,))
         ids = {e.id for e in warm.values()}
 
-        proc.send_signal(signal.SIGSTOP)
+        proc.freeze()
         for seq in range(2, BURST + 2):
             for gw in gateways:
                 event = envelope(gw.gateway_id, seq)
@@ -201,25 +152,25 @@ async def stall_under_traffic(tmp_path: Path, broker: Broker
                 ids.update((event.id, batch.id))
         # the broker has taken every message (PUBACK) while ingest is still frozen
         await until(lambda: all(g.all_published() for g in gateways), "the burst's PUBACKs",
-                    proc, log)
+                    procs=(proc,))
         await asyncio.sleep(STALL_S)  # the stall itself, not a synchronisation
-        proc.send_signal(signal.SIGCONT)
+        proc.thaw()
     except BaseException:
         for gw in gateways:
             gw.close()
-        with running(proc):
+        with stopping(proc):
             raise
-    return gateways, ids, proc, log
+    return gateways, ids, proc
 
 
 async def test_a_stalled_ingest_process_drops_nothing(tmp_path: Path) -> None:
     broker = start_mosquitto(tmp_path / "mosquitto")
     try:
-        gateways, ids, proc, log = await stall_under_traffic(tmp_path, broker)
-        with running(proc):
+        gateways, ids, proc = await stall_under_traffic(tmp_path, broker)
+        with stopping(proc):
             acked = lambda: {i for g in gateways for i in g.acked_ids()}  # noqa: E731
             await until(lambda: acked() >= ids, "every record acked after the stall",
-                        proc, log)
+                        procs=(proc,))
             db = ingest_settings(tmp_path, broker).database
             events = len(GATEWAYS) * (BURST + 1)
             assert count(db, "SELECT COUNT(*) FROM events") == events
@@ -228,7 +179,7 @@ async def test_a_stalled_ingest_process_drops_nothing(tmp_path: Path) -> None:
             assert acked() == ids
         for gw in gateways:
             gw.close()
-        assert proc.returncode == 0, log.read_text(errors="replace")[-3000:]
+        assert proc.returncode == 0, proc.tail()
         assert not DROPPED.search(broker.log.read_text(errors="replace"))
     finally:
         broker.stop()
@@ -239,10 +190,10 @@ async def test_the_same_stall_overflows_mosquittos_default_queues(tmp_path: Path
     broker = start_mosquitto(tmp_path / "mosquitto",
                              "allow_anonymous true\n" + DEFAULT_QUEUES)
     try:
-        gateways, _ids, proc, log = await stall_under_traffic(tmp_path, broker)
-        with running(proc):
+        gateways, _ids, proc = await stall_under_traffic(tmp_path, broker)
+        with stopping(proc):
             await until(lambda: bool(DROPPED.search(broker.log.read_text(errors="replace"))),
-                        "the broker dropping", proc, log, timeout=20)
+                        "the broker dropping", procs=(proc,), timeout=20)
         for gw in gateways:
             gw.close()
         dropped_for = set(DROPPED.findall(broker.log.read_text(errors="replace")))

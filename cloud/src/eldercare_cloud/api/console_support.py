@@ -38,8 +38,10 @@ from eldercare_cloud.care.models import (
     OPEN_STATES,
     UNASSIGNED_STATES,
     AlertKind,
+    AlertPosition,
     AlertPublic,
     AlertStatus,
+    PositionSource,
     Severity,
 )
 from eldercare_cloud.clock import iso, opt_parse
@@ -53,7 +55,9 @@ from eldercare_cloud.registry.models import (
     ContactPublic,
     Coordinates,
 )
+from eldercare_cloud.telemetry import sqlite as telemetry_sqlite
 from eldercare_protocols.catalogue import CATALOGUE
+from eldercare_protocols.events import EventKind
 from eldercare_protocols.uplink import DeviceStatus, GatewayState
 
 log = logging.getLogger(__name__)
@@ -165,10 +169,23 @@ class HouseholdPin(_Out):
     last_activity_at: datetime | None
 
 
+class WatchPin(_Out):
+    """Where a resident wearing a GPS watch was last seen (its newest position reading)."""
+
+    device_id: str
+    household_id: str
+    community_id: str
+    resident_id: str | None
+    resident_name: str | None
+    position: AlertPosition
+
+
 class CareMap(_Out):
     generated_at: datetime
     communities: list[CommunityPublic]
     households: list[HouseholdPin]
+    #: residents' watches with a position in the last WATCH_POSITION_WITHIN
+    watches: list[WatchPin] = []
 
 
 class ElderStatus(_Out):
@@ -320,6 +337,33 @@ async def _devices(conn: Connection, scope: Scope, gateways: list[GatewayHealth]
     return out
 
 
+#: a watch whose newest position is older than this is not drawn (it says where someone
+#: was, not where they are)
+WATCH_POSITION_WITHIN = timedelta(hours=24)
+
+
+async def _watch_pins(conn: Connection, devices: list[DeviceHealth],
+                      community_of: dict[str, str], now: datetime) -> list[WatchPin]:
+    """The newest position of every GPS device in these households (one indexed read each)."""
+    pins = []
+    for d in devices:
+        dtype = CATALOGUE.get(d.type)
+        if (d.household_id not in community_of or dtype is None
+                or EventKind.LOCATION not in dtype.telemetry_kinds):
+            continue
+        point = await telemetry_sqlite.latest(conn, d.id, EventKind.LOCATION,
+                                              now - WATCH_POSITION_WITHIN)
+        if point is None or "lat" not in point.values or "lon" not in point.values:
+            continue
+        pins.append(WatchPin(
+            device_id=d.id, household_id=d.household_id,
+            community_id=community_of[d.household_id], resident_id=d.resident_id,
+            resident_name=d.resident_name,
+            position=AlertPosition(lat=point.values["lat"], lon=point.values["lon"],
+                                   at=point.ts, valid=True, source=PositionSource.FIX)))
+    return pins
+
+
 #: device problems that colour a household on the map (an untested device is for the board)
 _MAP_PROBLEMS = frozenset({DeviceProblem.OFFLINE, DeviceProblem.LOW_BATTERY,
                            DeviceProblem.GATEWAY_OFFLINE})
@@ -434,7 +478,10 @@ async def care_map(services: ServicesDep, user: CurrentUser,
             else None,
             alert_ids=[a["id"] for a in open_alerts], device_problems=n_problems,
             last_activity_at=activity.get(h["id"])))
-    return CareMap(generated_at=now, communities=communities, households=pins)
+    watches = await _watch_pins(conn, devices, {h["id"]: h["community_id"] for h in households},
+                                now)
+    return CareMap(generated_at=now, communities=communities, households=pins,
+                   watches=watches)
 
 
 @router.get("/residents/{resident_id}/status", response_model=ElderStatus,

@@ -8,10 +8,11 @@ the test suite, and one whose declaration is not enforced fails it too.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Query, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from eldercare_cloud.audit import AuditLog
@@ -102,3 +103,28 @@ def roles(*allowed: Role) -> dict[str, Any]:
 def public(why: str) -> dict[str, Any]:
     """Route keyword arguments for endpoints without a bearer token (say why)."""
     return {"openapi_extra": {"x-public": why}}
+
+
+#: a signed link's token is a JWT of a few hundred characters; anything longer is refused
+LINK_TOKEN_MAX = 2048
+
+
+def link_token(header: str, holder: str) -> Callable[..., Awaitable[str]]:
+    """The credential of a signed link's page (responder, worker, visitor): the token in
+    ``header`` (what the pages send) or in the ``token`` query parameter (the link as
+    texted); 401 when neither is there. Use as ``Annotated[str, Depends(link_token(...))]``.
+    A dependency, so a missing token is refused before the body is validated, as a missing
+    bearer token is."""
+
+    # defaults, not Annotated: the header's name is this call's argument, and string
+    # annotations (``from __future__ import annotations``) cannot see a closure's locals
+    async def token(query: str | None = Query(None, alias="token",
+                                              max_length=LINK_TOKEN_MAX),
+                    x_token: str | None = Header(None, alias=header,
+                                                 max_length=LINK_TOKEN_MAX)) -> str:
+        found = x_token or query
+        if not found:
+            raise AuthenticationError(f"a {holder} link token is required")
+        return found
+
+    return token

@@ -44,7 +44,7 @@ class EventReader(Protocol):
 
 
 async def ensure_tables(db: Database) -> None:
-    # imported here: the installer package imports the API layer, which imports the engine
+    # imported here: the installer's service imports this module
     from eldercare_cloud.installer.schema import MIGRATIONS
 
     await db.migrate("installer", MIGRATIONS)

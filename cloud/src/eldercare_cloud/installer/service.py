@@ -16,9 +16,9 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from eldercare_cloud.api.deps import Services
+from eldercare_cloud.audit import AuditLog
 from eldercare_cloud.auth.models import Principal
 from eldercare_cloud.broker import AccountExistsError, AsyncDynsecClient
 from eldercare_cloud.broker.errors import BrokerUnavailableError, DynsecCommandError
@@ -27,7 +27,9 @@ from eldercare_cloud.broker.settings import BrokerAdminSettings
 from eldercare_cloud.care import commissioning, maintenance
 from eldercare_cloud.care import gateways as care_gateways
 from eldercare_cloud.care.models import AlertKind
-from eldercare_cloud.clock import iso, opt_iso, opt_parse, parse_iso
+from eldercare_cloud.care.service import CareService
+from eldercare_cloud.clock import Clock, iso, opt_iso, opt_parse, parse_iso
+from eldercare_cloud.db import Database
 from eldercare_cloud.errors import (
     ConflictError,
     InvalidRequestError,
@@ -61,7 +63,9 @@ from eldercare_cloud.installer.models import (
 )
 from eldercare_cloud.installer.report import render_html
 from eldercare_cloud.installer.schema import MIGRATIONS
+from eldercare_cloud.registry import RegistryService
 from eldercare_cloud.registry.models import DeviceCreate, DeviceUpdate, GatewayCreate
+from eldercare_cloud.settings import CloudSettings
 from eldercare_protocols.catalogue import CATALOGUE, DeviceType, device_type_for_z2m_model
 from eldercare_protocols.events import EventKind
 from eldercare_protocols.uplink import GatewayState
@@ -108,8 +112,26 @@ class BrokerNotConfiguredError(ConflictError):
     """The cloud has no broker admin account, so it cannot issue gateway credentials."""
 
 
+class InstallerDeps(Protocol):
+    """The other components the installer builds on (the app's services satisfy it), so
+    this domain needs nothing from the API layer."""
+
+    @property
+    def settings(self) -> CloudSettings: ...
+    @property
+    def db(self) -> Database: ...
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def audit(self) -> AuditLog: ...
+    @property
+    def registry(self) -> RegistryService: ...
+    @property
+    def care(self) -> CareService: ...
+
+
 class InstallerService:
-    def __init__(self, services: Services, broker: BrokerAdminSettings) -> None:
+    def __init__(self, services: InstallerDeps, broker: BrokerAdminSettings) -> None:
         self.s = services
         self.broker = broker
         self._migrated = False

@@ -56,6 +56,24 @@ async def read(conn: Connection, device_id: str, since: datetime | None = None,
                             values=json.loads(r[7])) for r in rows]
 
 
+async def latest(conn: Connection, device_id: str, kind: EventKind,
+                 since: datetime) -> StoredTelemetry | None:
+    """The newest reading of ``kind`` from ``device_id`` at or after ``since`` (one row
+    through the (device_id, ts) index, however many the device sent)."""
+    cur = await conn.execute(
+        "SELECT rowid, batch_id, gateway_id, device_id, kind, ts, device_seq, values_json"
+        " FROM telemetry WHERE device_id = ? AND ts >= ? AND kind = ?"
+        " ORDER BY ts DESC, rowid DESC LIMIT 1",
+        (device_id, to_db(since), kind.value),
+    )
+    r = await cur.fetchone()
+    if r is None:
+        return None
+    return StoredTelemetry(rowid=r[0], batch_id=r[1], gateway_id=r[2], device_id=r[3],
+                           kind=EventKind(r[4]), ts=from_db(r[5]), device_seq=r[6],
+                           values=json.loads(r[7]))
+
+
 async def erase_devices(conn: Connection, device_ids: Sequence[str]) -> int:
     """Every telemetry row of these devices (a resident's erasure), in the caller's
     transaction; returns how many went."""

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
-from eldercare_cloud.api.deps import CurrentUser, ServicesDep, public, roles
+from eldercare_cloud.api.deps import CurrentUser, ServicesDep, link_token, public, roles
 from eldercare_cloud.auth.models import Role
-from eldercare_cloud.errors import AuthenticationError
 from eldercare_cloud.visits.care import month_of
 from eldercare_cloud.visits.care_models import (
     ArriveCreate,
@@ -41,15 +40,7 @@ A, OP, F = Role.ADMIN, Role.OPERATOR, Role.FAMILY
 LINK = public("a signed, expiring visitor link scoped to one visitor's care-visit tasks")
 Ref = Annotated[str | None, Query(max_length=64)]
 MonthQ = Annotated[Month | None, Query()]
-TokenQ = Annotated[str | None, Query(alias="token", max_length=2048)]
-TokenH = Annotated[str | None, Header(alias="X-Visit-Token", max_length=2048)]
-
-
-def _token(query: str | None, header: str | None) -> str:
-    token = header or query
-    if not token:
-        raise AuthenticationError("a visitor link token is required")
-    return token
+VisitToken = Annotated[str, Depends(link_token("X-Visit-Token", "visitor"))]
 
 
 # -- tiers, plans, pairings --------------------------------------------------------------------
@@ -196,19 +187,18 @@ async def redeem(services: ServicesDep, user: CurrentUser, contact_id: str,
 # -- the visitor's signed link (the phone page) -----------------------------------------------
 
 @router.get("/visit", response_model=VisitorView, **LINK)
-async def visitor_view(services: ServicesDep, token: TokenQ = None,
-                       x_token: TokenH = None) -> VisitorView:
-    return await services.care_visits.visitor_view(_token(token, x_token))
+async def visitor_view(services: ServicesDep, token: VisitToken) -> VisitorView:
+    return await services.care_visits.visitor_view(token)
 
 
 @router.post("/visit/tasks/{task_id}/arrive", response_model=TaskPublic, **LINK)
 async def visitor_arrive(services: ServicesDep, task_id: str, body: ArriveCreate,
-                         token: TokenQ = None, x_token: TokenH = None) -> TaskPublic:
-    return await services.care_visits.arrive(_token(token, x_token), task_id, body)
+                         token: VisitToken) -> TaskPublic:
+    return await services.care_visits.arrive(token, task_id, body)
 
 
 @router.post("/visit/tasks/{task_id}/record", response_model=EntryPublic, status_code=201,
              **LINK)
 async def visitor_record(services: ServicesDep, task_id: str, body: EntryCreate,
-                         token: TokenQ = None, x_token: TokenH = None) -> EntryPublic:
-    return await services.care_visits.record(_token(token, x_token), task_id, body)
+                         token: VisitToken) -> EntryPublic:
+    return await services.care_visits.record(token, task_id, body)

@@ -6,11 +6,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Depends, Query
 
-from eldercare_cloud.api.deps import CurrentUser, ServicesDep, public, roles
+from eldercare_cloud.api.deps import CurrentUser, ServicesDep, link_token, public, roles
 from eldercare_cloud.auth.models import Role
-from eldercare_cloud.errors import AuthenticationError
 from eldercare_cloud.services.models import (
     AccountLink,
     AccountPublic,
@@ -352,42 +351,32 @@ async def worker_day(services: ServicesDep, user: CurrentUser, worker_id: str,
 
 # -- the worker's signed link (the phone page) ----------------------------------------------------
 
-TokenQ = Annotated[str | None, Query(alias="token", max_length=2048)]
-TokenH = Annotated[str | None, Header(alias="X-Work-Token", max_length=2048)]
-
-
-def _token(query: str | None, header: str | None) -> str:
-    token = header or query
-    if not token:
-        raise AuthenticationError("a worker link token is required")
-    return token
+WorkToken = Annotated[str, Depends(link_token("X-Work-Token", "worker"))]
 
 
 @router.get("/jobs/{order_id}", response_model=WorkView, **LINK)
-async def work_view(services: ServicesDep, order_id: str, token: TokenQ = None,
-                    x_token: TokenH = None) -> WorkView:
-    return await services.desk.work_view(order_id, _token(token, x_token))
+async def work_view(services: ServicesDep, order_id: str, token: WorkToken) -> WorkView:
+    return await services.desk.work_view(order_id, token)
 
 
 @router.post("/jobs/{order_id}/accept", response_model=WorkView, **LINK)
-async def work_accept(services: ServicesDep, order_id: str, token: TokenQ = None,
-                      x_token: TokenH = None) -> WorkView:
-    return await services.desk.link_act(order_id, _token(token, x_token), "accept")
+async def work_accept(services: ServicesDep, order_id: str, token: WorkToken) -> WorkView:
+    return await services.desk.link_act(order_id, token, "accept")
 
 
 @router.post("/jobs/{order_id}/decline", response_model=WorkView, **LINK)
 async def work_decline(services: ServicesDep, order_id: str, body: DeclineCreate,
-                       token: TokenQ = None, x_token: TokenH = None) -> WorkView:
-    return await services.desk.link_act(order_id, _token(token, x_token), "decline", body)
+                       token: WorkToken) -> WorkView:
+    return await services.desk.link_act(order_id, token, "decline", body)
 
 
 @router.post("/jobs/{order_id}/check-in", response_model=WorkView, **LINK)
 async def work_check_in(services: ServicesDep, order_id: str, body: CheckInCreate,
-                        token: TokenQ = None, x_token: TokenH = None) -> WorkView:
-    return await services.desk.link_act(order_id, _token(token, x_token), "check_in", body)
+                        token: WorkToken) -> WorkView:
+    return await services.desk.link_act(order_id, token, "check_in", body)
 
 
 @router.post("/jobs/{order_id}/check-out", response_model=WorkView, **LINK)
 async def work_check_out(services: ServicesDep, order_id: str, body: CheckOutCreate,
-                         token: TokenQ = None, x_token: TokenH = None) -> WorkView:
-    return await services.desk.link_act(order_id, _token(token, x_token), "check_out", body)
+                         token: WorkToken) -> WorkView:
+    return await services.desk.link_act(order_id, token, "check_out", body)
