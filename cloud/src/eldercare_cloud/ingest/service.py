@@ -405,7 +405,9 @@ class IngestService:
                 continue
             try:
                 gateway_id, _channel = parse_up_topic(topic)
-                if not await self._registered(gateway_id):
+                # the common case without a coroutine per record
+                if not ((gateway_id in self._known and not self._known_stale)
+                        or await self._registered(gateway_id)):
                     self._reject_unregistered(gateway_id, topic, payload)
                     continue
                 _, msg = decode_uplink(topic, payload)

@@ -9,13 +9,16 @@ _ZERO = timedelta(0)
 
 def to_db(ts: datetime) -> str:
     """A naive datetime is taken as UTC (gateways and devices are told to send UTC)."""
-    if ts.tzinfo is UTC:  # the common case (every model's timestamps), checked first
-        return ts.isoformat(timespec="microseconds")
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    elif ts.utcoffset() != _ZERO:  # already UTC (any tzinfo object) is the common case
-        ts = ts.astimezone(UTC)
-    return ts.isoformat(timespec="microseconds")
+    tz = ts.tzinfo
+    if tz is not UTC:  # decoded timestamps carry pydantic's own UTC tzinfo object
+        if tz is None:
+            ts = ts.replace(tzinfo=UTC)
+        elif ts.utcoffset() != _ZERO:
+            ts = ts.astimezone(UTC)
+    # the same text as isoformat(timespec="microseconds") (``+00:00`` for any UTC
+    # tzinfo), a third cheaper without the keyword argument (three per uplink record),
+    # which then writes microseconds unless they are zero
+    return ts.isoformat() if ts.microsecond else ts.isoformat(timespec="microseconds")
 
 
 def to_db_opt(ts: datetime | None) -> str | None:
