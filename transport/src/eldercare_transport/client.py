@@ -42,6 +42,7 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.exception import MalformedPacket
 
 from eldercare_transport.endpoint import Endpoint
 from eldercare_transport.errors import (
@@ -174,6 +175,44 @@ class _Paho(paho.Client):
         end = pos + bufsize
         self._rbuf, self._rpos = buf, end
         return buf[pos:end]
+
+    def _packet_read(self) -> MQTTErrorCode:
+        """A packet that lies whole in the buffer is handled at once; paho's own reader
+        (a few calls per header byte, kept for packets split across reads) does the rest
+        and every malformed header."""
+        buf, pos = self._rbuf, self._rpos
+        if self._in_packet["command"] == 0 and len(buf) - pos >= 2:
+            length, shift, i = 0, 0, pos + 1
+            while i < len(buf) and i - pos <= 4:
+                byte = buf[i]
+                length += (byte & 127) << shift
+                shift += 7
+                i += 1
+                if not byte & 128:
+                    if i + length > len(buf):
+                        break
+                    self._rpos = i + length
+                    return self._handle_whole(buf[pos], length, buf[i:i + length])
+        return super()._packet_read()
+
+    def _handle_whole(self, command: int, length: int, packet: bytes) -> MQTTErrorCode:
+        """What paho does once a packet is read (``_packet_read`` after its loop)."""
+        # bytes, not paho's bytearray: its decoders only read the packet (struct.unpack,
+        # slices), and the payload then reaches the caller without another copy
+        self._in_packet = {"command": command, "have_remaining": 1, "remaining_count": [],
+                           "remaining_mult": 1, "remaining_length": length,
+                           "packet": packet,  # type: ignore[typeddict-item]
+                           "to_process": 0, "pos": 0}
+        try:
+            rc = self._packet_handle()
+        except MalformedPacket:
+            rc = MQTTErrorCode.MQTT_ERR_PROTOCOL
+        self._in_packet = {"command": 0, "have_remaining": 0, "remaining_count": [],
+                           "remaining_mult": 1, "remaining_length": 0,
+                           "packet": bytearray(b""), "to_process": 0, "pos": 0}
+        with self._msgtime_mutex:
+            self._last_bytes_received = paho.time_func()
+        return rc
 
     def _handle_on_message(self, message: paho.MQTTMessage) -> None:
         """Straight to ``on_message``: this package adds no per-topic callbacks
