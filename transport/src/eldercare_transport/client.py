@@ -733,7 +733,11 @@ class MqttClient:
         for them, so read on at the loop's next turn (after other ready callbacks)."""
         if (self._client.buffered and self._reading and self._sock is not None
                 and self._loop is not None):
-            self._loop.call_soon(self._read)
+            self._loop.call_soon(self._read_buffered)
+
+    def _read_buffered(self) -> None:
+        if self._reading:   # not paused since it was scheduled
+            self._read()
 
     async def _misc_loop(self) -> None:
         # paho's keep-alive clock: a periodic tick, not synchronisation
