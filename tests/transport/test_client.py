@@ -223,6 +223,36 @@ async def test_a_burst_is_read_and_acked_with_few_system_calls(mosquitto: Broker
     assert got == []
 
 
+def test_paho_reads_from_the_buffer_short_reads_included() -> None:
+    """paho asks for a header byte or the rest of a packet; the client serves it from one
+    ``recv`` of a whole chunk, with short reads as a socket's, and knows exactly how much
+    it still holds (the event loop reads on while it holds anything: a wrong count means
+    a busy loop or a stalled message). A socket pair: no broker needed."""
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from eldercare_transport.client import _Paho
+
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    c = _Paho(CallbackAPIVersion.VERSION2, client_id="buffer")
+    c._sock = a
+    try:
+        b.sendall(b"abcdef")
+        assert c._sock_recv(2) == b"ab" and c.buffered == 4
+        assert c._sock_recv(10) == b"cdef" and c.buffered == 0   # short, like recv
+        with pytest.raises(BlockingIOError):
+            c._sock_recv(1)
+        assert c.buffered == 0 and c.recv_calls == 2
+        b.sendall(b"gh")
+        assert c._sock_recv(1) == b"g" and c.buffered == 1
+        c.discard_buffered()   # a new connection reads nothing of the old one
+        assert c.buffered == 0
+    finally:
+        c._sock = None
+        a.close()
+        b.close()
+
+
 def test_received_messages_are_built_whole_and_frozen() -> None:
     """The client builds each ``Received`` without its ``__init__`` (a third of the
     cost): every field set, equal to one built the usual way, still frozen."""

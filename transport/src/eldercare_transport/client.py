@@ -184,7 +184,7 @@ class _Paho(paho.Client):
             if not buf:
                 return buf   # the peer closed the connection
             pos = 0
-        end = pos + bufsize
+        end = min(pos + bufsize, len(buf))
         self._rbuf, self._rpos = buf, end
         return buf[pos:end]
 
