@@ -35,6 +35,21 @@ def test_topics() -> None:
             uplink.parse_up_topic(t)
 
 
+def test_parsed_topics_are_cached_bounded_and_bad_ones_refused_every_time() -> None:
+    """The cloud parses every uplink message's topic; the result is kept per topic (issue
+    14). A bad topic is refused each time (never cached), and the cache stays bounded."""
+    uplink._UP_TOPICS.clear()
+    first = uplink.parse_up_topic("ec/v1/gw-1/up/events")
+    assert uplink.parse_up_topic("ec/v1/gw-1/up/events") is first   # from the cache
+    for _ in range(2):
+        with pytest.raises(DecodeError, match="unknown uplink channel"):
+            uplink.parse_up_topic("ec/v1/gw-1/up/nope")
+    assert list(uplink._UP_TOPICS) == ["ec/v1/gw-1/up/events"]
+    for i in range(uplink._TOPIC_CACHE_MAX + 10):
+        assert uplink.parse_up_topic(f"ec/v1/gw-{i}/up/state") == (f"gw-{i}", uplink.Up.STATE)
+    assert len(uplink._UP_TOPICS) <= uplink._TOPIC_CACHE_MAX
+
+
 def test_lanes() -> None:
     assert envelope().lane is uplink.Lane.ALARM
     assert envelope(test=True).lane is uplink.Lane.EVENT

@@ -193,6 +193,80 @@ async def test_a_full_inbound_queue_pauses_reading(mosquitto: Broker) -> None:
         assert got == [str(i).encode() for i in range(20)]
 
 
+async def test_a_burst_is_read_and_acked_with_few_system_calls(mosquitto: Broker) -> None:
+    """paho alone makes three or more recv calls per packet and one send per PUBACK; the
+    client reads whole chunks and merges what is queued into one send. Messages larger
+    than a chunk and packets split across chunks arrive whole and in order."""
+    sizes = [10 + (i * 7919) % 2000 for i in range(600)] + [150_000, 3, 70_000]
+    payloads = [bytes([65 + i % 26]) * n for i, n in enumerate(sizes)]
+    got: list[Received] = []
+    session = dict(clean=False, subscriptions=(("burst/#", 1),))
+    async with client(mosquitto, "sink", **session, on_message=got.append) as sink, \
+            client(mosquitto, "source") as source:
+        recv0, send0 = sink.socket_calls
+        assert source.publish_many("burst/x", payloads) == len(payloads)
+        assert await source.drain(20)   # every PUBACK from the broker is in
+        await until(lambda: len(got) == len(payloads), "every message")
+        assert [m.payload for m in got] == payloads
+        await asyncio.sleep(0.2)
+        recv, send = (n - n0 for n, n0 in zip(sink.socket_calls, (recv0, send0),
+                                              strict=True))
+        # 600+ messages and as many PUBACKs: without the chunked reads and merged
+        # writes these are >= 1800 and >= 600
+        assert recv < len(payloads) // 2, recv
+        assert send < len(payloads) // 2, send
+        assert sink.disconnects == 0   # the broker took every merged packet
+    # the broker got every PUBACK: the kept session has nothing to redeliver
+    got.clear()
+    async with client(mosquitto, "sink", **session, on_message=got.append):
+        await asyncio.sleep(0.5)
+    assert got == []
+
+
+def test_paho_reads_from_the_buffer_short_reads_included() -> None:
+    """paho asks for a header byte or the rest of a packet; the client serves it from one
+    ``recv`` of a whole chunk, with short reads as a socket's, and knows exactly how much
+    it still holds (the event loop reads on while it holds anything: a wrong count means
+    a busy loop or a stalled message). A socket pair: no broker needed."""
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from eldercare_transport.client import _Paho
+
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    c = _Paho(CallbackAPIVersion.VERSION2, client_id="buffer")
+    c._sock = a
+    try:
+        b.sendall(b"abcdef")
+        assert c._sock_recv(2) == b"ab" and c.buffered == 4
+        assert c._sock_recv(10) == b"cdef" and c.buffered == 0   # short, like recv
+        with pytest.raises(BlockingIOError):
+            c._sock_recv(1)
+        assert c.buffered == 0 and c.recv_calls == 2
+        b.sendall(b"gh")
+        assert c._sock_recv(1) == b"g" and c.buffered == 1
+        c.discard_buffered()   # a new connection reads nothing of the old one
+        assert c.buffered == 0
+    finally:
+        c._sock = None
+        a.close()
+        b.close()
+
+
+def test_received_messages_are_built_whole_and_frozen() -> None:
+    """The client builds each ``Received`` without its ``__init__`` (a third of the
+    cost): every field set, equal to one built the usual way, still frozen."""
+    from dataclasses import FrozenInstanceError, fields
+
+    from eldercare_transport.client import _received
+
+    fast = _received("a/b", b"x", 1, True, 7, 3)
+    assert fast == Received("a/b", b"x", 1, True, 7, 3)
+    assert set(vars(fast)) == {f.name for f in fields(Received)}
+    with pytest.raises(FrozenInstanceError):
+        fast.qos = 0  # type: ignore[misc]
+
+
 async def test_publish_confirmed_times_out_without_a_broker(tmp_path: Path) -> None:
     broker = start_mosquitto(tmp_path / "b")
     try:

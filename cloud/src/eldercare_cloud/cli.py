@@ -55,7 +55,7 @@ def run(verbose: bool = typer.Option(False, "--verbose", "-v"),
 
     _logging(verbose)
     settings = settings_or_exit() if role is None else settings_or_exit(role=role)
-    code = asyncio.run(run_until_signalled(settings))
+    code = asyncio.run(run_until_signalled(settings, process_gc=True))
     if code:
         raise typer.Exit(code)
 

@@ -105,6 +105,10 @@ class IngestSettings(_Section):
     #: the bulk lane decodes this many records, then lets the event loop run (the alarm
     #: lane's socket is read between chunks, so an SOS never waits for a whole batch)
     decode_chunk: int = Field(default=64, ge=1, le=10000)
+    #: the bulk lane commits while the alarm lane has nothing pending, or else after this
+    #: many alarm batches in a row (an alarm lane that is never idle must not starve
+    #: telemetry; an SOS then waits for at most one telemetry batch)
+    bulk_every: int = Field(default=8, ge=1, le=10000)
 
 
 class HttpSettings(_Section):

@@ -130,7 +130,8 @@ def loads(payload: bytes, *, into_model: bool = False) -> Any:
 
 
 def _data(value: dict[str, Any]) -> dict[str, Any]:
-    check_json(value)
+    if value:   # most events carry none
+        check_json(value)
     return value
 
 

@@ -70,7 +70,26 @@ def gateway_subscriptions(gateway_id: str) -> tuple[str, ...]:
     return tuple(down_topic(gateway_id, d) for d in Down)
 
 
+#: topics already parsed (one per gateway and channel): the cloud parses every uplink
+#: message's topic, ~1 us each (issue 14). Only valid topics are kept, at most
+#: _TOPIC_CACHE_MAX (then it starts again empty: a flood of distinct topics costs
+#: what it did without a cache, never memory)
+_UP_TOPICS: dict[str, tuple[str, Up]] = {}
+_TOPIC_CACHE_MAX = 4096
+
+
 def parse_up_topic(topic: str) -> tuple[str, Up]:
+    parsed = _UP_TOPICS.get(topic)
+    if parsed is not None:
+        return parsed
+    parsed = _parse_up_topic(topic)
+    if len(_UP_TOPICS) >= _TOPIC_CACHE_MAX:
+        _UP_TOPICS.clear()
+    _UP_TOPICS[topic] = parsed
+    return parsed
+
+
+def _parse_up_topic(topic: str) -> tuple[str, Up]:
     parts = topic.split("/")
     if len(parts) != 5 or f"{parts[0]}/{parts[1]}" != ROOT or parts[3] != "up":
         raise DecodeError("not an uplink topic", topic=topic)

@@ -29,7 +29,7 @@ from eldercare_protocols.uplink import (
     Up,
     encode,
 )
-from ingest.test_stall import T0, Gateway, envelope
+from ingest.test_stall import T0, Gateway, envelope, telemetry
 
 if TYPE_CHECKING:
     from broker_support import Broker
@@ -146,3 +146,36 @@ async def test_on_the_alarm_lane_life_safety_events_go_first_then_states(
         # the states kept their order: the Will after 300 health reports leaves it offline
         assert record is not None and record.last_will_at is not None and not record.online
         assert record.last_health is not None and record.last_health.counters == {"n": 299}
+
+
+async def test_a_never_idle_alarm_lane_lets_one_telemetry_batch_through_every_n_batches(
+        tmp_path: Path, mosquitto: Broker) -> None:
+    """The bulk lane commits while the alarm lane is idle; an alarm lane that never is
+    (here: 40 one-record batches queued at once) must not starve telemetry. After
+    ``bulk_every`` alarm batches one telemetry batch goes, and only one: the alarms then
+    go on. Queued directly, before either committer runs, so the alarm lane never
+    drains (through the network it would between arrivals) and the order of the commits
+    is the lanes', not the network's."""
+    every, alarms, batches = 4, 40, 3
+    async with running_ingest(tmp_path, mosquitto,
+                              ingest={"batch_max": 1, "bulk_every": every}) as harness:
+        service = harness.ingest
+        await harness.register(GW)
+        order: list[str] = []
+        service.add_commit_listener(lambda info: order.append("T" if info.telemetry else "A"))
+        for seq in range(1, alarms + 1):
+            service._on_message(service.lanes["alarm"], f"ec/v1/{GW}/up/events",
+                                encode(envelope(GW, seq)))
+        for seq in range(1, batches + 1):
+            service._on_message(service.lanes["bulk"], f"ec/v1/{GW}/up/telemetry",
+                                encode(telemetry(GW, seq)))
+        await wait_until(lambda: len(order) == alarms + batches, timeout=60,
+                         what="everything committed")
+    assert order.count("T") == batches
+    # without the turn: every telemetry batch after all 40 alarm batches
+    runs = "".join(order).split("T")
+    for before in runs[:batches]:
+        # the alarm batches since the last telemetry one: the bulk lane waited for
+        # ``every`` of them (one more may have begun while it decoded)
+        assert every <= len(before) <= every + 1, order
+    assert "TT" not in "".join(order)   # one telemetry batch per turn, then alarms again

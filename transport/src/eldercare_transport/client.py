@@ -16,7 +16,12 @@ cloud's ingest, the simulator and the administrative tools need from MQTT is her
 - publishing that can await the broker's PUBACK with a timeout, and manual acks of
   received QoS 1 messages (``manual_ack``): the broker redelivers what was not acked;
 - client-id conflict detection: a broker drops an older connection when a new one brings
-  the same client id, so two clients with one id knock each other off every reconnect.
+  the same client id, so two clients with one id knock each other off every reconnect;
+- few system calls per message (issue 14): paho reads a packet with three or more
+  ``recv`` calls (the command byte, each length byte, the rest) and writes each packet
+  with a ``send`` of its own (a PUBACK per received message). Here paho reads from a
+  buffer filled by one ``recv`` of up to ``RECV_CHUNK`` bytes, and the packets queued
+  since the last write leave in one ``send``.
 
 Only this package sees paho objects: callers get frozen ``Received`` messages.
 """
@@ -29,6 +34,7 @@ import logging
 import os
 import socket
 import ssl
+import struct
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -36,7 +42,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.exception import MalformedPacket
 
 from eldercare_transport.endpoint import Endpoint
 from eldercare_transport.errors import (
@@ -54,6 +61,14 @@ FLAPS = 3
 FLAP_WINDOW_S = 120.0
 #: packets handled per socket wake-up before writes and other tasks get their turn
 READ_BURST = 200
+#: bytes taken from the socket by one ``recv`` (paho then reads its packets from them)
+RECV_CHUNK = 65536
+#: packets are merged for one ``send`` up to about this many bytes
+SEND_CHUNK = 65536
+#: paho's packet types that leave nothing to do once written (QoS 0 PUBLISH and
+#: DISCONNECT call back or close when written, so they are never merged)
+_PUBLISH, _PUBACK, _DISCONNECT = 0x30, 0x40, 0xE0
+_PUBACK_PACKET = struct.Struct("!BBH")
 MQTT_V311 = 4
 MQTT_V5 = 5
 
@@ -81,6 +96,16 @@ class Received:
     #: the connection it arrived on: an ack after a reconnect is not sent (the broker
     #: redelivers on the new connection)
     connection: int = 0
+
+
+def _received(topic: str, payload: bytes, qos: int, retain: bool, mid: int,
+              connection: int) -> Received:
+    """``Received(...)`` for every incoming message at a third of the cost: a frozen
+    dataclass's ``__init__`` goes through ``object.__setattr__`` once per field."""
+    msg = object.__new__(Received)
+    msg.__dict__.update(topic=topic, payload=payload, qos=qos, retain=retain, mid=mid,
+                        connection=connection)
+    return msg
 
 
 @dataclass(frozen=True)
@@ -123,12 +148,119 @@ class _Paho(paho.Client):
     would stall the loop (a gateway's alarms) for seconds while its uplink is down."""
 
     prepared: socket.socket | None = None
+    #: bytes received from the socket and not yet read by paho (``_rbuf[_rpos:]``)
+    _rbuf: bytes = b""
+    _rpos: int = 0
+    #: system calls made on the socket (diagnostics: tests and benchmarks count them)
+    recv_calls = 0
+    send_calls = 0
 
     def _create_socket_connection(self) -> socket.socket:
         sock, self.prepared = self.prepared, None
         if sock is None:
             raise ConnectionError("no connection prepared")
+        self.discard_buffered()   # nothing of an earlier connection is read on this one
         return sock
+
+    # paho's private I/O hooks (paho-mqtt 2.x; the lockfile pins the version), overridden
+    # for fewer system calls; tests/transport covers reads split anywhere and merged writes
+
+    @property
+    def buffered(self) -> int:
+        """Bytes already taken from the socket that paho has not read yet: the socket
+        will not wake the event loop for them."""
+        return len(self._rbuf) - self._rpos
+
+    def discard_buffered(self) -> None:
+        self._rbuf, self._rpos = b"", 0
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        """What paho asks for, from the buffer; one ``recv`` refills it when it is empty
+        (a short read when it holds less, as a socket's)."""
+        buf, pos = self._rbuf, self._rpos
+        if pos >= len(buf):
+            self.recv_calls += 1
+            buf = super()._sock_recv(RECV_CHUNK)   # BlockingIOError, OSError: as before
+            if not buf:
+                return buf   # the peer closed the connection
+            pos = 0
+        end = min(pos + bufsize, len(buf))
+        self._rbuf, self._rpos = buf, end
+        return buf[pos:end]
+
+    def _packet_read(self) -> MQTTErrorCode:
+        """A packet that lies whole in the buffer is handled at once; paho's own reader
+        (a few calls per header byte, kept for packets split across reads) does the rest
+        and every malformed header."""
+        buf, pos = self._rbuf, self._rpos
+        if self._in_packet["command"] == 0 and len(buf) - pos >= 2:
+            length, shift, i = 0, 0, pos + 1
+            while i < len(buf) and i - pos <= 4:
+                byte = buf[i]
+                length += (byte & 127) << shift
+                shift += 7
+                i += 1
+                if not byte & 128:
+                    if i + length > len(buf):
+                        break
+                    self._rpos = i + length
+                    return self._handle_whole(buf[pos], length, buf[i:i + length])
+        return super()._packet_read()
+
+    def _handle_whole(self, command: int, length: int, packet: bytes) -> MQTTErrorCode:
+        """What paho does once a packet is read (``_packet_read`` after its loop)."""
+        # bytes, not paho's bytearray: its decoders only read the packet (struct.unpack,
+        # slices), and the payload then reaches the caller without another copy
+        self._in_packet = {"command": command, "have_remaining": 1, "remaining_count": [],
+                           "remaining_mult": 1, "remaining_length": length,
+                           "packet": packet,  # type: ignore[typeddict-item]
+                           "to_process": 0, "pos": 0}
+        try:
+            rc = self._packet_handle()
+        except MalformedPacket:
+            rc = MQTTErrorCode.MQTT_ERR_PROTOCOL
+        self._in_packet = {"command": 0, "have_remaining": 0, "remaining_count": [],
+                           "remaining_mult": 1, "remaining_length": 0,
+                           "packet": bytearray(b""), "to_process": 0, "pos": 0}
+        with self._msgtime_mutex:
+            self._last_bytes_received = paho.time_func()
+        return rc
+
+    def _send_puback(self, mid: int) -> MQTTErrorCode:
+        """paho's, without its debug-log call and helper per received message."""
+        return self._packet_queue(_PUBACK, _PUBACK_PACKET.pack(_PUBACK, 2, mid), mid, 1)
+
+    def _handle_on_message(self, message: paho.MQTTMessage) -> None:
+        """Straight to ``on_message``: this package adds no per-topic callbacks
+        (``message_callback_add``), so paho's topic matching per message finds none."""
+        on_message = self.on_message
+        if on_message is not None:
+            on_message(self, self._userdata, message)
+
+    def _sock_send(self, buf: bytes | bytearray) -> int:
+        self.send_calls += 1
+        return super()._sock_send(buf)
+
+    def _packet_write(self) -> MQTTErrorCode:
+        """Merge the packets waiting at the head of paho's queue into one, so that they
+        leave in one ``send`` (paho sends each packet by itself: a PUBACK per received
+        message). Only packets that need nothing once written are merged (everything but
+        a QoS 0 PUBLISH and DISCONNECT, which paho then handles alone, as before)."""
+        out = self._out_packet
+        n = size = 0
+        for packet in out:
+            kind = packet["command"] & 0xF0
+            if ((kind == _PUBLISH and packet["qos"] == 0) or kind == _DISCONNECT
+                    or size >= SEND_CHUNK):
+                break
+            n += 1
+            size += packet["to_process"]
+        if n > 1:
+            data = b"".join([p["packet"][p["pos"]:] for p in [out.popleft()
+                                                            for _ in range(n)]])
+            out.appendleft({"command": _PUBACK, "mid": 0, "qos": 1, "pos": 0,
+                            "to_process": len(data), "packet": data, "info": None})
+        return super()._packet_write()
 
 
 class MqttClient:
@@ -175,7 +307,6 @@ class MqttClient:
         self._first: asyncio.Future[None] | None = None
         self._sub_mid: int | None = None
         self._reading = True
-        self._received_in_read = 0
         self._inbox: deque[Received] = deque()
         self._inbox_ready = asyncio.Event()
         self._waiting: dict[int, asyncio.Future[None]] = {}
@@ -366,6 +497,9 @@ class MqttClient:
         if isinstance(sock, socket.socket):
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
+            # what was received and not read is lost with the connection (the broker
+            # resends unacked QoS 1 messages); paho must read the dead socket next
+            self._client.discard_buffered()
             # let paho see the dead socket now (it closes it and says disconnected)
             with contextlib.suppress(OSError, ssl.SSLError):
                 self._client.loop_read()
@@ -519,9 +653,8 @@ class MqttClient:
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage
                     ) -> None:
-        self._received_in_read += 1
-        msg = Received(message.topic, bytes(message.payload), message.qos,
-                       bool(message.retain), message.mid, self.connects)
+        msg = _received(message.topic, bytes(message.payload), message.qos,
+                        bool(message.retain), message.mid, self.connects)
         if self._on_message_cb is not None:
             self._on_message_cb(msg)
             return
@@ -586,13 +719,25 @@ class MqttClient:
             self._loop.remove_writer(sock)
 
     def _read(self) -> None:
-        # loop_read handles about one packet per call; keep reading while messages arrive,
-        # so one wake-up drains a burst (bounded, so writes still get their turn)
+        # loop_read handles about one packet per call; keep reading what the last recv
+        # brought, so one wake-up drains a burst (bounded, so writes still get their turn)
+        client = self._client
         for _ in range(READ_BURST):
-            self._received_in_read = 0
-            rc = self._client.loop_read()
-            if rc != paho.MQTT_ERR_SUCCESS or self._received_in_read == 0 or not self._reading:
-                return
+            rc = client.loop_read()
+            if rc != paho.MQTT_ERR_SUCCESS or not self._reading or not client.buffered:
+                break
+        self._more_buffered()
+
+    def _more_buffered(self) -> None:
+        """Bytes taken from the socket are still to be read: the socket will not wake us
+        for them, so read on at the loop's next turn (after other ready callbacks)."""
+        if (self._client.buffered and self._reading and self._sock is not None
+                and self._loop is not None):
+            self._loop.call_soon(self._read_buffered)
+
+    def _read_buffered(self) -> None:
+        if self._reading:   # not paused since it was scheduled
+            self._read()
 
     async def _misc_loop(self) -> None:
         # paho's keep-alive clock: a periodic tick, not synchronisation
@@ -614,6 +759,7 @@ class MqttClient:
             self._reading = True
             if self._sock is not None and self._loop is not None:
                 self._loop.add_reader(self._sock, self._read)
+                self._more_buffered()
 
     @property
     def reading(self) -> bool:
@@ -754,6 +900,11 @@ class MqttClient:
         return True
 
     # -- diagnostics -------------------------------------------------------------------
+
+    @property
+    def socket_calls(self) -> tuple[int, int]:
+        """(recv, send) system calls made on this client's sockets so far."""
+        return self._client.recv_calls, self._client.send_calls
 
     @property
     def tcp_nodelay(self) -> bool | None:

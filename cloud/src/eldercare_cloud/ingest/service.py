@@ -20,8 +20,10 @@ here. The alarm lane is an MQTT session of its own subscribed to ``up/events`` a
 and committer that never waits for a batch to fill; the bulk lane takes ``up/telemetry``
 on another session. The bulk lane decodes in chunks (the event loop reads the alarm
 socket in between) and commits only while the alarm lane has nothing pending, so an SOS
-waits at most for one telemetry transaction already under way. ``ingest_lanes`` lets a
-deployment run a pool of alarm-only workers beside bulk-only ones.
+waits at most for one telemetry transaction already under way; an alarm lane that stays
+busy lets one telemetry batch through after every ``ingest.bulk_every`` alarm batches
+(telemetry is never starved, an SOS waits for at most that one batch). ``ingest_lanes``
+lets a deployment run a pool of alarm-only workers beside bulk-only ones.
 """
 
 from __future__ import annotations
@@ -153,6 +155,10 @@ class _Lane:
         #: set while nothing is pending or being committed (the bulk lane waits for it)
         self.drained = asyncio.Event()
         self.drained.set()
+        #: batches this lane has processed; ``progress`` is set after each (the bulk
+        #: lane counts the alarm lane's to take its turn)
+        self.batches = 0
+        self.progress = asyncio.Event()
         self.busy = False
         self.task: asyncio.Task[None] | None = None
 
@@ -359,6 +365,7 @@ class IngestService:
         while True:
             if not lane.queued:
                 lane.drained.set()
+                lane.progress.set()
             lane.idle.set()
             await lane.wake.wait()
             lane.wake.clear()
@@ -381,15 +388,22 @@ class IngestService:
                     await self._process_group(lane, raw)
                 finally:
                     lane.busy = False
+                    lane.batches += 1
+                    lane.progress.set()
             lane.drained.set()
+            lane.progress.set()
 
     async def _alarms_first(self) -> None:
         """The bulk lane commits only while the alarm lane has nothing to do: the database
-        writer (one per process) then goes to the alarm at once."""
+        writer (one per process) then goes to the alarm at once. But not forever: after
+        ``bulk_every`` alarm batches in a row it is the bulk lane's turn (one batch)."""
         alarm = self.lanes.get("alarm")
-        if alarm is not None:
-            while not alarm.drained.is_set():
-                await alarm.drained.wait()
+        if alarm is None:
+            return
+        start, every = alarm.batches, self.settings.ingest.bulk_every
+        while not alarm.drained.is_set() and alarm.batches - start < every:
+            alarm.progress.clear()
+            await alarm.progress.wait()
 
     async def _process_group(self, lane: _Lane, raw: list[Raw]) -> None:
         items: list[tuple[Received, bytes]] = []
@@ -405,7 +419,9 @@ class IngestService:
                 continue
             try:
                 gateway_id, _channel = parse_up_topic(topic)
-                if not await self._registered(gateway_id):
+                # the common case without a coroutine per record
+                if not ((gateway_id in self._known and not self._known_stale)
+                        or await self._registered(gateway_id)):
                     self._reject_unregistered(gateway_id, topic, payload)
                     continue
                 _, msg = decode_uplink(topic, payload)
