@@ -243,11 +243,43 @@ class Database:
     async def serialise(self, conn: Connection, name: str) -> None:
         """Make transactions that call this with the same ``name`` commit one at a time
         across processes (a PostgreSQL advisory lock held to COMMIT), so ids they insert
-        become visible in id order, which readers tailing by id rely on. SQLite's writer
-        is alone already."""
+        after it become visible in id order, which readers tailing by id rely on. SQLite's
+        writer is alone already. Take it as late as possible: everything after it, the
+        COMMIT included, runs one worker at a time (``execute_batch(serialise=...)``
+        takes it together with the transaction's last statements)."""
         if isinstance(conn, PgConnection):
             await conn.execute("SELECT pg_advisory_xact_lock(?)",
                                (zlib.crc32(name.encode()),))
+
+    async def execute_batch(self, conn: Connection,
+                            statements: Sequence[tuple[str, Sequence[object]]], *,
+                            serialise: str | None = None,
+                            notify: Sequence[str] = ()) -> list[list[Row]]:
+        """Run ``statements`` in order inside the open transaction and return each one's
+        rows; with ``serialise``, first take that lock (see ``serialise``), and with
+        ``notify``, notify those channels (see ``notify``).
+
+        On PostgreSQL the lot (the lock included) goes in one pipeline: one round trip,
+        however many statements. Meant as a transaction's last step, so that a lock
+        taken here is held for that round trip and the COMMIT only (issue 14: two
+        ingest workers took turns for whole batches while the lock was taken first)."""
+        if isinstance(conn, PgConnection):
+            batch: list[tuple[str, Sequence[object]]] = []
+            if serialise is not None:
+                batch.append(("SELECT pg_advisory_xact_lock(?)",
+                              (zlib.crc32(serialise.encode()),)))
+            batch.extend(statements)
+            batch.extend(("SELECT pg_notify(?, '')", (_channel(c),)) for c in notify)
+            results = await conn.execute_pipelined(batch)
+            first = 1 if serialise is not None else 0
+            rows: list[list[Row]] = [list(r) for r in results[first:first + len(statements)]]
+            return rows
+        out: list[list[Row]] = []
+        for sql, parameters in statements:
+            out.append(list(await conn.execute_fetchall(sql, parameters)))
+        for channel in notify:
+            await self.notify(conn, channel)
+        return out
 
     @asynccontextmanager
     async def listen(self, channel: str, callback: Callable[[], None]) -> AsyncIterator[None]:

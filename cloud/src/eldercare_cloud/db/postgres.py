@@ -191,6 +191,25 @@ class PgConnection:
                                ) -> list[PgRow]:
         return await (await self.execute(sql, parameters)).fetchall()
 
+    async def execute_pipelined(self, statements: Sequence[tuple[str, Sequence[Any]]]
+                                ) -> list[list[PgRow]]:
+        """Every statement's rows, all sent in one pipeline: one round trip for the lot
+        (the server runs them in order and stops at the first error, which is raised
+        here; the transaction then rolls back as usual)."""
+        cursors: list[psycopg.AsyncCursor[PgRow]] = []
+        try:
+            async with self.raw.pipeline():
+                for sql, parameters in statements:
+                    cur = self.raw.cursor()
+                    cursors.append(cur)
+                    await cur.execute(postgres_params(sql), _params(parameters))
+            # leaving the pipeline synced it: every result is here, fetching is local
+            return [await cur.fetchall() if cur.description is not None else []
+                    for cur in cursors]
+        finally:
+            for cur in cursors:
+                await cur.close()
+
 
 class PgPoolReader:
     """``db.conn``: each statement on a free pooled connection (autocommit), or on the

@@ -144,6 +144,8 @@ def _utc_opt(ts: datetime | None) -> datetime | None:
     return None if ts is None else _utc(ts)
 
 
+#: taken (Database.serialise) by the end of every ingest commit: see IngestStore.commit
+_COMMIT_LOCK = "ingest-commit"
 #: notified when the set of accepted gateways shrinks (a revoke)
 GATEWAYS_CHANNEL = "eldercare_gateways"
 #: notified by a commit that stored new events or gateway transitions, so a care engine
@@ -384,72 +386,90 @@ class IngestStore:
                 unknown.append((msg.id, gw, msg.seq, msg.device_id, msg.source, msg.topic,
                                 msg.device_type, to_db(msg.gateway_ts), received, committed))
 
-        # every await below is a hop to the database thread: the statements are arranged
-        # so that an alarm-only batch costs six of them (BEGIN, cursors, INSERT, last seen,
-        # read back, COMMIT), which is most of the commit's latency besides the fsync
-        touched = {"events": bool(events), "gaps": bool(gaps), "sms_reports": bool(sms),
-                   "unknown_devices": bool(unknown), "telemetry_batches": bool(batches),
-                   "gateway_log": bool(states)}
+        # Issue 14: several ingest workers on PostgreSQL. Readers tail the tables below
+        # by rowid (care engine, services, visits, installer, the *_after readers), so
+        # rowids must become visible in rowid order: a reader that has seen rowid 12
+        # never looks below 12 again, and a row 10 committed later would be skipped.
+        # The ids are drawn when a row is inserted, so the inserts into tailed tables and
+        # the COMMIT take turns across workers (Database.serialise, an advisory lock held
+        # to COMMIT) -- and only they: everything else runs in parallel before the lock
+        # (decoding, telemetry, which nothing tails), and the tailed inserts, the gateway
+        # updates and the notify go in one pipeline after it (one round trip on
+        # PostgreSQL), so a worker holds the lock for that round trip and the COMMIT.
+        # RETURNING gives exactly the rows this commit inserted (a duplicate id is not
+        # inserted, ON CONFLICT DO NOTHING), without reading "rowid > before" back.
+        # A sequence value burnt by a conflict or a rollback leaves a gap in the rowids
+        # for good; readers use "rowid > cursor", never "the next rowid", so a gap is
+        # harmless. On SQLite (one writer) the lock is a no-op and the batch is plain
+        # statements on the writer connection.
         async with self.db.transaction() as conn:
-            # several ingest workers on PostgreSQL: commits take turns, so rowids become
-            # visible in rowid order (the care engine and the stream tail by rowid and
-            # must never pass over a row that commits late) and "rowid > before" below
-            # is this commit's rows only. Decoding and acks stay parallel. No-op on SQLite.
-            await self.db.serialise(conn, "ingest-commit")
-            before = await self._max_rowids(conn)
-            if events:
-                await conn.executemany(
-                    "INSERT INTO events(id, gateway_id, seq, device_id, kind, test,"
-                    " lane, rule, source, data, device_ts, device_seq, gateway_ts, received_at,"
-                    " committed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-                    " ON CONFLICT DO NOTHING", events)
-            if gaps:
-                await conn.executemany(
-                    "INSERT INTO gaps(id, gateway_id, seq, dropped, first_seq,"
-                    " last_seq, oldest_ts, newest_ts, reason, gateway_ts, received_at,"
-                    " committed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING", gaps)
-            if sms:
-                await conn.executemany(
-                    "INSERT INTO sms_reports(id, gateway_id, seq, alarm_id, recipient,"
-                    " status, attempts, sent_at, error, gateway_ts, received_at, committed_at)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING", sms)
-            if unknown:
-                await conn.executemany(
-                    "INSERT INTO unknown_devices(id, gateway_id, seq, device_id,"
-                    " source, topic, device_type, gateway_ts, received_at, committed_at)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING", unknown)
-            points = await self._commit_telemetry(conn, batches, committed)
-            changes = await self._apply_states(conn, states)
-            if last_seen:
-                await conn.executemany(
-                    "UPDATE gateways SET last_seen = ? WHERE id = ?"
-                    " AND (last_seen IS NULL OR last_seen < ?)",
-                    [(ts, gw, ts) for gw, ts in last_seen.items()])
-            new_rows: list[tuple[int, str]] = []
-            if events:
-                new_rows = [(int(r[0]), str(r[1])) for r in await conn.execute_fetchall(
-                    "SELECT rowid, id FROM events WHERE rowid > ? ORDER BY rowid",
-                    (before["events"],))]
-            after = dict(before)
-            after["events"] = new_rows[-1][0] if new_rows else before["events"]
-            if changes:
-                after["gateway_log"] = changes[-1].rowid
-            if new_rows or changes:
-                await self.db.notify(conn, COMMITS_CHANNEL)
-            if any(touched[t] for t in ("gaps", "sms_reports", "unknown_devices",
-                                        "telemetry_batches")):
-                after.update(await self._max_rowids(conn))
-        new_records = (len(new_rows) + (after["gaps"] - before["gaps"])
-                       + (after["sms_reports"] - before["sms_reports"])
-                       + (after["unknown_devices"] - before["unknown_devices"])
-                       + (after["telemetry_batches"] - before["telemetry_batches"]))
+            points, new_batches = await self._commit_telemetry(conn, batches, committed)
+            lock: str | None = _COMMIT_LOCK
+            state_rows: list[tuple[str, Sequence[Any]]] = []
+            log: list[tuple[Any, ...]] = []
+            if states:
+                # a transition depends on the flag the previous commit left: read it
+                # under the lock (one more round trip, for batches with gateway states)
+                await self.db.serialise(conn, _COMMIT_LOCK)
+                lock = None
+                state_rows, log = await self._fold_states(conn, states)
+            statements: list[tuple[str, Sequence[Any]]] = []
+            spans: dict[str, tuple[int, int]] = {}
+
+            def add(name: str, batch: Sequence[tuple[str, Sequence[Any]]]) -> None:
+                spans[name] = (len(statements), len(statements) + len(batch))
+                statements.extend(batch)
+
+            add("events", _inserts(
+                "INSERT INTO events(id, gateway_id, seq, device_id, kind, test, lane, rule,"
+                " source, data, device_ts, device_seq, gateway_ts, received_at, committed_at)"
+                " VALUES ", 15, events, " ON CONFLICT DO NOTHING RETURNING rowid, id"))
+            add("gaps", _inserts(
+                "INSERT INTO gaps(id, gateway_id, seq, dropped, first_seq, last_seq,"
+                " oldest_ts, newest_ts, reason, gateway_ts, received_at, committed_at)"
+                " VALUES ", 12, gaps, " ON CONFLICT DO NOTHING RETURNING rowid"))
+            add("sms_reports", _inserts(
+                "INSERT INTO sms_reports(id, gateway_id, seq, alarm_id, recipient, status,"
+                " attempts, sent_at, error, gateway_ts, received_at, committed_at) VALUES ",
+                12, sms, " ON CONFLICT DO NOTHING RETURNING rowid"))
+            add("unknown_devices", _inserts(
+                "INSERT INTO unknown_devices(id, gateway_id, seq, device_id, source, topic,"
+                " device_type, gateway_ts, received_at, committed_at) VALUES ", 10, unknown,
+                " ON CONFLICT DO NOTHING RETURNING rowid"))
+            # gateway rows are updated under the lock too: two workers updating the same
+            # gateways in parallel would wait on each other's row locks until COMMIT
+            statements.extend(state_rows)
+            statements.extend(
+                ("UPDATE gateways SET last_seen = ? WHERE id = ?"
+                 " AND (last_seen IS NULL OR last_seen < ?)", (ts, gw, ts))
+                for gw, ts in sorted(last_seen.items()))
+            add("gateway_log", _inserts(
+                "INSERT INTO gateway_log(gateway_id, status, reason, ts, received_at)"
+                " VALUES ", 5, log, f" RETURNING {_LOG_COLUMNS}"))
+            # wakes a care engine in another process; a batch of duplicates only wakes it
+            # for nothing (the notify is decided before the inserts say what was new)
+            results = await self.db.execute_batch(
+                conn, statements, serialise=lock,
+                notify=(COMMITS_CHANNEL,) if events or log else ())
+
+        def returned(name: str) -> list[Row]:
+            lo, hi = spans[name]
+            return [r for rows in results[lo:hi] for r in rows]
+
+        new_rows = sorted((int(r[0]), str(r[1])) for r in returned("events"))
+        changes = sorted((_log(r) for r in returned("gateway_log")), key=lambda e: e.rowid)
+        tails = {name: sorted(int(r[0]) for r in returned(name))
+                 for name in ("gaps", "sms_reports", "unknown_devices")}
+        new_records = (len(new_rows) + sum(len(v) for v in tails.values()) + new_batches)
         return CommitInfo(
             committed_at=now, new_event_count=len(new_rows),
             new_events=lambda: tuple(_stored_events(envelopes, new_rows, now)),
             gateway_changes=tuple(changes),
-            event_rowid=after["events"], gateway_log_rowid=after["gateway_log"],
-            gap_rowid=after["gaps"], sms_rowid=after["sms_reports"],
-            unknown_rowid=after["unknown_devices"], records=records,
+            event_rowid=new_rows[-1][0] if new_rows else 0,
+            gateway_log_rowid=changes[-1].rowid if changes else 0,
+            gap_rowid=max(tails["gaps"], default=0),
+            sms_rowid=max(tails["sms_reports"], default=0),
+            unknown_rowid=max(tails["unknown_devices"], default=0), records=records,
             duplicates=records - new_records, telemetry=tuple(points), acks=acks)
 
     async def max_rowids(self) -> dict[str, int]:
@@ -466,52 +486,54 @@ class IngestStore:
 
     async def _commit_telemetry(self, conn: Connection,
                                 batches: list[tuple[TelemetryBatch, str]],
-                                committed: str) -> list[TelemetryPoint]:
+                                committed: str) -> tuple[list[TelemetryPoint], int]:
+        """Store the new batches and their readings; return the readings and how many
+        batches were new. Runs outside the commit lock (nothing tails these tables): a
+        batch id another worker is inserting at the same time waits for that worker's
+        COMMIT, then counts as a duplicate; ids go in sorted order, so two workers with
+        the same ids never wait for each other in a cycle."""
         if not batches:
-            return []
-        ids = [b.id for b, _ in batches]
-        existing: set[str] = set()
-        for i in range(0, len(ids), _IN_CHUNK):
-            chunk = ids[i:i + _IN_CHUNK]
-            existing.update(str(r[0]) for r in await conn.execute_fetchall(
-                f"SELECT id FROM telemetry_batches WHERE id IN ({','.join('?' * len(chunk))})",
-                chunk))
-        new_batches: list[tuple[Any, ...]] = []
-        rows: list[tuple[str, TelemetryPoint]] = []
+            return [], 0
+        first: dict[str, tuple[TelemetryBatch, str]] = {}
         for batch, received in batches:
-            if batch.id in existing:
+            first.setdefault(batch.id, (batch, received))  # the same batch twice: once
+        rows = [(b.id, b.gateway_id, b.seq, len(b.records), to_db(b.gateway_ts), received,
+                 committed) for b, received in (first[i] for i in sorted(first))]
+        new_ids: set[str] = set()
+        for sql, params in _inserts(
+                "INSERT INTO telemetry_batches(id, gateway_id, seq, records, gateway_ts,"
+                " received_at, committed_at) VALUES ", 7, rows,
+                " ON CONFLICT DO NOTHING RETURNING id"):
+            new_ids.update(str(r[0]) for r in await conn.execute_fetchall(sql, params))
+        new_count = len(new_ids)
+        points: list[tuple[str, TelemetryPoint]] = []
+        for batch, _ in batches:
+            if batch.id not in new_ids:
                 continue
-            existing.add(batch.id)  # the same batch twice in one commit
-            new_batches.append((batch.id, batch.gateway_id, batch.seq, len(batch.records),
-                                to_db(batch.gateway_ts), received, committed))
-            rows.extend((batch.id, TelemetryPoint(
+            new_ids.discard(batch.id)
+            points.extend((batch.id, TelemetryPoint(
                 gateway_id=batch.gateway_id, device_id=r.device_id, kind=r.kind.value, ts=r.ts,
                 values=r.values, device_seq=r.device_seq)) for r in batch.records)
-        if new_batches:
-            await conn.executemany(
-                "INSERT INTO telemetry_batches(id, gateway_id, seq, records, gateway_ts,"
-                " received_at, committed_at) VALUES (?,?,?,?,?,?,?)", new_batches)
         if self.telemetry_sqlite:
-            await telemetry_sqlite.insert(conn, rows)
-        return [p for _, p in rows]
+            await telemetry_sqlite.insert(conn, points)
+        return [p for _, p in points], new_count
 
-    async def _apply_states(self, conn: Connection,
-                            states: list[tuple[str, GatewayState, str]]
-                            ) -> list[GatewayLogEntry]:
+    async def _fold_states(self, conn: Connection,
+                           states: list[tuple[str, GatewayState, str]]
+                           ) -> tuple[list[tuple[str, Sequence[Any]]], list[tuple[Any, ...]]]:
         """Track online/offline; log transitions only (a retained birth seen again after an
-        ingest restart is not news).
+        ingest restart is not news). Returns the UPDATE statements and the gateway log
+        rows, for the commit's last batch of statements.
 
         Coalesced per gateway (issue 14: health was half the write load, one awaited UPDATE
         with the full JSON each): the states of one batch are folded in arrival order into
-        each gateway's final row, written by one statement for the whole batch, and only
-        the newest health report per gateway is encoded."""
-        if not states:
-            return []
+        each gateway's final row, written by one statement per gateway, and only the
+        newest health report per gateway is encoded."""
         gws = sorted({gw for gw, _, _ in states})
         online = {str(r[0]): bool(r[1]) for r in await conn.execute_fetchall(
             f"SELECT id, online FROM gateways WHERE id IN ({','.join('?' * len(gws))})", gws)}
         final: dict[str, _FinalState] = {}
-        log: list[tuple[str, str, str, str | None, str]] = []
+        log: list[tuple[Any, ...]] = []
         for gw, st, received in states:
             was = online.get(gw, False)
             f = final.setdefault(gw, _FinalState())
@@ -531,22 +553,26 @@ class IngestStore:
             if now_online != was:
                 status: Literal["online", "offline"] = "online" if now_online else "offline"
                 log.append((gw, status, reason, to_db_opt(st.ts), received))
-        await conn.executemany(
+        updates: list[tuple[str, Sequence[Any]]] = [(
             "UPDATE gateways SET online = ?, last_birth_at = COALESCE(?, last_birth_at),"
             " last_will_at = COALESCE(?, last_will_at),"
             " last_health_at = COALESCE(?, last_health_at),"
             " last_health = COALESCE(?, last_health), version = COALESCE(?, version)"
             " WHERE id = ?",
-            [(int(f.online), f.birth_at, f.will_at, f.health_at,
-              f.health.model_dump_json(exclude_none=True) if f.health is not None else None,
-              f.version, gw) for gw, f in final.items()])
-        if not log:
-            return []
-        [(first,)] = await conn.execute_fetchall(
-            "SELECT COALESCE(MAX(rowid), 0) FROM gateway_log")
-        await conn.executemany(
-            "INSERT INTO gateway_log(gateway_id, status, reason, ts, received_at)"
-            " VALUES (?,?,?,?,?)", log)
-        return [_log(r) for r in await conn.execute_fetchall(
-            f"SELECT {_LOG_COLUMNS} FROM gateway_log WHERE rowid > ? ORDER BY rowid",
-            (int(first),))]
+            (int(f.online), f.birth_at, f.will_at, f.health_at,
+             f.health.model_dump_json(exclude_none=True) if f.health is not None else None,
+             f.version, gw)) for gw, f in sorted(final.items())]
+        return updates, log
+
+
+def _inserts(head: str, width: int, rows: Sequence[tuple[Any, ...]],
+             tail: str) -> list[tuple[str, list[Any]]]:
+    """``head`` + VALUES rows + ``tail`` as statements of up to ``_IN_CHUNK`` rows each
+    (within both engines' limits on parameters), rows in the given order."""
+    one = "(" + ",".join("?" * width) + ")"
+    out = []
+    for i in range(0, len(rows), _IN_CHUNK):
+        chunk = rows[i:i + _IN_CHUNK]
+        out.append((head + ",".join([one] * len(chunk)) + tail,
+                    [v for row in chunk for v in row]))
+    return out
