@@ -33,13 +33,13 @@ from urllib.parse import urlsplit, urlunsplit
 import aiosqlite
 import psycopg
 
-from eldercare_cloud.db.postgres import PgConnection, PostgresEngine
-from eldercare_cloud.db.sql import split_script
-from eldercare_cloud.db.types import Connection, Cursor, Row
+from eldercare_cloud.db.postgres import PgConnection, PostgresEngine, json_rows
+from eldercare_cloud.db.sql import split_script, values_rows
+from eldercare_cloud.db.types import Connection, Cursor, Row, Rows, Statement
 from eldercare_cloud.errors import StorageError
 
 __all__ = ["DATABASE_ERRORS", "INTEGRITY_ERRORS", "Connection", "Cursor", "Database", "Engine",
-           "Leadership", "Row", "database_url", "lock_rows", "redact_url"]
+           "Leadership", "Row", "Rows", "Statement", "database_url", "lock_rows", "redact_url"]
 
 Engine = Literal["sqlite", "postgresql"]
 
@@ -251,35 +251,42 @@ class Database:
             await conn.execute("SELECT pg_advisory_xact_lock(?)",
                                (zlib.crc32(name.encode()),))
 
-    async def execute_batch(self, conn: Connection,
-                            statements: Sequence[tuple[str, Sequence[object]]], *,
+    async def execute_batch(self, conn: Connection, statements: Sequence[Statement], *,
                             serialise: str | None = None,
                             notify: Sequence[str] = ()) -> list[list[Row]]:
         """Run ``statements`` in order inside the open transaction and return each one's
-        rows; with ``serialise``, first take that lock (see ``serialise``), and with
-        ``notify``, notify those channels (see ``notify``).
+        rows (a ``Rows`` item: all its rows); with ``serialise``, first take that lock
+        (see ``serialise``), and with ``notify``, notify those channels (see ``notify``).
 
         On PostgreSQL the lot (the lock included) goes in one pipeline: one round trip,
-        however many statements. Meant as a transaction's last step, so that a lock
-        taken here is held for that round trip and the COMMIT only (issue 14: two
-        ingest workers took turns for whole batches while the lock was taken first)."""
+        however many statements, with every parameter prepared before anything is sent.
+        Meant as a transaction's last step, so that a lock taken here is held for that
+        round trip and the COMMIT only (issue 14: two ingest workers took turns for whole
+        batches while the lock was taken first)."""
+        plan: list[tuple[str, Sequence[object]]] = []
+        spans: list[tuple[int, int]] = []
+        pg = isinstance(conn, PgConnection)
+        if pg and serialise is not None:
+            plan.append(("SELECT pg_advisory_xact_lock(?)", (zlib.crc32(serialise.encode()),)))
+        for item in statements:
+            first = len(plan)
+            if isinstance(item, Rows):
+                as_json = json_rows(item.sql, item.rows) if pg and item.rows else None
+                if as_json is not None:
+                    plan.append((as_json[0], (as_json[1],)))
+                else:
+                    plan.extend(values_rows(item.sql, item.rows))
+            else:
+                plan.append(item)
+            spans.append((first, len(plan)))
         if isinstance(conn, PgConnection):
-            batch: list[tuple[str, Sequence[object]]] = []
-            if serialise is not None:
-                batch.append(("SELECT pg_advisory_xact_lock(?)",
-                              (zlib.crc32(serialise.encode()),)))
-            batch.extend(statements)
-            batch.extend(("SELECT pg_notify(?, '')", (_channel(c),)) for c in notify)
-            results = await conn.execute_pipelined(batch)
-            first = 1 if serialise is not None else 0
-            rows: list[list[Row]] = [list(r) for r in results[first:first + len(statements)]]
-            return rows
-        out: list[list[Row]] = []
-        for sql, parameters in statements:
-            out.append(list(await conn.execute_fetchall(sql, parameters)))
-        for channel in notify:
-            await self.notify(conn, channel)
-        return out
+            plan.extend(("SELECT pg_notify(?, '')", (_channel(c),)) for c in notify)
+            results: list[list[Row]] = [list(r) for r in await conn.execute_pipelined(plan)]
+        else:
+            results = [list(await conn.execute_fetchall(sql, params)) for sql, params in plan]
+            for channel in notify:
+                await self.notify(conn, channel)
+        return [[row for rows in results[lo:hi] for row in rows] for lo, hi in spans]
 
     @asynccontextmanager
     async def listen(self, channel: str, callback: Callable[[], None]) -> AsyncIterator[None]:

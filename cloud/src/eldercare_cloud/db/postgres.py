@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import json
 import logging
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
@@ -30,7 +31,13 @@ from psycopg.adapt import Dumper, Loader
 from psycopg.rows import RowMaker
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from eldercare_cloud.db.sql import insert_rows, postgres_ddl, postgres_params, split_script
+from eldercare_cloud.db.sql import (
+    insert_rows,
+    json_insert,
+    postgres_ddl,
+    postgres_params,
+    split_script,
+)
 from eldercare_cloud.errors import StorageError
 
 log = logging.getLogger(__name__)
@@ -144,6 +151,24 @@ class PgCursor:
         return rows
 
 
+def json_rows(sql: str, rows: Sequence[Sequence[Any]]) -> tuple[str, str] | None:
+    """(statement, JSON parameter) inserting ``rows`` in one go (see ``sql.json_insert``),
+    or None if the statement or a value does not fit (a float that is not finite, a
+    value JSON has no type for): then the rows go as bound parameters."""
+    shape = json_insert(sql)
+    if shape is None:
+        return None
+    statement, cols = shape
+    try:
+        payload = json.dumps(
+            [dict(zip(cols, [int(v) if isinstance(v, bool) else v for v in row],
+                      strict=True)) for row in rows],
+            allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return None
+    return statement, payload
+
+
 def _params(parameters: Iterable[Any] | None) -> tuple[Any, ...]:
     # always a sequence (never None): psycopg then unescapes the %% of postgres_params
     return () if parameters is None else tuple(parameters)
@@ -172,7 +197,11 @@ class PgConnection:
         if not seq:
             return PgCursor([], 0)
         parts = insert_rows(sql)
+        as_json = json_rows(sql, seq) if parts is not None and len(seq) > 1 else None
         async with self.raw.cursor() as cur:
+            if as_json is not None:
+                await cur.execute(postgres_params(as_json[0]), (as_json[1],))
+                return PgCursor([], cur.rowcount)
             if parts is None or len(seq) == 1:
                 await cur.executemany(postgres_params(sql), seq)
                 return PgCursor([], cur.rowcount)

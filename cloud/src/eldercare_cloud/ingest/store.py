@@ -16,7 +16,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Literal
 
-from eldercare_cloud.db import Connection, Database, Row
+from eldercare_cloud.db import Connection, Database, Row, Rows
 from eldercare_cloud.ingest import schema
 from eldercare_cloud.ingest.credentials import (
     MIN_SECRET_LENGTH,
@@ -413,53 +413,42 @@ class IngestStore:
                 await self.db.serialise(conn, _COMMIT_LOCK)
                 lock = None
                 state_rows, log = await self._fold_states(conn, states)
-            statements: list[tuple[str, Sequence[Any]]] = []
-            spans: dict[str, tuple[int, int]] = {}
-
-            def add(name: str, batch: Sequence[tuple[str, Sequence[Any]]]) -> None:
-                spans[name] = (len(statements), len(statements) + len(batch))
-                statements.extend(batch)
-
-            add("events", _inserts(
-                "INSERT INTO events(id, gateway_id, seq, device_id, kind, test, lane, rule,"
-                " source, data, device_ts, device_seq, gateway_ts, received_at, committed_at)"
-                " VALUES ", 15, events, " ON CONFLICT DO NOTHING RETURNING rowid, id"))
-            add("gaps", _inserts(
-                "INSERT INTO gaps(id, gateway_id, seq, dropped, first_seq, last_seq,"
-                " oldest_ts, newest_ts, reason, gateway_ts, received_at, committed_at)"
-                " VALUES ", 12, gaps, " ON CONFLICT DO NOTHING RETURNING rowid"))
-            add("sms_reports", _inserts(
-                "INSERT INTO sms_reports(id, gateway_id, seq, alarm_id, recipient, status,"
-                " attempts, sent_at, error, gateway_ts, received_at, committed_at) VALUES ",
-                12, sms, " ON CONFLICT DO NOTHING RETURNING rowid"))
-            add("unknown_devices", _inserts(
-                "INSERT INTO unknown_devices(id, gateway_id, seq, device_id, source, topic,"
-                " device_type, gateway_ts, received_at, committed_at) VALUES ", 10, unknown,
-                " ON CONFLICT DO NOTHING RETURNING rowid"))
+            tailed = [
+                Rows("INSERT INTO events(id, gateway_id, seq, device_id, kind, test, lane,"
+                     " rule, source, data, device_ts, device_seq, gateway_ts, received_at,"
+                     " committed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                     " ON CONFLICT DO NOTHING RETURNING rowid, id", events),
+                Rows("INSERT INTO gaps(id, gateway_id, seq, dropped, first_seq, last_seq,"
+                     " oldest_ts, newest_ts, reason, gateway_ts, received_at, committed_at)"
+                     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING RETURNING rowid",
+                     gaps),
+                Rows("INSERT INTO sms_reports(id, gateway_id, seq, alarm_id, recipient, status,"
+                     " attempts, sent_at, error, gateway_ts, received_at, committed_at)"
+                     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING RETURNING rowid",
+                     sms),
+                Rows("INSERT INTO unknown_devices(id, gateway_id, seq, device_id, source, topic,"
+                     " device_type, gateway_ts, received_at, committed_at)"
+                     " VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING RETURNING rowid",
+                     unknown),
+                Rows("INSERT INTO gateway_log(gateway_id, status, reason, ts, received_at)"
+                     f" VALUES (?,?,?,?,?) RETURNING {_LOG_COLUMNS}", log),
+            ]
             # gateway rows are updated under the lock too: two workers updating the same
             # gateways in parallel would wait on each other's row locks until COMMIT
-            statements.extend(state_rows)
-            statements.extend(
+            updates = [*state_rows, *(
                 ("UPDATE gateways SET last_seen = ? WHERE id = ?"
                  " AND (last_seen IS NULL OR last_seen < ?)", (ts, gw, ts))
-                for gw, ts in sorted(last_seen.items()))
-            add("gateway_log", _inserts(
-                "INSERT INTO gateway_log(gateway_id, status, reason, ts, received_at)"
-                " VALUES ", 5, log, f" RETURNING {_LOG_COLUMNS}"))
+                for gw, ts in sorted(last_seen.items()))]
             # wakes a care engine in another process; a batch of duplicates only wakes it
             # for nothing (the notify is decided before the inserts say what was new)
             results = await self.db.execute_batch(
-                conn, statements, serialise=lock,
+                conn, [*tailed, *updates], serialise=lock,
                 notify=(COMMITS_CHANNEL,) if events or log else ())
-
-        def returned(name: str) -> list[Row]:
-            lo, hi = spans[name]
-            return [r for rows in results[lo:hi] for r in rows]
-
-        new_rows = sorted((int(r[0]), str(r[1])) for r in returned("events"))
-        changes = sorted((_log(r) for r in returned("gateway_log")), key=lambda e: e.rowid)
-        tails = {name: sorted(int(r[0]) for r in returned(name))
-                 for name in ("gaps", "sms_reports", "unknown_devices")}
+        new_events, new_gaps, new_sms, new_unknown, new_log = results[:len(tailed)]
+        new_rows = sorted((int(r[0]), str(r[1])) for r in new_events)
+        changes = sorted((_log(r) for r in new_log), key=lambda e: e.rowid)
+        tails = {name: sorted(int(r[0]) for r in rows) for name, rows in (
+            ("gaps", new_gaps), ("sms_reports", new_sms), ("unknown_devices", new_unknown))}
         new_records = (len(new_rows) + sum(len(v) for v in tails.values()) + new_batches)
         return CommitInfo(
             committed_at=now, new_event_count=len(new_rows),
@@ -499,12 +488,11 @@ class IngestStore:
             first.setdefault(batch.id, (batch, received))  # the same batch twice: once
         rows = [(b.id, b.gateway_id, b.seq, len(b.records), to_db(b.gateway_ts), received,
                  committed) for b, received in (first[i] for i in sorted(first))]
-        new_ids: set[str] = set()
-        for sql, params in _inserts(
-                "INSERT INTO telemetry_batches(id, gateway_id, seq, records, gateway_ts,"
-                " received_at, committed_at) VALUES ", 7, rows,
-                " ON CONFLICT DO NOTHING RETURNING id"):
-            new_ids.update(str(r[0]) for r in await conn.execute_fetchall(sql, params))
+        [inserted] = await self.db.execute_batch(conn, [Rows(
+            "INSERT INTO telemetry_batches(id, gateway_id, seq, records, gateway_ts,"
+            " received_at, committed_at) VALUES (?,?,?,?,?,?,?)"
+            " ON CONFLICT DO NOTHING RETURNING id", rows)])
+        new_ids = {str(r[0]) for r in inserted}
         new_count = len(new_ids)
         points: list[tuple[str, TelemetryPoint]] = []
         for batch, _ in batches:
@@ -564,15 +552,3 @@ class IngestStore:
              f.version, gw)) for gw, f in sorted(final.items())]
         return updates, log
 
-
-def _inserts(head: str, width: int, rows: Sequence[tuple[Any, ...]],
-             tail: str) -> list[tuple[str, list[Any]]]:
-    """``head`` + VALUES rows + ``tail`` as statements of up to ``_IN_CHUNK`` rows each
-    (within both engines' limits on parameters), rows in the given order."""
-    one = "(" + ",".join("?" * width) + ")"
-    out = []
-    for i in range(0, len(rows), _IN_CHUNK):
-        chunk = rows[i:i + _IN_CHUNK]
-        out.append((head + ",".join([one] * len(chunk)) + tail,
-                    [v for row in chunk for v in row]))
-    return out
