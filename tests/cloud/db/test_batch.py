@@ -106,3 +106,16 @@ def test_statement_shapes() -> None:
                          [(str(i), i) for i in range(1001)])
     assert [len(p) for _, p in chunks] == [1000, 1000, 2]
     assert chunks[2][0] == "INSERT INTO items(id, n) VALUES (?, ?)"
+
+
+async def test_column_names_in_any_case(db: Database) -> None:
+    """PostgreSQL folds unquoted names to lower case, and so must the JSON keys."""
+    async with db.transaction() as conn:
+        await db.execute_batch(conn, [Rows(
+            "INSERT INTO items(ID, N, Weight) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            [("case-0001", 7, 1.5), ("case-0002", 8, None)])])
+        await conn.executemany("INSERT INTO Items(Id, N) VALUES (?, ?)",
+                               [("case-0003", 9), ("case-0004", 10)])
+    assert db_support.rows(db.url, "SELECT id, n, weight FROM items ORDER BY id") == [
+        ("case-0001", 7, 1.5), ("case-0002", 8, None), ("case-0003", 9, None),
+        ("case-0004", 10, None)]

@@ -84,8 +84,8 @@ def insert_rows(sql: str) -> tuple[str, str, str] | None:
 
 _HEAD = re.compile(r"^\s*INSERT\s+INTO\s+(?P<table>\w+)\s*\((?P<cols>[\w\s,]+)\)\s*VALUES\s*$",
                    re.IGNORECASE)
-_TAIL = re.compile(r"^\s*(ON\s+CONFLICT\s+DO\s+NOTHING)?\s*(RETURNING\s+[\w\s,]+)?\s*$",
-                   re.IGNORECASE)
+_TAIL = re.compile(r"^\s*(ON\s+CONFLICT\s*(\([\w\s,]+\))?\s*DO\s+NOTHING)?"
+                   r"\s*(RETURNING\s+[\w\s,]+)?\s*$", re.IGNORECASE)
 
 
 @lru_cache(maxsize=1024)
@@ -105,7 +105,8 @@ def json_insert(sql: str) -> tuple[str, tuple[str, ...]] | None:
     m = _HEAD.match(head)
     if m is None or not _TAIL.match(tail):
         return None
-    cols = tuple(c.strip() for c in m.group("cols").split(","))
+    # unquoted names are folded to lower case by PostgreSQL: so are the JSON keys
+    cols = tuple(c.strip().lower() for c in m.group("cols").split(","))
     if [v.strip() for v in row.strip()[1:-1].split(",")] != ["?"] * len(cols):
         return None
     table, names = m.group("table"), ", ".join(cols)
