@@ -14,6 +14,7 @@ import pytest
 import db_support
 from eldercare_cloud.db import INTEGRITY_ERRORS, Database, Rows
 from eldercare_cloud.db.sql import json_insert, values_rows
+from eldercare_cloud.errors import StorageError
 
 MIGRATIONS = [
     """
@@ -119,3 +120,26 @@ async def test_column_names_in_any_case(db: Database) -> None:
     assert db_support.rows(db.url, "SELECT id, n, weight FROM items ORDER BY id") == [
         ("case-0001", 7, 1.5), ("case-0002", 8, None), ("case-0003", 9, None),
         ("case-0004", 10, None)]
+
+
+async def test_a_batch_may_end_the_transaction(db: Database) -> None:
+    """``commit=True``: PostgreSQL commits in the batch's own pipeline, so a lock taken by
+    the batch is released without another round trip; nothing may follow it there."""
+    async with db.transaction() as conn:
+        await db.execute_batch(conn, [Rows(INSERT, [("end-0001", 1, None, 0)])],
+                               serialise="items", commit=True)
+        if db.engine == "postgresql":
+            # committed and the lock released already, inside the block
+            assert db_support.rows(db.url, "SELECT id FROM items") == [("end-0001",)]
+            assert db_support.rows(db.url, "SELECT COUNT(*) FROM pg_locks"
+                                   " WHERE locktype = 'advisory'") == [(0,)]
+            with pytest.raises(StorageError, match="nothing may follow"):
+                await conn.execute("SELECT 1")
+    assert db_support.rows(db.url, "SELECT id FROM items") == [("end-0001",)]
+    # a batch that fails before its COMMIT rolls back as any other
+    with pytest.raises(INTEGRITY_ERRORS):
+        async with db.transaction() as conn:
+            await db.execute_batch(conn, [
+                Rows(INSERT, [("end-0002", 1, None, 0)]),
+                ("INSERT INTO items(id) VALUES (?)", ("end-0001",))], commit=True)
+    assert db_support.rows(db.url, "SELECT COUNT(*) FROM items") == [(1,)]

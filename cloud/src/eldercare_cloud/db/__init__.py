@@ -252,11 +252,15 @@ class Database:
                                (zlib.crc32(name.encode()),))
 
     async def execute_batch(self, conn: Connection, statements: Sequence[Statement], *,
-                            serialise: str | None = None,
-                            notify: Sequence[str] = ()) -> list[list[Row]]:
+                            serialise: str | None = None, notify: Sequence[str] = (),
+                            commit: bool = False) -> list[list[Row]]:
         """Run ``statements`` in order inside the open transaction and return each one's
         rows (a ``Rows`` item: all its rows); with ``serialise``, first take that lock
         (see ``serialise``), and with ``notify``, notify those channels (see ``notify``).
+        With ``commit`` the batch ends the transaction: PostgreSQL gets the COMMIT in the
+        same pipeline (a lock taken here is then released without waiting for this
+        process to send it), SQLite commits as the ``transaction()`` block ends, and
+        nothing may run in the block after it.
 
         On PostgreSQL the lot (the lock included) goes in one pipeline: one round trip,
         however many statements, with every parameter prepared before anything is sent.
@@ -281,7 +285,8 @@ class Database:
             spans.append((first, len(plan)))
         if isinstance(conn, PgConnection):
             plan.extend(("SELECT pg_notify(?, '')", (_channel(c),)) for c in notify)
-            results: list[list[Row]] = [list(r) for r in await conn.execute_pipelined(plan)]
+            results: list[list[Row]] = [
+                list(r) for r in await conn.execute_pipelined(plan, commit=commit)]
         else:
             results = [list(await conn.execute_fetchall(sql, params)) for sql, params in plan]
             for channel in notify:

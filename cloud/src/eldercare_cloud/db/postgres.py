@@ -187,12 +187,21 @@ class PgConnection:
 
     def __init__(self, conn: psycopg.AsyncConnection[PgRow]) -> None:
         self.raw = conn
+        #: the transaction's COMMIT went with its last pipeline (``execute_pipelined``)
+        self.committed = False
+
+    def _open(self) -> None:
+        if self.committed:
+            raise StorageError("this transaction was committed by its last batch of "
+                               "statements: nothing may follow them")
 
     async def execute(self, sql: str, parameters: Iterable[Any] | None = None, /) -> PgCursor:
+        self._open()
         return await _run(self.raw, sql, parameters)
 
     async def executemany(self, sql: str, parameters: Iterable[Iterable[Any]], /
                           ) -> PgCursor:
+        self._open()
         seq = [tuple(p) for p in parameters]
         if not seq:
             return PgCursor([], 0)
@@ -220,11 +229,13 @@ class PgConnection:
                                ) -> list[PgRow]:
         return await (await self.execute(sql, parameters)).fetchall()
 
-    async def execute_pipelined(self, statements: Sequence[tuple[str, Sequence[Any]]]
-                                ) -> list[list[PgRow]]:
+    async def execute_pipelined(self, statements: Sequence[tuple[str, Sequence[Any]]], *,
+                                commit: bool = False) -> list[list[PgRow]]:
         """Every statement's rows, all sent in one pipeline: one round trip for the lot
         (the server runs them in order and stops at the first error, which is raised
-        here; the transaction then rolls back as usual)."""
+        here; the transaction then rolls back as usual). With ``commit``, the COMMIT goes
+        in the same pipeline, and the transaction takes no further statement."""
+        self._open()
         cursors: list[psycopg.AsyncCursor[PgRow]] = []
         try:
             async with self.raw.pipeline():
@@ -232,7 +243,10 @@ class PgConnection:
                     cur = self.raw.cursor()
                     cursors.append(cur)
                     await cur.execute(postgres_params(sql), _params(parameters))
+                if commit:
+                    await self.raw.execute("COMMIT")
             # leaving the pipeline synced it: every result is here, fetching is local
+            self.committed = commit
             return [await cur.fetchall() if cur.description is not None else []
                     for cur in cursors]
         finally:
@@ -320,11 +334,25 @@ class PostgresEngine:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PgConnection]:
-        async with self.pool.connection() as raw, raw.transaction():
+        """BEGIN ... COMMIT, or ROLLBACK on error. Not psycopg's ``transaction()``: a
+        transaction may send its COMMIT itself, in its last pipeline
+        (``Database.execute_batch(commit=True)``), so that a lock it holds is released
+        without one more round trip to the client."""
+        async with self.pool.connection() as raw:
+            await raw.execute("BEGIN")
             conn = PgConnection(raw)
             token = self._tx.set(conn)
             try:
                 yield conn
+            except BaseException:
+                if not conn.committed:
+                    # a connection left in a bad state is discarded by the pool
+                    with contextlib.suppress(psycopg.Error):
+                        await raw.execute("ROLLBACK")
+                raise
+            else:
+                if not conn.committed:
+                    await raw.execute("COMMIT")
             finally:
                 self._tx.reset(token)
 

@@ -393,9 +393,9 @@ class IngestStore:
         # The ids are drawn when a row is inserted, so the inserts into tailed tables and
         # the COMMIT take turns across workers (Database.serialise, an advisory lock held
         # to COMMIT) -- and only they: everything else runs in parallel before the lock
-        # (decoding, telemetry, which nothing tails), and the tailed inserts, the gateway
-        # updates and the notify go in one pipeline after it (one round trip on
-        # PostgreSQL), so a worker holds the lock for that round trip and the COMMIT.
+        # (decoding, telemetry, which nothing tails), and the lock, the tailed inserts, the
+        # gateway updates, the notify and the COMMIT go in one pipeline (one round trip on
+        # PostgreSQL), so a worker holds the lock for the server's time on them only.
         # RETURNING gives exactly the rows this commit inserted (a duplicate id is not
         # inserted, ON CONFLICT DO NOTHING), without reading "rowid > before" back.
         # A sequence value burnt by a conflict or a rollback leaves a gap in the rowids
@@ -443,7 +443,7 @@ class IngestStore:
             # for nothing (the notify is decided before the inserts say what was new)
             results = await self.db.execute_batch(
                 conn, [*tailed, *updates], serialise=lock,
-                notify=(COMMITS_CHANNEL,) if events or log else ())
+                notify=(COMMITS_CHANNEL,) if events or log else (), commit=True)
         new_events, new_gaps, new_sms, new_unknown, new_log = results[:len(tailed)]
         new_rows = sorted((int(r[0]), str(r[1])) for r in new_events)
         changes = sorted((_log(r) for r in new_log), key=lambda e: e.rowid)
