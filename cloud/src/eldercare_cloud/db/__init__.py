@@ -267,30 +267,39 @@ class Database:
         Meant as a transaction's last step, so that a lock taken here is held for that
         round trip and the COMMIT only (issue 14: two ingest workers took turns for whole
         batches while the lock was taken first)."""
+        if not isinstance(conn, PgConnection):
+            out: list[list[Row]] = []
+            for item in statements:
+                if not isinstance(item, Rows):
+                    out.append(list(await conn.execute_fetchall(*item)))
+                elif "RETURNING" not in item.sql.upper():
+                    # one hop to the database thread for all the rows (an UPDATE per row)
+                    await conn.executemany(item.sql, item.rows)
+                    out.append([])
+                else:
+                    out.append([r for sql, params in values_rows(item.sql, item.rows)
+                                for r in await conn.execute_fetchall(sql, params)])
+            for channel in notify:
+                await self.notify(conn, channel)
+            return out
         plan: list[tuple[str, Sequence[object]]] = []
         spans: list[tuple[int, int]] = []
-        pg = isinstance(conn, PgConnection)
-        if pg and serialise is not None:
+        if serialise is not None:
             plan.append(("SELECT pg_advisory_xact_lock(?)", (zlib.crc32(serialise.encode()),)))
         for item in statements:
             first = len(plan)
             if isinstance(item, Rows):
-                as_json = json_rows(item.sql, item.rows) if pg and item.rows else None
+                as_json = json_rows(item.sql, item.rows) if item.rows else None
                 if as_json is not None:
                     plan.append((as_json[0], (as_json[1],)))
-                else:
+                else:  # multi-row VALUES, or the statement once per row (an UPDATE)
                     plan.extend(values_rows(item.sql, item.rows))
             else:
                 plan.append(item)
             spans.append((first, len(plan)))
-        if isinstance(conn, PgConnection):
-            plan.extend(("SELECT pg_notify(?, '')", (_channel(c),)) for c in notify)
-            results: list[list[Row]] = [
-                list(r) for r in await conn.execute_pipelined(plan, commit=commit)]
-        else:
-            results = [list(await conn.execute_fetchall(sql, params)) for sql, params in plan]
-            for channel in notify:
-                await self.notify(conn, channel)
+        plan.extend(("SELECT pg_notify(?, '')", (_channel(c),)) for c in notify)
+        results: list[list[Row]] = [
+            list(r) for r in await conn.execute_pipelined(plan, commit=commit)]
         return [[row for rows in results[lo:hi] for row in rows] for lo, hi in spans]
 
     @asynccontextmanager

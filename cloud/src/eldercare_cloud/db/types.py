@@ -50,10 +50,12 @@ class Connection(Protocol):
 
 @dataclass(frozen=True)
 class Rows:
-    """``INSERT INTO t(cols) VALUES (?, ...) [ON CONFLICT DO NOTHING] [RETURNING ...]`` for
-    many rows, as one item of ``Database.execute_batch``; whatever it returns comes back as
-    one list. PostgreSQL gets it as one statement with one JSON parameter
-    (``sql.json_insert``), SQLite as multi-row VALUES of a few hundred rows each."""
+    """One statement for many rows of parameters, as one item of
+    ``Database.execute_batch``; whatever it returns comes back as one list. An ``INSERT
+    INTO t(cols) VALUES (?, ...) [ON CONFLICT DO NOTHING] [RETURNING ...]`` goes to
+    PostgreSQL as one statement with one JSON parameter (``sql.json_insert``) and to
+    SQLite as multi-row VALUES of a few hundred rows each (or executemany, without
+    RETURNING); any other statement (an UPDATE) runs once per row."""
 
     sql: str
     rows: Sequence[Sequence[Any]]

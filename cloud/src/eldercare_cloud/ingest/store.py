@@ -146,6 +146,11 @@ def _utc_opt(ts: datetime | None) -> datetime | None:
 
 #: taken (Database.serialise) by the end of every ingest commit: see IngestStore.commit
 _COMMIT_LOCK = "ingest-commit"
+#: a gateway's row after the states of one batch (IngestStore._fold_states)
+_STATE_UPDATE = (
+    "UPDATE gateways SET online = ?, last_birth_at = COALESCE(?, last_birth_at),"
+    " last_will_at = COALESCE(?, last_will_at), last_health_at = COALESCE(?, last_health_at),"
+    " last_health = COALESCE(?, last_health), version = COALESCE(?, version) WHERE id = ?")
 #: notified when the set of accepted gateways shrinks (a revoke)
 GATEWAYS_CHANNEL = "eldercare_gateways"
 #: notified by a commit that stored new events or gateway transitions, so a care engine
@@ -405,7 +410,7 @@ class IngestStore:
         async with self.db.transaction() as conn:
             points, new_batches = await self._commit_telemetry(conn, batches, committed)
             lock: str | None = _COMMIT_LOCK
-            state_rows: list[tuple[str, Sequence[Any]]] = []
+            state_rows: list[tuple[Any, ...]] = []
             log: list[tuple[Any, ...]] = []
             if states:
                 # a transition depends on the flag the previous commit left: read it
@@ -435,10 +440,11 @@ class IngestStore:
             ]
             # gateway rows are updated under the lock too: two workers updating the same
             # gateways in parallel would wait on each other's row locks until COMMIT
-            updates = [*state_rows, *(
-                ("UPDATE gateways SET last_seen = ? WHERE id = ?"
-                 " AND (last_seen IS NULL OR last_seen < ?)", (ts, gw, ts))
-                for gw, ts in sorted(last_seen.items()))]
+            updates = [
+                Rows(_STATE_UPDATE, state_rows),
+                Rows("UPDATE gateways SET last_seen = ? WHERE id = ?"
+                     " AND (last_seen IS NULL OR last_seen < ?)",
+                     [(ts, gw, ts) for gw, ts in sorted(last_seen.items())])]
             # wakes a care engine in another process; a batch of duplicates only wakes it
             # for nothing (the notify is decided before the inserts say what was new)
             results = await self.db.execute_batch(
@@ -508,10 +514,10 @@ class IngestStore:
 
     async def _fold_states(self, conn: Connection,
                            states: list[tuple[str, GatewayState, str]]
-                           ) -> tuple[list[tuple[str, Sequence[Any]]], list[tuple[Any, ...]]]:
+                           ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
         """Track online/offline; log transitions only (a retained birth seen again after an
-        ingest restart is not news). Returns the UPDATE statements and the gateway log
-        rows, for the commit's last batch of statements.
+        ingest restart is not news). Returns the parameters of ``_STATE_UPDATE`` per gateway
+        and the gateway log rows, for the commit's last batch of statements.
 
         Coalesced per gateway (issue 14: health was half the write load, one awaited UPDATE
         with the full JSON each): the states of one batch are folded in arrival order into
@@ -541,14 +547,8 @@ class IngestStore:
             if now_online != was:
                 status: Literal["online", "offline"] = "online" if now_online else "offline"
                 log.append((gw, status, reason, to_db_opt(st.ts), received))
-        updates: list[tuple[str, Sequence[Any]]] = [(
-            "UPDATE gateways SET online = ?, last_birth_at = COALESCE(?, last_birth_at),"
-            " last_will_at = COALESCE(?, last_will_at),"
-            " last_health_at = COALESCE(?, last_health_at),"
-            " last_health = COALESCE(?, last_health), version = COALESCE(?, version)"
-            " WHERE id = ?",
-            (int(f.online), f.birth_at, f.will_at, f.health_at,
-             f.health.model_dump_json(exclude_none=True) if f.health is not None else None,
-             f.version, gw)) for gw, f in sorted(final.items())]
+        updates = [(int(f.online), f.birth_at, f.will_at, f.health_at,
+                    f.health.model_dump_json(exclude_none=True) if f.health is not None
+                    else None, f.version, gw) for gw, f in sorted(final.items())]
         return updates, log
 
