@@ -59,8 +59,6 @@ _EVENT_COLUMNS = ("rowid, id, gateway_id, seq, device_id, kind, test, lane, rule
 _LOG_COLUMNS = "rowid, gateway_id, status, reason, ts, received_at"
 _GATEWAY_COLUMNS = ("id, created_at, online, last_seen, last_birth_at, last_will_at,"
                     " last_health_at, last_health, version")
-#: SQLite's default limit of host parameters is 32766; stay far below it
-_IN_CHUNK = 500
 #: rows decoded between two turns of the event loop in a long read
 _YIELD_EVERY = 100
 
