@@ -33,13 +33,13 @@ from urllib.parse import urlsplit, urlunsplit
 import aiosqlite
 import psycopg
 
-from eldercare_cloud.db.postgres import PgConnection, PostgresEngine
-from eldercare_cloud.db.sql import split_script
-from eldercare_cloud.db.types import Connection, Cursor, Row
+from eldercare_cloud.db.postgres import PgConnection, PostgresEngine, json_rows
+from eldercare_cloud.db.sql import split_script, values_rows
+from eldercare_cloud.db.types import Connection, Cursor, Row, Rows, Statement
 from eldercare_cloud.errors import StorageError
 
 __all__ = ["DATABASE_ERRORS", "INTEGRITY_ERRORS", "Connection", "Cursor", "Database", "Engine",
-           "Leadership", "Row", "database_url", "lock_rows", "redact_url"]
+           "Leadership", "Row", "Rows", "Statement", "database_url", "lock_rows", "redact_url"]
 
 Engine = Literal["sqlite", "postgresql"]
 
@@ -243,11 +243,64 @@ class Database:
     async def serialise(self, conn: Connection, name: str) -> None:
         """Make transactions that call this with the same ``name`` commit one at a time
         across processes (a PostgreSQL advisory lock held to COMMIT), so ids they insert
-        become visible in id order, which readers tailing by id rely on. SQLite's writer
-        is alone already."""
+        after it become visible in id order, which readers tailing by id rely on. SQLite's
+        writer is alone already. Take it as late as possible: everything after it, the
+        COMMIT included, runs one worker at a time (``execute_batch(serialise=...)``
+        takes it together with the transaction's last statements)."""
         if isinstance(conn, PgConnection):
             await conn.execute("SELECT pg_advisory_xact_lock(?)",
                                (zlib.crc32(name.encode()),))
+
+    async def execute_batch(self, conn: Connection, statements: Sequence[Statement], *,
+                            serialise: str | None = None, notify: Sequence[str] = (),
+                            commit: bool = False) -> list[list[Row]]:
+        """Run ``statements`` in order inside the open transaction and return each one's
+        rows (a ``Rows`` item: all its rows); with ``serialise``, first take that lock
+        (see ``serialise``), and with ``notify``, notify those channels (see ``notify``).
+        With ``commit`` the batch ends the transaction: PostgreSQL gets the COMMIT in the
+        same pipeline (a lock taken here is then released without waiting for this
+        process to send it), SQLite commits as the ``transaction()`` block ends, and
+        nothing may run in the block after it.
+
+        On PostgreSQL the lot (the lock included) goes in one pipeline: one round trip,
+        however many statements, with every parameter prepared before anything is sent.
+        Meant as a transaction's last step, so that a lock taken here is held for that
+        round trip and the COMMIT only (issue 14: two ingest workers took turns for whole
+        batches while the lock was taken first)."""
+        if not isinstance(conn, PgConnection):
+            out: list[list[Row]] = []
+            for item in statements:
+                if not isinstance(item, Rows):
+                    out.append(list(await conn.execute_fetchall(*item)))
+                elif "RETURNING" not in item.sql.upper():
+                    # one hop to the database thread for all the rows (an UPDATE per row)
+                    await conn.executemany(item.sql, item.rows)
+                    out.append([])
+                else:
+                    out.append([r for sql, params in values_rows(item.sql, item.rows)
+                                for r in await conn.execute_fetchall(sql, params)])
+            for channel in notify:
+                await self.notify(conn, channel)
+            return out
+        plan: list[tuple[str, Sequence[object]]] = []
+        spans: list[tuple[int, int]] = []
+        if serialise is not None:
+            plan.append(("SELECT pg_advisory_xact_lock(?)", (zlib.crc32(serialise.encode()),)))
+        for item in statements:
+            first = len(plan)
+            if isinstance(item, Rows):
+                as_json = json_rows(item.sql, item.rows) if item.rows else None
+                if as_json is not None:
+                    plan.append((as_json[0], (as_json[1],)))
+                else:  # multi-row VALUES, or the statement once per row (an UPDATE)
+                    plan.extend(values_rows(item.sql, item.rows))
+            else:
+                plan.append(item)
+            spans.append((first, len(plan)))
+        plan.extend(("SELECT pg_notify(?, '')", (_channel(c),)) for c in notify)
+        results: list[list[Row]] = [
+            list(r) for r in await conn.execute_pipelined(plan, commit=commit)]
+        return [[row for rows in results[lo:hi] for row in rows] for lo, hi in spans]
 
     @asynccontextmanager
     async def listen(self, channel: str, callback: Callable[[], None]) -> AsyncIterator[None]:

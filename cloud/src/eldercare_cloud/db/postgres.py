@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import json
 import logging
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
@@ -30,7 +31,13 @@ from psycopg.adapt import Dumper, Loader
 from psycopg.rows import RowMaker
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from eldercare_cloud.db.sql import insert_rows, postgres_ddl, postgres_params, split_script
+from eldercare_cloud.db.sql import (
+    insert_rows,
+    json_insert,
+    postgres_ddl,
+    postgres_params,
+    split_script,
+)
 from eldercare_cloud.errors import StorageError
 
 log = logging.getLogger(__name__)
@@ -144,6 +151,24 @@ class PgCursor:
         return rows
 
 
+def json_rows(sql: str, rows: Sequence[Sequence[Any]]) -> tuple[str, str] | None:
+    """(statement, JSON parameter) inserting ``rows`` in one go (see ``sql.json_insert``),
+    or None if the statement or a value does not fit (a float that is not finite, a
+    value JSON has no type for): then the rows go as bound parameters."""
+    shape = json_insert(sql)
+    if shape is None:
+        return None
+    statement, cols = shape
+    try:
+        payload = json.dumps(
+            [dict(zip(cols, [int(v) if isinstance(v, bool) else v for v in row],
+                      strict=True)) for row in rows],
+            allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return None
+    return statement, payload
+
+
 def _params(parameters: Iterable[Any] | None) -> tuple[Any, ...]:
     # always a sequence (never None): psycopg then unescapes the %% of postgres_params
     return () if parameters is None else tuple(parameters)
@@ -162,17 +187,30 @@ class PgConnection:
 
     def __init__(self, conn: psycopg.AsyncConnection[PgRow]) -> None:
         self.raw = conn
+        #: the transaction's COMMIT went with its last pipeline (``execute_pipelined``)
+        self.committed = False
+
+    def _open(self) -> None:
+        if self.committed:
+            raise StorageError("this transaction was committed by its last batch of "
+                               "statements: nothing may follow them")
 
     async def execute(self, sql: str, parameters: Iterable[Any] | None = None, /) -> PgCursor:
+        self._open()
         return await _run(self.raw, sql, parameters)
 
     async def executemany(self, sql: str, parameters: Iterable[Iterable[Any]], /
                           ) -> PgCursor:
+        self._open()
         seq = [tuple(p) for p in parameters]
         if not seq:
             return PgCursor([], 0)
         parts = insert_rows(sql)
+        as_json = json_rows(sql, seq) if parts is not None and len(seq) > 1 else None
         async with self.raw.cursor() as cur:
+            if as_json is not None:
+                await cur.execute(postgres_params(as_json[0]), (as_json[1],))
+                return PgCursor([], cur.rowcount)
             if parts is None or len(seq) == 1:
                 await cur.executemany(postgres_params(sql), seq)
                 return PgCursor([], cur.rowcount)
@@ -190,6 +228,30 @@ class PgConnection:
     async def execute_fetchall(self, sql: str, parameters: Iterable[Any] | None = None, /
                                ) -> list[PgRow]:
         return await (await self.execute(sql, parameters)).fetchall()
+
+    async def execute_pipelined(self, statements: Sequence[tuple[str, Sequence[Any]]], *,
+                                commit: bool = False) -> list[list[PgRow]]:
+        """Every statement's rows, all sent in one pipeline: one round trip for the lot
+        (the server runs them in order and stops at the first error, which is raised
+        here; the transaction then rolls back as usual). With ``commit``, the COMMIT goes
+        in the same pipeline, and the transaction takes no further statement."""
+        self._open()
+        cursors: list[psycopg.AsyncCursor[PgRow]] = []
+        try:
+            async with self.raw.pipeline():
+                for sql, parameters in statements:
+                    cur = self.raw.cursor()
+                    cursors.append(cur)
+                    await cur.execute(postgres_params(sql), _params(parameters))
+                if commit:
+                    await self.raw.execute("COMMIT")
+            # leaving the pipeline synced it: every result is here, fetching is local
+            self.committed = commit
+            return [await cur.fetchall() if cur.description is not None else []
+                    for cur in cursors]
+        finally:
+            for cur in cursors:
+                await cur.close()
 
 
 class PgPoolReader:
@@ -272,11 +334,25 @@ class PostgresEngine:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PgConnection]:
-        async with self.pool.connection() as raw, raw.transaction():
+        """BEGIN ... COMMIT, or ROLLBACK on error. Not psycopg's ``transaction()``: a
+        transaction may send its COMMIT itself, in its last pipeline
+        (``Database.execute_batch(commit=True)``), so that a lock it holds is released
+        without one more round trip to the client."""
+        async with self.pool.connection() as raw:
+            await raw.execute("BEGIN")
             conn = PgConnection(raw)
             token = self._tx.set(conn)
             try:
                 yield conn
+            except BaseException:
+                if not conn.committed:
+                    # a connection left in a bad state is discarded by the pool
+                    with contextlib.suppress(psycopg.Error):
+                        await raw.execute("ROLLBACK")
+                raise
+            else:
+                if not conn.committed:
+                    await raw.execute("COMMIT")
             finally:
                 self._tx.reset(token)
 

@@ -8,7 +8,8 @@ Write domain code against these, never against ``aiosqlite`` or ``psycopg``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Iterable, Iterator
+from collections.abc import Awaitable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 
@@ -45,3 +46,20 @@ class Connection(Protocol):
 
     def execute_fetchall(self, sql: str, parameters: Iterable[Any] | None = None, /
                          ) -> Awaitable[Iterable[Row]]: ...
+
+
+@dataclass(frozen=True)
+class Rows:
+    """One statement for many rows of parameters, as one item of
+    ``Database.execute_batch``; whatever it returns comes back as one list. An ``INSERT
+    INTO t(cols) VALUES (?, ...) [ON CONFLICT DO NOTHING] [RETURNING ...]`` goes to
+    PostgreSQL as one statement with one JSON parameter (``sql.json_insert``) and to
+    SQLite as multi-row VALUES of a few hundred rows each (or executemany, without
+    RETURNING); any other statement (an UPDATE) runs once per row."""
+
+    sql: str
+    rows: Sequence[Sequence[Any]]
+
+
+#: an item of ``Database.execute_batch``: (sql, parameters) or many rows of one INSERT
+Statement = tuple[str, Sequence[Any]] | Rows

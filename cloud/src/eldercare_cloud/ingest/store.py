@@ -16,7 +16,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Literal
 
-from eldercare_cloud.db import Connection, Database, Row
+from eldercare_cloud.db import Connection, Database, Row, Rows
 from eldercare_cloud.ingest import schema
 from eldercare_cloud.ingest.credentials import (
     MIN_SECRET_LENGTH,
@@ -59,8 +59,6 @@ _EVENT_COLUMNS = ("rowid, id, gateway_id, seq, device_id, kind, test, lane, rule
 _LOG_COLUMNS = "rowid, gateway_id, status, reason, ts, received_at"
 _GATEWAY_COLUMNS = ("id, created_at, online, last_seen, last_birth_at, last_will_at,"
                     " last_health_at, last_health, version")
-#: SQLite's default limit of host parameters is 32766; stay far below it
-_IN_CHUNK = 500
 #: rows decoded between two turns of the event loop in a long read
 _YIELD_EVERY = 100
 
@@ -144,6 +142,13 @@ def _utc_opt(ts: datetime | None) -> datetime | None:
     return None if ts is None else _utc(ts)
 
 
+#: taken (Database.serialise) by the end of every ingest commit: see IngestStore.commit
+_COMMIT_LOCK = "ingest-commit"
+#: a gateway's row after the states of one batch (IngestStore._fold_states)
+_STATE_UPDATE = (
+    "UPDATE gateways SET online = ?, last_birth_at = COALESCE(?, last_birth_at),"
+    " last_will_at = COALESCE(?, last_will_at), last_health_at = COALESCE(?, last_health_at),"
+    " last_health = COALESCE(?, last_health), version = COALESCE(?, version) WHERE id = ?")
 #: notified when the set of accepted gateways shrinks (a revoke)
 GATEWAYS_CHANNEL = "eldercare_gateways"
 #: notified by a commit that stored new events or gateway transitions, so a care engine
@@ -384,72 +389,80 @@ class IngestStore:
                 unknown.append((msg.id, gw, msg.seq, msg.device_id, msg.source, msg.topic,
                                 msg.device_type, to_db(msg.gateway_ts), received, committed))
 
-        # every await below is a hop to the database thread: the statements are arranged
-        # so that an alarm-only batch costs six of them (BEGIN, cursors, INSERT, last seen,
-        # read back, COMMIT), which is most of the commit's latency besides the fsync
-        touched = {"events": bool(events), "gaps": bool(gaps), "sms_reports": bool(sms),
-                   "unknown_devices": bool(unknown), "telemetry_batches": bool(batches),
-                   "gateway_log": bool(states)}
+        # Issue 14: several ingest workers on PostgreSQL. Readers tail the tables below
+        # by rowid (care engine, services, visits, installer, the *_after readers), so
+        # rowids must become visible in rowid order: a reader that has seen rowid 12
+        # never looks below 12 again, and a row 10 committed later would be skipped.
+        # The ids are drawn when a row is inserted, so the inserts into tailed tables and
+        # the COMMIT take turns across workers (Database.serialise, an advisory lock held
+        # to COMMIT) -- and only they: everything else runs in parallel before the lock
+        # (decoding, telemetry, which nothing tails), and the lock, the tailed inserts, the
+        # gateway updates, the notify and the COMMIT go in one pipeline (one round trip on
+        # PostgreSQL), so a worker holds the lock for the server's time on them only.
+        # RETURNING gives exactly the rows this commit inserted (a duplicate id is not
+        # inserted, ON CONFLICT DO NOTHING), without reading "rowid > before" back.
+        # A sequence value burnt by a conflict or a rollback leaves a gap in the rowids
+        # for good; readers use "rowid > cursor", never "the next rowid", so a gap is
+        # harmless. On SQLite (one writer) the lock is a no-op and the batch is plain
+        # statements on the writer connection.
         async with self.db.transaction() as conn:
-            # several ingest workers on PostgreSQL: commits take turns, so rowids become
-            # visible in rowid order (the care engine and the stream tail by rowid and
-            # must never pass over a row that commits late) and "rowid > before" below
-            # is this commit's rows only. Decoding and acks stay parallel. No-op on SQLite.
-            await self.db.serialise(conn, "ingest-commit")
-            before = await self._max_rowids(conn)
-            if events:
-                await conn.executemany(
-                    "INSERT INTO events(id, gateway_id, seq, device_id, kind, test,"
-                    " lane, rule, source, data, device_ts, device_seq, gateway_ts, received_at,"
-                    " committed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-                    " ON CONFLICT DO NOTHING", events)
-            if gaps:
-                await conn.executemany(
-                    "INSERT INTO gaps(id, gateway_id, seq, dropped, first_seq,"
-                    " last_seq, oldest_ts, newest_ts, reason, gateway_ts, received_at,"
-                    " committed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING", gaps)
-            if sms:
-                await conn.executemany(
-                    "INSERT INTO sms_reports(id, gateway_id, seq, alarm_id, recipient,"
-                    " status, attempts, sent_at, error, gateway_ts, received_at, committed_at)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING", sms)
-            if unknown:
-                await conn.executemany(
-                    "INSERT INTO unknown_devices(id, gateway_id, seq, device_id,"
-                    " source, topic, device_type, gateway_ts, received_at, committed_at)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING", unknown)
-            points = await self._commit_telemetry(conn, batches, committed)
-            changes = await self._apply_states(conn, states)
-            if last_seen:
-                await conn.executemany(
-                    "UPDATE gateways SET last_seen = ? WHERE id = ?"
-                    " AND (last_seen IS NULL OR last_seen < ?)",
-                    [(ts, gw, ts) for gw, ts in last_seen.items()])
-            new_rows: list[tuple[int, str]] = []
-            if events:
-                new_rows = [(int(r[0]), str(r[1])) for r in await conn.execute_fetchall(
-                    "SELECT rowid, id FROM events WHERE rowid > ? ORDER BY rowid",
-                    (before["events"],))]
-            after = dict(before)
-            after["events"] = new_rows[-1][0] if new_rows else before["events"]
-            if changes:
-                after["gateway_log"] = changes[-1].rowid
-            if new_rows or changes:
-                await self.db.notify(conn, COMMITS_CHANNEL)
-            if any(touched[t] for t in ("gaps", "sms_reports", "unknown_devices",
-                                        "telemetry_batches")):
-                after.update(await self._max_rowids(conn))
-        new_records = (len(new_rows) + (after["gaps"] - before["gaps"])
-                       + (after["sms_reports"] - before["sms_reports"])
-                       + (after["unknown_devices"] - before["unknown_devices"])
-                       + (after["telemetry_batches"] - before["telemetry_batches"]))
+            points, new_batches = await self._commit_telemetry(conn, batches, committed)
+            lock: str | None = _COMMIT_LOCK
+            state_rows: list[tuple[Any, ...]] = []
+            log: list[tuple[Any, ...]] = []
+            if states:
+                # a transition depends on the flag the previous commit left: read it
+                # under the lock (one more round trip, for batches with gateway states)
+                await self.db.serialise(conn, _COMMIT_LOCK)
+                lock = None
+                state_rows, log = await self._fold_states(conn, states)
+            tailed = [
+                Rows("INSERT INTO events(id, gateway_id, seq, device_id, kind, test, lane,"
+                     " rule, source, data, device_ts, device_seq, gateway_ts, received_at,"
+                     " committed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                     " ON CONFLICT DO NOTHING RETURNING rowid, id", events),
+                Rows("INSERT INTO gaps(id, gateway_id, seq, dropped, first_seq, last_seq,"
+                     " oldest_ts, newest_ts, reason, gateway_ts, received_at, committed_at)"
+                     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING RETURNING rowid",
+                     gaps),
+                Rows("INSERT INTO sms_reports(id, gateway_id, seq, alarm_id, recipient, status,"
+                     " attempts, sent_at, error, gateway_ts, received_at, committed_at)"
+                     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING RETURNING rowid",
+                     sms),
+                Rows("INSERT INTO unknown_devices(id, gateway_id, seq, device_id, source, topic,"
+                     " device_type, gateway_ts, received_at, committed_at)"
+                     " VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING RETURNING rowid",
+                     unknown),
+                Rows("INSERT INTO gateway_log(gateway_id, status, reason, ts, received_at)"
+                     f" VALUES (?,?,?,?,?) RETURNING {_LOG_COLUMNS}", log),
+            ]
+            # gateway rows are updated under the lock too: two workers updating the same
+            # gateways in parallel would wait on each other's row locks until COMMIT
+            updates = [
+                Rows(_STATE_UPDATE, state_rows),
+                Rows("UPDATE gateways SET last_seen = ? WHERE id = ?"
+                     " AND (last_seen IS NULL OR last_seen < ?)",
+                     [(ts, gw, ts) for gw, ts in sorted(last_seen.items())])]
+            # wakes a care engine in another process; a batch of duplicates only wakes it
+            # for nothing (the notify is decided before the inserts say what was new)
+            results = await self.db.execute_batch(
+                conn, [*tailed, *updates], serialise=lock,
+                notify=(COMMITS_CHANNEL,) if events or log else (), commit=True)
+        new_events, new_gaps, new_sms, new_unknown, new_log = results[:len(tailed)]
+        new_rows = sorted((int(r[0]), str(r[1])) for r in new_events)
+        changes = sorted((_log(r) for r in new_log), key=lambda e: e.rowid)
+        tails = {name: sorted(int(r[0]) for r in rows) for name, rows in (
+            ("gaps", new_gaps), ("sms_reports", new_sms), ("unknown_devices", new_unknown))}
+        new_records = (len(new_rows) + sum(len(v) for v in tails.values()) + new_batches)
         return CommitInfo(
             committed_at=now, new_event_count=len(new_rows),
             new_events=lambda: tuple(_stored_events(envelopes, new_rows, now)),
             gateway_changes=tuple(changes),
-            event_rowid=after["events"], gateway_log_rowid=after["gateway_log"],
-            gap_rowid=after["gaps"], sms_rowid=after["sms_reports"],
-            unknown_rowid=after["unknown_devices"], records=records,
+            event_rowid=new_rows[-1][0] if new_rows else 0,
+            gateway_log_rowid=changes[-1].rowid if changes else 0,
+            gap_rowid=max(tails["gaps"], default=0),
+            sms_rowid=max(tails["sms_reports"], default=0),
+            unknown_rowid=max(tails["unknown_devices"], default=0), records=records,
             duplicates=records - new_records, telemetry=tuple(points), acks=acks)
 
     async def max_rowids(self) -> dict[str, int]:
@@ -466,52 +479,53 @@ class IngestStore:
 
     async def _commit_telemetry(self, conn: Connection,
                                 batches: list[tuple[TelemetryBatch, str]],
-                                committed: str) -> list[TelemetryPoint]:
+                                committed: str) -> tuple[list[TelemetryPoint], int]:
+        """Store the new batches and their readings; return the readings and how many
+        batches were new. Runs outside the commit lock (nothing tails these tables): a
+        batch id another worker is inserting at the same time waits for that worker's
+        COMMIT, then counts as a duplicate; ids go in sorted order, so two workers with
+        the same ids never wait for each other in a cycle."""
         if not batches:
-            return []
-        ids = [b.id for b, _ in batches]
-        existing: set[str] = set()
-        for i in range(0, len(ids), _IN_CHUNK):
-            chunk = ids[i:i + _IN_CHUNK]
-            existing.update(str(r[0]) for r in await conn.execute_fetchall(
-                f"SELECT id FROM telemetry_batches WHERE id IN ({','.join('?' * len(chunk))})",
-                chunk))
-        new_batches: list[tuple[Any, ...]] = []
-        rows: list[tuple[str, TelemetryPoint]] = []
+            return [], 0
+        first: dict[str, tuple[TelemetryBatch, str]] = {}
         for batch, received in batches:
-            if batch.id in existing:
+            first.setdefault(batch.id, (batch, received))  # the same batch twice: once
+        rows = [(b.id, b.gateway_id, b.seq, len(b.records), to_db(b.gateway_ts), received,
+                 committed) for b, received in (first[i] for i in sorted(first))]
+        [inserted] = await self.db.execute_batch(conn, [Rows(
+            "INSERT INTO telemetry_batches(id, gateway_id, seq, records, gateway_ts,"
+            " received_at, committed_at) VALUES (?,?,?,?,?,?,?)"
+            " ON CONFLICT DO NOTHING RETURNING id", rows)])
+        new_ids = {str(r[0]) for r in inserted}
+        new_count = len(new_ids)
+        points: list[tuple[str, TelemetryPoint]] = []
+        for batch, _ in batches:
+            if batch.id not in new_ids:
                 continue
-            existing.add(batch.id)  # the same batch twice in one commit
-            new_batches.append((batch.id, batch.gateway_id, batch.seq, len(batch.records),
-                                to_db(batch.gateway_ts), received, committed))
-            rows.extend((batch.id, TelemetryPoint(
+            new_ids.discard(batch.id)
+            points.extend((batch.id, TelemetryPoint(
                 gateway_id=batch.gateway_id, device_id=r.device_id, kind=r.kind.value, ts=r.ts,
                 values=r.values, device_seq=r.device_seq)) for r in batch.records)
-        if new_batches:
-            await conn.executemany(
-                "INSERT INTO telemetry_batches(id, gateway_id, seq, records, gateway_ts,"
-                " received_at, committed_at) VALUES (?,?,?,?,?,?,?)", new_batches)
         if self.telemetry_sqlite:
-            await telemetry_sqlite.insert(conn, rows)
-        return [p for _, p in rows]
+            await telemetry_sqlite.insert(conn, points)
+        return [p for _, p in points], new_count
 
-    async def _apply_states(self, conn: Connection,
-                            states: list[tuple[str, GatewayState, str]]
-                            ) -> list[GatewayLogEntry]:
+    async def _fold_states(self, conn: Connection,
+                           states: list[tuple[str, GatewayState, str]]
+                           ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
         """Track online/offline; log transitions only (a retained birth seen again after an
-        ingest restart is not news).
+        ingest restart is not news). Returns the parameters of ``_STATE_UPDATE`` per gateway
+        and the gateway log rows, for the commit's last batch of statements.
 
         Coalesced per gateway (issue 14: health was half the write load, one awaited UPDATE
         with the full JSON each): the states of one batch are folded in arrival order into
-        each gateway's final row, written by one statement for the whole batch, and only
-        the newest health report per gateway is encoded."""
-        if not states:
-            return []
+        each gateway's final row, written by one statement per gateway, and only the
+        newest health report per gateway is encoded."""
         gws = sorted({gw for gw, _, _ in states})
         online = {str(r[0]): bool(r[1]) for r in await conn.execute_fetchall(
             f"SELECT id, online FROM gateways WHERE id IN ({','.join('?' * len(gws))})", gws)}
         final: dict[str, _FinalState] = {}
-        log: list[tuple[str, str, str, str | None, str]] = []
+        log: list[tuple[Any, ...]] = []
         for gw, st, received in states:
             was = online.get(gw, False)
             f = final.setdefault(gw, _FinalState())
@@ -531,22 +545,8 @@ class IngestStore:
             if now_online != was:
                 status: Literal["online", "offline"] = "online" if now_online else "offline"
                 log.append((gw, status, reason, to_db_opt(st.ts), received))
-        await conn.executemany(
-            "UPDATE gateways SET online = ?, last_birth_at = COALESCE(?, last_birth_at),"
-            " last_will_at = COALESCE(?, last_will_at),"
-            " last_health_at = COALESCE(?, last_health_at),"
-            " last_health = COALESCE(?, last_health), version = COALESCE(?, version)"
-            " WHERE id = ?",
-            [(int(f.online), f.birth_at, f.will_at, f.health_at,
-              f.health.model_dump_json(exclude_none=True) if f.health is not None else None,
-              f.version, gw) for gw, f in final.items()])
-        if not log:
-            return []
-        [(first,)] = await conn.execute_fetchall(
-            "SELECT COALESCE(MAX(rowid), 0) FROM gateway_log")
-        await conn.executemany(
-            "INSERT INTO gateway_log(gateway_id, status, reason, ts, received_at)"
-            " VALUES (?,?,?,?,?)", log)
-        return [_log(r) for r in await conn.execute_fetchall(
-            f"SELECT {_LOG_COLUMNS} FROM gateway_log WHERE rowid > ? ORDER BY rowid",
-            (int(first),))]
+        updates = [(int(f.online), f.birth_at, f.will_at, f.health_at,
+                    f.health.model_dump_json(exclude_none=True) if f.health is not None
+                    else None, f.version, gw) for gw, f in sorted(final.items())]
+        return updates, log
+
