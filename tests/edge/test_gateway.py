@@ -311,6 +311,7 @@ async def test_simulated_button_led_and_last_will(tmp_path: Path, mosquitto: Bro
             assert info is not None and info.online is False
 
 
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 async def test_a_gateway_that_cannot_open_its_outbox_fails_cleanly(tmp_path: Path,
                                                                    mosquitto: Broker) -> None:
     settings = settings_for(tmp_path, mosquitto.port)

@@ -227,9 +227,16 @@ class Outbox:
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        connecting = aiosqlite.connect(self.path, isolation_level=None)
         try:
-            db = await aiosqlite.connect(self.path, isolation_level=None)
+            db = await connecting
         except (sqlite3.Error, OSError) as exc:
+            # aiosqlite (0.22) stops its worker thread after a failed connect but leaves
+            # the stop to finish on its own; wait for it, so the thread never reports to a
+            # loop that has closed meanwhile (a gateway exiting on this very error)
+            worker = getattr(connecting, "_thread", None)
+            if worker is not None:
+                await asyncio.to_thread(worker.join, 5.0)
             raise OutboxError(f"cannot open outbox {self.path}: {exc}") from exc
         self._db = db
         mode = await (await db.execute("PRAGMA journal_mode=WAL")).fetchone()
