@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,9 +28,12 @@ from eldercare_transport import (
     PublishError,
     Received,
     Session,
+    mosquitto,
 )
 
 pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def until(cond: Callable[[], bool], what: str, within_s: float = 10.0) -> None:
@@ -221,6 +225,53 @@ async def test_a_burst_is_read_and_acked_with_few_system_calls(mosquitto: Broker
     async with client(mosquitto, "sink", **session, on_message=got.append):
         await asyncio.sleep(0.5)
     assert got == []
+
+
+@pytest.fixture
+def certs(tmp_path: Path) -> Path:
+    """A CA and a server certificate for 127.0.0.1, made by the deployment's own script."""
+    directory = tmp_path / "certs"
+    made = subprocess.run(["bash", str(ROOT / "scripts/make-certs.sh"), str(directory),
+                           "localhost"], capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert made.returncode == 0, made.stderr
+    return directory
+
+
+async def test_a_burst_over_tls_arrives_whole(tmp_path: Path, certs: Path) -> None:
+    """The buffered reader over a real TLS connection (the gateways' uplink in every
+    deployment): a burst arrives whole and in order, then a last small message at once.
+    The client also counts what the TLS layer decrypted and kept (``pending``) as
+    buffered; Python's ssl hands over a whole record per read and reads no further
+    ahead, so this passes without that guard too. The launcher runs a TLS broker as its
+    starter when that is root, or the private key is unreadable to it (this test failed
+    so before)."""
+    broker = mosquitto.start(tmp_path / "broker", mosquitto.Options(tls=mosquitto.TlsListener(
+        certfile=certs / "server.crt", keyfile=certs / "server.key")))
+    try:
+        assert broker.tls_url is not None
+        endpoint = Endpoint.parse(broker.tls_url, ca_file=certs / "ca.crt")
+        sizes = [10 + (i * 7919) % 20_000 for i in range(300)] + [150_000, 3]
+        payloads = [bytes([65 + i % 26]) * n for i, n in enumerate(sizes)]
+        got: list[Received] = []
+        sink = MqttClient(endpoint, Session("tls-sink", subscriptions=(("burst/#", 1),)),
+                          on_message=got.append)
+        source = MqttClient(endpoint, Session("tls-source"))
+        await sink.connect()
+        await source.connect()
+        try:
+            assert source.publish_many("burst/x", payloads) == len(payloads)
+            assert await source.drain(20)
+            await until(lambda: len(got) == len(payloads), "every message over TLS")
+            assert [m.payload for m in got] == payloads
+            # one last small message after the burst, with nothing behind it to wake us
+            await source.publish_confirmed("burst/last", b"z", timeout_s=5)
+            await until(lambda: len(got) == len(payloads) + 1, "the last one, at once", 2.0)
+        finally:
+            await source.stop()
+            await sink.stop()
+    finally:
+        broker.stop()
 
 
 def test_paho_reads_from_the_buffer_short_reads_included() -> None:

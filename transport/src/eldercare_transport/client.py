@@ -168,8 +168,14 @@ class _Paho(paho.Client):
     @property
     def buffered(self) -> int:
         """Bytes already taken from the socket that paho has not read yet: the socket
-        will not wake the event loop for them."""
-        return len(self._rbuf) - self._rpos
+        will not wake the event loop for them. With TLS, also what the TLS layer has
+        decrypted and not handed over (``pending``): the kernel's socket is empty then."""
+        n = len(self._rbuf) - self._rpos
+        sock = self._sock
+        if isinstance(sock, ssl.SSLSocket):
+            with contextlib.suppress(OSError, ValueError):
+                n += sock.pending()
+        return n
 
     def discard_buffered(self) -> None:
         self._rbuf, self._rpos = b"", 0

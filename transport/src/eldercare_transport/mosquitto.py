@@ -151,7 +151,9 @@ def config_text(port: int, options: Options, *, host: str = HOST,
     elif o.anonymous:
         lines.append("allow_anonymous true")
     user = run_as_current_user()
-    if user and (o.dynsec is not None or o.persistence_dir is not None):
+    # files the broker must read or write as whoever started it: the dynsec file, the
+    # persistence folder, a TLS key kept private (0600) to its owner
+    if user and (o.dynsec is not None or o.persistence_dir is not None or o.tls is not None):
         lines.append(user.strip())
     text = "\n".join(lines) + "\n"
     return text + o.extra if not o.extra or o.extra.endswith("\n") else f"{text}{o.extra}\n"
