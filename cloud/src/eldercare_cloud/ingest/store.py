@@ -412,6 +412,11 @@ class IngestStore:
         # for good; readers use "rowid > cursor", never "the next rowid", so a gap is
         # harmless. On SQLite (one writer) the lock is a no-op and the batch is plain
         # statements on the writer connection.
+        # On PostgreSQL the transaction does not queue behind this process's others
+        # (``concurrent``): the alarm lane's commit runs beside the bulk lane's on a pooled
+        # connection of its own. An alarm-only batch is then one round trip: BEGIN goes
+        # with the last pipeline (PgConnection), nothing runs before it. Durability is
+        # untouched: synchronous_commit stays on, every Ack follows its COMMIT.
         async with self.db.transaction(concurrent=True) as conn:
             points, new_batches = await self._commit_telemetry(conn, batches, committed)
             # a telemetry-only commit inserts nothing tailed: it needs no turn (below)
