@@ -206,3 +206,28 @@ async def test_a_never_idle_alarm_lane_lets_one_telemetry_batch_through_every_n_
         # ``every`` of them (one more may have begun while it decoded)
         assert every <= len(before) <= every + 1, order
     assert "TT" not in "".join(order)   # one telemetry batch per turn, then alarms again
+
+
+async def test_an_sos_commits_in_a_batch_of_its_own_before_queued_states(
+        tmp_path: Path, mosquitto: Broker) -> None:
+    """A batch with gateway states reads the online flags under the commit lock first (one
+    more round trip on PostgreSQL): an SOS queued with states commits alone, first, and
+    the states follow in the next batch, in their order."""
+    async with running_ingest(tmp_path, mosquitto) as harness:
+        service = harness.ingest
+        await harness.register(GW)
+        commits: list[CommitInfo] = []
+        service.add_commit_listener(commits.append)
+        lane = service.lanes["alarm"]
+        for status in ("online", "offline"):
+            service._on_message(lane, f"ec/v1/{GW}/up/state", encode(GatewayState(
+                gateway_id=GW, status=status, ts=T0)))
+        sos = envelope(GW, 1)
+        service._on_message(lane, f"ec/v1/{GW}/up/events", encode(sos))
+        await wait_until(lambda: len(commits) >= 2, timeout=60, what="two commits")
+        first, second = commits[:2]
+        assert first.new_event_count == 1 and first.acks == {GW: [sos.id]}
+        assert first.gateway_changes == ()
+        assert [c.status for c in second.gateway_changes] == ["online", "offline"]
+        record = await harness.store.gateway(GW)
+        assert record is not None and not record.online

@@ -417,6 +417,9 @@ class IngestStore:
         # connection of its own. An alarm-only batch is then one round trip: BEGIN goes
         # with the last pipeline (PgConnection), nothing runs before it. Durability is
         # untouched: synchronous_commit stays on, every Ack follows its COMMIT.
+        # each gateway's newest health report, encoded before the commit lock is taken
+        health = {gw: st for gw, st, _ in states if st.status not in ("online", "offline")}
+        health_json = {gw: st.model_dump_json(exclude_none=True) for gw, st in health.items()}
         async with self.db.transaction(concurrent=True) as conn:
             points, new_batches = await self._commit_telemetry(conn, batches, committed)
             # a telemetry-only commit inserts nothing tailed: it needs no turn (below)
@@ -432,7 +435,7 @@ class IngestStore:
                     gws)], serialise=_COMMIT_LOCK)
                 lock = None
                 finals, log = self._fold_states(
-                    states, {str(r[0]): bool(r[1]) for r in flags})
+                    states, {str(r[0]): bool(r[1]) for r in flags}, health_json)
             tailed = [
                 Rows("INSERT INTO events(id, gateway_id, seq, device_id, kind, test, lane,"
                      " rule, source, data, device_ts, device_seq, gateway_ts, received_at,"
@@ -530,11 +533,13 @@ class IngestStore:
         return [p for _, p in points], new_count
 
     @staticmethod
-    def _fold_states(states: list[tuple[str, GatewayState, str]], online: dict[str, bool]
+    def _fold_states(states: list[tuple[str, GatewayState, str]], online: dict[str, bool],
+                     health_json: dict[str, str]
                      ) -> tuple[dict[str, tuple[Any, ...]], list[tuple[Any, ...]]]:
         """Track online/offline; log transitions only (a retained birth seen again after an
         ingest restart is not news). ``online``: the flags the previous commit left, read
-        under the commit lock. Returns the state columns of ``_GATEWAY_UPDATE`` per gateway
+        under the commit lock; ``health_json``: each gateway's newest health report,
+        encoded (before the lock). Returns the state columns of ``_GATEWAY_UPDATE`` per gateway
         and the gateway log rows, for the commit's last batch of statements.
 
         Coalesced per gateway (issue 14: health was half the write load, one awaited UPDATE
@@ -563,7 +568,7 @@ class IngestStore:
                 status: Literal["online", "offline"] = "online" if now_online else "offline"
                 log.append((gw, status, reason, to_db_opt(st.ts), received))
         updates = {gw: (int(f.online), f.birth_at, f.will_at, f.health_at,
-                        f.health.model_dump_json(exclude_none=True) if f.health is not None
-                        else None, f.version) for gw, f in final.items()}
+                        health_json[gw] if f.health is not None else None, f.version)
+                   for gw, f in final.items()}
         return updates, log
 
