@@ -14,7 +14,10 @@ editing one shared list. The SQL is the portable subset both engines run (README
 
 Transactions are serialised within a process on both engines (SQLite has one writer
 anyway), so a component's read-then-write runs as it always did; several processes on
-PostgreSQL rely on constraints (the ingest dedup is a unique index) and row locks.
+PostgreSQL rely on constraints (the ingest dedup is a unique index) and row locks. A
+writer already safe beside other processes may skip that turn on PostgreSQL
+(``transaction(concurrent=True)``: the ingest commit, so an alarm never waits for its
+worker's telemetry transaction).
 """
 
 from __future__ import annotations
