@@ -14,7 +14,10 @@ editing one shared list. The SQL is the portable subset both engines run (README
 
 Transactions are serialised within a process on both engines (SQLite has one writer
 anyway), so a component's read-then-write runs as it always did; several processes on
-PostgreSQL rely on constraints (the ingest dedup is a unique index) and row locks.
+PostgreSQL rely on constraints (the ingest dedup is a unique index) and row locks. A
+writer already safe beside other processes may skip that turn on PostgreSQL
+(``transaction(concurrent=True)``: the ingest commit, so an alarm never waits for its
+worker's telemetry transaction).
 """
 
 from __future__ import annotations
@@ -193,11 +196,18 @@ class Database:
             raise StorageError("the read connection is not open (open_reader)")
         return self._reader
 
-    def transaction(self) -> AbstractAsyncContextManager[Connection]:
+    def transaction(self, *, concurrent: bool = False) -> AbstractAsyncContextManager[Connection]:
         """BEGIN … COMMIT on one connection; rolls back on error. On SQLite BEGIN IMMEDIATE
-        and an fsync'd commit (synchronous=FULL)."""
+        and an fsync'd commit (synchronous=FULL).
+
+        ``concurrent``: on PostgreSQL, do not wait for this process's other transactions
+        (each has a pooled connection of its own); for a writer whose transactions are
+        already safe beside another process's (constraints, row or advisory locks), as
+        the ingest commit is across workers: then the alarm lane's commit never queues
+        behind the same worker's telemetry transaction (issue 14). On SQLite (one
+        writer connection) every transaction still takes its turn."""
         if self._pg is not None:
-            return self._pg_transaction()
+            return self._pg_transaction(concurrent)
         return self._sqlite_transaction()
 
     @asynccontextmanager
@@ -226,8 +236,12 @@ class Database:
                 callback()
 
     @asynccontextmanager
-    async def _pg_transaction(self) -> AsyncIterator[Connection]:
+    async def _pg_transaction(self, concurrent: bool) -> AsyncIterator[Connection]:
         assert self._lock is not None and self._pg is not None, "database is not open"
+        if concurrent:
+            async with self._pg.transaction() as conn:
+                yield conn
+            return
         async with self._lock, self._pg.transaction() as conn:
             yield conn
 

@@ -187,24 +187,33 @@ class PgConnection:
 
     def __init__(self, conn: psycopg.AsyncConnection[PgRow]) -> None:
         self.raw = conn
+        #: BEGIN was sent: it goes with the transaction's first statement (in the same
+        #: pipeline when that is ``execute_pipelined``: an alarm-only ingest commit is one
+        #: round trip, BEGIN to COMMIT); a transaction that ran nothing sends nothing
+        self.begun = False
         #: the transaction's COMMIT went with its last pipeline (``execute_pipelined``)
         self.committed = False
 
-    def _open(self) -> None:
+    async def _open(self) -> None:
         if self.committed:
             raise StorageError("this transaction was committed by its last batch of "
                                "statements: nothing may follow them")
+        if not self.begun:
+            await self.raw.execute("BEGIN")
+            self.begun = True
 
     async def execute(self, sql: str, parameters: Iterable[Any] | None = None, /) -> PgCursor:
-        self._open()
+        await self._open()
         return await _run(self.raw, sql, parameters)
 
     async def executemany(self, sql: str, parameters: Iterable[Iterable[Any]], /
                           ) -> PgCursor:
-        self._open()
         seq = [tuple(p) for p in parameters]
         if not seq:
+            if self.committed:
+                await self._open()  # raises
             return PgCursor([], 0)
+        await self._open()
         parts = insert_rows(sql)
         as_json = json_rows(sql, seq) if parts is not None and len(seq) > 1 else None
         async with self.raw.cursor() as cur:
@@ -235,10 +244,14 @@ class PgConnection:
         (the server runs them in order and stops at the first error, which is raised
         here; the transaction then rolls back as usual). With ``commit``, the COMMIT goes
         in the same pipeline, and the transaction takes no further statement."""
-        self._open()
+        if self.committed:
+            await self._open()  # raises
         cursors: list[psycopg.AsyncCursor[PgRow]] = []
         try:
             async with self.raw.pipeline():
+                if not self.begun:
+                    await self.raw.execute("BEGIN")
+                    self.begun = True
                 for sql, parameters in statements:
                     cur = self.raw.cursor()
                     cursors.append(cur)
@@ -275,7 +288,9 @@ class PgPoolReader:
         if tx is not None:
             return await tx.executemany(sql, parameters)
         async with self._engine.pool.connection() as conn, conn.transaction():
-            return await PgConnection(conn).executemany(sql, parameters)
+            tx = PgConnection(conn)
+            tx.begun = True  # psycopg's transaction() sent it
+            return await tx.executemany(sql, parameters)
 
     async def execute_fetchall(self, sql: str, parameters: Iterable[Any] | None = None, /
                                ) -> list[PgRow]:
@@ -339,19 +354,19 @@ class PostgresEngine:
         (``Database.execute_batch(commit=True)``), so that a lock it holds is released
         without one more round trip to the client."""
         async with self.pool.connection() as raw:
-            await raw.execute("BEGIN")
+            # BEGIN goes with the first statement (PgConnection._open)
             conn = PgConnection(raw)
             token = self._tx.set(conn)
             try:
                 yield conn
             except BaseException:
-                if not conn.committed:
+                if conn.begun and not conn.committed:
                     # a connection left in a bad state is discarded by the pool
                     with contextlib.suppress(psycopg.Error):
                         await raw.execute("ROLLBACK")
                 raise
             else:
-                if not conn.committed:
+                if conn.begun and not conn.committed:
                     await raw.execute("COMMIT")
             finally:
                 self._tx.reset(token)

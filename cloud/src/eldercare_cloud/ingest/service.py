@@ -375,9 +375,13 @@ class IngestService:
                     if remaining > 0:
                         await asyncio.sleep(remaining)
                 # life-safety events, then gateway states, then the rest (each queue's
-                # own order kept)
+                # own order kept). Life-safety events commit in a batch of their own: a
+                # batch with states reads the gateways' online flags under the commit
+                # lock first (one more round trip on PostgreSQL, issue 14), and an SOS
+                # need not wait for that
                 raw: list[Raw] = []
-                for queue in (lane.urgent, lane.states, lane.pending):
+                queues = (lane.urgent,) if lane.urgent else (lane.states, lane.pending)
+                for queue in queues:
                     raw += [queue.popleft()
                             for _ in range(min(batch_max - len(raw), len(queue)))]
                 if lane.mqtt is not None and not lane.mqtt.reading and (

@@ -144,11 +144,18 @@ def _utc_opt(ts: datetime | None) -> datetime | None:
 
 #: taken (Database.serialise) by the end of every ingest commit: see IngestStore.commit
 _COMMIT_LOCK = "ingest-commit"
-#: a gateway's row after the states of one batch (IngestStore._fold_states)
-_STATE_UPDATE = (
-    "UPDATE gateways SET online = ?, last_birth_at = COALESCE(?, last_birth_at),"
-    " last_will_at = COALESCE(?, last_will_at), last_health_at = COALESCE(?, last_health_at),"
-    " last_health = COALESCE(?, last_health), version = COALESCE(?, version) WHERE id = ?")
+#: a gateway's row after one batch: its states (IngestStore._fold_states; None leaves a
+#: column as it is) and the newest receive time (last_seen only moves forward). One
+#: statement per gateway, the gateways in id order: every commit locks gateway rows in
+#: the same order, so two never wait for each other in a cycle (a telemetry-only commit
+#: updates them without the commit lock, see IngestStore.commit)
+_GATEWAY_UPDATE = (
+    "UPDATE gateways SET online = COALESCE(?, online),"
+    " last_birth_at = COALESCE(?, last_birth_at), last_will_at = COALESCE(?, last_will_at),"
+    " last_health_at = COALESCE(?, last_health_at), last_health = COALESCE(?, last_health),"
+    " version = COALESCE(?, version),"
+    " last_seen = CASE WHEN last_seen IS NULL OR last_seen < ? THEN ? ELSE last_seen END"
+    " WHERE id = ?")
 #: notified when the set of accepted gateways shrinks (a revoke)
 GATEWAYS_CHANNEL = "eldercare_gateways"
 #: notified by a commit that stored new events or gateway transitions, so a care engine
@@ -405,17 +412,30 @@ class IngestStore:
         # for good; readers use "rowid > cursor", never "the next rowid", so a gap is
         # harmless. On SQLite (one writer) the lock is a no-op and the batch is plain
         # statements on the writer connection.
-        async with self.db.transaction() as conn:
+        # On PostgreSQL the transaction does not queue behind this process's others
+        # (``concurrent``): the alarm lane's commit runs beside the bulk lane's on a pooled
+        # connection of its own. An alarm-only batch is then one round trip: BEGIN goes
+        # with the last pipeline (PgConnection), nothing runs before it. Durability is
+        # untouched: synchronous_commit stays on, every Ack follows its COMMIT.
+        # each gateway's newest health report, encoded before the commit lock is taken
+        health = {gw: st for gw, st, _ in states if st.status not in ("online", "offline")}
+        health_json = {gw: st.model_dump_json(exclude_none=True) for gw, st in health.items()}
+        async with self.db.transaction(concurrent=True) as conn:
             points, new_batches = await self._commit_telemetry(conn, batches, committed)
-            lock: str | None = _COMMIT_LOCK
-            state_rows: list[tuple[Any, ...]] = []
+            # a telemetry-only commit inserts nothing tailed: it needs no turn (below)
+            lock: str | None = _COMMIT_LOCK if events or gaps or sms or unknown else None
+            finals: dict[str, tuple[Any, ...]] = {}
             log: list[tuple[Any, ...]] = []
             if states:
                 # a transition depends on the flag the previous commit left: read it
-                # under the lock (one more round trip, for batches with gateway states)
-                await self.db.serialise(conn, _COMMIT_LOCK)
+                # under the lock (the lock and the read in one pipeline, BEGIN with them)
+                gws = sorted({gw for gw, _, _ in states})
+                [flags] = await self.db.execute_batch(conn, [(
+                    f"SELECT id, online FROM gateways WHERE id IN ({','.join('?' * len(gws))})",
+                    gws)], serialise=_COMMIT_LOCK)
                 lock = None
-                state_rows, log = await self._fold_states(conn, states)
+                finals, log = self._fold_states(
+                    states, {str(r[0]): bool(r[1]) for r in flags}, health_json)
             tailed = [
                 Rows("INSERT INTO events(id, gateway_id, seq, device_id, kind, test, lane,"
                      " rule, source, data, device_ts, device_seq, gateway_ts, received_at,"
@@ -436,13 +456,15 @@ class IngestStore:
                 Rows("INSERT INTO gateway_log(gateway_id, status, reason, ts, received_at)"
                      f" VALUES (?,?,?,?,?) RETURNING {_LOG_COLUMNS}", log),
             ]
-            # gateway rows are updated under the lock too: two workers updating the same
-            # gateways in parallel would wait on each other's row locks until COMMIT
-            updates = [
-                Rows(_STATE_UPDATE, state_rows),
-                Rows("UPDATE gateways SET last_seen = ? WHERE id = ?"
-                     " AND (last_seen IS NULL OR last_seen < ?)",
-                     [(ts, gw, ts) for gw, ts in sorted(last_seen.items())])]
+            # gateway rows are updated under the lock when it is taken: two workers
+            # updating the same gateways in parallel would wait on each other's row locks
+            # until COMMIT. A telemetry-only commit (the bulk lane's) takes no lock: its
+            # row locks last for its last pipeline only, and an alarm commit waits for
+            # them only if it touches one of the same gateways, never for the other
+            # worker's whole turn; the id order of _GATEWAY_UPDATE rules out a deadlock
+            nothing: tuple[Any, ...] = (None,) * 6
+            updates = [Rows(_GATEWAY_UPDATE, [
+                (*finals.get(gw, nothing), ts, ts, gw) for gw, ts in sorted(last_seen.items())])]
             # wakes a care engine in another process; a batch of duplicates only wakes it
             # for nothing (the notify is decided before the inserts say what was new)
             results = await self.db.execute_batch(
@@ -510,20 +532,20 @@ class IngestStore:
             await telemetry_sqlite.insert(conn, points)
         return [p for _, p in points], new_count
 
-    async def _fold_states(self, conn: Connection,
-                           states: list[tuple[str, GatewayState, str]]
-                           ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    @staticmethod
+    def _fold_states(states: list[tuple[str, GatewayState, str]], online: dict[str, bool],
+                     health_json: dict[str, str]
+                     ) -> tuple[dict[str, tuple[Any, ...]], list[tuple[Any, ...]]]:
         """Track online/offline; log transitions only (a retained birth seen again after an
-        ingest restart is not news). Returns the parameters of ``_STATE_UPDATE`` per gateway
+        ingest restart is not news). ``online``: the flags the previous commit left, read
+        under the commit lock; ``health_json``: each gateway's newest health report,
+        encoded (before the lock). Returns the state columns of ``_GATEWAY_UPDATE`` per gateway
         and the gateway log rows, for the commit's last batch of statements.
 
         Coalesced per gateway (issue 14: health was half the write load, one awaited UPDATE
         with the full JSON each): the states of one batch are folded in arrival order into
         each gateway's final row, written by one statement per gateway, and only the
         newest health report per gateway is encoded."""
-        gws = sorted({gw for gw, _, _ in states})
-        online = {str(r[0]): bool(r[1]) for r in await conn.execute_fetchall(
-            f"SELECT id, online FROM gateways WHERE id IN ({','.join('?' * len(gws))})", gws)}
         final: dict[str, _FinalState] = {}
         log: list[tuple[Any, ...]] = []
         for gw, st, received in states:
@@ -545,8 +567,8 @@ class IngestStore:
             if now_online != was:
                 status: Literal["online", "offline"] = "online" if now_online else "offline"
                 log.append((gw, status, reason, to_db_opt(st.ts), received))
-        updates = [(int(f.online), f.birth_at, f.will_at, f.health_at,
-                    f.health.model_dump_json(exclude_none=True) if f.health is not None
-                    else None, f.version, gw) for gw, f in sorted(final.items())]
+        updates = {gw: (int(f.online), f.birth_at, f.will_at, f.health_at,
+                        health_json[gw] if f.health is not None else None, f.version)
+                   for gw, f in final.items()}
         return updates, log
 
