@@ -23,6 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from clock_support import TEST_EPOCH
 from eldercare_cloud.db import Database
 from eldercare_cloud.ingest import IngestService, IngestStore
+from eldercare_cloud.ingest.store import Received
 from eldercare_cloud.settings import CloudSettings
 from eldercare_protocols.events import EventKind
 from eldercare_protocols.uplink import (
@@ -30,6 +31,8 @@ from eldercare_protocols.uplink import (
     Down,
     EventEnvelope,
     GatewayState,
+    TelemetryBatch,
+    TelemetryRecord,
     Up,
     down_topic,
     encode,
@@ -64,6 +67,54 @@ def envelope(gateway_id: str, seq: int, kind: EventKind = EventKind.SOS,
         "device_seq": seq}
     fields.update(extra)
     return EventEnvelope(**fields)
+
+
+def received_event(gw: str, seq: int, record_id: str | None = None) -> Received:
+    """A door event from ``gw`` as the ingest loop hands it to ``IngestStore.commit``."""
+    env = envelope(gw, seq, EventKind.DOOR_OPEN)
+    if record_id is not None:
+        env = env.model_copy(update={"id": record_id})
+    return Received(gw, env, TEST_EPOCH + timedelta(seconds=seq))
+
+
+def received_telemetry(gw: str, seq: int, record_id: str) -> Received:
+    """A telemetry batch of three vitals readings, as ``IngestStore.commit`` gets it."""
+    batch = TelemetryBatch(id=record_id, seq=seq, gateway_id=gw, gateway_ts=TEST_EPOCH,
+                           records=[TelemetryRecord(device_id="vit-1", kind=EventKind.VITALS,
+                                                    ts=TEST_EPOCH + timedelta(seconds=i),
+                                                    values={"heart_rate": 60.0 + i})
+                                    for i in range(3)])
+    return Received(gw, batch, TEST_EPOCH)
+
+
+@asynccontextmanager
+async def holding_commit_lock(db: Database) -> AsyncIterator[None]:
+    """While inside, another process's transaction holds the ingest commit lock
+    (PostgreSQL); it commits on leaving."""
+    release, locked = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        async with db.transaction() as conn:
+            await db.serialise(conn, "ingest-commit")
+            locked.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold())
+    try:
+        await locked.wait()
+        yield
+    finally:
+        release.set()
+        await holder
+
+
+async def waiting_on_locks(db: Database) -> int:
+    """Backends of this database that wait for a lock (a row lock, the commit lock)."""
+    cur = await db.reader.execute(
+        "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND wait_event_type = 'Lock'")
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
 
 
 @dataclass

@@ -14,6 +14,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from ingest_support import holding_commit_lock
+from ingest_support import received_event as event
+from ingest_support import received_telemetry as telemetry
 
 import db_support
 from clock_support import TEST_EPOCH
@@ -21,7 +24,6 @@ from eldercare_cloud.db import Database
 from eldercare_cloud.ingest import IngestStore
 from eldercare_cloud.ingest.store import Received
 from eldercare_protocols.uplink import GatewayState
-from ingest.test_commit_order import event, telemetry
 
 pytestmark = [
     pytest.mark.integration,
@@ -99,24 +101,13 @@ async def test_a_telemetry_only_commit_takes_no_commit_lock(tmp_path: Path) -> N
     """The bulk lane's commits insert nothing that readers tail, so they need no turn:
     while the commit lock is held elsewhere they commit, and an event commit waits."""
     async with two_stores(tmp_path) as (worker, other):
-        release, locked = asyncio.Event(), asyncio.Event()
-
-        async def hold_commit_lock() -> None:
-            async with other.db.transaction() as conn:
-                await other.db.serialise(conn, "ingest-commit")
-                locked.set()
-                await release.wait()
-
-        holder = asyncio.create_task(hold_commit_lock())
-        await locked.wait()
-        alarm = asyncio.create_task(worker.commit([event("gw-a", 1)]))
-        info = await asyncio.wait_for(
-            worker.commit([telemetry("gw-a", 2, "tel-0002-xxxx"),
-                           telemetry("gw-b", 3, "tel-0003-xxxx")]), GUARD_S)
-        assert len(info.telemetry) == 6 and info.duplicates == 0
-        assert not alarm.done()  # the event commit still waits for its turn
-        release.set()
-        await holder
+        async with holding_commit_lock(other.db):
+            alarm = asyncio.create_task(worker.commit([event("gw-a", 1)]))
+            info = await asyncio.wait_for(
+                worker.commit([telemetry("gw-a", 2, "tel-0002-xxxx"),
+                               telemetry("gw-b", 3, "tel-0003-xxxx")]), GUARD_S)
+            assert len(info.telemetry) == 6 and info.duplicates == 0
+            assert not alarm.done()  # the event commit still waits for its turn
         assert (await asyncio.wait_for(alarm, GUARD_S)).new_event_count == 1
         # last_seen moved for both gateways of the telemetry commit
         for gw in ("gw-a", "gw-b"):

@@ -14,20 +14,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from ingest_support import envelope
+from ingest_support import (
+    holding_commit_lock,
+    waiting_on_locks,
+)
+from ingest_support import received_event as event
+from ingest_support import received_telemetry as telemetry
 
 import db_support
-from clock_support import TEST_EPOCH
 from eldercare_cloud.db import Database
 from eldercare_cloud.ingest import IngestStore
 from eldercare_cloud.ingest.models import CommitInfo
 from eldercare_cloud.ingest.store import Received
-from eldercare_protocols.events import EventKind
-from eldercare_protocols.uplink import TelemetryBatch, TelemetryRecord
 
 pytestmark = [
     pytest.mark.integration,
@@ -57,31 +58,6 @@ async def stores(tmp_path: Path, n: int) -> AsyncIterator[list[IngestStore]]:
     finally:
         for db in dbs:
             await db.close()
-
-
-def event(gw: str, seq: int, record_id: str | None = None) -> Received:
-    env = envelope(gw, seq, EventKind.DOOR_OPEN)
-    if record_id is not None:
-        env = env.model_copy(update={"id": record_id})
-    return Received(gw, env, TEST_EPOCH + timedelta(seconds=seq))
-
-
-def telemetry(gw: str, seq: int, record_id: str) -> Received:
-    batch = TelemetryBatch(id=record_id, seq=seq, gateway_id=gw, gateway_ts=TEST_EPOCH,
-                           records=[TelemetryRecord(device_id="vit-1", kind=EventKind.VITALS,
-                                                    ts=TEST_EPOCH + timedelta(seconds=i),
-                                                    values={"heart_rate": 60.0 + i})
-                                    for i in range(3)])
-    return Received(gw, batch, TEST_EPOCH)
-
-
-async def waiting_on_locks(db: Database) -> int:
-    """Backends of this database that wait for a lock (a row lock, the commit lock)."""
-    cur = await db.reader.execute(
-        "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database()"
-        " AND wait_event_type = 'Lock'")
-    row = await cur.fetchone()
-    return int(row[0]) if row else 0
 
 
 async def test_a_reader_never_passes_over_a_row_that_commits_late(tmp_path: Path) -> None:
@@ -218,41 +194,29 @@ async def test_commit_lock_is_held_only_at_the_end(tmp_path: Path) -> None:
     telemetry (nothing tails it) and waits only to insert its events: the lock covers the
     tail of the commit, not the batch."""
     async with stores(tmp_path, 2) as (one, reader):
-        release = asyncio.Event()
-        locked = asyncio.Event()
+        async with holding_commit_lock(reader.db):
+            commit = asyncio.create_task(one.commit([telemetry("gw-a", 1, "tel-0000-xxxx"),
+                                                     event("gw-a", 2)]))
+            waiting = 0
 
-        async def hold_commit_lock() -> None:
-            async with reader.db.transaction() as conn:
-                await reader.db.serialise(conn, "ingest-commit")
-                locked.set()
-                await release.wait()
+            async def poll() -> bool:
+                nonlocal waiting
+                waiting = await waiting_on_locks(reader.db)
+                return waiting >= 1
 
-        holder = asyncio.create_task(hold_commit_lock())
-        await locked.wait()
-        commit = asyncio.create_task(one.commit([telemetry("gw-a", 1, "tel-0000-xxxx"),
-                                                 event("gw-a", 2)]))
-        waiting = 0
-
-        async def poll() -> bool:
-            nonlocal waiting
-            waiting = await waiting_on_locks(reader.db)
-            return waiting >= 1
-
-        for _ in range(1000):
-            if await poll():
-                break
-            await asyncio.sleep(0.01)
-        assert waiting == 1 and not commit.done()
-        # the waiting commit has written its telemetry already (uncommitted), and not
-        # its events: it waits for the lock right before the tailed inserts
-        cur = await reader.db.reader.execute(
-            "SELECT c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
-            " WHERE l.granted AND l.mode = 'RowExclusiveLock' AND l.pid IN ("
-            "  SELECT w.pid FROM pg_locks w WHERE w.locktype = 'advisory' AND NOT w.granted)")
-        written = {str(r[0]) for r in await cur.fetchall()}
-        assert {"telemetry_batches", "telemetry"} <= written
-        assert "events" not in written
-        release.set()
-        await holder
+            for _ in range(1000):
+                if await poll():
+                    break
+                await asyncio.sleep(0.01)
+            assert waiting == 1 and not commit.done()
+            # the waiting commit has written its telemetry already (uncommitted), and not
+            # its events: it waits for the lock right before the tailed inserts
+            cur = await reader.db.reader.execute(
+                "SELECT c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+                " WHERE l.granted AND l.mode = 'RowExclusiveLock' AND l.pid IN ("
+                "  SELECT w.pid FROM pg_locks w WHERE w.locktype = 'advisory' AND NOT w.granted)")
+            written = {str(r[0]) for r in await cur.fetchall()}
+            assert {"telemetry_batches", "telemetry"} <= written
+            assert "events" not in written
         info = await commit
         assert info.new_event_count == 1 and len(info.telemetry) == 3
